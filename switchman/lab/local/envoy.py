@@ -166,6 +166,7 @@ class EnvoyProcess:
             "--concurrency", str(self.concurrency),
             "--drain-time-s", "1",
             "--parent-shutdown-time-s", "3",
+            "--file-flush-interval-msec", "50",
         ]
         if base_id is None:
             args += ["--use-dynamic-base-id"]

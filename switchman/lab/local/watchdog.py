@@ -6,19 +6,16 @@ writes ``+PID`` / ``-PID`` lines to the watchdog's stdin; when that pipe
 closes (the parent exited or was killed, even with SIGKILL) the watchdog
 sends SIGTERM to every recorded PID, then SIGKILL to those still alive.
 
-Run as ``python -m switchman.lab.local.watchdog``.
+The child side is :mod:`switchman.lab.local.reaper`.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import threading
-import time
 
-__all__ = ["Watchdog", "main"]
+__all__ = ["Watchdog"]
 
 
 class Watchdog:
@@ -29,7 +26,7 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "switchman.lab.local.watchdog"],
+            [sys.executable, "-m", "switchman.lab.local.reaper"],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             start_new_session=True,
@@ -55,37 +52,3 @@ class Watchdog:
     def release(self, pid: int) -> None:
         """``pid`` ended on its own; forget it."""
         self._send(f"-{pid}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def main() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent; we wait for EOF
-    pids: set[int] = set()
-    for line in sys.stdin:
-        line = line.strip()
-        if line.startswith("+"):
-            pids.add(int(line[1:]))
-        elif line.startswith("-"):
-            pids.discard(int(line[1:]))
-    for pid in pids:
-        if _alive(pid):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.05)
-    for pid in pids:
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,88 @@
+"""Shared pieces of the end-to-end tests: snapshots of a listener -> route -> clusters chain, and traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import aiohttp
+from google.protobuf.message import Message
+
+from switchman.lab.local import EnvoyMode
+from switchman.testing.builders import eds_cluster, grpc_source, http_listener, load_assignment, route_config
+from switchman.xds import Snapshot
+
+
+def chain(
+    cluster_ports: dict[str, int],
+    route_to: str | list[tuple[str, int]],
+    mode: EnvoyMode = EnvoyMode.ADS,
+    extra: list[Message] | None = None,
+) -> Snapshot:
+    """Listener ``ingress`` -> routes ``ingress-routes`` -> the clusters, each with one endpoint."""
+    source = grpc_source() if mode is EnvoyMode.PER_TYPE else None
+    items: list[Message] = [
+        http_listener("ingress", "ingress-routes", source=source),
+        route_config("ingress-routes", route_to),
+    ]
+    for name, port in cluster_ports.items():
+        items += [eds_cluster(name, source=source), load_assignment(name, [("127.0.0.1", port)])]
+    return Snapshot.build([*items, *(extra or [])])
+
+
+async def get_version(session: aiohttp.ClientSession, port: int) -> str:
+    async with session.get(f"http://127.0.0.1:{port}/") as resp:
+        body = await resp.text()
+        if resp.status != 200:
+            raise AssertionError(f"HTTP {resp.status}: {body.strip()}")
+        return resp.headers["x-upstream-version"]
+
+
+async def wait_for_version(port: int, version: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                last = await get_version(session, port)
+                if last == version:
+                    return
+            except (AssertionError, aiohttp.ClientError) as exc:
+                last = repr(exc)
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"still {last!r}, wanted {version!r}")
+
+
+@dataclass
+class Traffic:
+    """Requests sent in a loop until stopped: versions that answered, failures with their reason."""
+
+    port: int
+    versions: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self, concurrency: int = 4, limit: int = 20_000, seconds: float = 30.0) -> None:
+        deadline = time.monotonic() + seconds
+        sent = 0
+
+        async def worker(session: aiohttp.ClientSession) -> None:
+            nonlocal sent
+            while not self._stop.is_set() and sent < limit and time.monotonic() < deadline:
+                sent += 1
+                try:
+                    self.versions[await get_version(session, self.port)] += 1
+                except (AssertionError, aiohttp.ClientError) as exc:
+                    self.failures.append(repr(exc))
+
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def total(self) -> int:
+        return sum(self.versions.values()) + len(self.failures)
