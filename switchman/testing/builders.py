@@ -175,7 +175,7 @@ def _http2_options() -> any_pb2.Any:
     return _packed(
         opts.HttpProtocolOptions(
             explicit_http_config=opts.HttpProtocolOptions.ExplicitHttpConfig(
-                http2_protocol_options={}  # type: ignore[arg-type]
+                http2_protocol_options={}
             )
         )
     )

@@ -14,7 +14,9 @@ from tests.e2e.helpers import Traffic, chain, wait_for_version
 
 pytestmark = pytest.mark.envoy
 
-_RECEIVED = re.compile(r"Received (?:gRPC message|DeltaDiscoveryResponse) for type\.googleapis\.com/(\S+) at version (\S+)")
+_RECEIVED = re.compile(
+    r"Received (?:gRPC message|DeltaDiscoveryResponse) for type\.googleapis\.com/(\S+) at version (\S+)"
+)
 _ACCEPTED = re.compile(r"config for type\.googleapis\.com/(\S+) accepted with")
 
 

@@ -10,7 +10,7 @@ import signal
 import sys
 import tempfile
 import time
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from switchman.lab.local.watchdog import Watchdog
 __all__ = ["EnvoyMode", "EnvoyProcess", "bootstrap", "envoy_binary"]
 
 
-class EnvoyMode(str, Enum):
+class EnvoyMode(StrEnum):
     """How an Envoy talks to the control plane."""
 
     ADS = "ads"  # one state-of-the-world ADS stream

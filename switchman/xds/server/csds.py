@@ -126,12 +126,12 @@ class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):  
     def __init__(self, ctx: StreamContext) -> None:
         self._ctx = ctx
 
-    async def FetchClientStatus(  # noqa: N802 (gRPC method name)
+    async def FetchClientStatus(
         self, request: csds_pb2.ClientStatusRequest, context: aio.ServicerContext[Any, Any]
     ) -> csds_pb2.ClientStatusResponse:
         return client_configs(tuple(self._ctx.streams), self._ctx.cache, request)
 
-    async def StreamClientStatus(  # noqa: N802 (gRPC method name)
+    async def StreamClientStatus(
         self,
         requests: AsyncIterator[csds_pb2.ClientStatusRequest],
         context: aio.ServicerContext[Any, Any],

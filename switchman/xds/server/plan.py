@@ -112,7 +112,7 @@ def _kept(states: Mapping[str, TypeState], state: TypeState, tsnap: TypeSnapshot
 
 def _eds_over_ads(cluster: cluster_pb2.Cluster) -> bool:
     source = cluster.eds_cluster_config.eds_config
-    return source.WhichOneof("config_source_specifier") == "ads"
+    return bool(source.WhichOneof("config_source_specifier") == "ads")
 
 
 def _waiting_for(states: Mapping[str, TypeState], chosen: tuple[Resource, ...], snapshot: Snapshot) -> str:
@@ -139,7 +139,7 @@ def _waiting_for(states: Mapping[str, TypeState], chosen: tuple[Resource, ...], 
             if assignment is None or assignment not in assignments:
                 continue
             subscribed = eds is not None and eds.subscription.started
-            if not subscribed and not _eds_over_ads(current.message):  # type: ignore[arg-type]
+            if not subscribed and not _eds_over_ads(current.message):
                 continue
             if eds is None or assignment not in eds.acked:
                 return f"waiting for the client to ACK eds/{assignment}"

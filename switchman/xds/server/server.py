@@ -95,9 +95,9 @@ class XdsServer:
         if port == 0:
             raise ConfigError("xds address", f"cannot bind {address}")
         await server.start()
-        self._server, self.port = server, port
+        self._server, self.port = server, int(port)
         log.info("xDS server listening on %s (port %d)", address, port)
-        return port
+        return self.port
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting streams; open ones end after ``grace`` seconds."""

@@ -249,7 +249,7 @@ class Stream(ABC):
     def _encode(self, state: TypeState, decision: Plan) -> Outgoing | None:
         """Encode a response for ``decision``; None when the client needs none."""
 
-    def _committed(self, state: TypeState, outgoing: Outgoing) -> None:
+    def _committed(self, state: TypeState, outgoing: Outgoing) -> None:  # noqa: B027 (an optional hook)
         """Called once ``outgoing`` is certain to be sent."""
 
     @abstractmethod
