@@ -3,8 +3,12 @@
 The client runs in a subprocess: grpc C-core reads its xDS bootstrap once
 per process, and a process of its own is what a real proxyless client is.
 It holds one channel to ``xds:///echo`` and calls the demo echo service in
-a loop, printing one JSON line per call; the test reads the lines to see
-which echo server answered, moves the route, and reads on.
+a loop, printing one JSON line per call; the tests read the lines to see
+which echo server answered, change the snapshot, and read on.
+
+grpc subscribes by name over state-of-the-world ADS and asks for a cluster
+only once a route names it: moving the route to a cluster it has not seen
+changes its CDS subscription on a stream where CDS was already ACKed.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from envoy.config.endpoint.v3 import endpoint_pb2
+from google.protobuf.message import Message
 
 from switchman.lab.local.grpc_echo import METHOD, GrpcEcho
 from switchman.testing.builders import api_listener, eds_cluster, load_assignment, route_config
@@ -80,45 +84,41 @@ def grpc_bootstrap(xds_port: int) -> str:
     )
 
 
-def grpc_load_assignment(cluster: str, port: int) -> endpoint_pb2.ClusterLoadAssignment:
-    """``load_assignment`` with what gRPC needs in each LocalityLbEndpoints.
-
-    gRPC NACKs one without a ``locality`` ("field not present") and drops
-    one whose ``load_balancing_weight`` is unset or 0; Envoy needs neither.
-    """
-    assignment = load_assignment(cluster, [("127.0.0.1", port)])
-    for group in assignment.endpoints:
-        group.locality.SetInParent()
-        group.load_balancing_weight.value = 1
-    return assignment
-
-
 def echo_config(route_to: str, ports: dict[str, int]) -> Snapshot:
-    """API listener ``echo`` -> RDS ``echo-routes`` (domain ``echo``) -> EDS cluster ``route_to``."""
-    items: list[object] = [
+    """API listener ``echo`` -> RDS ``echo-routes`` (domain ``echo``) -> EDS cluster ``route_to``.
+
+    ``ports`` maps every cluster in the snapshot to the port of its one endpoint.
+    """
+    items: list[Message] = [
         api_listener(LISTENER, ROUTES),
         route_config(ROUTES, route_to, domains=[LISTENER]),
     ]
     for cluster, port in ports.items():
-        items += [eds_cluster(cluster), grpc_load_assignment(cluster, port)]
-    return Snapshot.build(items)  # type: ignore[arg-type]
+        items += [eds_cluster(cluster), load_assignment(cluster, [("127.0.0.1", port)])]
+    return Snapshot.build(items)
 
 
 @dataclass
 class GrpcClient:
-    """The client subprocess and what it has printed."""
+    """The client subprocess and what it has printed.
+
+    ``server_view`` describes what Switchman believes the node holds, for
+    failure messages.
+    """
 
     proc: asyncio.subprocess.Process
     stderr_path: Path
+    server_view: Callable[[], str]
     replies: list[str] = field(default_factory=list)
     last_error: str = ""
 
     def diagnostics(self) -> str:
-        tail = self.stderr_path.read_text(errors="replace")[-4000:] if self.stderr_path.exists() else ""
+        text = self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
         hint = "" if os.environ.get(TRACE_ENV) else f" (set {TRACE_ENV}=1 for grpc xDS traces)"
         return (
-            f"last replies {self.replies[-3:]!r}, last error {self.last_error!r}; "
-            f"client stderr{hint}:\n{tail or '(empty)'}"
+            f"last replies {self.replies[-3:]!r}, last error {self.last_error!r};\n"
+            f"Switchman's view: {self.server_view()}\n"
+            f"client stderr{hint}:\n{text[-4000:] or '(empty)'}"
         )
 
     async def next_reply(self, deadline: float) -> str:
@@ -139,16 +139,27 @@ class GrpcClient:
                 return str(result["ok"])
             self.last_error = str(result["error"])
 
-    async def wait_for_server(self, name: str, timeout: float) -> None:
-        """Wait until a call is answered by echo server ``name``."""
-        deadline = time.monotonic() + timeout
+    async def wait_for_server(self, name: str, within: float) -> None:
+        """Wait (``within`` seconds at most) until a call is answered by echo server ``name``."""
+        deadline = time.monotonic() + within
         try:
             while not (await self.next_reply(deadline)).startswith(f"{name}:"):
                 pass
         except TimeoutError:
             raise AssertionError(
-                f"no call answered by {name!r} within {timeout:.0f} s; {self.diagnostics()}"
+                f"no call answered by {name!r} within {within:.0f} s; {self.diagnostics()}"
             ) from None
+
+    async def expect_only(self, name: str, calls: int = 5, within: float = 5.0) -> None:
+        """The next ``calls`` replies (due ``within`` seconds) all come from echo server ``name``."""
+        deadline = time.monotonic() + within
+        try:
+            replies = [await self.next_reply(deadline) for _ in range(calls)]
+        except TimeoutError:
+            raise AssertionError(
+                f"fewer than {calls} replies in {within:.0f} s; {self.diagnostics()}"
+            ) from None
+        assert all(r.startswith(f"{name}:") for r in replies), f"wanted only {name!r}: {replies}"
 
     async def close(self) -> None:
         if self.proc.stdin is not None:
@@ -177,10 +188,11 @@ async def echo_servers() -> AsyncIterator[Callable[[str], Awaitable[GrpcEcho]]]:
 
 @pytest.fixture
 async def grpc_client(xds: XdsServer, tmp_path: Path) -> AsyncIterator[GrpcClient]:
+    """The client process, its channel on ``xds:///echo``; it starts calling at once."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRPC_")}
     env["GRPC_XDS_BOOTSTRAP_CONFIG"] = grpc_bootstrap(xds.port)
     if os.environ.get(TRACE_ENV):
-        env["GRPC_TRACE"] = "xds_client,xds_resolver,cds_lb,xds_cluster_impl_lb,round_robin"
+        env["GRPC_TRACE"] = "xds_client,xds_resolver,cds_lb,xds_cluster_impl_lb"
         env["GRPC_VERBOSITY"] = "debug"
     stderr_path = tmp_path / "grpc-client.stderr"
     with stderr_path.open("wb") as stderr:
@@ -191,20 +203,24 @@ async def grpc_client(xds: XdsServer, tmp_path: Path) -> AsyncIterator[GrpcClien
             stderr=stderr,
             env=env,
         )
-    client = GrpcClient(proc, stderr_path)
+    client = GrpcClient(proc, stderr_path, lambda: repr(node_status(xds)))
     try:
         yield client
     finally:
         await client.close()
 
 
-async def wait_for_acks(xds: XdsServer, timeout: float = 5.0) -> NodeStatus:
+def node_status(xds: XdsServer) -> NodeStatus | None:
+    return next((s for s in xds.statuses() if s.node_id == NODE_ID), None)
+
+
+async def wait_for_acks(xds: XdsServer, within: float = 5.0) -> NodeStatus:
     """Wait until the gRPC node has ACKed lds, rds, cds and eds with nothing in flight."""
     wanted = {"lds", "rds", "cds", "eds"}
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     node: NodeStatus | None = None
     while time.monotonic() < deadline:
-        node = next((s for s in xds.statuses() if s.node_id == NODE_ID), None)
+        node = node_status(xds)
         if node is not None:
             settled = {
                 t.type for t in node.types
@@ -213,34 +229,59 @@ async def wait_for_acks(xds: XdsServer, timeout: float = 5.0) -> NodeStatus:
             if settled >= wanted:
                 return node
         await asyncio.sleep(0.02)
-    raise AssertionError(f"{NODE_ID} has not ACKed {sorted(wanted)} within {timeout:.0f} s: {node}")
+    raise AssertionError(f"{NODE_ID} has not ACKed {sorted(wanted)} within {within:.0f} s: {node}")
 
 
-async def test_proxyless_grpc_client_follows_served_route(
-    cache: SnapshotCache,
-    xds: XdsServer,
-    echo_servers: Callable[[str], Awaitable[GrpcEcho]],
-    grpc_client: GrpcClient,
+def assert_clean(node: NodeStatus) -> None:
+    """One ADS stream in group ``demo``, one resource per type, no NACK."""
+    assert (node.cluster, node.group, node.streams) == (GROUP, GROUP, 1), node
+    per_type = {t.type: t.resources for t in node.types}
+    assert per_type == {"lds": 1, "rds": 1, "cds": 1, "eds": 1}, node
+    assert all(t.nack_version is None and t.nack_message is None for t in node.types), node
+
+
+EchoFactory = Callable[[str], Awaitable[GrpcEcho]]
+
+
+async def test_proxyless_grpc_client_reaches_served_chain(
+    cache: SnapshotCache, xds: XdsServer, echo_servers: EchoFactory, grpc_client: GrpcClient
 ) -> None:
-    blue = await echo_servers("echo-blue")
-    green = await echo_servers("echo-green")
-    ports = {blue.name: blue.port, green.name: green.port}
+    blue = await echo_servers("blue")
+    cache.set_snapshot(GROUP, echo_config("echo-blue", {"echo-blue": blue.port}))
+    await grpc_client.wait_for_server("blue", within=10.0)
+    assert_clean(await wait_for_acks(xds))
 
-    cache.set_snapshot(GROUP, echo_config(blue.name, ports))
-    await grpc_client.wait_for_server(blue.name, timeout=10.0)
-    node = await wait_for_acks(xds)
-    assert node.cluster == GROUP and node.group == GROUP
-    assert {t.type: t.resources for t in node.types} == {"lds": 1, "rds": 1, "cds": 1, "eds": 1}
 
-    # Move the route; the green cluster is new to the client, which asks for it by name.
-    cache.set_snapshot(GROUP, echo_config(green.name, ports))
-    await grpc_client.wait_for_server(green.name, timeout=10.0)
-    # Once moved, every call goes to green.
-    deadline = time.monotonic() + 5.0
-    after = [await grpc_client.next_reply(deadline) for _ in range(5)]
-    assert all(r.startswith(f"{green.name}:") for r in after), after
+async def test_proxyless_grpc_client_follows_endpoint_move(
+    cache: SnapshotCache, xds: XdsServer, echo_servers: EchoFactory, grpc_client: GrpcClient
+) -> None:
+    """Same route and cluster; the cluster's endpoint moves: an EDS update of a subscribed name."""
+    blue = await echo_servers("blue")
+    green = await echo_servers("green")
+    cache.set_snapshot(GROUP, echo_config("echo", {"echo": blue.port}))
+    await grpc_client.wait_for_server("blue", within=10.0)
+
+    cache.set_snapshot(GROUP, echo_config("echo", {"echo": green.port}))
+    await grpc_client.wait_for_server("green", within=5.0)
+    await grpc_client.expect_only("green")
+    assert_clean(await wait_for_acks(xds))
+
+
+async def test_proxyless_grpc_client_follows_route_to_new_cluster(
+    cache: SnapshotCache, xds: XdsServer, echo_servers: EchoFactory, grpc_client: GrpcClient
+) -> None:
+    """The route moves to a second cluster, which the client then subscribes to by name."""
+    blue = await echo_servers("blue")
+    green = await echo_servers("green")
+    ports = {"echo-blue": blue.port, "echo-green": green.port}
+    cache.set_snapshot(GROUP, echo_config("echo-blue", ports))
+    await grpc_client.wait_for_server("blue", within=10.0)
+    assert_clean(await wait_for_acks(xds))
+
+    cache.set_snapshot(GROUP, echo_config("echo-green", ports))
+    await grpc_client.wait_for_server("green", within=5.0)
+    await grpc_client.expect_only("green")
     assert blue.calls > 0 and green.calls >= 6
-
     node = await wait_for_acks(xds)
-    assert all(t.nack_message is None and t.nack_version is None for t in node.types), node
-    assert node.streams == 1, node
+    # grpc has dropped echo-blue: it subscribes to what its routes name.
+    assert_clean(node)

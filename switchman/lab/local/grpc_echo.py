@@ -44,7 +44,7 @@ class GrpcEcho:
         # No serializers: requests and responses are the raw message bytes.
         say = grpc.unary_unary_rpc_method_handler(self._say)
         server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {"Say": say})])
-        bound = server.add_insecure_port(f"{self.host}:{port}")
+        bound: int = server.add_insecure_port(f"{self.host}:{port}")
         if bound == 0:
             raise LabError(f"grpc echo {self.name}: cannot bind {self.host}:{port}")
         await server.start()

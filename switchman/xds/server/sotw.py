@@ -25,9 +25,9 @@ class SotwStream(Stream):
         assert isinstance(request, discovery_pb2.DiscoveryRequest)
         self._bind_node(request.node, request.HasField("node"))
         state = self._state(request.type_url)
-        if request.response_nonce:
-            pending = state.pending
-            if pending is None or request.response_nonce != pending.nonce:
+        pending = state.pending
+        if request.response_nonce and pending is not None:
+            if request.response_nonce != pending.nonce:
                 # A stale nonce: the client has not seen our latest response
                 # yet and will send its subscription again when it has
                 # ("ignore requests with stale nonces").
@@ -36,6 +36,9 @@ class SotwStream(Stream):
                 self._nack(state, request.error_detail.message)
             else:
                 self._ack(state)
+        # With nothing in flight, the nonce is that of a response already
+        # answered: the request changes the subscription (a gRPC client
+        # asks for a new cluster this way once a route names it).
         state.subscription.set_names(request.resource_names)
 
     def _encode(self, state: TypeState, decision: Plan) -> Outgoing | None:

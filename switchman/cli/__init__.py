@@ -1,0 +1,1 @@
+"""The ``switchman`` command: one module per subcommand."""

@@ -1,0 +1,75 @@
+"""Raw Envoy resources as JSON or YAML: any v3 Listener, RouteConfiguration, Cluster,
+ClusterLoadAssignment or Secret, each a mapping with its ``@type``.
+
+Unknown fields are rejected; every error names the document and the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from switchman.errors import ConfigError
+from switchman.xds import resources as rt
+
+__all__ = ["load_resource_file", "parse_resources"]
+
+_PREFIX = "type.googleapis.com/"
+
+
+def _where(source: str, index: int, doc: Mapping[str, Any]) -> str:
+    name = doc.get("name") or doc.get("cluster_name") or doc.get("clusterName") or f"#{index}"
+    return f"{source}[{index}] ({name})"
+
+
+def parse_resources(docs: Iterable[Any], source: str = "resources") -> list[Message]:
+    """Parse mappings with an ``@type`` into Envoy protobuf messages.
+
+    Raises :class:`ConfigError` naming ``source[index] (name)`` and the reason.
+    """
+    out: list[Message] = []
+    for index, doc in enumerate(docs):
+        if not isinstance(doc, Mapping):
+            raise ConfigError(f"{source}[{index}]", "must be a mapping with an @type")
+        where = _where(source, index, doc)
+        type_name = str(doc.get("@type", ""))
+        type_url = type_name if type_name.startswith(_PREFIX) else _PREFIX + type_name
+        try:
+            cls = rt.message_class(type_url)
+        except KeyError:
+            served = ", ".join(sorted(u.removeprefix(_PREFIX) for u in rt.TYPE_URLS))
+            raise ConfigError(f"{where}.@type", f"{type_name!r} is not one of {served}") from None
+        body = {k: v for k, v in doc.items() if k != "@type"}
+        try:
+            out.append(json_format.ParseDict(body, cls()))
+        except json_format.ParseError as exc:
+            raise ConfigError(where, str(exc)) from None
+    return out
+
+
+def load_resource_file(path: Path) -> list[Message]:
+    """Resources from a YAML (several documents, or one list) or JSON file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
+    try:
+        loaded = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"not valid YAML or JSON: {exc}") from None
+    docs: list[Any] = []
+    for item in loaded:
+        if item is None:
+            continue
+        if isinstance(item, Mapping) and "resources" in item and "@type" not in item:
+            docs.extend(item["resources"] or [])
+        elif isinstance(item, list):
+            docs.extend(item)
+        else:
+            docs.append(item)
+    return parse_resources(docs, source=path.name)
