@@ -15,6 +15,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from switchman.errors import ConfigError
+from switchman.model.protos import import_package_of, missing_type
 from switchman.xds import resources as rt
 
 __all__ = ["load_resource_file", "parse_resources"]
@@ -45,11 +46,21 @@ def parse_resources(docs: Iterable[Any], source: str = "resources") -> list[Mess
             served = ", ".join(sorted(u.removeprefix(_PREFIX) for u in rt.TYPE_URLS))
             raise ConfigError(f"{where}.@type", f"{type_name!r} is not one of {served}") from None
         body = {k: v for k, v in doc.items() if k != "@type"}
-        try:
-            out.append(json_format.ParseDict(body, cls()))
-        except json_format.ParseError as exc:
-            raise ConfigError(where, str(exc)) from None
+        out.append(_parse(body, cls, where))
     return out
+
+
+def _parse(body: Mapping[str, Any], cls: rt.MessageClass, where: str) -> Message:
+    tried: set[str] = set()
+    while True:
+        try:
+            return json_format.ParseDict(body, cls())
+        except json_format.ParseError as exc:
+            missing = missing_type(str(exc))
+            if missing is None or missing in tried or not import_package_of(missing):
+                # protobuf appends the list of every field; the first line says it all
+                raise ConfigError(where, str(exc).split("\n", 1)[0]) from None
+            tried.add(missing)
 
 
 def load_resource_file(path: Path) -> list[Message]:
