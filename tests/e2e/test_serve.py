@@ -82,7 +82,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[tuple[Serve, Path, Upstream, Up
 
 
 async def test_serve_follows_file_refuses_bad_edits_and_reports(serve) -> None:  # type: ignore[no-untyped-def]
-    server, config, blue, green = serve
+    server, config, _blue, green = serve
     envoy = EnvoyProcess(bootstrap("serve-envoy", server.xds_port))
     await envoy.start()
     try:
