@@ -136,9 +136,12 @@ def _listener_references(listener: listener_pb2.Listener) -> Iterator[tuple[str,
 
 
 def _route_references(config: route_pb2.RouteConfiguration) -> Iterator[tuple[str, str]]:
+    # A cluster chosen by a request header (cluster_header) is no reference:
+    # its name is known only per request.
     for vhost in config.virtual_hosts:
         for policy in vhost.request_mirror_policies:
-            yield CLUSTER, policy.cluster
+            if policy.cluster:
+                yield CLUSTER, policy.cluster
         for route in vhost.routes:
             if not route.HasField("route"):
                 continue
@@ -148,6 +151,8 @@ def _route_references(config: route_pb2.RouteConfiguration) -> Iterator[tuple[st
                 yield CLUSTER, action.cluster
             elif kind == "weighted_clusters":
                 for weighted in action.weighted_clusters.clusters:
-                    yield CLUSTER, weighted.name
+                    if weighted.name:
+                        yield CLUSTER, weighted.name
             for policy in action.request_mirror_policies:
-                yield CLUSTER, policy.cluster
+                if policy.cluster:
+                    yield CLUSTER, policy.cluster

@@ -33,13 +33,6 @@ class DeltaStream(Stream):
             # After a reconnect the client tells what it already has, so
             # that nothing it has is sent again.
             state.client_versions = dict(request.initial_resource_versions)
-            snapshot = self.ctx.cache.snapshot(self.group)
-            if snapshot is not None:
-                current = snapshot.get(state.type_url).resources
-                for name, version in state.client_versions.items():
-                    resource = current.get(name)
-                    if resource is not None and resource.version == version:
-                        state.acked[name] = resource
         pending = state.pending
         if request.response_nonce and pending is not None and request.response_nonce == pending.nonce:
             if request.HasField("error_detail"):
@@ -55,9 +48,21 @@ class DeltaStream(Stream):
 
     def _encode(self, state: TypeState, decision: Plan) -> Outgoing | None:
         known = state.client_versions
+        covers = state.subscription.covers
+        for name in [n for n in known if not covers(n)]:
+            # No longer subscribed (e.g. the client left the wildcard): the
+            # client drops it itself; a removal would only repeat that.
+            del known[name]
+            state.acked.pop(name, None)
         upserts = {n: r for n, r in decision.resources.items() if known.get(n) != r.version}
         removed = tuple(sorted(n for n in known if n not in decision.resources))
         first = state.sent_key is None
+        if first:
+            # What the client already has (it said so on reconnect) it runs:
+            # count it as ACKed, or routes would wait for it for ever.
+            for name, resource in decision.resources.items():
+                if known.get(name) == resource.version:
+                    state.acked[name] = resource
         if not upserts and not removed and not first:
             return None
         nonce = self.next_nonce()
@@ -72,6 +77,8 @@ class DeltaStream(Stream):
             state.client_versions.pop(name, None)
 
     def _apply_ack(self, state: TypeState, upserts: dict[str, Resource], removed: tuple[str, ...]) -> None:
-        state.acked.update(upserts)
+        # A name unsubscribed while the response was in flight is gone on the client.
+        covers = state.subscription.covers
+        state.acked.update((n, r) for n, r in upserts.items() if covers(n))
         for name in removed:
             state.acked.pop(name, None)

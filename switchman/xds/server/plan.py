@@ -92,12 +92,12 @@ def _kept(states: Mapping[str, TypeState], state: TypeState, tsnap: TypeSnapshot
     referrers = _REFERRERS.get(state.type_url)
     if not referrers or not state.acked:
         return {}
-    cache_key = (id(tsnap.resources), state.acked_generation)
-    if state.missing_cache is not None and state.missing_cache[0] == cache_key:
-        missing = state.missing_cache[1]
+    cached = state.missing_cache
+    if cached is not None and cached[0] is tsnap.resources and cached[1] == state.acked_generation:
+        missing = cached[2]
     else:
         missing = frozenset(state.acked.keys() - tsnap.resources.keys())
-        state.missing_cache = (cache_key, missing)
+        state.missing_cache = (tsnap.resources, state.acked_generation, missing)
     if not missing:
         return {}
     named: set[str] = set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
@@ -14,6 +15,16 @@ from switchman.xds.server.state import Pending, TypeState
 from switchman.xds.server.stream import Outgoing, Stream
 
 __all__ = ["SotwStream"]
+
+
+def _same(sent: Mapping[str, Resource], wanted: Mapping[str, Resource]) -> bool:
+    if len(sent) != len(wanted):
+        return False
+    for name, resource in wanted.items():
+        had = sent.get(name)
+        if had is None or had.version != resource.version:
+            return False
+    return True
 
 
 class SotwStream(Stream):
@@ -42,6 +53,8 @@ class SotwStream(Stream):
         state.subscription.set_names(request.resource_names)
 
     def _encode(self, state: TypeState, decision: Plan) -> Outgoing | None:
+        if state.sent_key is not None and _same(state.sent, decision.resources):
+            return None  # e.g. only a removal is waiting: nothing the client lacks
         nonce = self.next_nonce()
         data = wire.sotw_response(decision.version, decision.body, state.type_url, nonce)
         pending = Pending(nonce, decision.version, dict(decision.resources), (), time.monotonic(), len(data))

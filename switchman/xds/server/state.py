@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from switchman.xds.cache.resource import Resource
@@ -44,15 +44,14 @@ class Subscription:
         added, removed = set(subscribe), set(unsubscribe)
         if not self.started:
             self.started = True
-            self.legacy = not added
-        elif added:
-            self.legacy = False
+            self.legacy = self.wildcard = not added
+        elif added and self.legacy:
+            # Naming resources without "*" ends the legacy wildcard.
+            self.legacy = self.wildcard = False
         if WILDCARD in added:
             self.wildcard = True
         if WILDCARD in removed:
-            self.wildcard = False
-            self.legacy = False
-        self.wildcard = self.wildcard or self.legacy
+            self.wildcard = self.legacy = False
         self.names |= added - {WILDCARD}
         self.names -= removed
         self._selection = None
@@ -112,4 +111,6 @@ class TypeState:
     last_update: float = 0.0
     held_back: str = ""
     acked_generation: int = 0
-    missing_cache: tuple[object, frozenset[str]] | None = None
+    oversized: str = ""
+    # (snapshot mapping, acked_generation, ACKed names not in that mapping)
+    missing_cache: tuple[Mapping[str, Resource], int, frozenset[str]] | None = None

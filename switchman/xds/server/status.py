@@ -55,7 +55,7 @@ def node_statuses(streams: Iterable[Stream]) -> list[NodeStatus]:
                         pending_version=state.pending.version if state.pending else None,
                         nack_version=state.nack.version if state.nack else None,
                         nack_message=state.nack.message if state.nack else None,
-                        waiting=state.held_back,
+                        waiting=state.oversized or state.held_back,
                     )
                 )
         first = group[0]

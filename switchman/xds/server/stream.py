@@ -211,6 +211,7 @@ class Stream(ABC):
                 continue
             decision = plan(self.states, type_url, snapshot, state.sent_key)
             if decision is None:
+                state.held_back = ""
                 continue
             if isinstance(decision, Hold):
                 state.held_back = decision.reason
@@ -218,6 +219,7 @@ class Stream(ABC):
             state.held_back = ""
             outgoing = self._encode(state, decision)
             state.sent_key = decision.key
+            state.oversized = ""
             if outgoing is None:
                 continue
             label = self.ctx.metrics.label(type_url)
@@ -226,11 +228,11 @@ class Stream(ABC):
                 # Sending it would end the stream with RESOURCE_EXHAUSTED on
                 # the client, which then reconnects forever. Keep the stream
                 # and the client's last config; say so in logs and metrics.
-                state.held_back = (
+                state.oversized = (
                     f"response of {size} bytes exceeds the limit of "
                     f"{self.ctx.max_response_bytes} bytes; not sent"
                 )
-                log.error("stream %s: %s %s", self.id, label, state.held_back)
+                log.error("stream %s: %s %s", self.id, label, state.oversized)
                 self.ctx.metrics.oversized.labels(label).inc()
                 continue
             state.pending = outgoing.pending
