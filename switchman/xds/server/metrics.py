@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from switchman.xds import resources as rt
 
-__all__ = ["XdsMetrics"]
+__all__ = ["TypeMetrics", "XdsMetrics"]
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TypeMetrics:
+    """The labelled children of one xDS type."""
+
+    responses: Any
+    response_bytes: Any
+    acks: Any
+    nacks: Any
+    oversized: Any
+    push_to_ack: Any
+    subscriptions: Any
 
 
 class XdsMetrics:
@@ -16,6 +32,7 @@ class XdsMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._by_type: dict[str, TypeMetrics] = {}
         r = self.registry
         self.streams = Gauge(
             "switchman_xds_streams", "Connected xDS streams", ["service", "mode"], registry=r
@@ -47,3 +64,19 @@ class XdsMetrics:
 
     def label(self, type_url: str) -> str:
         return rt.short_name(type_url)
+
+    def of(self, type_url: str) -> TypeMetrics:
+        """The metrics of one type, labelled once (``labels()`` is costly on hot paths)."""
+        found = self._by_type.get(type_url)
+        if found is None:
+            label = self.label(type_url)
+            found = self._by_type[type_url] = TypeMetrics(
+                responses=self.responses.labels(label),
+                response_bytes=self.response_bytes.labels(label),
+                acks=self.acks.labels(label),
+                nacks=self.nacks.labels(label),
+                oversized=self.oversized.labels(label),
+                push_to_ack=self.push_to_ack.labels(label),
+                subscriptions=self.subscriptions.labels(label),
+            )
+        return found

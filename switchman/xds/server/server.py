@@ -40,6 +40,9 @@ class XdsSettings:
     keepalive_timeout_seconds: float = 10.0
     max_connection_age_seconds: float | None = None
     max_connection_age_grace_seconds: float = 30.0
+    # Calls gRPC core queues while the event loop accepts them; past it,
+    # a connect storm gets CANCELLED and clients back off and retry.
+    max_pending_calls: int = 20_000
 
     def grpc_options(self) -> list[tuple[str, int]]:
         options = [
@@ -51,6 +54,8 @@ class XdsSettings:
             ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
             ("grpc.http2.max_ping_strikes", 0),
             ("grpc.so_reuseport", 0),
+            ("grpc.server.max_pending_requests", self.max_pending_calls),
+            ("grpc.server.max_pending_requests_hard_limit", self.max_pending_calls),
         ]
         if self.max_connection_age_seconds is not None:
             options += [

@@ -47,6 +47,7 @@ def _streaming(
         try:
             async for response in stream.run(requests):
                 yield response
+                del response  # not pinned while the stream idles
         except ProtocolError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
