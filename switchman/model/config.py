@@ -1,0 +1,164 @@
+"""A whole configuration: documents checked one by one, then together.
+
+Rules that need more than one document live here: names used twice,
+references to documents that are not there, listeners that clash on a
+port, and Envoy cluster names that two documents would both produce.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from google.protobuf.message import Message
+
+from switchman.errors import ConfigError
+from switchman.model.document import document_id, read_envelope
+from switchman.model.kinds.cluster import ClusterSpec, read_cluster
+from switchman.model.kinds.envoy_resource import read_envoy_resource
+from switchman.model.kinds.listener import ListenerSpec, read_listener
+from switchman.model.kinds.routes import Forward, RoutesSpec, Target, read_routes
+from switchman.model.kinds.service import ServiceSpec, read_service, version_cluster
+from switchman.xds import resources as rt
+
+__all__ = ["Config", "Document", "Spec", "build_config", "parse_document"]
+
+Spec: TypeAlias = "ListenerSpec | RoutesSpec | ClusterSpec | ServiceSpec | Message"
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One checked document: its typed spec, and the mapping it came from (what the store keeps)."""
+
+    kind: str
+    name: str
+    labels: Mapping[str, str]
+    spec: Spec
+    raw: Mapping[str, Any]
+
+    @property
+    def id(self) -> str:
+        return document_id(self.kind, self.name)
+
+
+def parse_document(raw: Any, where: str) -> Document:
+    """Check one document on its own. Raises ConfigError naming the document and field."""
+    envelope = read_envelope(raw, where)
+    spec: Spec
+    if envelope.kind == "Listener":
+        spec = read_listener(envelope.spec)
+    elif envelope.kind == "Routes":
+        spec = read_routes(envelope.spec)
+    elif envelope.kind == "Cluster":
+        spec = read_cluster(envelope.spec)
+    elif envelope.kind == "Service":
+        spec = read_service(envelope.spec)
+    else:
+        spec = read_envoy_resource(envelope.spec, envelope.name)
+    return Document(envelope.kind, envelope.name, envelope.labels, spec, raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Documents by id (``routes/checkout``), checked together."""
+
+    documents: Mapping[str, Document]
+
+    def of_kind(self, kind: str) -> list[Document]:
+        return [d for d in self.documents.values() if d.kind == kind]
+
+    def get(self, kind: str, name: str) -> Document | None:
+        return self.documents.get(document_id(kind, name))
+
+
+def build_config(documents: Iterable[Document]) -> Config:
+    """Check documents together; raises ConfigError for the first problem found."""
+    by_id: dict[str, Document] = {}
+    for doc in documents:
+        if doc.id in by_id:
+            raise ConfigError(doc.id, "appears twice")
+        by_id[doc.id] = doc
+    config = Config(by_id)
+    _check_references(config)
+    _check_ports(config)
+    _check_cluster_names(config)
+    return config
+
+
+def _raw_names(config: Config, type_url: str) -> set[str]:
+    return {
+        d.name
+        for d in config.of_kind("EnvoyResource")
+        if isinstance(d.spec, Message) and rt.TYPE_URL_OF.get(type(d.spec)) == type_url
+    }
+
+
+def _check_target(config: Config, target: Target, doc: str, path: str, raw_clusters: set[str]) -> None:
+    if target.cluster is not None:
+        if config.get("Cluster", target.cluster) is None and target.cluster not in raw_clusters:
+            raise ConfigError(f"{doc}: {path}", f"names cluster {target.cluster!r}, which does not exist")
+        return
+    assert target.service is not None
+    service = config.get("Service", target.service)
+    if service is None:
+        raise ConfigError(f"{doc}: {path}", f"names service {target.service!r}, which does not exist")
+    assert isinstance(service.spec, ServiceSpec)
+    if target.version is not None and target.version not in service.spec.versions:
+        versions = ", ".join(service.spec.versions)
+        raise ConfigError(
+            f"{doc}: {path}", f"service {target.service!r} has no version {target.version!r} (it has {versions})"
+        )
+
+
+def _check_references(config: Config) -> None:
+    raw_clusters = _raw_names(config, rt.CLUSTER)
+    for doc in config.of_kind("Routes"):
+        assert isinstance(doc.spec, RoutesSpec)
+        for vhost in doc.spec.virtual_hosts:
+            for route in vhost.routes:
+                if isinstance(route.action, Forward):
+                    for i, split in enumerate(route.action.splits):
+                        where = f"{route.path}.split[{i}]" if len(route.action.splits) > 1 else route.path
+                        _check_target(config, split.target, doc.id, where, raw_clusters)
+                for mirror in route.mirrors:
+                    _check_target(config, mirror.target, doc.id, f"{route.path}.mirror", raw_clusters)
+    raw_routes = _raw_names(config, rt.ROUTE)
+    for doc in config.of_kind("Listener"):
+        assert isinstance(doc.spec, ListenerSpec)
+        for chain in doc.spec.chains:
+            prefix = f"{chain.path}." if chain.path != "spec" else "spec."
+            routes = chain.routes
+            if routes is not None and config.get("Routes", routes) is None and routes not in raw_routes:
+                raise ConfigError(f"{doc.id}: {prefix}routes", f"names Routes {routes!r}, which does not exist")
+            if chain.tcp is not None:
+                _check_target(config, chain.tcp, doc.id, f"{prefix}tcp", raw_clusters)
+
+
+def _check_ports(config: Config) -> None:
+    taken: dict[tuple[str, int], str] = {}
+    for doc in sorted(config.of_kind("Listener"), key=lambda d: d.name):
+        assert isinstance(doc.spec, ListenerSpec)
+        spec = doc.spec
+        if spec.port == 0:
+            continue  # every Envoy picks a free port of its own
+        for (address, port), owner in taken.items():
+            wildcard = "0.0.0.0" in (address, spec.address) or "::" in (address, spec.address)
+            if port == spec.port and (address == spec.address or wildcard):
+                raise ConfigError(
+                    f"{doc.id}: spec.port", f"{spec.address}:{spec.port} clashes with {owner} on {address}:{port}"
+                )
+        taken[(spec.address, spec.port)] = doc.id
+
+
+def _check_cluster_names(config: Config) -> None:
+    owners: dict[str, str] = {}
+    produced: list[tuple[str, str]] = [(d.name, d.id) for d in config.of_kind("Cluster")]
+    for doc in config.of_kind("Service"):
+        assert isinstance(doc.spec, ServiceSpec)
+        produced += [(version_cluster(doc.name, v), doc.id) for v in doc.spec.versions]
+    produced += [(name, f"envoyresource/{name}") for name in _raw_names(config, rt.CLUSTER)]
+    for cluster, owner in produced:
+        if cluster in owners and owners[cluster] != owner:
+            raise ConfigError(owner, f"Envoy cluster {cluster!r} would also come from {owners[cluster]}")
+        owners[cluster] = owner

@@ -1,0 +1,51 @@
+"""The envelope every document shares, in the kubectl habit: ``kind``, ``metadata.name``, ``spec``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from switchman.model.fields import Node
+
+__all__ = ["KINDS", "NAME_PATTERN", "Envelope", "document_id", "read_envelope"]
+
+KINDS: Final = ("Listener", "Routes", "Cluster", "Service", "EnvoyResource")
+# Names become Envoy resource and stat names: keep them plain.
+NAME_PATTERN: Final = r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    kind: str
+    name: str
+    labels: Mapping[str, str]
+    spec: Node
+
+    @property
+    def id(self) -> str:
+        return document_id(self.kind, self.name)
+
+
+def document_id(kind: str, name: str) -> str:
+    """``routes/checkout``: how errors, the history and the API name a document."""
+    return f"{kind.lower()}/{name}"
+
+
+def read_envelope(raw: Any, where: str) -> Envelope:
+    """Check the envelope of one document; ``where`` names it until its own name is known."""
+    top = Node(where, "", raw)
+    kind = top["kind"].choice(*KINDS)
+    metadata = top["metadata"]
+    name = metadata["name"].text(NAME_PATTERN, "a name of lowercase letters, digits, '.', '_' and '-'")
+    labels: dict[str, str] = {}
+    label_node = metadata.get("labels")
+    if label_node is not None:
+        for key, value in label_node.items():
+            labels[key] = value.text()
+    metadata.done()
+    top.get("apiVersion")  # accepted and ignored: there is one version
+    spec = top["spec"]
+    top.done()
+    spec.doc = document_id(kind, name)
+    return Envelope(kind, name, labels, spec)

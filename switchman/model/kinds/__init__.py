@@ -1,0 +1,1 @@
+"""One module per kind of document: its typed spec and how it is read."""

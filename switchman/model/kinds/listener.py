@@ -1,0 +1,155 @@
+"""``kind: Listener``: an address and port, and filter chains that route HTTP (or proxy TCP).
+
+The short form names one ``Routes`` document for the whole listener::
+
+    spec: {address: 127.0.0.1, port: 10000, routes: ingress-routes}
+
+The long form has ``filterChains``, each chosen by SNI, ALPN or
+destination port, with TLS from files or from an SDS secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from switchman.model.fields import Node
+from switchman.model.kinds.routes import Target, read_target
+
+__all__ = ["ChainMatch", "FilterChain", "HttpSettings", "ListenerSpec", "Tls", "read_listener"]
+
+_ADDRESS = r"[0-9.]+|[0-9a-fA-F:]+|localhost"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainMatch:
+    server_names: tuple[str, ...] = ()
+    alpn: tuple[str, ...] = ()
+    destination_port: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tls:
+    cert_file: str | None = None
+    key_file: str | None = None
+    secret: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    idle_timeout: float | None = None
+    request_timeout: float | None = None
+    use_remote_address: bool = False
+    xff_num_trusted_hops: int = 0
+    server_name: str | None = None
+    codec: str = "AUTO"
+
+
+@dataclass(frozen=True, slots=True)
+class FilterChain:
+    match: ChainMatch
+    path: str
+    routes: str | None = None
+    http: HttpSettings = HttpSettings()
+    tcp: Target | None = None
+    tls: Tls | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSpec:
+    address: str
+    port: int
+    chains: tuple[FilterChain, ...]
+
+
+def _http(node: Node) -> HttpSettings:
+    idle, request, remote, hops, server, codec = (
+        node.get("idleTimeout"), node.get("requestTimeout"), node.get("useRemoteAddress"),
+        node.get("xffNumTrustedHops"), node.get("serverName"), node.get("codec"),
+    )
+    result = HttpSettings(
+        idle_timeout=idle.duration(0.0) if idle else None,
+        request_timeout=request.duration(0.0) if request else None,
+        use_remote_address=remote.flag() if remote else False,
+        xff_num_trusted_hops=hops.integer(0, 10) if hops else 0,
+        server_name=server.text() if server else None,
+        codec=codec.choice("AUTO", "HTTP1", "HTTP2") if codec else "AUTO",
+    )
+    node.done()
+    return result
+
+
+def _tls(node: Node) -> Tls:
+    secret = node.get("secret")
+    if secret is not None:
+        if node.get("certFile") is not None or node.get("keyFile") is not None:
+            node.fail("use either secret or certFile and keyFile")
+        node.done()
+        return Tls(secret=secret.text())
+    result = Tls(cert_file=node["certFile"].text(r"/.*", "an absolute path"),
+                 key_file=node["keyFile"].text(r"/.*", "an absolute path"))
+    node.done()
+    return result
+
+
+def _chain_match(node: Node | None) -> ChainMatch:
+    if node is None:
+        return ChainMatch()
+    names, alpn, port = node.get("serverNames"), node.get("alpn"), node.get("destinationPort")
+    result = ChainMatch(
+        server_names=tuple(names.strings(1)) if names else (),
+        alpn=tuple(alpn.strings(1)) if alpn else (),
+        destination_port=port.integer(1, 65535) if port else None,
+    )
+    node.done()
+    return result
+
+
+def _chain(node: Node, top_level: bool) -> FilterChain:
+    match = None if top_level else _chain_match(node.get("match"))
+    routes, tcp = node.get("routes"), node.get("tcp")
+    if (routes is None) == (tcp is None):
+        node.fail("needs exactly one of routes (HTTP) and tcp (a TCP proxy)")
+    http = node.get("http")
+    if tcp is not None and http is not None:
+        http.fail("http settings apply to routes, not to a TCP proxy")
+    tls = node.get("tls")
+    target = None
+    if tcp is not None:
+        target = read_target(tcp)
+        tcp.done()
+    chain = FilterChain(
+        match=match or ChainMatch(),
+        path=node.path,
+        routes=routes.text() if routes else None,
+        http=_http(http) if http else HttpSettings(),
+        tcp=target,
+        tls=_tls(tls) if tls else None,
+    )
+    if not top_level:
+        node.done()
+    return chain
+
+
+def read_listener(spec: Node) -> ListenerSpec:
+    address = spec.get("address")
+    port = spec["port"].integer(0, 65535)
+    chains_node = spec.get("filterChains")
+    if chains_node is not None:
+        for key in ("routes", "tcp", "http", "tls"):
+            if spec.get(key) is not None:
+                spec[key].fail("goes inside a filter chain when filterChains is given")
+        chains = tuple(_chain(c, top_level=False) for c in chains_node.elements(min_items=1))
+        seen: dict[ChainMatch, str] = {}
+        for chain in chains:
+            if chain.match in seen:
+                Node(spec.doc, chain.path, None).fail(f"matches the same connections as {seen[chain.match]}")
+            seen[chain.match] = chain.path
+    else:
+        chains = (_chain(spec, top_level=True),)
+    result = ListenerSpec(
+        address=address.text(_ADDRESS, "an IP address") if address else "127.0.0.1",
+        port=port,
+        chains=chains,
+    )
+    spec.done()
+    return result
