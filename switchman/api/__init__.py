@@ -1,7 +1,8 @@
-"""The HTTP side of Switchman: health, metrics and the status of every connected node."""
+"""The HTTP API: documents, apply, history, rollback, render, status; health and metrics."""
 
 from __future__ import annotations
 
-from switchman.api.status import status_app
+from switchman.api.app import api_app
+from switchman.api.auth import Tokens
 
-__all__ = ["status_app"]
+__all__ = ["Tokens", "api_app"]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
-from pathlib import Path
 
+from switchman.api import Tokens
 from switchman.app import ServeSettings, Switchman
 from switchman.cli.options import option
 
@@ -15,19 +16,22 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("serve", help="serve xDS to Envoys, and health, metrics and status over HTTP")
+    parser = sub.add_parser("serve", help="serve xDS to Envoys and the config API")
     option(parser, "--xds-address", "SWITCHMAN_XDS_ADDRESS", "127.0.0.1:18000", "where Envoys connect (gRPC)")
-    option(parser, "--api-address", "SWITCHMAN_API_ADDRESS", "127.0.0.1:8080", "HTTP API: /healthz /metrics /v1/status")
-    option(
-        parser, "--resources", "SWITCHMAN_RESOURCES", "", "a YAML/JSON file of raw Envoy resources, reloaded on change"
-    )
+    option(parser, "--api-address", "SWITCHMAN_API_ADDRESS", "127.0.0.1:8080", "the HTTP API")
+    option(parser, "--store", "SWITCHMAN_STORE", "switchman.db", "sqlite file, sqlite:///path or etcd://host:port/prefix")
     option(parser, "--group-by", "SWITCHMAN_GROUP_BY", "cluster", "node grouping: id, cluster or metadata:KEY")
+    option(parser, "--admin-tokens", "SWITCHMAN_ADMIN_TOKENS", "", "name=secret,... allowed to change config")
+    option(parser, "--read-tokens", "SWITCHMAN_READ_TOKENS", "", "name=secret,... allowed to read")
     parser.set_defaults(run=run)
 
 
 async def _serve(settings: ServeSettings) -> None:
     app = Switchman(settings)
     xds_port, api_port = await app.start()
+    # Everything loaded so far lives as long as the process: keep it out of
+    # the collector's way (full collections walk every tracked object).
+    gc.freeze()
     logging.getLogger("switchman").info("serving: xDS on port %d, API on port %d", xds_port, api_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -41,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
     settings = ServeSettings(
         xds_address=args.xds_address,
         api_address=args.api_address,
-        resources=Path(args.resources) if args.resources else None,
+        store=args.store,
         group_by=args.group_by,
+        tokens=Tokens(admin=Tokens.parse(args.admin_tokens), read=Tokens.parse(args.read_tokens)),
     )
     asyncio.run(_serve(settings))
     return 0

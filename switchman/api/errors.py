@@ -1,0 +1,53 @@
+"""Errors as the API shows them: one table from exception to HTTP status and stable code.
+
+Every error body is ``{"error": {"code": ..., "message": ..., "path": ...}}``;
+``code`` is stable and meant for programs, ``message`` for people.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from aiohttp import web
+
+from switchman.control import NotFound
+from switchman.errors import ConfigError, SwitchmanError
+from switchman.store.base import ConflictError, RevisionNotFound, StoreError
+
+__all__ = ["ApiError", "error_response", "status_of"]
+
+
+class ApiError(SwitchmanError):
+    """Raised by handlers for a bad request that is not a config error (a malformed body, a bad query)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+# Most specific first.
+_TABLE: Final[tuple[tuple[type[Exception], int, str], ...]] = (
+    (ConfigError, 422, "invalid_config"),
+    (ConflictError, 409, "conflict"),
+    (RevisionNotFound, 404, "not_found"),
+    (NotFound, 404, "not_found"),
+    (StoreError, 503, "store_unavailable"),
+    (SwitchmanError, 500, "internal"),
+)
+
+
+def status_of(exc: Exception) -> tuple[int, str]:
+    if isinstance(exc, ApiError):
+        return exc.status, exc.code
+    for cls, status, code in _TABLE:
+        if isinstance(exc, cls):
+            return status, code
+    return 500, "internal"
+
+
+def error_response(status: int, code: str, message: str, path: str | None = None) -> web.Response:
+    body: dict[str, str] = {"code": code, "message": message}
+    if path is not None:
+        body["path"] = path
+    return web.json_response({"error": body}, status=status)

@@ -1,0 +1,7 @@
+"""The controller: applies documents (check, store, translate, serve) and answers what is running."""
+
+from __future__ import annotations
+
+from switchman.control.controller import ApplyResult, Controller, NotFound
+
+__all__ = ["ApplyResult", "Controller", "NotFound"]

@@ -1,0 +1,265 @@
+"""Apply, delete, roll back: the one path by which configuration changes.
+
+Every change goes the same way: the new set of documents is checked (each
+document, then all together), translated into Envoy resources and built
+into a snapshot — all before anything is stored. Only then is it committed
+to the store; the snapshot is served when the store says a new head exists
+(from this replica or another), so replicas converge through the store.
+A rejected change leaves the store and the running config untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from switchman.errors import ConfigError, SwitchmanError
+from switchman.model.config import Config, Document, build_config, parse_document
+from switchman.model.document import document_id
+from switchman.store.base import Revision, RevisionSummary, Store
+from switchman.translate import translate_documents
+from switchman.xds import DEFAULT_GROUP, Snapshot, SnapshotCache
+from switchman.xds import resources as rt
+
+__all__ = ["ApplyResult", "Controller", "NotFound", "RenderedDiff"]
+
+log = logging.getLogger(__name__)
+
+
+class NotFound(SwitchmanError):
+    """Raised when a document or revision asked for does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedDiff:
+    """What an apply would change in the Envoy resources: ``type/name`` lists."""
+
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    revision: int | None  # None for a dry run or when nothing changed
+    created: tuple[str, ...]
+    configured: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    deleted: tuple[str, ...]
+    envoy: RenderedDiff
+    dry_run: bool
+
+
+def _documents_of(revision: Revision | None) -> dict[str, Document]:
+    if revision is None:
+        return {}
+    out = {}
+    for i, raw in enumerate(revision.documents):
+        doc = parse_document(raw, f"revision {revision.number} [{i}]")
+        out[doc.id] = doc
+    return out
+
+
+def _snapshot(config: Config) -> tuple[Snapshot, dict[tuple[str, str], str]]:
+    """The snapshot of a config, and which document each Envoy resource came from."""
+    resources: list[Message] = []
+    origin: dict[tuple[str, str], str] = {}
+    for doc_id, messages in translate_documents(config):
+        for message in messages:
+            resources.append(message)
+            origin[(rt.TYPE_URL_OF[type(message)], rt.resource_name(message))] = doc_id
+    try:
+        return Snapshot.build(resources), origin
+    except ConfigError as exc:
+        # The model's own checks should have caught this; say where it came from.
+        raise ConfigError(exc.path, f"{exc.reason} (in the Envoy resources this configuration produces)") from None
+
+
+def _diff_snapshots(old: Snapshot | None, new: Snapshot) -> RenderedDiff:
+    added, changed, removed = [], [], []
+    for type_url in rt.ORDERED_TYPES:
+        before = old.get(type_url).resources if old is not None else {}
+        after = new.get(type_url).resources
+        short = rt.short_name(type_url)
+        added += [f"{short}/{n}" for n in sorted(after.keys() - before.keys())]
+        removed += [f"{short}/{n}" for n in sorted(before.keys() - after.keys())]
+        both = sorted(after.keys() & before.keys())
+        changed += [f"{short}/{n}" for n in both if after[n].version != before[n].version]
+    return RenderedDiff(tuple(added), tuple(changed), tuple(removed))
+
+
+class Controller:
+    """Owns the path from documents to served snapshots."""
+
+    def __init__(self, store: Store, cache: SnapshotCache) -> None:
+        self.store = store
+        self.cache = cache
+        self._lock = asyncio.Lock()
+        self._served: Snapshot | None = None
+        self._served_revision: int | None = None
+        self.origin: dict[tuple[str, str], str] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    # -- serving -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Serve the store's head, then follow new heads (from any replica)."""
+        head = await self.store.head()
+        if head is not None:
+            self._serve(head)
+        self._watcher = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+
+    async def _follow(self) -> None:
+        async for revision in self.store.watch():
+            if self._served_revision is None or revision.number > self._served_revision:
+                self._serve(revision)
+
+    def _serve(self, revision: Revision) -> None:
+        try:
+            config = build_config(_documents_of(revision).values())
+            snapshot, origin = _snapshot(config)
+        except SwitchmanError as exc:  # stored by a newer or broken replica: keep serving what we have
+            log.error("revision %d not served, still serving %s: %s", revision.number, self._served_revision, exc)
+            return
+        self.cache.set_snapshot(DEFAULT_GROUP, snapshot)
+        self._served, self._served_revision, self.origin = snapshot, revision.number, origin
+        log.info("serving revision %d", revision.number)
+
+    @property
+    def served_revision(self) -> int | None:
+        return self._served_revision
+
+    # -- changes -------------------------------------------------------------
+
+    async def apply(
+        self, raws: Sequence[Any], *, author: str, message: str = "", dry_run: bool = False, source: str = "request"
+    ) -> ApplyResult:
+        """Create or replace documents (kubectl apply); all or nothing."""
+        incoming = [parse_document(raw, f"{source}[{i}]") for i, raw in enumerate(raws)]
+        seen: set[str] = set()
+        for doc in incoming:
+            if doc.id in seen:
+                raise ConfigError(doc.id, "appears twice in this apply")
+            seen.add(doc.id)
+        return await self._change(
+            lambda current: {**current, **{d.id: d for d in incoming}},
+            author=author, message=message or "apply", dry_run=dry_run,
+        )
+
+    async def delete(self, kind: str, name: str, *, author: str, dry_run: bool = False) -> ApplyResult:
+        target = document_id(kind, name)
+
+        def without(current: dict[str, Document]) -> dict[str, Document]:
+            if target not in current:
+                raise NotFound(f"{target} does not exist")
+            return {k: v for k, v in current.items() if k != target}
+
+        return await self._change(without, author=author, message=f"delete {target}", dry_run=dry_run)
+
+    async def set_weights(self, service: str, weights: Mapping[str, int], *, author: str) -> ApplyResult:
+        """Replace a Service's default split (what a traffic shift moves)."""
+        head = await self.store.head()
+        current = _documents_of(head)
+        doc = current.get(document_id("Service", service))
+        if doc is None:
+            raise NotFound(f"service/{service} does not exist")
+        raw = dict(doc.raw)
+        raw["spec"] = {**dict(raw["spec"]), "weights": dict(weights)}
+        return await self.apply([raw], author=author, message=f"weights of service/{service}: {dict(weights)}")
+
+    async def rollback(self, number: int, *, author: str) -> ApplyResult:
+        """A new revision with the documents of revision ``number``."""
+        target = await self.store.get(number)
+        docs = _documents_of(target)
+        return await self._change(
+            lambda current: docs, author=author, message=f"rollback to revision {number}", rollback_of=number
+        )
+
+    async def _change(
+        self,
+        mutate: Callable[[dict[str, Document]], dict[str, Document]],
+        *,
+        author: str,
+        message: str,
+        dry_run: bool = False,
+        rollback_of: int | None = None,
+    ) -> ApplyResult:
+        async with self._lock:
+            head = await self.store.head()
+            current = _documents_of(head)
+            proposed: dict[str, Document] = mutate(current)
+            config = build_config(proposed.values())
+            snapshot, _ = _snapshot(config)
+            if head is not None and head.number == self._served_revision:
+                old_snapshot = self._served
+            else:
+                old_snapshot = _snapshot(build_config(current.values()))[0] if current else None
+            envoy = _diff_snapshots(old_snapshot, snapshot)
+            created = tuple(sorted(proposed.keys() - current.keys()))
+            deleted = tuple(sorted(current.keys() - proposed.keys()))
+            both = sorted(proposed.keys() & current.keys())
+            configured = tuple(k for k in both if proposed[k].raw != current[k].raw)
+            unchanged = tuple(k for k in both if proposed[k].raw == current[k].raw)
+            if dry_run or (not (created or deleted or configured) and rollback_of is None):
+                return ApplyResult(None, created, configured, unchanged, deleted, envoy, dry_run)
+            revision = await self.store.commit(
+                [proposed[k].raw for k in sorted(proposed)],
+                author=author,
+                message=message,
+                expected_head=head.number if head is not None else None,
+                rollback_of=rollback_of,
+            )
+            self._serve(revision)
+            return ApplyResult(revision.number, created, configured, unchanged, deleted, envoy, False)
+
+    # -- reading -------------------------------------------------------------
+
+    async def documents(self, kind: str | None = None) -> list[Mapping[str, Any]]:
+        head = await self.store.head()
+        docs = _documents_of(head).values()
+        return [d.raw for d in sorted(docs, key=lambda d: d.id) if kind is None or d.kind.lower() == kind.lower()]
+
+    async def document(self, kind: str, name: str) -> Mapping[str, Any]:
+        for raw in await self.documents(kind):
+            if raw.get("metadata", {}).get("name") == name:
+                return raw
+        raise NotFound(f"{document_id(kind, name)} does not exist")
+
+    async def history(self, limit: int = 50) -> list[RevisionSummary]:
+        return await self.store.history(limit)
+
+    def render(self, group: str = DEFAULT_GROUP) -> dict[str, list[Any]]:
+        """The Envoy resources a node group is served now, as JSON, by type."""
+        snapshot = self.cache.snapshot(group)
+        out: dict[str, list[Any]] = {}
+        if snapshot is None:
+            return out
+        for type_url in rt.ORDERED_TYPES:
+            resources = snapshot.get(type_url).resources
+            out[rt.short_name(type_url)] = [
+                json_format.MessageToDict(resources[n].message) for n in sorted(resources)
+            ]
+        return out
+
+    def document_of(self, type_url: str, name: str) -> str | None:
+        """Which document produced the Envoy resource ``type_url/name`` (for NACKs)."""
+        return self.origin.get((type_url, name))
+
+    def document_of_short(self, short_type: str, name: str) -> str | None:
+        """:meth:`document_of` with the short type (``rds``) that statuses use."""
+        for type_url in rt.ORDERED_TYPES:
+            if rt.short_name(type_url) == short_type:
+                return self.document_of(type_url, name)
+        return None
+
