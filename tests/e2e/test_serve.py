@@ -1,13 +1,14 @@
-"""``switchman serve --resources FILE``: a real process that Envoy follows as the file changes."""
+"""``switchman serve`` as a real process: config pushed over its API drives Envoy, survives kill -9."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
+import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -18,98 +19,105 @@ from tests.e2e.helpers import wait_for_version
 
 pytestmark = pytest.mark.envoy
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "raw" / "checkout.yaml"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "checkout.yaml"
 _SERVING = re.compile(r"serving: xDS on port (\d+), API on port (\d+)")
 
 
-def resources(upstream_port: int, listener_port: int = 0) -> list[dict[str, object]]:
-    docs = list(yaml.safe_load_all(EXAMPLE.read_text()))
-    docs[0]["address"]["socket_address"]["port_value"] = listener_port
-    docs[3]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]["port_value"] = upstream_port
-    return docs
-
-
-def write(path: Path, docs: list[dict[str, object]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump_all(docs))
-    os.replace(tmp, path)  # an atomic swap, as editors and config management do
+def documents(v1_port: int, v2_port: int, weights: dict[str, int]) -> list[dict[str, Any]]:
+    """examples/checkout.yaml pointed at our upstreams, its listener on a free port."""
+    service, routes, listener = yaml.safe_load_all(EXAMPLE.read_text())
+    service["spec"]["versions"]["v1"]["endpoints"][0]["port"] = v1_port
+    service["spec"]["versions"]["v2"]["endpoints"][0]["port"] = v2_port
+    service["spec"]["weights"] = weights
+    listener["spec"]["port"] = 0
+    return [service, routes, listener]
 
 
 class Serve:
-    def __init__(self, proc: asyncio.subprocess.Process, xds_port: int, api_port: int) -> None:
-        self.proc, self.xds_port, self.api_port = proc, xds_port, api_port
-        self.lines: list[str] = []
+    """One ``switchman serve`` process."""
 
-    async def api(self, path: str) -> str:
-        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.api_port}{path}") as r:
-            return await r.text()
+    def __init__(self, store: Path, xds_port: int = 0) -> None:
+        self.store, self.wanted_xds_port = store, xds_port
+        self.proc: asyncio.subprocess.Process | None = None
+        self.xds_port = self.api_port = 0
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "switchman", "serve", "--store", str(self.store),
+            "--xds-address", f"127.0.0.1:{self.wanted_xds_port}", "--api-address", "127.0.0.1:0",
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert self.proc.stderr is not None
+        for _ in range(100):
+            line = (await asyncio.wait_for(self.proc.stderr.readline(), 15)).decode()
+            if match := _SERVING.search(line):
+                self.xds_port, self.api_port = int(match.group(1)), int(match.group(2))
+                asyncio.get_running_loop().create_task(self._drain())
+                return
+        raise AssertionError("switchman serve did not say where it serves")
+
+    async def _drain(self) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        while await self.proc.stderr.readline():
+            pass
+
+    async def apply(self, docs: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        url = f"http://127.0.0.1:{self.api_port}/v1/apply"
+        async with aiohttp.ClientSession() as s, s.post(url, json={"documents": docs}) as r:
+            return r.status, await r.json()
+
+    async def kill(self, sig: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        await asyncio.wait_for(self.proc.wait(), 10)
 
 
 @pytest.fixture
-async def serve(tmp_path: Path) -> AsyncIterator[tuple[Serve, Path, Upstream, Upstream]]:
+async def upstream_pair() -> AsyncIterator[tuple[Upstream, Upstream]]:
     blue, green = Upstream("checkout", "v1"), Upstream("checkout", "v2")
     await blue.start()
     await green.start()
-    config = tmp_path / "resources.yaml"
-    write(config, resources(blue.port))
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchman", "serve",
-        "--xds-address", "127.0.0.1:0", "--api-address", "127.0.0.1:0", "--resources", str(config),
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "SWITCHMAN_GROUP_BY": "id"},
-    )
-    assert proc.stderr is not None
-    match = None
-    for _ in range(50):
-        line = (await asyncio.wait_for(proc.stderr.readline(), 10)).decode()
-        if match := _SERVING.search(line):
-            break
-    assert match, "switchman serve did not say where it serves"
-    server = Serve(proc, int(match.group(1)), int(match.group(2)))
-
-    async def drain() -> None:
-        assert proc.stderr is not None
-        async for raw in proc.stderr:
-            server.lines.append(raw.decode())
-
-    drainer = asyncio.create_task(drain())
-    yield server, config, blue, green
-    proc.terminate()
-    assert await asyncio.wait_for(proc.wait(), 10) == 0
-    await drainer
+    yield blue, green
     await blue.stop()
     await green.stop()
 
 
-async def test_serve_follows_file_refuses_bad_edits_and_reports(serve) -> None:  # type: ignore[no-untyped-def]
-    server, config, _blue, green = serve
-    envoy = EnvoyProcess(bootstrap("serve-envoy", server.xds_port))
-    await envoy.start()
+async def test_served_config_drives_envoy_refuses_bad_input_and_survives_kill_9(
+    tmp_path: Path, upstream_pair: tuple[Upstream, Upstream]
+) -> None:
+    blue, green = upstream_pair
+    serve = Serve(tmp_path / "switchman.db")
+    await serve.start()
+    envoy = EnvoyProcess(bootstrap("serve-envoy", serve.xds_port))
     try:
+        status, body = await serve.apply(documents(blue.port, green.port, {"v1": 100}))
+        assert status == 200, body
+        await envoy.start()
         port = await envoy.wait_listener("ingress")
         await wait_for_version(port, "v1")
 
-        # A bad edit is refused with an error naming the document and field; traffic is untouched.
-        bad = resources(green.port)
-        bad[2]["lbPolicy"] = "FASTEST_PLEASE"
-        write(config, bad)
-        for _ in range(100):
-            if any("not applied" in line for line in server.lines):
-                break
-            await asyncio.sleep(0.05)
-        refused = next(line for line in server.lines if "not applied" in line)
-        assert "resources.yaml[2] (checkout)" in refused and "Cluster.lbPolicy" in refused, refused
-        assert "FASTEST_PLEASE" in refused
+        # A bad apply is refused with the document and field named; nothing changes.
+        bad = documents(blue.port, green.port, {"v1": 0, "v2": 100})
+        bad[0]["spec"]["lbPolicy"] = "FASTEST_PLEASE"
+        status, body = await serve.apply(bad)
+        assert status == 422 and body["error"]["path"] == "service/checkout: spec.lbPolicy", body
         await wait_for_version(port, "v1")
 
-        # A good edit moves the endpoints.
-        write(config, resources(green.port))
-        await wait_for_version(port, "v2")
-
-        status = await server.api("/v1/status")
-        assert '"node_id": "serve-envoy"' in status
-        metrics = await server.api("/metrics")
-        assert 'switchman_xds_acks_total{type="eds"}' in metrics
-        assert "switchman_xds_push_to_ack_seconds_bucket" in metrics
+        # Acknowledged, then killed at once: the change is not lost.
+        status, body = await serve.apply(documents(blue.port, green.port, {"v2": 100}))
+        assert status == 200 and body["revision"] == 2, body
+        await serve.kill(signal.SIGKILL)
+        again = Serve(tmp_path / "switchman.db", xds_port=serve.xds_port)
+        await again.start()
+        await wait_for_version(port, "v2", timeout=20)  # Envoy reconnected and got revision 2
+        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{again.api_port}/v1/history") as r:
+            history = await r.json()
+        assert [h["number"] for h in history["revisions"]] == [2, 1]
+        status, body = await again.apply(documents(blue.port, green.port, {"v1": 100}))
+        assert status == 200 and body["revision"] == 3, body
+        await wait_for_version(port, "v1")
+        await again.kill(signal.SIGTERM)
     finally:
         await envoy.stop()
+        if serve.proc is not None and serve.proc.returncode is None:
+            serve.proc.kill()
