@@ -33,6 +33,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             log.error("%s %s: %s", request.method, request.path, exc)
         path = exc.path if isinstance(exc, ConfigError) else None
         return error_response(status, code, str(exc), path)
+    except Exception:  # a bug: still answer in the API's error format
+        log.exception("%s %s failed", request.method, request.path)
+        return error_response(500, "internal", "internal error; the server log has the details")
 
 
 def api_app(controller: Controller, xds: XdsServer, tokens: Tokens | None = None) -> web.Application:

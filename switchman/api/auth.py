@@ -18,7 +18,7 @@ from switchman.api.errors import error_response
 
 __all__ = ["AUTHOR_KEY", "Tokens", "auth_middleware"]
 
-AUTHOR_KEY = "switchman.author"
+AUTHOR_KEY = web.RequestKey("author", str)
 _OPEN_PATHS = frozenset({"/healthz", "/v1/openapi.json"})
 
 
