@@ -13,23 +13,30 @@ from switchman.translate.clusters import cluster_resources
 from switchman.translate.listeners import listener
 from switchman.translate.routes import route_configuration
 
-__all__ = ["translate"]
+__all__ = ["translate", "translate_documents"]
+
+
+def translate_documents(config: Config) -> list[tuple[str, list[Message]]]:
+    """The Envoy resources of each document (by document id), in id order."""
+    out: list[tuple[str, list[Message]]] = []
+    for doc in sorted(config.documents.values(), key=lambda d: d.id):
+        spec = doc.spec
+        messages: list[Message] = []
+        if isinstance(spec, ClusterSpec):
+            messages += cluster_resources(doc.name, spec.endpoints, spec.upstream, spec.discovery)
+        elif isinstance(spec, ServiceSpec):
+            for version, endpoints in spec.versions.items():
+                messages += cluster_resources(version_cluster(doc.name, version), endpoints, spec.upstream)
+        elif isinstance(spec, RoutesSpec):
+            messages.append(route_configuration(config, doc.name, spec))
+        elif isinstance(spec, ListenerSpec):
+            messages.append(listener(config, doc.name, spec))
+        else:
+            messages.append(spec)
+        out.append((doc.id, messages))
+    return out
 
 
 def translate(config: Config) -> list[Message]:
     """Every Envoy resource a configuration produces, raw EnvoyResource documents included."""
-    out: list[Message] = []
-    for doc in sorted(config.documents.values(), key=lambda d: d.id):
-        spec = doc.spec
-        if isinstance(spec, ClusterSpec):
-            out += cluster_resources(doc.name, spec.endpoints, spec.upstream, spec.discovery)
-        elif isinstance(spec, ServiceSpec):
-            for version, endpoints in spec.versions.items():
-                out += cluster_resources(version_cluster(doc.name, version), endpoints, spec.upstream)
-        elif isinstance(spec, RoutesSpec):
-            out.append(route_configuration(config, doc.name, spec))
-        elif isinstance(spec, ListenerSpec):
-            out.append(listener(config, doc.name, spec))
-        else:
-            out.append(spec)
-    return out
+    return [message for _, messages in translate_documents(config) for message in messages]

@@ -51,7 +51,8 @@ def delta_resource(name: str, version: str, any_bytes: bytes) -> bytes:
 
 def sotw_response(version: str, resource_fields: bytes, type_url: str, nonce: str) -> bytes:
     """A ``DiscoveryResponse``; ``resource_fields`` is already a run of field-2 ``Any`` entries."""
-    return _string(1, version) + resource_fields + _string(4, type_url) + _string(5, nonce)
+    # One join: chained + would copy the (possibly megabytes of) resources once per operand.
+    return b"".join((_string(1, version), resource_fields, _string(4, type_url), _string(5, nonce)))
 
 
 def delta_response(
@@ -62,11 +63,12 @@ def delta_response(
     nonce: str,
 ) -> bytes:
     """A ``DeltaDiscoveryResponse``; ``resource_fields`` is a run of field-2 ``Resource`` entries."""
-    removed_fields = b"".join(_string(6, name) for name in removed)
-    return (
-        _string(1, system_version)
-        + resource_fields
-        + _string(4, type_url)
-        + _string(5, nonce)
-        + removed_fields
+    return b"".join(
+        (
+            _string(1, system_version),
+            resource_fields,
+            _string(4, type_url),
+            _string(5, nonce),
+            *(_string(6, name) for name in removed),
+        )
     )

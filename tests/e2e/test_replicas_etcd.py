@@ -33,7 +33,8 @@ def documents(v1: int, v2: int, weights: dict[str, int]) -> list[dict[str, Any]]
 
 
 async def apply(api_port: int, docs: list[dict[str, Any]]) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as s, s.post(f"http://127.0.0.1:{api_port}/v1/apply", json={"documents": docs}) as r:
+    url = f"http://127.0.0.1:{api_port}/v1/apply"
+    async with aiohttp.ClientSession() as s, s.post(url, json={"documents": docs}) as r:
         body: dict[str, Any] = await r.json()
         assert r.status == 200, body
         return body

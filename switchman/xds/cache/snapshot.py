@@ -9,6 +9,7 @@ may exist for a cluster that is not in it, and no name may appear twice.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -23,6 +24,10 @@ from switchman.xds.cache.resource import Resource
 __all__ = ["Selection", "Snapshot", "TypeSnapshot"]
 
 _MEMO_LIMIT: Final = 1024
+# How many ancestors a type snapshot remembers its differences from. A stream
+# that fell further behind diffs everything, which is still correct.
+_HISTORY: Final = 8
+_serials = itertools.count(1)
 # References that must resolve inside the snapshot. A cluster's reference to
 # its load assignment is not one of them: an EDS cluster may wait for
 # endpoints (Envoy's initial_fetch_timeout decides how long).
@@ -34,39 +39,78 @@ class Selection:
     """Some resources of one type, encoded once for every stream that asks for the same names.
 
     ``key`` is a digest of the names and versions: two selections with the
-    same key carry the same contents.
+    same key carry the same contents. ``mapping`` holds the same resources by
+    name, read-only: every stream that selects these names shares it (a plan,
+    what was sent, what is pending), so none copies it.
     """
 
     resources: tuple[Resource, ...]
     body: bytes
     key: str
-
-    def by_name(self) -> dict[str, Resource]:
-        return {r.name: r for r in self.resources}
+    mapping: Mapping[str, Resource]
 
 
 @dataclass(frozen=True, slots=True)
 class TypeSnapshot:
-    """The resources of one type in a snapshot, with the version of the set."""
+    """The resources of one type in a snapshot, with the version of the set.
+
+    ``serial`` identifies this object and is never reused (unlike ``id()``).
+    ``names_serial`` is shared with the type snapshot it derives from when
+    both hold the same names, so caches of name sets survive endpoint changes.
+    ``history`` is what :meth:`Snapshot.with_changes` knows of the ancestors:
+    ``(ancestor serial, names that differ from it)``, nearest first.
+    """
 
     type_url: str
     version: str
     resources: Mapping[str, Resource]
+    serial: int = field(default_factory=lambda: next(_serials), compare=False)
+    names_serial: int = field(default=0, compare=False)  # 0: a new set of names (this serial)
+    history: tuple[tuple[int, frozenset[str]], ...] = field(default=(), compare=False, repr=False)
     _selections: dict[frozenset[str] | None, Selection] = field(
         default_factory=dict, compare=False, repr=False
     )
+
+    def __post_init__(self) -> None:
+        if not self.names_serial:
+            object.__setattr__(self, "names_serial", self.serial)
+
+    def changes_since(self, serial: int) -> frozenset[str] | None:
+        """The names whose resource may differ from type snapshot ``serial``; None when unknown.
+
+        A superset: a name changed and changed back is in it.
+        """
+        if serial == self.serial:
+            return frozenset()
+        for ancestor, changed in self.history:
+            if ancestor == serial:
+                return changed
+        return None
+
+    def child(self, version: str, resources: dict[str, Resource], changed: frozenset[str]) -> TypeSnapshot:
+        """The next type snapshot: ``resources``, which differ from these in ``changed`` only."""
+        history = ((self.serial, changed), *((s, c | changed) for s, c in self.history[: _HISTORY - 1]))
+        return TypeSnapshot(
+            self.type_url,
+            version,
+            MappingProxyType(resources),
+            names_serial=self.names_serial if resources.keys() == self.resources.keys() else 0,
+            history=history,
+        )
 
     def select(self, names: frozenset[str] | None) -> Selection:
         """The resources among ``names`` (None: all), memoized per set of names."""
         found = self._selections.get(names)
         if found is None:
+            mapping: Mapping[str, Resource]
             if names is None:
                 chosen = tuple(self.resources[n] for n in sorted(self.resources))
-                key = self.version
+                key, mapping = self.version, self.resources
             else:
                 chosen = tuple(self.resources[n] for n in sorted(names) if n in self.resources)
-                key = _type_version({r.name: r for r in chosen})
-            found = Selection(chosen, b"".join(r.sotw_field for r in chosen), key)
+                mapping = MappingProxyType({r.name: r for r in chosen})
+                key = _type_version(mapping)
+            found = Selection(chosen, b"".join(r.sotw_field for r in chosen), key, mapping)
             if len(self._selections) >= _MEMO_LIMIT:
                 self._selections.clear()
             self._selections[names] = found
@@ -138,19 +182,27 @@ class Snapshot:
         """A new snapshot with ``upsert`` added or replaced and ``remove`` ``(type_url, name)`` gone.
 
         Only the changed types are rebuilt; the rest are shared with this
-        snapshot. When only endpoints change, only they are checked.
+        snapshot. When only endpoints change, only they are checked. Each
+        rebuilt type remembers which names changed (:meth:`TypeSnapshot.changes_since`),
+        so that streams diff only those.
         """
         changed: dict[str, dict[str, Resource]] = {}
+        touched: dict[str, set[str]] = {}
         for item in upsert:
             resource = _as_resource(item)
             bucket = changed.setdefault(resource.type_url, dict(self.get(resource.type_url).resources))
+            old = bucket.get(resource.name)
+            if old is None or old.version != resource.version:
+                touched.setdefault(resource.type_url, set()).add(resource.name)
             bucket[resource.name] = resource
         for type_url, name in remove:
             bucket = changed.setdefault(type_url, dict(self.get(type_url).resources))
-            bucket.pop(name, None)
+            if bucket.pop(name, None) is not None:
+                touched.setdefault(type_url, set()).add(name)
         types = dict(self.types)
         for url, res in changed.items():
-            types[url] = TypeSnapshot(url, version or _type_version(res), MappingProxyType(res))
+            names = frozenset(touched.get(url, ()))
+            types[url] = self.get(url).child(version or _type_version(res), res, names)
         snapshot = Snapshot(MappingProxyType(types))
         if set(changed) <= {rt.ENDPOINT}:
             snapshot._check_endpoints(changed.get(rt.ENDPOINT, {}).values())

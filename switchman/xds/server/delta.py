@@ -7,6 +7,7 @@ already has; responses carry only what changed and the names removed.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
@@ -42,27 +43,40 @@ class DeltaStream(Stream):
         # Unlike state of the world, subscription changes in a delta request
         # are never repeated, so they apply even under a stale nonce.
         state.subscription.change(request.resource_names_subscribe, request.resource_names_unsubscribe)
-        for name in request.resource_names_unsubscribe:
-            state.client_versions.pop(name, None)
-            state.acked.pop(name, None)
+        unsubscribed = request.resource_names_unsubscribe
+        if unsubscribed:
+            for name in unsubscribed:
+                state.client_versions.pop(name, None)
+            state.drop_acked(unsubscribed)
+            # The client's versions changed outside a plan (a wildcard keeps
+            # its selection): the next plan must compare everything.
+            state.planned = None
 
     def _encode(self, state: TypeState, decision: Plan) -> Outgoing | None:
         known = state.client_versions
-        covers = state.subscription.covers
-        for name in [n for n in known if not covers(n)]:
-            # No longer subscribed (e.g. the client left the wildcard): the
-            # client drops it itself; a removal would only repeat that.
-            del known[name]
-            state.acked.pop(name, None)
-        upserts = {n: r for n, r in decision.resources.items() if known.get(n) != r.version}
-        removed = tuple(sorted(n for n in known if n not in decision.resources))
+        current = decision.resources
+        upserts: dict[str, Resource]
+        if decision.changed is not None:
+            # ``known`` is what the plan ``changed`` counts from left the
+            # client with: only these names can differ. O(changes), not O(names).
+            changed = decision.changed
+            upserts = {n: r for n in changed if (r := current.get(n)) is not None and known.get(n) != r.version}
+            removed = tuple(sorted(n for n in changed if n in known and n not in current))
+        else:
+            covers = state.subscription.covers
+            uncovered = [n for n in known if not covers(n)]
+            for name in uncovered:
+                # No longer subscribed (e.g. the client left the wildcard): the
+                # client drops it itself; a removal would only repeat that.
+                del known[name]
+            state.drop_acked(uncovered)
+            upserts = {n: r for n, r in current.items() if known.get(n) != r.version}
+            removed = tuple(sorted(n for n in known if n not in current))
         first = state.sent_key is None
         if first:
             # What the client already has (it said so on reconnect) it runs:
             # count it as ACKed, or routes would wait for it for ever.
-            for name, resource in decision.resources.items():
-                if known.get(name) == resource.version:
-                    state.acked[name] = resource
+            state.add_acked(r for n, r in current.items() if known.get(n) == r.version)
         if not upserts and not removed and not first:
             return None
         nonce = self.next_nonce()
@@ -76,9 +90,8 @@ class DeltaStream(Stream):
         for name in outgoing.pending.removed:
             state.client_versions.pop(name, None)
 
-    def _apply_ack(self, state: TypeState, upserts: dict[str, Resource], removed: tuple[str, ...]) -> None:
+    def _apply_ack(self, state: TypeState, upserts: Mapping[str, Resource], removed: tuple[str, ...]) -> None:
         # A name unsubscribed while the response was in flight is gone on the client.
         covers = state.subscription.covers
-        state.acked.update((n, r) for n, r in upserts.items() if covers(n))
-        for name in removed:
-            state.acked.pop(name, None)
+        state.add_acked(r for n, r in upserts.items() if covers(n))
+        state.drop_acked(removed)

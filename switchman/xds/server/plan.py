@@ -45,12 +45,23 @@ _GATED: Final = frozenset({rt.LISTENER, rt.ROUTE})
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What the client should hold for a type after the next response."""
+    """What the client should hold for a type after the next response.
+
+    ``resources`` is read-only and may be shared with other streams.
+    ``basis`` is what the stream records (``TypeState.planned``) once the
+    client's state reflects this plan; None when the plan holds back removed
+    resources, since its contents are then not a selection of the snapshot.
+    ``changed``, when not None, holds every name whose resource may differ
+    from the stream's last such plan (the subscription is the same, and the
+    snapshot remembers what changed since); None means: compare everything.
+    """
 
     resources: Mapping[str, Resource]
     body: bytes
     version: str
     key: str
+    basis: tuple[int, frozenset[str] | None] | None = None
+    changed: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +75,8 @@ def plan(states: Mapping[str, TypeState], type_url: str, snapshot: Snapshot, las
     """The next contents for ``type_url`` on this stream; None when they equal ``last_key``."""
     state = states[type_url]
     tsnap = snapshot.get(type_url)
-    selection = tsnap.select(state.subscription.selection())
+    names = state.subscription.selection()
+    selection = tsnap.select(names)
     kept = _kept(states, state, tsnap)
     if kept:
         digest = hashlib.blake2b(digest_size=6)
@@ -80,8 +92,13 @@ def plan(states: Mapping[str, TypeState], type_url: str, snapshot: Snapshot, las
         if reason:
             return Hold(reason)
     if not kept:
-        return Plan(selection.by_name(), selection.body, tsnap.version, key)
-    contents = selection.by_name()
+        changed = None
+        # Identity: a subscription keeps its selection object while its names
+        # stay the same (and None is the wildcard).
+        if state.planned is not None and state.planned[1] is names:
+            changed = tsnap.changes_since(state.planned[0])
+        return Plan(selection.mapping, selection.body, tsnap.version, key, (tsnap.serial, names), changed)
+    contents = dict(selection.mapping)
     contents.update(kept)
     ordered = [contents[n] for n in sorted(contents)]
     return Plan(contents, b"".join(r.sotw_field for r in ordered), f"{tsnap.version}+held", key)
@@ -92,12 +109,14 @@ def _kept(states: Mapping[str, TypeState], state: TypeState, tsnap: TypeSnapshot
     referrers = _REFERRERS.get(state.type_url)
     if not referrers or not state.acked:
         return {}
+    # Only names matter here, so the cache survives snapshots that change
+    # versions only, and ACKs that change versions only.
     cached = state.missing_cache
-    if cached is not None and cached[0] is tsnap.resources and cached[1] == state.acked_generation:
+    if cached is not None and cached[0] == tsnap.names_serial and cached[1] == state.acked_names:
         missing = cached[2]
     else:
         missing = frozenset(state.acked.keys() - tsnap.resources.keys())
-        state.missing_cache = (tsnap.resources, state.acked_generation, missing)
+        state.missing_cache = (tsnap.names_serial, state.acked_names, missing)
     if not missing:
         return {}
     named: set[str] = set()
@@ -107,7 +126,10 @@ def _kept(states: Mapping[str, TypeState], state: TypeState, tsnap: TypeSnapshot
             continue
         for held in (*holder.acked.values(), *holder.sent.values()):
             named.update(n for t, n in held.references if t == state.type_url and n in missing)
-    return {n: state.acked[n] for n in named if state.subscription.covers(n)}
+    covers = state.subscription.covers
+    # .get: a stale cache must never end the stream (it did, before every
+    # change to the ACKed names counted).
+    return {n: r for n in named if (r := state.acked.get(n)) is not None and covers(n)}
 
 
 def _eds_over_ads(cluster: cluster_pb2.Cluster) -> bool:

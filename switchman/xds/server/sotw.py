@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
@@ -17,12 +17,20 @@ from switchman.xds.server.stream import Outgoing, Stream
 __all__ = ["SotwStream"]
 
 
-def _same(sent: Mapping[str, Resource], wanted: Mapping[str, Resource]) -> bool:
-    if len(sent) != len(wanted):
+def _same(sent: Mapping[str, Resource], decision: Plan) -> bool:
+    """Whether ``decision`` holds the names and versions last sent."""
+    wanted = decision.resources
+    names: Iterable[str]
+    if decision.changed is not None:
+        # ``sent`` holds the contents of the plan ``changed`` is counted from.
+        names = decision.changed
+    elif len(sent) != len(wanted):
         return False
-    for name, resource in wanted.items():
-        had = sent.get(name)
-        if had is None or had.version != resource.version:
+    else:
+        names = wanted
+    for name in names:
+        had, want = sent.get(name), wanted.get(name)
+        if had is not want and (had is None or want is None or had.version != want.version):
             return False
     return True
 
@@ -53,13 +61,13 @@ class SotwStream(Stream):
         state.subscription.set_names(request.resource_names)
 
     def _encode(self, state: TypeState, decision: Plan) -> Outgoing | None:
-        if state.sent_key is not None and _same(state.sent, decision.resources):
+        if state.sent_key is not None and _same(state.sent, decision):
             return None  # e.g. only a removal is waiting: nothing the client lacks
         nonce = self.next_nonce()
         data = wire.sotw_response(decision.version, decision.body, state.type_url, nonce)
-        pending = Pending(nonce, decision.version, dict(decision.resources), (), time.monotonic(), len(data))
+        pending = Pending(nonce, decision.version, decision.resources, (), time.monotonic(), len(data))
         return Outgoing(data, pending)
 
-    def _apply_ack(self, state: TypeState, upserts: dict[str, Resource], removed: tuple[str, ...]) -> None:
+    def _apply_ack(self, state: TypeState, upserts: Mapping[str, Resource], removed: tuple[str, ...]) -> None:
         # Every response holds all the client subscribed to: it replaces.
-        state.acked = upserts
+        state.replace_acked(upserts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -11,6 +12,11 @@ __all__ = ["Nack", "Pending", "Subscription", "TypeState"]
 
 WILDCARD = "*"
 
+# One frozenset per distinct set of names: streams that subscribe to the same
+# names share it, so a snapshot's selection memo finds it by identity instead
+# of comparing every name, and plans can tell "same names" by identity.
+_interned: weakref.WeakValueDictionary[frozenset[str], frozenset[str]] = weakref.WeakValueDictionary()
+
 
 @dataclass(slots=True)
 class Subscription:
@@ -19,6 +25,10 @@ class Subscription:
     ``wildcard`` is set by the legacy form (a first request that names
     nothing) or by the explicit name ``*``; in the legacy form it ends as
     soon as the client names resources without ``*``.
+
+    :meth:`selection` returns the same object for as long as the names stay
+    the same: an ACK that repeats them (state of the world) or names nothing
+    (delta) keeps it.
     """
 
     wildcard: bool = False
@@ -36,8 +46,10 @@ class Subscription:
         elif requested:
             self.legacy = False
         self.wildcard = self.legacy or WILDCARD in requested
-        self.names = requested - {WILDCARD}
-        self._selection = None
+        requested.discard(WILDCARD)
+        if requested != self.names:
+            self.names = requested
+            self._selection = None
 
     def change(self, subscribe: Iterable[str], unsubscribe: Iterable[str]) -> None:
         """A delta request: names added and removed."""
@@ -52,9 +64,10 @@ class Subscription:
             self.wildcard = True
         if WILDCARD in removed:
             self.wildcard = self.legacy = False
-        self.names |= added - {WILDCARD}
-        self.names -= removed
-        self._selection = None
+        if added or removed:
+            self.names |= added - {WILDCARD}
+            self.names -= removed
+            self._selection = None
 
     def covers(self, name: str) -> bool:
         return self.wildcard or name in self.names
@@ -64,7 +77,8 @@ class Subscription:
         if self.wildcard:
             return None
         if self._selection is None:
-            self._selection = frozenset(self.names)
+            names = frozenset(self.names)
+            self._selection = _interned.setdefault(names, names)
         return self._selection
 
 
@@ -84,7 +98,7 @@ class Pending:
 
     nonce: str
     version: str
-    upserts: dict[str, Resource]
+    upserts: Mapping[str, Resource]  # read-only; in state of the world, the plan's (shared) mapping
     removed: tuple[str, ...]
     sent_at: float
     size: int
@@ -94,23 +108,53 @@ class Pending:
 class TypeState:
     """One type on one stream.
 
-    ``acked`` is what the client runs (as far as we know); ``sent_key``
-    identifies the contents of the last response, so that the same contents
-    are never sent twice in a row, in particular not after a NACK.
+    ``acked`` is what the client runs (as far as we know); change it only
+    through :meth:`replace_acked`, :meth:`add_acked` and :meth:`drop_acked`,
+    which count changes to its names in ``acked_names``. ``sent`` (read-only,
+    shared) is what the last response made the client hold; ``sent_key``
+    identifies its contents, so that the same contents are never sent twice
+    in a row, in particular not after a NACK.
     """
 
     type_url: str
     subscription: Subscription = field(default_factory=Subscription)
     acked: dict[str, Resource] = field(default_factory=dict)
     acked_version: str = ""
-    sent: dict[str, Resource] = field(default_factory=dict)
+    sent: Mapping[str, Resource] = field(default_factory=dict)
     sent_key: object = None
     pending: Pending | None = None
     nack: Nack | None = None
     client_versions: dict[str, str] = field(default_factory=dict)
     last_update: float = 0.0
     held_back: str = ""
-    acked_generation: int = 0
     oversized: str = ""
-    # (snapshot mapping, acked_generation, ACKed names not in that mapping)
-    missing_cache: tuple[Mapping[str, Resource], int, frozenset[str]] | None = None
+    # Bumped whenever the set of names in ``acked`` changes, not when an ACK
+    # only changes versions: with the snapshot's names_serial it keys
+    # missing_cache, (names_serial, acked_names, ACKed names not in the snapshot).
+    acked_names: int = 0
+    missing_cache: tuple[int, int, frozenset[str]] | None = None
+    # (type snapshot serial, selection) of the last plan that the client's
+    # state (``client_versions`` in delta, ``sent`` in state of the world)
+    # reflects exactly; None when unknown. See plan.Plan.changed.
+    planned: tuple[int, frozenset[str] | None] | None = None
+
+    def replace_acked(self, resources: Mapping[str, Resource]) -> None:
+        """The client holds exactly ``resources`` (a state-of-the-world ACK)."""
+        if resources.keys() != self.acked.keys():
+            self.acked_names += 1
+        self.acked = dict(resources)
+
+    def add_acked(self, resources: Iterable[Resource]) -> None:
+        """The client holds ``resources`` too, or now in these versions."""
+        before = len(self.acked)
+        self.acked.update((r.name, r) for r in resources)
+        if len(self.acked) != before:  # it only grows: a new name
+            self.acked_names += 1
+
+    def drop_acked(self, names: Iterable[str]) -> None:
+        """The client no longer holds ``names``."""
+        before = len(self.acked)
+        for name in names:
+            self.acked.pop(name, None)
+        if len(self.acked) != before:  # it only shrinks: a name left
+            self.acked_names += 1

@@ -17,7 +17,7 @@ import itertools
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -198,7 +198,6 @@ class Stream(ABC):
         state.pending = None
         self._apply_ack(state, pending.upserts, pending.removed)
         state.acked_version = pending.version
-        state.acked_generation += 1
         state.nack = None
         state.last_update = time.time()
         metrics = self.ctx.metrics.of(state.type_url)
@@ -249,10 +248,13 @@ class Stream(ABC):
                 state.held_back = decision.reason
                 continue
             state.held_back = ""
+            # Until the client's state reflects this plan, no plan is its basis.
+            state.planned = None
             outgoing = self._encode(state, decision)
             state.sent_key = decision.key
             state.oversized = ""
             if outgoing is None:
+                state.planned = decision.basis
                 continue
             metrics = self.ctx.metrics.of(type_url)
             size = len(outgoing.data)
@@ -268,7 +270,8 @@ class Stream(ABC):
                 metrics.oversized.inc()
                 continue
             state.pending = outgoing.pending
-            state.sent = dict(decision.resources)
+            state.sent = decision.resources
+            state.planned = decision.basis
             self._committed(state, outgoing)
             metrics.responses.inc()
             metrics.response_bytes.inc(size)
@@ -287,5 +290,5 @@ class Stream(ABC):
         """Called once ``outgoing`` is certain to be sent."""
 
     @abstractmethod
-    def _apply_ack(self, state: TypeState, upserts: dict[str, Resource], removed: tuple[str, ...]) -> None:
+    def _apply_ack(self, state: TypeState, upserts: Mapping[str, Resource], removed: tuple[str, ...]) -> None:
         """Make ``state.acked`` what the client holds after ACKing a response."""

@@ -18,7 +18,7 @@ def state(type_url: str, names: Iterable[str] | None = None, acked: Iterable[Res
     """A started subscription (None: legacy wildcard) that has ACKed ``acked``."""
     out = TypeState(type_url)
     out.subscription.set_names([] if names is None else list(names))
-    out.acked = {r.name: r for r in acked}
+    out.add_acked(acked)
     out.sent = dict(out.acked)
     return out
 
@@ -54,9 +54,9 @@ def test_plan_holds_routes_until_the_new_clusters_endpoints_are_acked() -> None:
     old = world("a", ["a"])
     new = world("n", ["a", "n"])
     states = ads_states(new, ["a", "n"], acked_from=old)
-    states[rt.CLUSTER].acked = dict(new.get(rt.CLUSTER).resources)
+    states[rt.CLUSTER].replace_acked(new.get(rt.CLUSTER).resources)
     assert plan(states, rt.ROUTE, new, None) == Hold("waiting for the client to ACK eds/n")
-    states[rt.ENDPOINT].acked = dict(new.get(rt.ENDPOINT).resources)
+    states[rt.ENDPOINT].replace_acked(new.get(rt.ENDPOINT).resources)
     decision = plan(states, rt.ROUTE, new, None)
     assert isinstance(decision, Plan)
     assert decision.resources[ROUTE_NAME] is new.get(rt.ROUTE).resources[ROUTE_NAME]
@@ -97,7 +97,7 @@ def test_plan_only_waits_for_clusters_the_stream_subscribes_to() -> None:
     new = world("n", ["a", "n"])
     states = {rt.CLUSTER: state(rt.CLUSTER, ["a"], new.get(rt.CLUSTER).resources.values()),
               rt.ROUTE: state(rt.ROUTE, [ROUTE_NAME])}
-    states[rt.CLUSTER].acked.pop("n")
+    states[rt.CLUSTER].drop_acked(["n"])
     assert isinstance(plan(states, rt.ROUTE, new, None), Plan)
 
 
@@ -137,9 +137,8 @@ def test_plan_keeps_a_removed_cluster_while_acked_routes_still_name_it() -> None
     # the routes that stop naming a are not held: b is ACKed
     assert isinstance(plan(states, rt.ROUTE, new, None), Plan)
     # once the client ACKs those routes, a goes
-    states[rt.ROUTE].acked = dict(new.get(rt.ROUTE).resources)
-    states[rt.ROUTE].sent = dict(states[rt.ROUTE].acked)
-    states[rt.ROUTE].acked_generation += 1
+    states[rt.ROUTE].replace_acked(new.get(rt.ROUTE).resources)
+    states[rt.ROUTE].sent = new.get(rt.ROUTE).resources
     after = plan(states, rt.CLUSTER, new, decision.key)
     assert isinstance(after, Plan)
     assert set(after.resources) == {"b"}

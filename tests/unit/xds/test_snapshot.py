@@ -342,7 +342,7 @@ def test_select_returns_exactly_the_named_resources() -> None:
     tsnap = world("a", ["a", "b", "c"]).get(rt.ENDPOINT)
     chosen = tsnap.select(frozenset({"b", "unknown"}))
     assert [r.name for r in chosen.resources] == ["b"]
-    assert set(chosen.by_name()) == {"b"}
+    assert dict(chosen.mapping) == {"b": tsnap.resources["b"]}
     assert chosen.body == tsnap.resources["b"].sotw_field
 
 
