@@ -1,0 +1,78 @@
+"""The store: every applied configuration as a numbered, immutable revision.
+
+:func:`open_store` picks the backend from a URL:
+
+==========================================  ==========================================
+``sqlite:///var/lib/switchman/store.db``    SQLite, absolute path (``sqlite://`` + path)
+``store.db``, ``/var/lib/switchman/s.db``   SQLite, a bare path
+``etcd://127.0.0.1:2379``                   etcd, keys under ``/switchman``
+``etcd://etcd.internal:2379/prod/edge``     etcd, keys under ``/prod/edge``
+==========================================  ==========================================
+
+Opening touches neither the disk nor the network (it may run inside the
+event loop); the first call on the store does, and reports failures as
+:class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlsplit
+
+from switchman.store.base import (
+    ConflictError,
+    Document,
+    Revision,
+    RevisionNotFound,
+    RevisionSummary,
+    Store,
+    StoreError,
+)
+from switchman.store.diff import Changes, diff
+from switchman.store.etcd import DEFAULT_PORT, DEFAULT_PREFIX, EtcdStore
+from switchman.store.sqlite import SqliteStore
+
+__all__ = [
+    "Changes",
+    "ConflictError",
+    "Document",
+    "EtcdStore",
+    "Revision",
+    "RevisionNotFound",
+    "RevisionSummary",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "diff",
+    "open_store",
+]
+
+_URL_FORMS = "sqlite:///path/to/file.db, a bare path, or etcd://host:port[/prefix]"
+
+
+def open_store(url: str) -> Store:
+    """The store that ``url`` names; raises :class:`StoreError` for a URL it cannot use."""
+    if url.startswith("etcd://"):
+        return _open_etcd(url)
+    if url.startswith("sqlite://"):
+        path = url.removeprefix("sqlite://")
+        if not path:
+            raise StoreError(f"store URL {url!r} names no file: use {_URL_FORMS}")
+        return SqliteStore(path)
+    if "://" in url or not url:
+        raise StoreError(f"store URL {url!r} is not one Switchman knows: use {_URL_FORMS}")
+    return SqliteStore(os.path.expanduser(url))
+
+
+def _open_etcd(url: str) -> EtcdStore:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or DEFAULT_PORT
+    except ValueError as e:  # a port that is not a number, or out of range
+        raise StoreError(f"store URL {url!r}: {e}") from e
+    if not parts.hostname:
+        raise StoreError(f"store URL {url!r} names no host: use etcd://host:port[/prefix]")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise StoreError(f"store URL {url!r}: etcd URLs take only a host, a port and a key prefix")
+    prefix = parts.path.strip("/")
+    return EtcdStore(parts.hostname, port, prefix=f"/{prefix}" if prefix else DEFAULT_PREFIX)

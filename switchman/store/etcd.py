@@ -1,0 +1,350 @@
+"""The etcd backend: several Switchman replicas share one history.
+
+Layout under a prefix (``/switchman`` by default)::
+
+    <prefix>/revisions/000000000042   JSON of revision 42 (summary and documents)
+    <prefix>/head                     "42"
+
+A commit is one etcd transaction that compares the head key with the head
+the caller expected (for the first commit: that the key does not exist) and
+puts both keys; a failed compare is a :class:`ConflictError`. Revision keys
+are zero-padded so that etcd's byte order is numeric order, which lets
+:meth:`EtcdStore.history` read a run of revisions as one key range.
+
+etcd (3.4) refuses requests over 1.5 MiB by default (``--max-request-bytes``),
+so that is the largest revision this backend can commit; a larger one raises
+:class:`StoreError` with etcd's message.
+
+The client is ``aetcd`` (asyncio, gRPC). Its exceptions, and gRPC's, are
+mapped to :class:`StoreError` here, at the edge, with the endpoint named.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from typing import Any, Final
+
+import aetcd  # type: ignore[import-untyped]  # aetcd ships no type information
+import grpc
+
+from switchman.store.base import (
+    ConflictError,
+    Document,
+    Revision,
+    RevisionNotFound,
+    RevisionSummary,
+    StoreError,
+)
+from switchman.store.diff import decode, diff, encode
+
+__all__ = ["DEFAULT_PORT", "DEFAULT_PREFIX", "EtcdStore"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT: Final = 2379
+DEFAULT_PREFIX: Final = "/switchman"
+#: Seconds an etcd call may take before it fails with a StoreError.
+DEFAULT_TIMEOUT: Final = 10.0
+_DIGITS: Final = 12
+#: Revisions fetched per range read: each may be up to etcd's 1.5 MiB request
+#: limit, and the whole response must stay under the receive limit below.
+_RANGE_BATCH: Final = 16
+_MAX_RECEIVE_BYTES: Final = 64 * 1024 * 1024
+_RETRY_FIRST: Final = 0.2
+_RETRY_MAX: Final = 5.0
+
+
+class _Watcher:
+    """One watch's position: the last revision number it has yielded (None: not placed yet)."""
+
+    __slots__ = ("__weakref__", "after")
+
+    def __init__(self, after: int | None) -> None:
+        self.after = after
+
+
+class EtcdStore:
+    """A :class:`~switchman.store.base.Store` on etcd v3, under one key prefix.
+
+    Creating the object opens no connection; the first call does.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._endpoint = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self._prefix = "/" + prefix.strip("/")
+        self._head_key = f"{self._prefix}/head".encode()
+        self._client: Any = aetcd.Client(
+            host=f"[{host}]" if ":" in host else host,
+            port=port,
+            timeout=timeout,
+            options={"grpc.max_receive_message_length": _MAX_RECEIVE_BYTES},
+        )
+        self._closed = False
+        self._watchers: weakref.WeakSet[_Watcher] = weakref.WeakSet()
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
+    def __repr__(self) -> str:
+        return f"EtcdStore({self._endpoint!r}, prefix={self._prefix!r})"
+
+    # -- the Store protocol ------------------------------------------------------------
+
+    async def head(self) -> Revision | None:
+        """The newest revision, or None for an empty store."""
+        number, _ = await self._head_number()
+        return None if number is None else await self.get(number)
+
+    async def get(self, number: int) -> Revision:
+        """Revision ``number``; raises :class:`RevisionNotFound`."""
+        with self._errors(f"reading revision {number}"):
+            kv = await self._client.get(self._revision_key(number))
+        if kv is None:
+            raise RevisionNotFound(f"etcd at {self._endpoint}: revision {number} does not exist under {self._prefix}")
+        return self._revision(kv.value)
+
+    async def commit(
+        self,
+        documents: Sequence[Document],
+        *,
+        author: str,
+        message: str,
+        expected_head: int | None,
+        rollback_of: int | None = None,
+    ) -> Revision:
+        """Store ``documents`` as the next revision if the head is still ``expected_head``.
+
+        The diff is computed against the head read first; the transaction
+        then only succeeds if the head key still holds that head, so the diff
+        and the compare are about the same revision.
+        """
+        head, _ = await self._head_number()
+        if head != expected_head:
+            raise self._conflict(expected_head, head)
+        if rollback_of is not None:
+            await self.get(rollback_of)  # RevisionNotFound; revisions are never deleted, so this holds
+        previous = () if head is None else (await self.get(head)).documents
+        changes = diff(previous, documents)
+        number = (head or 0) + 1
+        record: dict[str, Any] = {
+            "number": number,
+            "author": author,
+            "created_at": time.time(),
+            "message": message,
+            "added": changes.added,
+            "changed": changes.changed,
+            "removed": changes.removed,
+            "rollback_of": rollback_of,
+            "documents": tuple(documents),
+        }
+        value = encode(record)
+        tx = self._client.transactions
+        key = self._revision_key(number)
+        compare = [
+            tx.version(self._head_key) == 0 if head is None else tx.value(self._head_key) == str(head).encode(),
+            tx.version(key) == 0,
+        ]
+        with self._errors(f"committing revision {number}"):
+            succeeded, _ = await self._client.transaction(
+                compare=compare,
+                success=[tx.put(key, value.encode()), tx.put(self._head_key, str(number).encode())],
+                failure=[],
+            )
+        if not succeeded:
+            now, _ = await self._head_number()
+            if now != head:
+                raise self._conflict(expected_head, now)
+            raise StoreError(
+                f"etcd at {self._endpoint}: {key.decode()} already exists but {self._head_key.decode()} is {head}:"
+                " the store under this prefix was written by something else"
+            )
+        for watcher in self._watchers:
+            if watcher.after is None:
+                watcher.after = number - 1
+        return self._revision(value)
+
+    async def history(self, limit: int = 50) -> list[RevisionSummary]:
+        """The newest ``limit`` revisions, newest first (read as key ranges, a batch at a time)."""
+        head, _ = await self._head_number()
+        if head is None or limit <= 0:
+            return []
+        summaries: list[RevisionSummary] = []
+        end = head
+        first = max(1, head - limit + 1)
+        while end >= first:
+            start = max(first, end - _RANGE_BATCH + 1)
+            with self._errors(f"reading revisions {start} to {end}"):
+                found = await self._client.get_range(self._revision_key(start), self._revision_key(end + 1))
+            batch = [self._revision(kv.value).summary for kv in found]
+            summaries.extend(sorted(batch, key=lambda s: s.number, reverse=True))
+            end = start - 1
+        return summaries
+
+    def watch(self, *, after: int | None = None) -> AsyncGenerator[Revision, None]:
+        """Every new head, in order, each revision exactly once, from any replica.
+
+        An etcd watch on the head key, no polling: each put of the head wakes
+        it, and it then reads the revisions it has not yielded yet (numbers
+        have no gaps, so none is skipped even if etcd merged two events). If
+        the stream breaks (etcd restarted, network), it is opened again with
+        backoff, a warning logged each time, and the revisions committed
+        meanwhile are yielded on reconnection.
+
+        "New" means newer than ``after`` when it is given (the number the
+        caller already holds, which makes ``head()`` then ``watch(after=...)``
+        race-free); otherwise newer than the head when iteration starts, and
+        never misses a commit made through this object after this call. The
+        iteration ends when the store is closed.
+        """
+        watcher = _Watcher(after)
+        self._watchers.add(watcher)
+        return self._watch(watcher)
+
+    async def close(self) -> None:
+        """Close the connection; running watches end, later calls raise :class:`StoreError`."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(aetcd.ClientError, grpc.RpcError, TimeoutError):
+            await self._client.close()
+
+    # -- watching ----------------------------------------------------------------------
+
+    async def _watch(self, watcher: _Watcher) -> AsyncGenerator[Revision, None]:
+        delay = _RETRY_FIRST
+        try:
+            while not self._closed:
+                try:
+                    async with contextlib.aclosing(self._watch_stream(watcher)) as revisions:
+                        async for revision in revisions:
+                            delay = _RETRY_FIRST
+                            yield revision
+                except StoreError as e:
+                    if self._closed:
+                        return
+                    log.warning("watch on %s broke: %s; again in %.1f s", self._endpoint, e, delay)
+                else:
+                    if self._closed:
+                        return
+                    log.warning("watch on %s ended; again in %.1f s", self._endpoint, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _RETRY_MAX)
+        finally:
+            self._watchers.discard(watcher)
+
+    async def _watch_stream(self, watcher: _Watcher) -> AsyncGenerator[Revision, None]:
+        """One etcd watch stream: catch up from ``watcher.after``, then follow the head key.
+
+        The stream starts right after the etcd revision at which the head was
+        read, so a commit landing between the read and the watch is an event.
+        """
+        head, read_at = await self._head_number()
+        target = head or 0
+        if watcher.after is None:
+            watcher.after = target
+        with self._errors("watching the head"):
+            stream = await self._client.watch(self._head_key, start_revision=read_at + 1, kind=aetcd.EventKind.PUT)
+        try:
+            events = aiter(stream)
+            while True:
+                while watcher.after < target:
+                    revision = await self.get(watcher.after + 1)
+                    watcher.after = revision.number
+                    yield revision
+                with self._errors("watching the head"):
+                    try:
+                        event = await anext(events)
+                    except StopAsyncIteration:
+                        return
+                target = max(target, self._parse_head(event.kv.value))
+        finally:
+            if not self._closed:  # close() has ended every stream, and aetcd's cancel then fails
+                with contextlib.suppress(aetcd.ClientError, grpc.RpcError, TimeoutError):
+                    await stream.cancel()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    async def _head_number(self) -> tuple[int | None, int]:
+        """The head's number (None: empty) and the etcd revision it was read at.
+
+        A range read, not a get: it answers with etcd's revision even when
+        the key is absent.
+        """
+        with self._errors("reading the head"):
+            found = await self._client.get_range(self._head_key, self._head_key + b"\0")
+        read_at = int(found.header.revision)
+        if not found.count:
+            return None, read_at
+        return self._parse_head(found[0].value), read_at
+
+    def _parse_head(self, value: bytes) -> int:
+        try:
+            return int(value)
+        except ValueError:
+            raise StoreError(
+                f"etcd at {self._endpoint}: {self._head_key.decode()} holds {value!r}, not a revision number"
+            ) from None
+
+    def _revision_key(self, number: int) -> bytes:
+        return f"{self._prefix}/revisions/{number:0{_DIGITS}d}".encode()
+
+    def _revision(self, value: bytes | str) -> Revision:
+        data = decode(value)
+        try:
+            if not isinstance(data, Mapping):
+                raise TypeError("not an object")
+            summary = RevisionSummary(
+                number=int(data["number"]),
+                author=str(data["author"]),
+                created_at=float(data["created_at"]),
+                message=str(data["message"]),
+                added=tuple(data["added"]),
+                changed=tuple(data["changed"]),
+                removed=tuple(data["removed"]),
+                rollback_of=None if data["rollback_of"] is None else int(data["rollback_of"]),
+            )
+            return Revision(summary, tuple(data["documents"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise StoreError(f"etcd at {self._endpoint}: a revision under {self._prefix} is malformed: {e}") from e
+
+    def _conflict(self, expected: int | None, head: int | None) -> ConflictError:
+        def describe(n: int | None) -> str:
+            return "none (an empty store)" if n is None else str(n)
+
+        return ConflictError(
+            f"etcd at {self._endpoint}{self._prefix}: expected head {describe(expected)},"
+            f" but the head is {describe(head)}"
+        )
+
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Map aetcd's and gRPC's exceptions to :class:`StoreError`, naming the endpoint."""
+        if self._closed:
+            raise StoreError(f"etcd at {self._endpoint}: the store is closed")
+        try:
+            yield
+        except (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError) as e:
+            raise StoreError(f"etcd at {self._endpoint} is unreachable ({doing}): {e}") from e
+        except aetcd.ClientError as e:
+            raise StoreError(f"etcd at {self._endpoint}: {doing} failed: {e}") from e
+        except grpc.RpcError as e:
+            raise StoreError(f"etcd at {self._endpoint}: {doing} failed: {e}") from e
+        except TimeoutError as e:
+            raise StoreError(f"etcd at {self._endpoint}: {doing} timed out") from e
