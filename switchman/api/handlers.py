@@ -16,6 +16,7 @@ from switchman.api.keys import CONTROLLER, XDS
 from switchman.api.openapi import OPENAPI
 from switchman.control import ApplyResult
 from switchman.xds import DEFAULT_GROUP
+from switchman.xds import resources as rt
 
 __all__ = ["routes"]
 
@@ -165,13 +166,18 @@ async def render(request: web.Request) -> web.Response:
 
 @routes.get("/v1/status")
 async def status(request: web.Request) -> web.Response:
+    """Every connected node; ``synced`` when it has ACKed what it is served now, for every type it asked for."""
     controller = request.app[CONTROLLER]
     nodes = []
     for node in request.app[XDS].statuses():
         entry = asdict(node)
+        snapshot = controller.cache.snapshot(node.group)
+        versions = {rt.short_name(t): snapshot.version(t) for t in rt.ORDERED_TYPES} if snapshot else {}
         for t in entry["types"]:
+            t["synced"] = t["pending_version"] is None and t["acked_version"] == versions.get(t["type"])
             t["documents"] = sorted(
                 {d for name in t.get("nacked_resources", ()) if (d := controller.document_of_short(t["type"], name))}
             )
+        entry["synced"] = all(t["synced"] for t in entry["types"])
         nodes.append(entry)
     return web.json_response({"revision": controller.served_revision, "nodes": nodes})
