@@ -113,15 +113,16 @@ class Controller:
         head = await self.store.head()
         if head is not None:
             self._serve(head)
-        self._watcher = asyncio.create_task(self._follow())
+        # From the head just read on: a commit landing in between is not missed.
+        self._watcher = asyncio.create_task(self._follow(head.number if head is not None else 0))
 
     async def stop(self) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
             await asyncio.gather(self._watcher, return_exceptions=True)
 
-    async def _follow(self) -> None:
-        async for revision in self.store.watch():
+    async def _follow(self, after: int) -> None:
+        async for revision in self.store.watch(after=after):
             if self._served_revision is None or revision.number > self._served_revision:
                 self._serve(revision)
 
