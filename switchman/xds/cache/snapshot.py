@@ -63,13 +63,14 @@ class TypeSnapshot:
 
     type_url: str
     version: str
-    resources: Mapping[str, Resource]
+    resources: MappingProxyType[str, Resource]
     serial: int = field(default_factory=lambda: next(_serials), compare=False)
     names_serial: int = field(default=0, compare=False)  # 0: a new set of names (this serial)
     history: tuple[tuple[int, frozenset[str]], ...] = field(default=(), compare=False, repr=False)
     _selections: dict[frozenset[str] | None, Selection] = field(
         default_factory=dict, compare=False, repr=False
     )
+    _referenced: dict[str, frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.names_serial:
@@ -98,6 +99,15 @@ class TypeSnapshot:
             history=history,
         )
 
+    def referenced(self, type_url: str) -> frozenset[str]:
+        """The names of ``type_url`` that these resources name, memoized."""
+        found = self._referenced.get(type_url)
+        if found is None:
+            found = self._referenced[type_url] = frozenset(
+                name for r in self.resources.values() for ref_type, name in r.references if ref_type == type_url
+            )
+        return found
+
     def select(self, names: frozenset[str] | None) -> Selection:
         """The resources among ``names`` (None: all), memoized per set of names."""
         found = self._selections.get(names)
@@ -118,12 +128,9 @@ class TypeSnapshot:
 
 
 def _type_version(items: Mapping[str, Resource]) -> str:
-    digest = hashlib.blake2b(digest_size=8)
-    for name in sorted(items):
-        digest.update(name.encode())
-        digest.update(b"\0")
-        digest.update(items[name].version.encode())
-    return digest.hexdigest()
+    # name NUL version, name NUL version, ... hashed in one update (10,000 updates cost milliseconds).
+    text = "".join([f"{name}\0{items[name].version}" for name in sorted(items)])
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def _as_resource(item: Message | Resource) -> Resource:
@@ -187,25 +194,32 @@ class Snapshot:
         so that streams diff only those.
         """
         changed: dict[str, dict[str, Resource]] = {}
-        touched: dict[str, set[str]] = {}
+        touched: dict[str, set[str]] = {}  # names whose resource differs, by type
+
+        def bucket(type_url: str) -> dict[str, Resource]:
+            found = changed.get(type_url)
+            if found is None:
+                found = changed[type_url] = self.get(type_url).resources.copy()
+                touched[type_url] = set()
+            return found
+
         for item in upsert:
             resource = _as_resource(item)
-            bucket = changed.setdefault(resource.type_url, dict(self.get(resource.type_url).resources))
-            old = bucket.get(resource.name)
+            resources = bucket(resource.type_url)
+            old = resources.get(resource.name)
             if old is None or old.version != resource.version:
-                touched.setdefault(resource.type_url, set()).add(resource.name)
-            bucket[resource.name] = resource
+                touched[resource.type_url].add(resource.name)
+            resources[resource.name] = resource
         for type_url, name in remove:
-            bucket = changed.setdefault(type_url, dict(self.get(type_url).resources))
-            if bucket.pop(name, None) is not None:
-                touched.setdefault(type_url, set()).add(name)
+            if bucket(type_url).pop(name, None) is not None:
+                touched[type_url].add(name)
         types = dict(self.types)
         for url, res in changed.items():
-            names = frozenset(touched.get(url, ()))
-            types[url] = self.get(url).child(version or _type_version(res), res, names)
+            types[url] = self.get(url).child(version or _type_version(res), res, frozenset(touched[url]))
         snapshot = Snapshot(MappingProxyType(types))
         if set(changed) <= {rt.ENDPOINT}:
-            snapshot._check_endpoints(changed.get(rt.ENDPOINT, {}).values())
+            endpoints = changed.get(rt.ENDPOINT, {})
+            snapshot._check_endpoints(endpoints[n] for n in touched.get(rt.ENDPOINT, ()) if n in endpoints)
         else:
             snapshot.check()
         return snapshot
@@ -233,9 +247,4 @@ class Snapshot:
 
     def eds_names(self) -> frozenset[str]:
         """The load-assignment names that the snapshot's EDS clusters ask for."""
-        return frozenset(
-            name
-            for cluster in self.get(rt.CLUSTER).resources.values()
-            for ref_type, name in cluster.references
-            if ref_type == rt.ENDPOINT
-        )
+        return self.get(rt.CLUSTER).referenced(rt.ENDPOINT)

@@ -65,11 +65,15 @@ class DeltaStream(Stream):
         else:
             covers = state.subscription.covers
             uncovered = [n for n in known if not covers(n)]
-            for name in uncovered:
-                # No longer subscribed (e.g. the client left the wildcard): the
-                # client drops it itself; a removal would only repeat that.
-                del known[name]
-            state.drop_acked(uncovered)
+            if uncovered:
+                # No longer subscribed (e.g. the client left the legacy
+                # wildcard): the client drops them itself; a removal would
+                # only repeat that. Its versions change outside a plan, as on
+                # an unsubscribe.
+                for name in uncovered:
+                    del known[name]
+                state.drop_acked(uncovered)
+                state.planned = None
             upserts = {n: r for n, r in current.items() if known.get(n) != r.version}
             removed = tuple(sorted(n for n in known if n not in current))
         first = state.sent_key is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from switchman.xds.cache.resource import Resource
 
@@ -108,17 +109,18 @@ class Pending:
 class TypeState:
     """One type on one stream.
 
-    ``acked`` is what the client runs (as far as we know); change it only
-    through :meth:`replace_acked`, :meth:`add_acked` and :meth:`drop_acked`,
-    which count changes to its names in ``acked_names``. ``sent`` (read-only,
-    shared) is what the last response made the client hold; ``sent_key``
-    identifies its contents, so that the same contents are never sent twice
-    in a row, in particular not after a NACK.
+    ``acked`` is what the client runs (as far as we know), read-only: change
+    it only through :meth:`replace_acked` (state of the world) or
+    :meth:`add_acked` and :meth:`drop_acked` (delta), which count changes to
+    its names in ``acked_names``. ``sent`` (read-only, shared) is what the
+    last response made the client hold; ``sent_key`` identifies its
+    contents, so that the same contents are never sent twice in a row, in
+    particular not after a NACK.
     """
 
     type_url: str
     subscription: Subscription = field(default_factory=Subscription)
-    acked: dict[str, Resource] = field(default_factory=dict)
+    acked: Mapping[str, Resource] = field(default_factory=dict)
     acked_version: str = ""
     sent: Mapping[str, Resource] = field(default_factory=dict)
     sent_key: object = None
@@ -139,22 +141,34 @@ class TypeState:
     planned: tuple[int, frozenset[str] | None] | None = None
 
     def replace_acked(self, resources: Mapping[str, Resource]) -> None:
-        """The client holds exactly ``resources`` (a state-of-the-world ACK)."""
+        """The client holds exactly ``resources`` (a state-of-the-world ACK).
+
+        Kept, not copied: a plan's mapping is read-only and often shared by
+        every stream (10,000 resources x every stream x every ACK otherwise).
+        """
         if resources.keys() != self.acked.keys():
             self.acked_names += 1
-        self.acked = dict(resources)
+        # A dict in ``acked`` is one this state owns and may edit (see _own_acked).
+        self.acked = MappingProxyType(resources) if isinstance(resources, dict) else resources
 
     def add_acked(self, resources: Iterable[Resource]) -> None:
         """The client holds ``resources`` too, or now in these versions."""
-        before = len(self.acked)
-        self.acked.update((r.name, r) for r in resources)
-        if len(self.acked) != before:  # it only grows: a new name
+        acked = self._own_acked()
+        before = len(acked)
+        acked.update((r.name, r) for r in resources)
+        if len(acked) != before:  # it only grows: a new name
             self.acked_names += 1
 
     def drop_acked(self, names: Iterable[str]) -> None:
         """The client no longer holds ``names``."""
-        before = len(self.acked)
+        acked = self._own_acked()
+        before = len(acked)
         for name in names:
-            self.acked.pop(name, None)
-        if len(self.acked) != before:  # it only shrinks: a name left
+            acked.pop(name, None)
+        if len(acked) != before:  # it only shrinks: a name left
             self.acked_names += 1
+
+    def _own_acked(self) -> dict[str, Resource]:
+        if not isinstance(self.acked, dict):  # shared by replace_acked: copy before editing
+            self.acked = dict(self.acked)
+        return self.acked

@@ -248,13 +248,11 @@ class Stream(ABC):
                 state.held_back = decision.reason
                 continue
             state.held_back = ""
-            # Until the client's state reflects this plan, no plan is its basis.
-            state.planned = None
             outgoing = self._encode(state, decision)
             state.sent_key = decision.key
             state.oversized = ""
             if outgoing is None:
-                state.planned = decision.basis
+                state.planned = decision.basis  # the client already holds it
                 continue
             metrics = self.ctx.metrics.of(type_url)
             size = len(outgoing.data)
@@ -268,7 +266,7 @@ class Stream(ABC):
                 )
                 log.error("stream %s: %s %s", self.id, self.ctx.metrics.label(type_url), state.oversized)
                 metrics.oversized.inc()
-                continue
+                continue  # the client's state, and so state.planned, stay as they were
             state.pending = outgoing.pending
             state.sent = decision.resources
             state.planned = decision.basis

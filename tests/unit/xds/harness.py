@@ -72,6 +72,13 @@ class Client(Generic[Response]):
             raise AssertionError(f"the stream ended instead of responding: {self.task!r}")
         raise AssertionError(f"no response within {timeout} s")
 
+    def ready(self) -> list[Response]:
+        """The responses already received, without waiting."""
+        out: list[Response] = []
+        while not self._responses.empty():
+            out.append(self._responses.get_nowait())
+        return out
+
     async def expect_nothing(self, timeout: float = QUIET) -> None:
         """Wait ``timeout``; fail if a response arrives meanwhile."""
         with contextlib.suppress(TimeoutError):

@@ -7,13 +7,18 @@ from typing import TypeAlias
 
 import pytest
 from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf.message import Message
 
 from switchman.errors import ProtocolError
 from switchman.testing.builders import eds_cluster, load_assignment, route_config
 from switchman.xds import DEFAULT_GROUP, Resource, Snapshot, SnapshotCache, XdsMetrics
 from switchman.xds import resources as rt
+from switchman.xds.cache import snapshot as snapshot_module
+from switchman.xds.server.delta import DeltaStream
+from switchman.xds.server.plan import Plan
+from switchman.xds.server.state import TypeState
 from switchman.xds.server.status import node_statuses
-from switchman.xds.server.stream import StreamContext
+from switchman.xds.server.stream import Outgoing, StreamContext
 from tests.unit.xds.conftest import DeltaFactory
 from tests.unit.xds.harness import (
     GROUP,
@@ -481,3 +486,193 @@ async def test_reconnect_before_the_first_snapshot_does_not_hold_routes_for_ever
     (stream,) = ctx.streams
     assert stream.states[rt.ROUTE].held_back == ""
     assert [delta_contents(r)[ROUTE_NAME] for r in routes] == [new.get(rt.ROUTE).resources[ROUTE_NAME].message]
+
+
+# -- only what changed, from the snapshot's history -------------------------------------
+
+
+def record_changed(monkeypatch: pytest.MonkeyPatch) -> list[frozenset[str] | None]:
+    """Record ``Plan.changed`` of every plan a delta stream encodes (None: it compared everything)."""
+    seen: list[frozenset[str] | None] = []
+    encode = DeltaStream._encode
+
+    def spy(self: DeltaStream, state: TypeState, decision: Plan) -> Outgoing | None:
+        seen.append(decision.changed)
+        return encode(self, state, decision)
+
+    monkeypatch.setattr(DeltaStream, "_encode", spy)
+    return seen
+
+
+def moved(name: str, port: int) -> Message:
+    return load_assignment(name, [("10.0.0.9", port)])
+
+
+async def test_each_of_several_changes_sends_only_the_changed_assignment(
+    cache: SnapshotCache, delta: DeltaFactory, ctx: StreamContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = world("a", ["a", "b", "c"])
+    cache.set_snapshot(GROUP, snap)
+    seen = record_changed(monkeypatch)
+    client = delta()
+    client.send(delta_request(rt.ENDPOINT, ["a", "b", "c"]))
+    client.send(delta_ack(await client.recv()))
+    for port, name in enumerate(["b", "a", "b", "c"], start=1):
+        snap = snap.with_changes(upsert=[moved(name, port)])
+        cache.set_snapshot(GROUP, snap)
+        response = await client.recv()
+        assert delta_contents(response) == {name: snap.get(rt.ENDPOINT).resources[name].message}
+        assert list(response.removed_resources) == []
+        client.send(delta_ack(response))
+    assert seen == [None, *({n} for n in ["b", "a", "b", "c"])]  # the first compared everything
+    (stream,) = ctx.streams
+    assert stream.states[rt.ENDPOINT].planned == (snap.get(rt.ENDPOINT).serial, frozenset({"a", "b", "c"}))
+
+
+async def test_a_stream_that_missed_snapshots_gets_what_changed_since_its_last_response(
+    cache: SnapshotCache, delta: DeltaFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = world("a", ["a", "b", "c", "d", "e"])
+    cache.set_snapshot(GROUP, snap)
+    seen = record_changed(monkeypatch)
+    client = delta()
+    client.send(delta_request(rt.ENDPOINT, ["a", "b", "c", "d", "e"]))
+    in_flight = await client.recv()
+    back = snap.get(rt.ENDPOINT).resources["d"].message
+    changes: list[tuple[list[Message], list[tuple[str, str]]]] = [
+        ([moved("b", 1)], []),
+        ([], [(rt.ENDPOINT, "c")]),
+        ([moved("d", 2)], []),
+        ([back], []),  # d as the client has it
+        ([moved("b", 3)], []),
+    ]
+    for upsert, remove in changes:
+        snap = snap.with_changes(upsert=upsert, remove=remove)
+        cache.set_snapshot(GROUP, snap)
+    await client.expect_nothing()  # one response in flight at a time
+    client.send(delta_ack(in_flight))
+    response = await client.recv()
+    assert delta_contents(response) == {"b": snap.get(rt.ENDPOINT).resources["b"].message}
+    assert list(response.removed_resources) == ["c"]
+    assert seen[-1] == frozenset({"b", "c", "d"})  # from the history: d changed and changed back
+
+
+async def test_a_stream_further_behind_than_the_history_compares_everything(
+    cache: SnapshotCache, delta: DeltaFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = world("a", ["a", "b", "c", "d"])
+    cache.set_snapshot(GROUP, snap)
+    seen = record_changed(monkeypatch)
+    client = delta()
+    client.send(delta_request(rt.ENDPOINT, ["a", "b", "c", "d"]))
+    in_flight = await client.recv()
+    back = snap.get(rt.ENDPOINT).resources["d"].message
+    changes: list[tuple[list[Message], list[tuple[str, str]]]] = [
+        ([], [(rt.ENDPOINT, "c")]),
+        ([moved("d", 1)], []),
+        ([back], []),
+    ]
+    changes += [([moved("b", 100 + i)], []) for i in range(snapshot_module._HISTORY)]
+    for upsert, remove in changes:
+        snap = snap.with_changes(upsert=upsert, remove=remove)
+        cache.set_snapshot(GROUP, snap)
+    client.send(delta_ack(in_flight))
+    response = await client.recv()
+    assert delta_contents(response) == {"b": snap.get(rt.ENDPOINT).resources["b"].message}
+    assert list(response.removed_resources) == ["c"]
+    assert seen[-1] is None
+    client.send(delta_ack(response))
+    # and on the next change, history serves again
+    snap = snap.with_changes(upsert=[moved("a", 7)])
+    cache.set_snapshot(GROUP, snap)
+    assert delta_names(await client.recv()) == {"a"}
+    assert seen[-1] == {"a"}
+
+
+async def test_an_explicit_unsubscribe_under_a_wildcard_makes_the_next_plan_compare_everything(
+    cache: SnapshotCache, delta: DeltaFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = world("a", ["a", "b"])
+    cache.set_snapshot(GROUP, snap)
+    seen = record_changed(monkeypatch)
+    client = delta()
+    client.send(delta_request(rt.CLUSTER, ["*"]))
+    client.send(delta_ack(await client.recv()))
+    client.send(delta_request(rt.CLUSTER, unsubscribe=["a"]))  # still on the wildcard
+    await client.settle()
+    snap = snap.with_changes(upsert=[eds_cluster("b", connect_timeout=9.0)])
+    cache.set_snapshot(GROUP, snap)
+    response = await client.recv()
+    # Whatever the answer, it is the one comparing everything gives, not the history's {b}.
+    assert seen[-1] is None
+    assert delta_names(response) == {"a", "b"}
+
+
+async def test_unsubscribing_a_cluster_kept_for_acked_routes_does_not_end_the_stream(
+    cache: SnapshotCache, delta: DeltaFactory, ctx: StreamContext
+) -> None:
+    cache.set_snapshot(GROUP, Snapshot.build([eds_cluster("c1"), eds_cluster("c2"), route_config("r", "c1")]))
+    client = delta()
+    client.send(delta_request(rt.CLUSTER, ["*"]))
+    client.send(delta_ack(await client.recv()))
+    client.send(delta_request(rt.ROUTE, ["r"]))
+    client.send(delta_ack(await client.recv()))
+    await client.settle()
+    # c1 leaves and r names c2: the client keeps c1 until it ACKs the new r.
+    cache.set_snapshot(GROUP, Snapshot.build([eds_cluster("c2"), route_config("r", "c2")]))
+    rds = await client.recv()
+    assert rds.type_url == rt.ROUTE
+    assert set(acked(ctx, rt.CLUSTER)) == {"c1", "c2"}
+    # Before ACKing r, the client drops c1 itself (still on the CDS wildcard).
+    client.send(delta_request(rt.CLUSTER, unsubscribe=["c1"]))
+    await client.settle()
+    assert not client.task.done(), client.task
+    assert set(acked(ctx, rt.CLUSTER)) == {"c2"}
+    client.send(delta_ack(rds))
+    await client.expect_nothing()  # c1 is gone on the client already: no removal to send
+    assert not client.task.done()
+    assert set(acked(ctx, rt.CLUSTER)) == {"c2"}
+
+
+def huge(name: str) -> Message:
+    return load_assignment(name, [(f"10.0.{i // 256}.{i % 256}", 8080) for i in range(200)])
+
+
+async def test_after_an_oversized_response_the_next_one_carries_every_change_since_the_last_sent(
+    cache: SnapshotCache, delta: DeltaFactory, ctx: StreamContext
+) -> None:
+    ctx.max_response_bytes = 1000
+    snap = world("a", ["a", "b", "c"])
+    cache.set_snapshot(GROUP, snap)
+    client = delta()
+    client.send(delta_request(rt.ENDPOINT, ["a", "b", "c"]))
+    client.send(delta_ack(await client.recv()))
+    snap = snap.with_changes(upsert=[huge("a"), moved("b", 1)], remove=[(rt.ENDPOINT, "c")])
+    cache.set_snapshot(GROUP, snap)
+    await client.expect_nothing()  # too large: not sent
+    snap = snap.with_changes(upsert=[moved("a", 2)])
+    cache.set_snapshot(GROUP, snap)
+    response = await client.recv()
+    assert delta_contents(response) == {n: snap.get(rt.ENDPOINT).resources[n].message for n in ("a", "b")}
+    assert list(response.removed_resources) == ["c"]
+
+
+async def test_leaving_and_rejoining_the_wildcard_around_an_oversized_response_resends_what_the_client_dropped(
+    cache: SnapshotCache, delta: DeltaFactory, ctx: StreamContext
+) -> None:
+    ctx.max_response_bytes = 1000
+    snap = world("a", ["a", "b"])
+    cache.set_snapshot(GROUP, snap)
+    client = delta()
+    client.send(delta_request(rt.ENDPOINT))  # legacy wildcard
+    client.send(delta_ack(await client.recv()))
+    snap = snap.with_changes(upsert=[huge("a")])
+    cache.set_snapshot(GROUP, snap)
+    await client.expect_nothing()  # too large
+    client.send(delta_request(rt.ENDPOINT, ["a"]))  # leaves the wildcard: the client drops b
+    await client.expect_nothing()  # a is still too large
+    client.send(delta_request(rt.ENDPOINT, ["*"]))  # and comes back to it
+    snap = snap.with_changes(upsert=[moved("a", 1)])
+    cache.set_snapshot(GROUP, snap)
+    response = await client.recv()
+    assert delta_names(response) == {"a", "b"}

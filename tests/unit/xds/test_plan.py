@@ -161,3 +161,92 @@ def test_plan_of_a_named_subscription_selects_exactly_the_names() -> None:
     assert isinstance(decision, Plan)
     assert set(decision.resources) == {"b"}
     assert decision.body == snap.get(rt.ENDPOINT).resources["b"].sotw_field
+
+
+# -- the ACKed names behind "kept" ----------------------------------------------------
+
+
+def test_plan_keeps_a_removed_cluster_whose_ack_arrives_after_the_snapshot_removed_it() -> None:
+    old = world([("a", 50), ("b", 50)], ["a", "b"])
+    new = world("a", ["a"])
+    states = ads_states(new, ["a", "b"], acked_from=old)
+    states[rt.CLUSTER].drop_acked(["b"])  # b still in flight when the snapshot drops it
+    first = plan(states, rt.CLUSTER, new, None)
+    assert isinstance(first, Plan)
+    assert set(first.resources) == {"a"}
+    states[rt.CLUSTER].add_acked([old.get(rt.CLUSTER).resources["b"]])  # then the client ACKs it
+    decision = plan(states, rt.CLUSTER, new, first.key)
+    assert isinstance(decision, Plan)
+    assert set(decision.resources) == {"a", "b"}  # the ACKed routes still name b
+
+
+def test_plan_forgets_a_kept_cluster_the_client_dropped() -> None:
+    old = world([("a", 50), ("b", 50)], ["a", "b"])
+    new = world("a", ["a"])
+    states = ads_states(new, ["a", "b"], acked_from=old)
+    kept = plan(states, rt.CLUSTER, new, None)
+    assert isinstance(kept, Plan)
+    assert set(kept.resources) == {"a", "b"}
+    states[rt.CLUSTER].drop_acked(["b"])  # e.g. a delta client unsubscribed it
+    decision = plan(states, rt.CLUSTER, new, kept.key)
+    assert isinstance(decision, Plan)
+    assert set(decision.resources) == {"a"}
+
+
+def test_acked_names_count_only_changes_of_names() -> None:
+    snap = world("a", ["a", "b"])
+    moved = snap.with_changes(upsert=[load_assignment("a", [("10.0.0.1", 1)])])
+    state = TypeState(rt.ENDPOINT)
+    state.replace_acked(snap.get(rt.ENDPOINT).resources)
+    assert state.acked_names == 1
+    state.replace_acked(moved.get(rt.ENDPOINT).resources)  # versions only
+    state.add_acked([moved.get(rt.ENDPOINT).resources["b"]])
+    state.drop_acked(["nothing-like-it"])
+    assert state.acked_names == 1
+    state.drop_acked(["b"])  # edits a copy: the snapshot's mapping is read-only and shared
+    assert state.acked_names == 2
+    assert set(state.acked) == {"a"}
+    assert set(moved.get(rt.ENDPOINT).resources) == {"a", "b"}
+    state.add_acked([moved.get(rt.ENDPOINT).resources["b"]])
+    assert state.acked_names == 3
+
+
+# -- what changed since the last plan ------------------------------------------------
+
+
+def test_plan_says_what_changed_since_the_last_plan_of_the_same_subscription() -> None:
+    s0 = world("a", ["a", "b", "c"])
+    states = {rt.ENDPOINT: state(rt.ENDPOINT, ["a", "b", "c"])}
+    first = plan(states, rt.ENDPOINT, s0, None)
+    assert isinstance(first, Plan)
+    assert first.changed is None  # nothing to count from
+    states[rt.ENDPOINT].planned = first.basis
+    s1 = s0.with_changes(upsert=[load_assignment("b", [("10.0.0.2", 1)])])
+    s2 = s1.with_changes(upsert=[load_assignment("c", [("10.0.0.3", 1)])])
+    decision = plan(states, rt.ENDPOINT, s2, first.key)
+    assert isinstance(decision, Plan)
+    assert decision.changed == frozenset({"b", "c"})
+    assert decision.basis == (s2.get(rt.ENDPOINT).serial, states[rt.ENDPOINT].subscription.selection())
+    assert decision.resources is s2.get(rt.ENDPOINT).select(frozenset({"a", "b", "c"})).mapping  # shared, not copied
+
+
+def test_plan_compares_everything_after_a_subscription_change() -> None:
+    s0 = world("a", ["a", "b", "c"])
+    states = {rt.ENDPOINT: state(rt.ENDPOINT, ["a", "b"])}
+    first = plan(states, rt.ENDPOINT, s0, None)
+    assert isinstance(first, Plan)
+    states[rt.ENDPOINT].planned = first.basis
+    states[rt.ENDPOINT].subscription.set_names(["a", "b", "c"])
+    s1 = s0.with_changes(upsert=[load_assignment("b", [("10.0.0.2", 1)])])
+    decision = plan(states, rt.ENDPOINT, s1, first.key)
+    assert isinstance(decision, Plan)
+    assert decision.changed is None
+
+
+def test_a_plan_that_keeps_removed_resources_is_no_basis_for_the_next() -> None:
+    old = world([("a", 50), ("b", 50)], ["a", "b"])
+    new = world("a", ["a"])
+    states = ads_states(new, ["a", "b"], acked_from=old)
+    kept = plan(states, rt.CLUSTER, new, None)
+    assert isinstance(kept, Plan)
+    assert (kept.basis, kept.changed) == (None, None)

@@ -23,6 +23,7 @@ from switchman.testing.builders import (
 )
 from switchman.xds import Resource, Snapshot
 from switchman.xds import resources as rt
+from switchman.xds.cache import snapshot as snapshot_module
 from tests.unit.xds.harness import world
 
 
@@ -410,3 +411,63 @@ def _header_mirrored(name: str) -> route_pb2.RouteConfiguration:
 def test_clusters_chosen_by_header_are_not_references(routes: route_pb2.RouteConfiguration) -> None:
     snap = Snapshot.build([*base_items(), routes])
     assert set(snap.get(rt.ROUTE).resources) == {"ingress-routes", "r"}
+
+
+# -- what changed since ----------------------------------------------------------
+
+
+def test_changes_since_names_what_changed_across_several_with_changes() -> None:
+    s0 = world("a", ["a", "b", "c"])
+    s1 = s0.with_changes(upsert=[load_assignment("a", [("10.0.0.1", 1)])])
+    s2 = s1.with_changes(upsert=[load_assignment("b", [("10.0.0.2", 1)])])
+    s3 = s2.with_changes(remove=[(rt.ENDPOINT, "c")])
+    eds = [s.get(rt.ENDPOINT) for s in (s0, s1, s2, s3)]
+    assert eds[3].changes_since(eds[3].serial) == frozenset()
+    assert eds[3].changes_since(eds[2].serial) == frozenset({"c"})
+    assert eds[3].changes_since(eds[1].serial) == frozenset({"b", "c"})
+    assert eds[3].changes_since(eds[0].serial) == frozenset({"a", "b", "c"})
+    assert eds[2].changes_since(eds[0].serial) == frozenset({"a", "b"})
+    # not an ancestor: the same content built afresh, or a later snapshot
+    assert eds[3].changes_since(world("a", ["a", "b", "c"]).get(rt.ENDPOINT).serial) is None
+    assert eds[1].changes_since(eds[2].serial) is None
+    # the other types are shared: nothing changed for them
+    assert s3.get(rt.CLUSTER) is s0.get(rt.CLUSTER)
+    assert s3.get(rt.CLUSTER).changes_since(s0.get(rt.CLUSTER).serial) == frozenset()
+
+
+def test_changes_since_counts_a_name_changed_and_changed_back_and_ignores_identical_upserts() -> None:
+    s0 = world("a", ["a", "b"])
+    original = load_assignment("a", [("127.0.0.1", 9000)])  # what world() built
+    s1 = s0.with_changes(upsert=[load_assignment("a", [("10.0.0.1", 1)])])
+    s2 = s1.with_changes(upsert=[original, load_assignment("b", [("127.0.0.1", 9001)])])  # a back, b identical
+    assert s2.get(rt.ENDPOINT).resources["a"].version == s0.get(rt.ENDPOINT).resources["a"].version
+    assert s2.get(rt.ENDPOINT).changes_since(s1.get(rt.ENDPOINT).serial) == frozenset({"a"})
+    assert s2.get(rt.ENDPOINT).changes_since(s0.get(rt.ENDPOINT).serial) == frozenset({"a"})  # a superset is enough
+
+
+def test_changes_since_is_unknown_beyond_the_history() -> None:
+    snaps = [world("a", ["a", "b"])]
+    for i in range(snapshot_module._HISTORY + 1):
+        snaps.append(snaps[-1].with_changes(upsert=[load_assignment("a", [("10.0.0.1", 1000 + i)])]))
+    last = snaps[-1].get(rt.ENDPOINT)
+    assert last.changes_since(snaps[1].get(rt.ENDPOINT).serial) == frozenset({"a"})  # the oldest remembered
+    assert last.changes_since(snaps[0].get(rt.ENDPOINT).serial) is None
+
+
+def test_serials_are_unique_and_names_serial_changes_only_with_the_names() -> None:
+    s0 = world("a", ["a", "b"])
+    endpoints_only = s0.with_changes(upsert=[load_assignment("a", [("10.0.0.1", 1)])])
+    fewer = endpoints_only.with_changes(remove=[(rt.ENDPOINT, "b")])
+    eds = [s.get(rt.ENDPOINT) for s in (s0, endpoints_only, fewer)]
+    assert len({t.serial for t in eds}) == 3
+    assert eds[1].names_serial == eds[0].names_serial
+    assert eds[2].names_serial not in (eds[0].names_serial, *(t.serial for t in eds[:2]))
+    assert world("a", ["a", "b"]).get(rt.ENDPOINT).names_serial != eds[0].names_serial  # unrelated: unknown
+
+
+def test_with_changes_checks_only_the_changed_endpoints_but_all_of_them() -> None:
+    old = Snapshot.build(base_items())
+    new = old.with_changes(upsert=[load_assignment("a", [("10.0.0.1", 1)]), load_assignment("b", [("10.0.0.2", 1)])])
+    assert set(new.get(rt.ENDPOINT).resources) == {"a", "b"}
+    with pytest.raises(SnapshotError, match=r"eds/ghost"):
+        new.with_changes(upsert=[load_assignment("a", [("10.0.0.3", 1)]), load_assignment("ghost", [("10.0.0.4", 1)])])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from switchman.testing.builders import load_assignment
 from switchman.xds import SnapshotCache
 from switchman.xds import resources as rt
 from switchman.xds.server.state import Subscription
+from switchman.xds.server.stream import StreamContext
 from tests.unit.xds.conftest import DeltaFactory, SotwFactory
-from tests.unit.xds.harness import GROUP, ack, delta_names, delta_request, names, request, world
+from tests.unit.xds.harness import GROUP, ack, delta_ack, delta_names, delta_request, names, request, world
 
 # -- state of the world ------------------------------------------------------
 
@@ -175,3 +177,60 @@ async def test_delta_stream_explicit_star_gets_every_cluster(cache: SnapshotCach
     client = delta()
     client.send(delta_request(rt.CLUSTER, ["*"]))
     assert delta_names(await client.recv()) == frozenset({"a", "b", "c"})
+
+
+# -- one selection object while the names stay the same -----------------------------
+
+
+def test_sotw_an_ack_repeating_the_names_keeps_the_selection_object() -> None:
+    sub = Subscription()
+    sub.set_names(["a", "b"])
+    first = sub.selection()
+    sub.set_names(["b", "a"])  # an ACK: the same names again
+    assert sub.selection() is first
+    sub.set_names(["a"])
+    assert sub.selection() == frozenset({"a"})
+    assert sub.selection() is not first
+
+
+def test_delta_an_ack_keeps_the_selection_object() -> None:
+    sub = Subscription()
+    sub.change(["a", "b"], [])
+    first = sub.selection()
+    sub.change([], [])
+    assert sub.selection() is first
+    sub.change(["c"], [])
+    assert sub.selection() == frozenset({"a", "b", "c"})
+
+
+def test_subscriptions_to_the_same_names_share_one_selection_object() -> None:
+    one, two, other = Subscription(), Subscription(), Subscription()
+    one.set_names(["a", "b"])
+    two.change(["b", "a"], [])
+    other.set_names(["a", "c"])
+    assert one.selection() is two.selection()
+    assert other.selection() is not one.selection()
+
+
+async def test_streams_keep_their_selection_across_acks(
+    cache: SnapshotCache, sotw: SotwFactory, delta: DeltaFactory, ctx: StreamContext
+) -> None:
+    snap = world("a", ["a", "b", "c"])
+    cache.set_snapshot(GROUP, snap)
+    state_client, delta_client = sotw(), delta()
+    state_client.send(request(rt.ENDPOINT, ["a", "b"]))
+    delta_client.send(delta_request(rt.ENDPOINT, ["b", "a"]))
+    state_client.send(ack(await state_client.recv(), ["a", "b"]))
+    delta_client.send(delta_ack(await delta_client.recv()))
+    await state_client.settle()
+    selections = {s.mode: s.states[rt.ENDPOINT].subscription.selection() for s in ctx.streams}
+    assert selections["sotw"] is selections["delta"]
+    for i in range(3):
+        snap = snap.with_changes(upsert=[load_assignment("a", [("10.0.0.1", 1 + i)])])
+        cache.set_snapshot(GROUP, snap)
+        state_client.send(ack(await state_client.recv(), ["a", "b"]))
+        delta_client.send(delta_ack(await delta_client.recv()))
+        await state_client.settle()
+        await delta_client.settle()
+        for stream in ctx.streams:
+            assert stream.states[rt.ENDPOINT].subscription.selection() is selections["sotw"]
