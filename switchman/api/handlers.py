@@ -16,7 +16,6 @@ from switchman.api.keys import CONTROLLER, XDS
 from switchman.api.openapi import OPENAPI
 from switchman.control import ApplyResult
 from switchman.xds import DEFAULT_GROUP
-from switchman.xds import resources as rt
 
 __all__ = ["routes"]
 
@@ -142,9 +141,12 @@ async def revision(request: web.Request) -> web.Response:
 
 @routes.post("/v1/rollback")
 async def rollback(request: web.Request) -> web.Response:
-    body = await request.json() if request.can_read_body else {}
+    try:
+        body = await request.json() if request.can_read_body else {}
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "bad_request", f"the body is not JSON: {exc}") from None
     number = body.get("revision") if isinstance(body, dict) else None
-    if not isinstance(number, int):
+    if not isinstance(number, int) or isinstance(number, bool):
         raise ApiError(400, "bad_request", 'the body must be {"revision": N}')
     return _result(await request.app[CONTROLLER].rollback(number, author=request[AUTHOR_KEY]))
 
@@ -171,12 +173,9 @@ async def status(request: web.Request) -> web.Response:
     nodes = []
     for node in request.app[XDS].statuses():
         entry = asdict(node)
-        snapshot = controller.cache.snapshot(node.group)
-        versions = {rt.short_name(t): snapshot.version(t) for t in rt.ORDERED_TYPES} if snapshot else {}
         for t in entry["types"]:
-            t["synced"] = t["pending_version"] is None and t["acked_version"] == versions.get(t["type"])
             t["documents"] = sorted(
-                {d for name in t.get("nacked_resources", ()) if (d := controller.document_of_short(t["type"], name))}
+                {d for name in t["nacked_resources"] if (d := controller.document_of_short(t["type"], name))}
             )
         entry["synced"] = all(t["synced"] for t in entry["types"])
         nodes.append(entry)

@@ -6,8 +6,6 @@ import argparse
 import asyncio
 from pathlib import Path
 
-from switchman.lab.local.demo import DemoSettings, run_demo
-
 __all__ = ["add_parser", "run"]
 
 
@@ -21,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    from switchman.lab.local.demo import DemoSettings, run_demo
+
     settings = DemoSettings(
         envoys=args.envoys, rate=args.rate, requests_per_step=args.requests, run_dir=Path(args.run_dir)
     )

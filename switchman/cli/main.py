@@ -4,29 +4,44 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from typing import Final
 
-from switchman.cli import demo, serve
+from switchman.cli import apply, delete, demo, diff, get, history, render, rollback, serve, status
+from switchman.cli.config import add_global_options
+from switchman.client import ClientError, InvalidConfig, Unreachable
 from switchman.errors import ConfigError, LabError, ProtocolError, SwitchmanError
 
 __all__ = ["main"]
 
-# Who is at fault -> exit code.
+# Who is at fault -> exit code; the first class that matches wins. ``diff`` exits 1 when
+# something would change, so no error of the commands that talk to the API exits 1.
 EXIT_CODES: Final[dict[type[SwitchmanError], int]] = {
-    ConfigError: 2,
+    ConfigError: 2,  # the input is wrong: an option, a file, the config file
+    InvalidConfig: 2,  # ... or documents the API refused (the error names document and field)
     ProtocolError: 3,
     LabError: 4,
+    Unreachable: 6,  # no answer from the API (the error says which URL, and where it came from)
+    ClientError: 5,  # the API refused: no or read-only token, not found, conflict, a failing store
     SwitchmanError: 1,
 }
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="switchman", description="An Envoy control plane.")
+    parser = argparse.ArgumentParser(
+        prog="switchman", description="An Envoy control plane.",
+        epilog="exit status: 0 done; 1 diff found differences; 2 bad input (an option, a file, the config file, "
+        "documents the API refused); 3 protocol; 4 lab; 5 the API refused (token, not found, conflict); "
+        "6 the API could not be reached",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    add_global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     serve.add_parser(sub)
     demo.add_parser(sub)
+    for command in (apply, diff, get, delete, history, rollback, status, render):
+        command.add_parser(sub)
     return parser
 
 
@@ -43,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (| head): stop quietly, as a process killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ import asyncio
 import gc
 import logging
 import signal
+from typing import TYPE_CHECKING
 
-from switchman.api import Tokens
-from switchman.app import ServeSettings, Switchman
 from switchman.cli.options import option
+
+if TYPE_CHECKING:  # the server is imported only when it is run: other commands start faster
+    from switchman.app import ServeSettings
 
 __all__ = ["add_parser", "run"]
 
@@ -27,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 async def _serve(settings: ServeSettings) -> None:
+    from switchman.app import Switchman
+
     app = Switchman(settings)
     xds_port, api_port = await app.start()
     # Everything loaded so far lives as long as the process: keep it out of
@@ -42,6 +46,9 @@ async def _serve(settings: ServeSettings) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from switchman.api import Tokens
+    from switchman.app import ServeSettings
+
     settings = ServeSettings(
         xds_address=args.xds_address,
         api_address=args.api_address,

@@ -81,8 +81,9 @@ def build_config(documents: Iterable[Document]) -> Config:
         by_id[doc.id] = doc
     config = Config(by_id)
     _check_references(config)
+    _check_secrets(config)
     _check_ports(config)
-    _check_cluster_names(config)
+    _check_names(config)
     return config
 
 
@@ -135,30 +136,64 @@ def _check_references(config: Config) -> None:
                 _check_target(config, chain.tcp, doc.id, f"{prefix}tcp", raw_clusters)
 
 
+def _raw_listener_addresses(config: Config) -> list[tuple[str, str, int]]:
+    out = []
+    for doc in config.of_kind("EnvoyResource"):
+        spec = doc.spec
+        if isinstance(spec, Message) and rt.TYPE_URL_OF.get(type(spec)) == rt.LISTENER and spec.HasField("address"):
+            socket = spec.address.socket_address
+            out.append((doc.id, socket.address, socket.port_value))
+    return out
+
+
 def _check_ports(config: Config) -> None:
-    taken: dict[tuple[str, int], str] = {}
+    bound: list[tuple[str, str, int]] = []
     for doc in sorted(config.of_kind("Listener"), key=lambda d: d.name):
         assert isinstance(doc.spec, ListenerSpec)
-        spec = doc.spec
-        if spec.port == 0:
+        bound.append((doc.id, doc.spec.address, doc.spec.port))
+    bound += _raw_listener_addresses(config)
+    taken: dict[tuple[str, int], str] = {}
+    for owner_id, address, port in bound:
+        if port == 0:
             continue  # every Envoy picks a free port of its own
-        for (address, port), owner in taken.items():
-            wildcard = "0.0.0.0" in (address, spec.address) or "::" in (address, spec.address)
-            if port == spec.port and (address == spec.address or wildcard):
-                raise ConfigError(
-                    f"{doc.id}: spec.port", f"{spec.address}:{spec.port} clashes with {owner} on {address}:{port}"
-                )
-        taken[(spec.address, spec.port)] = doc.id
+        for (other_address, other_port), other in taken.items():
+            wildcard = "0.0.0.0" in (address, other_address) or "::" in (address, other_address)
+            if port == other_port and (address == other_address or wildcard):
+                where = f"{owner_id}: spec.port" if owner_id.startswith("listener/") else owner_id
+                raise ConfigError(where, f"{address}:{port} clashes with {other} on {other_address}:{other_port}")
+        taken[(address, port)] = owner_id
 
 
-def _check_cluster_names(config: Config) -> None:
-    owners: dict[str, str] = {}
-    produced: list[tuple[str, str]] = [(d.name, d.id) for d in config.of_kind("Cluster")]
+def _check_names(config: Config) -> None:
+    """No two documents may produce an Envoy resource of the same type and name."""
+    owners: dict[tuple[str, str], str] = {}
+    produced: list[tuple[str, str, str]] = [(rt.CLUSTER, d.name, d.id) for d in config.of_kind("Cluster")]
     for doc in config.of_kind("Service"):
         assert isinstance(doc.spec, ServiceSpec)
-        produced += [(version_cluster(doc.name, v), doc.id) for v in doc.spec.versions]
-    produced += [(name, f"envoyresource/{name}") for name in _raw_names(config, rt.CLUSTER)]
-    for cluster, owner in produced:
-        if cluster in owners and owners[cluster] != owner:
-            raise ConfigError(owner, f"Envoy cluster {cluster!r} would also come from {owners[cluster]}")
-        owners[cluster] = owner
+        produced += [(rt.CLUSTER, version_cluster(doc.name, v), doc.id) for v in doc.spec.versions]
+    produced += [(rt.ROUTE, d.name, d.id) for d in config.of_kind("Routes")]
+    produced += [(rt.LISTENER, d.name, d.id) for d in config.of_kind("Listener")]
+    for doc in config.of_kind("EnvoyResource"):
+        type_url = rt.TYPE_URL_OF.get(type(doc.spec))
+        if type_url is not None:
+            produced.append((type_url, doc.name, doc.id))
+    for type_url, name, owner in produced:
+        other = owners.get((type_url, name))
+        if other is not None and other != owner:
+            what = rt.short_name(type_url)
+            raise ConfigError(owner, f"the Envoy resource {what}/{name} would also come from {other}")
+        owners[(type_url, name)] = owner
+
+
+def _check_secrets(config: Config) -> None:
+    secrets = _raw_names(config, rt.SECRET)
+    for doc in config.of_kind("Listener"):
+        assert isinstance(doc.spec, ListenerSpec)
+        for chain in doc.spec.chains:
+            secret = chain.tls.secret if chain.tls is not None else None
+            if secret is not None and secret not in secrets:
+                prefix = f"{chain.path}." if chain.path != "spec" else "spec."
+                raise ConfigError(
+                    f"{doc.id}: {prefix}tls.secret",
+                    f"names secret {secret!r}, which does not exist (add it as an EnvoyResource Secret)",
+                )

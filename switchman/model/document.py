@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from switchman.model.fields import Node
+from switchman.model.fields import YAML_BOOLEANS, Node
 
 __all__ = ["KINDS", "NAME_PATTERN", "Envelope", "document_id", "read_envelope"]
 
@@ -32,9 +33,27 @@ def document_id(kind: str, name: str) -> str:
     return f"{kind.lower()}/{name}"
 
 
+def _plain_json(value: Any, node: Node) -> None:
+    """Documents are stored as JSON: refuse what JSON cannot hold (NaN, dates, sets...)."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                node.fail(f"has the key {key!r}, which is not a string ({YAML_BOOLEANS}: quote it)")
+            _plain_json(item, Node(node.doc, f"{node.path}.{key}" if node.path else key, item))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _plain_json(item, Node(node.doc, f"{node.path}[{i}]", item))
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            node.fail(f"{value} is not a number JSON can hold")
+    elif value is not None and not isinstance(value, str | int | bool):
+        node.fail(f"{value!r} ({type(value).__name__}) is not plain JSON: quote it")
+
+
 def read_envelope(raw: Any, where: str) -> Envelope:
     """Check the envelope of one document; ``where`` names it until its own name is known."""
     top = Node(where, "", raw)
+    top.mapping()
     kind = top["kind"].choice(*KINDS)
     metadata = top["metadata"]
     name = metadata["name"].text(NAME_PATTERN, "a name of lowercase letters, digits, '.', '_' and '-'")
@@ -44,8 +63,11 @@ def read_envelope(raw: Any, where: str) -> Envelope:
         for key, value in label_node.items():
             labels[key] = value.text()
     metadata.done()
-    top.get("apiVersion")  # accepted and ignored: there is one version
+    api_version = top.get("apiVersion")  # accepted and ignored: there is one version
+    if api_version is not None:
+        api_version.text()
     spec = top["spec"]
     top.done()
     spec.doc = document_id(kind, name)
+    _plain_json(raw, Node(spec.doc, "", raw))
     return Envelope(kind, name, labels, spec)

@@ -7,19 +7,25 @@ any key nobody read, with the list of the keys that are allowed.
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any, NoReturn, TypeVar
 
 from switchman.errors import ConfigError
 
-__all__ = ["Node"]
+__all__ = ["MAX_DURATION_SECONDS", "UINT32_MAX", "YAML_BOOLEANS", "Node"]
 
 T = TypeVar("T")
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _MISSING = object()
+# google.protobuf.Duration's range: 10,000 years.
+MAX_DURATION_SECONDS = 315_576_000_000
+UINT32_MAX = 2**32 - 1
+YAML_BOOLEANS = "YAML reads on, off, yes, no as booleans"
 
 
 class Node:
@@ -70,10 +76,12 @@ class Node:
         return child
 
     def items(self) -> Iterator[tuple[str, Node]]:
-        """Every entry of a mapping (all count as read)."""
+        """Every entry of a mapping (all count as read); keys must be strings."""
         for key, value in self.mapping().items():
-            self._read.add(str(key))
-            yield str(key), Node(self.doc, self._child_path(str(key)), value)
+            if not isinstance(key, str):
+                self.fail(f"has the key {key!r}, which is not a string ({YAML_BOOLEANS}: quote it)")
+            self._read.add(key)
+            yield key, Node(self.doc, self._child_path(key), value)
 
     def elements(self, min_items: int = 0) -> list[Node]:
         if not isinstance(self.value, list):
@@ -86,7 +94,7 @@ class Node:
         """Reject keys of this mapping that nothing read."""
         odd = [k for k in self.mapping() if not isinstance(k, str)]
         if odd:
-            self.fail(f"has the key {odd[0]!r}, which is not a string (YAML reads on, off, yes, no as booleans)")
+            self.fail(f"has the key {odd[0]!r}, which is not a string ({YAML_BOOLEANS}: quote it)")
         unknown = sorted(set(self.mapping()) - self._read)
         if unknown:
             allowed = ", ".join(sorted(self._read)) or "none"
@@ -111,7 +119,7 @@ class Node:
             self.fail(f"{self.value!r} is not {what or 'valid'}")
         return self.value
 
-    def integer(self, low: int | None = None, high: int | None = None) -> int:
+    def integer(self, low: int | None = None, high: int | None = UINT32_MAX) -> int:
         if isinstance(self.value, bool) or not isinstance(self.value, int):
             self.fail(f"must be a whole number, not {_kind(self.value)}")
         if low is not None and self.value < low:
@@ -124,6 +132,8 @@ class Node:
         if isinstance(self.value, bool) or not isinstance(self.value, int | float):
             self.fail(f"must be a number, not {_kind(self.value)}")
         value = float(self.value)
+        if not math.isfinite(value):
+            self.fail(f"must be a finite number, not {value}")
         if low is not None and value < low:
             self.fail(f"{value:g} is below {low:g}")
         if high is not None and value > high:
@@ -145,6 +155,8 @@ class Node:
         """``250ms``, ``1.5s``, ``2m``, ``1h`` or a number of seconds; returns seconds."""
         if isinstance(self.value, int | float) and not isinstance(self.value, bool):
             seconds = float(self.value)
+            if not math.isfinite(seconds):
+                self.fail(f"must be a finite duration, not {seconds}")
         else:
             match = _DURATION.match(self.value) if isinstance(self.value, str) else None
             if match is None:
@@ -152,12 +164,53 @@ class Node:
             seconds = float(match.group(1)) * _UNITS[match.group(2)]
         if seconds < low:
             self.fail(f"must be at least {low:g}s")
-        if high is not None and seconds > high:
+        high = MAX_DURATION_SECONDS if high is None else min(high, MAX_DURATION_SECONDS)
+        if seconds > high:
             self.fail(f"must be at most {high:g}s")
         return seconds
 
     def strings(self, min_items: int = 0) -> list[str]:
         return [item.text() for item in self.elements(min_items)]
+
+    def scalar(self, *, allow_empty: bool = True) -> str:
+        """A string, or a number written as text; booleans, lists and mappings are refused."""
+        value = self.value
+        if isinstance(value, bool):
+            self.fail(f"must be a string, not the boolean {value} ({YAML_BOOLEANS}: quote it)")
+        if isinstance(value, int | float):
+            if not math.isfinite(value):
+                self.fail(f"must be a string, not {value}")
+            return str(value)
+        if not isinstance(value, str):
+            self.fail(f"must be a string, not {_kind(value)}")
+        if not value and not allow_empty:
+            self.fail("must not be empty")
+        return value
+
+    def header_value(self) -> str:
+        """Text that goes into an HTTP header: no CR, LF or NUL."""
+        value = self.scalar()
+        if any(c in value for c in "\r\n\0"):
+            self.fail("must not contain CR, LF or NUL")
+        return value
+
+    def ip(self) -> str:
+        """An IPv4 or IPv6 address (Envoy's static and EDS endpoints take no host names)."""
+        text = self.text()
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            self.fail(f"{text!r} is not an IP address")
+        return text
+
+    def regex(self) -> str:
+        """A regular expression that compiles (Envoy's RE2 is stricter still: no backreferences)."""
+        text = self.text()
+        try:
+            re.compile(text)
+        except re.error as exc:
+            self.fail(f"{text!r} is not a valid regular expression: {exc}")
+        return text
 
 
 def _kind(value: Any) -> str:

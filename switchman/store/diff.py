@@ -57,7 +57,7 @@ def document_key(document: Document, index: int) -> str:
     name = metadata.get("name") if isinstance(metadata, Mapping) else None
     if not isinstance(kind, str) or not kind or not isinstance(name, str) or not name:
         raise StoreError(f"document {index}: a stored document needs a string kind and metadata.name")
-    return f"{kind}/{name}"
+    return f"{kind.lower()}/{name}"  # the spelling errors and apply results use too
 
 
 def _by_key(documents: Sequence[Document]) -> dict[str, str]:

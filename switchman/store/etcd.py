@@ -117,7 +117,7 @@ class EtcdStore:
         with self._errors(f"reading revision {number}"):
             kv = await self._client.get(self._revision_key(number))
         if kv is None:
-            raise RevisionNotFound(f"etcd at {self._endpoint}: revision {number} does not exist under {self._prefix}")
+            raise RevisionNotFound(f"revision {number} does not exist")
         return self._revision(kv.value)
 
     async def commit(

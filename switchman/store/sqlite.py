@@ -131,7 +131,7 @@ class SqliteStore:
             lambda c: c.execute(f"SELECT {_ALL_COLUMNS} FROM revisions WHERE number = ?", (number,)).fetchone()
         )
         if row is None:
-            raise RevisionNotFound(f"{self._path}: revision {number} does not exist")
+            raise RevisionNotFound(f"revision {number} does not exist")
         return _revision(row)
 
     async def commit(
@@ -335,7 +335,7 @@ class SqliteStore:
             if rollback_of is not None and (
                 conn.execute("SELECT 1 FROM revisions WHERE number = ?", (rollback_of,)).fetchone() is None
             ):
-                raise RevisionNotFound(f"{self._path}: cannot roll back to revision {rollback_of}: it does not exist")
+                raise RevisionNotFound(f"cannot roll back to revision {rollback_of}: it does not exist")
             changes = diff(() if row is None else decode(row[1]), documents)
             summary = RevisionSummary(
                 number=(head or 0) + 1,

@@ -38,7 +38,25 @@ def weighted_clusters(config: Config, splits: tuple[Split, ...]) -> list[tuple[s
         total = sum(w for _, w in parts)
         for cluster, part in parts:
             weights[cluster] = weights.get(cluster, 0) + weight * part * (scale // total)
-    return [(c, w) for c, w in weights.items() if w > 0]
+    return _bounded([(c, w) for c, w in weights.items() if w > 0])
+
+
+_MAX_TOTAL = 1_000_000
+
+
+def _bounded(weights: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Rescale to a total of at most a million (Envoy's weights are uint32), by largest remainder."""
+    total = sum(w for _, w in weights)
+    if total <= _MAX_TOTAL:
+        return weights
+    exact = [(c, w * _MAX_TOTAL / total) for c, w in weights]
+    floors = [(c, max(1, int(x))) for c, x in exact]
+    short = _MAX_TOTAL - sum(w for _, w in floors)
+    order = sorted(range(len(exact)), key=lambda i: exact[i][1] - int(exact[i][1]), reverse=True)
+    result = dict(floors)
+    for i in order[: max(0, short)]:
+        result[exact[i][0]] += 1
+    return [(c, result[c]) for c, _ in weights]
 
 
 def _gcd(a: int, b: int) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from switchman.model.fields import Node
+from switchman.model.fields import UINT32_MAX, Node
 
 __all__ = [
     "CircuitBreakers",
@@ -22,7 +22,6 @@ __all__ = [
 ]
 
 LB_POLICIES = ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV")
-_HOST = r"[A-Za-z0-9.:_-]+"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +83,7 @@ def read_endpoints(node: Node) -> tuple[Endpoint, ...]:
     out = []
     seen: set[tuple[str, int]] = set()
     for item in node.elements():
-        address = item["address"].text(_HOST, "a host name or IP address")
+        address = item["address"].ip()
         port = item["port"].integer(1, 65535)
         weight_node = item.get("weight")
         weight = weight_node.integer(1, 128) if weight_node is not None else 1
@@ -96,9 +95,13 @@ def read_endpoints(node: Node) -> tuple[Endpoint, ...]:
     return tuple(out)
 
 
-def _optional_int(node: Node, key: str, low: int = 0, high: int | None = None) -> int | None:
+def _optional_int(node: Node, key: str, low: int = 0, high: int | None = UINT32_MAX) -> int | None:
     child = node.get(key)
     return child.integer(low, high) if child is not None else None
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _health_check(node: Node) -> HealthCheck:
@@ -123,7 +126,7 @@ def _outlier(node: Node) -> OutlierDetection:
         consecutive_5xx=_optional_int(node, "consecutive5xx", 1) or 5,
         interval=interval.duration(0.001) if interval else 10.0,
         base_ejection_time=ejection.duration(0.001) if ejection else 30.0,
-        max_ejection_percent=_optional_int(node, "maxEjectionPercent", 0, 100) or 10,
+        max_ejection_percent=_or(_optional_int(node, "maxEjectionPercent", 0, 100), 10),
     )
     node.done()
     return out

@@ -17,7 +17,6 @@ from switchman.model.kinds.routes import Target, read_target
 
 __all__ = ["ChainMatch", "FilterChain", "HttpSettings", "ListenerSpec", "Tls", "read_listener"]
 
-_ADDRESS = r"[0-9.]+|[0-9a-fA-F:]+|localhost"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +70,7 @@ def _http(node: Node) -> HttpSettings:
         request_timeout=request.duration(0.0) if request else None,
         use_remote_address=remote.flag() if remote else False,
         xff_num_trusted_hops=hops.integer(0, 10) if hops else 0,
-        server_name=server.text() if server else None,
+        server_name=server.header_value() if server else None,
         codec=codec.choice("AUTO", "HTTP1", "HTTP2") if codec else "AUTO",
     )
     node.done()
@@ -95,6 +94,11 @@ def _chain_match(node: Node | None) -> ChainMatch:
     if node is None:
         return ChainMatch()
     names, alpn, port = node.get("serverNames"), node.get("alpn"), node.get("destinationPort")
+    for listed in (names, alpn):
+        if listed is not None:
+            values = listed.strings(1)
+            if len(set(values)) != len(values):
+                listed.fail("lists the same value twice")
     result = ChainMatch(
         server_names=tuple(names.strings(1)) if names else (),
         alpn=tuple(alpn.strings(1)) if alpn else (),
@@ -130,6 +134,19 @@ def _chain(node: Node, top_level: bool) -> FilterChain:
     return chain
 
 
+def _same_or_shared(a: tuple[object, ...], b: tuple[object, ...]) -> bool:
+    """Both match anything, or both name something in common (Envoy: "overlapping matching rules")."""
+    return (not a and not b) or bool(set(a) & set(b))
+
+
+def _overlap(a: ChainMatch, b: ChainMatch) -> bool:
+    return (
+        a.destination_port == b.destination_port
+        and _same_or_shared(a.server_names, b.server_names)
+        and _same_or_shared(a.alpn, b.alpn)
+    )
+
+
 def read_listener(spec: Node) -> ListenerSpec:
     address = spec.get("address")
     port = spec["port"].integer(0, 65535)
@@ -139,15 +156,14 @@ def read_listener(spec: Node) -> ListenerSpec:
             if spec.get(key) is not None:
                 spec[key].fail("goes inside a filter chain when filterChains is given")
         chains = tuple(_chain(c, top_level=False) for c in chains_node.elements(min_items=1))
-        seen: dict[ChainMatch, str] = {}
-        for chain in chains:
-            if chain.match in seen:
-                Node(spec.doc, chain.path, None).fail(f"matches the same connections as {seen[chain.match]}")
-            seen[chain.match] = chain.path
+        for i, chain in enumerate(chains):
+            for other in chains[:i]:
+                if _overlap(chain.match, other.match):
+                    Node(spec.doc, chain.path, None).fail(f"matches some of the same connections as {other.path}")
     else:
         chains = (_chain(spec, top_level=True),)
     result = ListenerSpec(
-        address=address.text(_ADDRESS, "an IP address") if address else "127.0.0.1",
+        address=address.ip() if address else "127.0.0.1",
         port=port,
         chains=chains,
     )

@@ -37,7 +37,10 @@ RETRY_ON = (
     "5xx", "gateway-error", "reset", "connect-failure", "retriable-4xx", "refused-stream",
     "retriable-status-codes", "retriable-headers", "http3-post-connect-failure",
 )
-_HEADER_NAME = r"[a-z0-9!#$%&'*+.^_`|~-]+|:authority|:path|:method|:scheme"
+_HEADER_NAME = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+|:authority|:path|:method|:scheme"
+# A token without pseudo-headers: what a route may add or remove.
+_REWRITABLE = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+_MAX_BODY = 4096  # Envoy refuses larger direct-response bodies
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +185,12 @@ def _header_matches(node: Node, what: str) -> tuple[HeaderMatch, ...]:
             if not value_node.flag():
                 value_node.fail("present: false matches nothing; use invert: true to match absence")
             value = ""
+        elif kind == "regex":
+            value = value_node.regex()
+        elif kind == "exact":
+            value = value_node.header_value()
         else:
-            value = value_node.text() if kind != "exact" else str(value_node.value)
+            value = value_node.text()
         invert_node = item.get("invert")
         item.done()
         invert = bool(invert_node and invert_node.flag())
@@ -193,7 +200,7 @@ def _header_matches(node: Node, what: str) -> tuple[HeaderMatch, ...]:
 
 def _match(node: Node) -> Match:
     kind, value = node.one_of("prefix", "path", "regex")
-    text = value.text()
+    text = value.regex() if kind == "regex" else value.text()
     if kind in ("prefix", "path") and not text.startswith("/"):
         value.fail(f"{text!r} must start with /")
     headers = node.get("headers")
@@ -249,11 +256,16 @@ def _action(route: Node) -> Forward | Redirect | DirectResponse:
         if code is not None and result.code not in (301, 302, 303, 307, 308):
             code.fail(f"{result.code} is not a redirect code (301, 302, 303, 307, 308)")
         node.done()
+        if result.host is None and result.path is None and not result.https:
+            node.fail("needs host, path or https: true (a redirect to the same URL loops)")
         return result
     status = node["status"].integer(200, 599)
-    body = node.get("body")
+    body_node = node.get("body")
+    body = body_node.scalar() if body_node else ""
+    if len(body.encode()) > _MAX_BODY:
+        body_node.fail(f"is {len(body.encode())} bytes; Envoy takes at most {_MAX_BODY}")  # type: ignore[union-attr]
     node.done()
-    return DirectResponse(status, str(body.value) if body else "")
+    return DirectResponse(status, body)
 
 
 def _retries(node: Node) -> Retries:
@@ -295,7 +307,7 @@ def _fault(node: Node) -> Fault:
         node.fail("needs delay, abort or both")
     delay = abort = None
     if delay_node is not None:
-        delay = Delay(delay_node["fixed"].duration(0.0), delay_node["percent"].number(0, 100))
+        delay = Delay(delay_node["fixed"].duration(0.001), delay_node["percent"].number(0, 100))
         delay_node.done()
     if abort_node is not None:
         abort = Abort(abort_node["status"].integer(200, 599), abort_node["percent"].number(0, 100))
@@ -304,10 +316,17 @@ def _fault(node: Node) -> Fault:
     return Fault(delay, abort)
 
 
+def _rewritable(node: Node, name: str) -> str:
+    Node(node.doc, node.path, name).text(_REWRITABLE, "a header name (no pseudo-headers such as :path)")
+    if name.lower() == "host":
+        node.fail("host cannot be rewritten here (Envoy refuses it)")
+    return name.lower()
+
+
 def _rewrite(node: Node) -> HeaderRewrite:
     add_node, remove_node = node.get("add"), node.get("remove")
-    add = {k.lower(): str(v.value) for k, v in add_node.items()} if add_node else {}
-    remove = tuple(r.lower() for r in remove_node.strings()) if remove_node else ()
+    add = {_rewritable(v, k): v.header_value() for k, v in add_node.items()} if add_node else {}
+    remove = tuple(_rewritable(r, r.text()) for r in remove_node.elements()) if remove_node else ()
     node.done()
     return HeaderRewrite(add, remove)
 
@@ -361,11 +380,12 @@ def read_routes(spec: Node) -> RoutesSpec:
         domains_node = vhost["domains"]
         domains = domains_node.strings(min_items=1)
         for i, domain in enumerate(domains):
-            if domain in domains_seen:
+            key = domain.lower()  # Envoy compares domains without case
+            if key in domains_seen:
                 Node(domains_node.doc, f"{domains_node.path}[{i}]", None).fail(
-                    f"domain {domain!r} is already served by virtual host {domains_seen[domain]!r}"
+                    f"domain {domain!r} is already served by virtual host {domains_seen[key]!r}"
                 )
-            domains_seen[domain] = name
+            domains_seen[key] = name
         routes = tuple(_route(r) for r in vhost["routes"].elements(min_items=1))
         vhost.done()
         hosts.append(VirtualHost(name, tuple(domains), routes))

@@ -91,6 +91,8 @@ class Nack:
     nonce: str
     message: str
     at: float
+    # The resources of the rejected response that the client did not already run: the suspects.
+    resources: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from switchman.xds import resources as rt
+from switchman.xds.server.state import TypeState
 from switchman.xds.server.stream import Stream
 
 __all__ = ["NodeStatus", "TypeStatus", "node_statuses"]
@@ -21,7 +22,9 @@ class TypeStatus:
     pending_version: str | None
     nack_version: str | None
     nack_message: str | None
+    nacked_resources: tuple[str, ...]
     waiting: str
+    synced: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,19 @@ class NodeStatus:
     group: str
     streams: int
     types: tuple[TypeStatus, ...]
+
+
+def _synced(stream: Stream, state: TypeState) -> bool:
+    """Does the client run exactly what it is served now, of the names it asked for?"""
+    if state.pending is not None or state.held_back or state.oversized:
+        return False
+    snapshot = stream.ctx.cache.snapshot(stream.group)
+    if snapshot is None:
+        return not state.acked
+    wanted = snapshot.get(state.type_url).select(state.subscription.selection()).mapping
+    if len(wanted) != len(state.acked):
+        return False
+    return all((had := state.acked.get(n)) is not None and had.version == r.version for n, r in wanted.items())
 
 
 def node_statuses(streams: Iterable[Stream]) -> list[NodeStatus]:
@@ -55,7 +71,9 @@ def node_statuses(streams: Iterable[Stream]) -> list[NodeStatus]:
                         pending_version=state.pending.version if state.pending else None,
                         nack_version=state.nack.version if state.nack else None,
                         nack_message=state.nack.message if state.nack else None,
+                        nacked_resources=state.nack.resources if state.nack else (),
                         waiting=state.oversized or state.held_back,
+                        synced=_synced(stream, state),
                     )
                 )
         first = group[0]

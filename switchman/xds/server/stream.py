@@ -211,7 +211,11 @@ class Stream(ABC):
         pending = state.pending
         assert pending is not None
         state.pending = None
-        state.nack = Nack(pending.version, pending.nonce, message, time.time())
+        acked = state.acked
+        suspects = tuple(
+            sorted(n for n, r in pending.upserts.items() if (had := acked.get(n)) is None or had.version != r.version)
+        )
+        state.nack = Nack(pending.version, pending.nonce, message, time.time(), suspects)
         label = self.ctx.metrics.label(state.type_url)
         metrics = self.ctx.metrics.of(state.type_url)
         metrics.nacks.inc()

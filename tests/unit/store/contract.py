@@ -87,7 +87,7 @@ async def summary_lists_what_changed(store: Store) -> None:
         message="first",
         expected_head=None,
     )
-    assert first.summary.added == ("Cluster/a", "Cluster/b", "Route/r")
+    assert first.summary.added == ("cluster/a", "cluster/b", "route/r")
     assert first.summary.changed == first.summary.removed == ()
 
     # b changes, a goes, c comes; r is the same document with its keys in another order.
@@ -101,9 +101,9 @@ async def summary_lists_what_changed(store: Store) -> None:
         message="second",
         expected_head=first.number,
     )
-    assert second.summary.added == ("Cluster/c",)
-    assert second.summary.changed == ("Cluster/b",)
-    assert second.summary.removed == ("Cluster/a",)
+    assert second.summary.added == ("cluster/c",)
+    assert second.summary.changed == ("cluster/b",)
+    assert second.summary.removed == ("cluster/a",)
     assert (await store.history(limit=1))[0] == second.summary
 
 
@@ -129,7 +129,7 @@ async def rollback_is_recorded_and_checked(store: Store) -> None:
     await store.commit(config(90), author="t", message="m", expected_head=1)
     back = await store.commit(first.documents, author="t", message="back", expected_head=2, rollback_of=1)
     assert back.summary.rollback_of == 1
-    assert back.summary.changed == ("Route/checkout",)
+    assert back.summary.changed == ("route/checkout",)
     with pytest.raises(RevisionNotFound):
         await store.commit(config(5), author="t", message="m", expected_head=3, rollback_of=99)
     assert (await store.head()) == back

@@ -13,16 +13,16 @@ def test_lists_are_by_kind_and_name_and_sorted() -> None:
     before = [doc("Route", "r"), doc("Cluster", "b", port=1), doc("Cluster", "a")]
     after = [doc("Cluster", "z"), doc("Cluster", "b", port=2), doc("Route", "r"), doc("Listener", "a")]
     changes = diff(before, after)
-    assert changes.added == ("Cluster/z", "Listener/a")
-    assert changes.changed == ("Cluster/b",)
-    assert changes.removed == ("Cluster/a",)
+    assert changes.added == ("cluster/z", "listener/a")
+    assert changes.changed == ("cluster/b",)
+    assert changes.removed == ("cluster/a",)
 
 
 def test_from_nothing_everything_is_added() -> None:
     changes = diff([], [doc("Cluster", "b"), doc("Cluster", "a")])
-    assert changes.added == ("Cluster/a", "Cluster/b")
+    assert changes.added == ("cluster/a", "cluster/b")
     assert changes.changed == changes.removed == ()
-    assert diff([doc("Cluster", "a")], []).removed == ("Cluster/a",)
+    assert diff([doc("Cluster", "a")], []).removed == ("cluster/a",)
 
 
 def test_the_same_document_spelled_differently_is_not_changed() -> None:
@@ -30,13 +30,13 @@ def test_the_same_document_spelled_differently_is_not_changed() -> None:
     stored = {"kind": "Route", "metadata": {"name": "r"}, "spec": {"weights": [10, 90], "retry": True}}
     again = {"spec": {"retry": True, "weights": (10, 90)}, "metadata": {"name": "r"}, "kind": "Route"}
     assert diff([stored], [again]).changed == ()
-    assert diff([stored], [dict(again, spec={"weights": [90, 10], "retry": True})]).changed == ("Route/r",)
+    assert diff([stored], [dict(again, spec={"weights": [90, 10], "retry": True})]).changed == ("route/r",)
 
 
 def test_same_name_in_another_kind_is_another_document() -> None:
     changes = diff([doc("Cluster", "checkout")], [doc("Route", "checkout")])
-    assert changes.added == ("Route/checkout",)
-    assert changes.removed == ("Cluster/checkout",)
+    assert changes.added == ("route/checkout",)
+    assert changes.removed == ("cluster/checkout",)
 
 
 @pytest.mark.parametrize(
@@ -55,12 +55,12 @@ def test_a_document_without_kind_and_name_is_refused(document: dict[str, object]
 
 
 def test_a_name_twice_is_refused() -> None:
-    with pytest.raises(StoreError, match="document 2: Cluster/a appears twice"):
+    with pytest.raises(StoreError, match="document 2: cluster/a appears twice"):
         diff([], [doc("Cluster", "a"), doc("Route", "a"), doc("Cluster", "a", port=2)])
 
 
 def test_document_key() -> None:
-    assert document_key(doc("Listener", "ingress"), 0) == "Listener/ingress"
+    assert document_key(doc("Listener", "ingress"), 0) == "listener/ingress"
 
 
 def test_encode_is_canonical_and_strict() -> None:

@@ -1,0 +1,212 @@
+"""``switchman apply -f FILE|DIR|-``: create or replace documents, all or nothing, and say what changed.
+
+Also home of what ``diff``, ``delete`` and ``rollback`` share: reading
+document files and printing a change, kubectl style::
+
+    listener/ingress created
+    service/checkout configured
+    routes/ingress-routes unchanged
+    Envoy resources: 0 added, 1 changed, 0 removed
+      ~ rds/ingress-routes
+    revision 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from switchman.cli.config import add_option, add_switch, client_options, run_client, yaml_problem
+from switchman.cli.options import env_default
+from switchman.client import ApplyResult, ClientError, EnvoyChanges, SwitchmanClient, dumps
+from switchman.errors import ConfigError
+
+__all__ = ["Documents", "add_file_option", "add_parser", "print_result", "read_documents", "run"]
+
+SUFFIXES: Final = (".yaml", ".yml", ".json")
+FILE_ENV: Final = "SWITCHMAN_FILE"
+_REQUEST_INDEX: Final = re.compile(r"^request\[(\d+)\]")
+
+
+@dataclass(frozen=True, slots=True)
+class Documents:
+    """Documents read from files, each with where it came from (``examples/checkout.yaml[1]``)."""
+
+    documents: list[dict[str, Any]]
+    sources: list[str]
+
+    def ids(self) -> list[str]:
+        """``kind/name`` of each document, as the API names them."""
+        out = []
+        for doc in self.documents:
+            kind, name = doc.get("kind"), (doc.get("metadata") or {}).get("name")
+            out.append(f"{str(kind).lower()}/{name}")
+        return out
+
+    def locate(self, exc: ClientError) -> ClientError:
+        """The API's error, saying which file and document it is about."""
+        match = _REQUEST_INDEX.match(exc.message)
+        if match and int(match.group(1)) < len(self.sources):
+            return exc.with_message(self.sources[int(match.group(1))] + exc.message[match.end() :])
+        for doc_id, source in zip(self.ids(), self.sources, strict=True):
+            if exc.message.startswith(f"{doc_id}:") or exc.message.startswith(f"{doc_id} "):
+                return exc.with_message(f"{exc.message} (in {source})")
+        return exc
+
+
+def add_file_option(parser: argparse.ArgumentParser) -> None:
+    """``-f/--filename``, repeatable: a file, a folder of ``*.yaml``/``*.yml``/``*.json``, or ``-`` for stdin."""
+    parser.add_argument(
+        "-f", "--filename", action="append", metavar="FILE|DIR|-",
+        help=f"documents to apply: a YAML/JSON file (several documents allowed), a folder (its *.yaml, *.yml "
+        f"and *.json, sorted) or - for stdin; repeatable [env {FILE_ENV}]",
+    )
+
+
+def files_of(args: argparse.Namespace) -> list[str]:
+    """The ``-f`` values, else ``SWITCHMAN_FILE``; ConfigError when there are none."""
+    files: list[str] = list(args.filename or [])
+    if not files and env_default(FILE_ENV, ""):
+        files = [env_default(FILE_ENV, "")]
+    if not files:
+        raise ConfigError("-f", "is required: a file, a folder or - for stdin")
+    return files
+
+
+def _parse(text: str, label: str, is_json: bool) -> list[Any]:
+    try:
+        loaded: list[Any] = [json.loads(text)] if is_json else list(yaml.safe_load_all(text))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(label, f"is not JSON: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(label, f"is not YAML: {yaml_problem(exc)}") from None
+    docs: list[Any] = []
+    for item in loaded:
+        if item is None:
+            continue
+        if isinstance(item, list):
+            docs += item
+        elif isinstance(item, dict) and "documents" in item and "kind" not in item:
+            docs += list(item["documents"] or [])
+        else:
+            docs.append(item)
+    return docs
+
+
+def _files(spec: str) -> list[Path]:
+    path = Path(spec)
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in SUFFIXES)
+        if not found:
+            raise ConfigError(spec, "is a folder with no *.yaml, *.yml or *.json files")
+        return found
+    if not path.exists():
+        raise ConfigError(spec, "does not exist")
+    return [path]
+
+
+def read_documents(specs: Sequence[str]) -> Documents:
+    """Every document of ``specs`` (files, folders, ``-``), in order. Raises ConfigError naming the file."""
+    documents: list[dict[str, Any]] = []
+    sources: list[str] = []
+    for spec in specs:
+        if spec == "-":
+            inputs = [("stdin", sys.stdin.read(), False)]
+        else:
+            inputs = []
+            for path in _files(spec):
+                try:
+                    inputs.append((str(path), path.read_text(), path.suffix == ".json"))
+                except (OSError, UnicodeDecodeError) as exc:
+                    raise ConfigError(str(path), f"cannot read: {exc}") from None
+        for label, text, is_json in inputs:
+            for i, doc in enumerate(_parse(text, label, is_json)):
+                if not isinstance(doc, dict):
+                    raise ConfigError(f"{label}[{i}]", "is not a mapping (a document has kind, metadata and spec)")
+                try:
+                    dumps(doc)
+                except (TypeError, ValueError) as exc:  # YAML can say more than JSON: !!binary, !!set ...
+                    raise ConfigError(f"{label}[{i}]", f"cannot be sent as JSON: {exc}") from None
+                documents.append(doc)
+                sources.append(f"{label}[{i}]")
+    if not documents:
+        raise ConfigError(", ".join(specs), "holds no documents")
+    return Documents(documents, sources)
+
+
+def print_envoy(envoy: EnvoyChanges, dry_run: bool) -> None:
+    """The Envoy resources a change adds (+), changes (~) and removes (-)."""
+    if not envoy:
+        print("Envoy resources: no change")
+        return
+    title = "Envoy resources that would change" if dry_run else "Envoy resources"
+    print(f"{title}: {len(envoy.added)} added, {len(envoy.changed)} changed, {len(envoy.removed)} removed")
+    for mark, names in (("+", envoy.added), ("~", envoy.changed), ("-", envoy.removed)):
+        for name in names:
+            print(f"  {mark} {name}")
+
+
+def print_result(result: ApplyResult, order: Sequence[str] = (), show_unchanged: bool = True) -> None:
+    """A change as kubectl shows one: each document and what happened to it, the Envoy resources, the revision."""
+    state: dict[str, str] = {}
+    for verb, ids in (
+        ("created", result.created), ("configured", result.configured),
+        ("unchanged", result.unchanged if show_unchanged else ()), ("deleted", result.deleted),
+    ):
+        state.update(dict.fromkeys(ids, verb))
+    ordered = [i for i in dict.fromkeys(order) if i in state] + sorted(set(state) - set(order))
+    suffix = " (dry run)" if result.dry_run else ""
+    for doc_id in ordered:
+        print(f"{doc_id} {state[doc_id]}{suffix}")
+    print_envoy(result.envoy, result.dry_run)
+    if result.dry_run:
+        print("dry run: nothing was stored")
+    elif result.revision is None:
+        print("no change: nothing was stored")
+    else:
+        print(f"revision {result.revision}")
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "apply", parents=[client_options()], help="create or replace documents (all or nothing)",
+        description="Create or replace documents from files, all or nothing; prints what changed.",
+    )
+    add_file_option(parser)
+    add_switch(parser, "--dry-run", "SWITCHMAN_DRY_RUN", "only show what would change; store nothing")
+    add_option(
+        parser, "-m", "--message", env="SWITCHMAN_MESSAGE", default="",
+        help="why: recorded in the history (default: the apply command)",
+    )
+    parser.set_defaults(run=run)
+
+
+def _message(args: argparse.Namespace, files: Sequence[str]) -> str:
+    if args.message:
+        return str(args.message)
+    text = "apply " + " ".join(f"-f {f}" for f in files)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def run(args: argparse.Namespace) -> int:
+    files = files_of(args)
+    docs = read_documents(files)
+
+    async def action(client: SwitchmanClient) -> int:
+        try:
+            result = await client.apply(docs.documents, message=_message(args, files), dry_run=args.dry_run)
+        except ClientError as exc:
+            raise docs.locate(exc) from None
+        print_result(result, docs.ids())
+        return 0
+
+    return run_client(args, action)
+

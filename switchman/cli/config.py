@@ -1,0 +1,255 @@
+"""How the CLI finds the API and its token, and runs a command against it.
+
+Each of ``api`` and ``token`` comes from the first of:
+
+1. the flag (``--api URL``, ``--token TOKEN``), before or after the command;
+2. the environment (``SWITCHMAN_API``, ``SWITCHMAN_TOKEN``);
+3. the config file: ``SWITCHMAN_CONFIG`` if set (it must exist), else
+   ``$XDG_CONFIG_HOME/switchman/config.yaml`` (``~/.config/switchman/config.yaml``)
+   if it exists; a YAML mapping with the keys ``api`` and ``token``;
+4. the default: ``http://127.0.0.1:8080`` and no token.
+
+A bad URL or config file is a :class:`~switchman.errors.ConfigError` (exit 2).
+Errors from the API are reworded here to say what to do (which token, which
+address and where it came from); their class picks the exit code in main.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import yaml
+
+from switchman.cli.options import env_default
+from switchman.client import ClientError, Forbidden, SwitchmanClient, Unauthorized, Unreachable
+from switchman.errors import ConfigError
+
+__all__ = [
+    "API_ENV",
+    "CONFIG_ENV",
+    "DEFAULT_API",
+    "TOKEN_ENV",
+    "Target",
+    "add_global_options",
+    "add_option",
+    "add_switch",
+    "client_options",
+    "config_path",
+    "read_config_file",
+    "resolve",
+    "run_client",
+    "yaml_problem",
+]
+
+DEFAULT_API: Final = "http://127.0.0.1:8080"
+API_ENV: Final = "SWITCHMAN_API"
+TOKEN_ENV: Final = "SWITCHMAN_TOKEN"
+CONFIG_ENV: Final = "SWITCHMAN_CONFIG"
+AUTHOR_ENV: Final = "SWITCHMAN_AUTHOR"
+TIMEOUT_ENV: Final = "SWITCHMAN_TIMEOUT"
+CONFIG_KEYS: Final = ("api", "token")
+_TRUE: Final = ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the API is and the token to show it, each with where it came from (for error messages)."""
+
+    api: str
+    api_from: str
+    token: str | None
+    token_from: str
+    config_file: Path
+
+
+def config_path(environ: Mapping[str, str] | None = None) -> tuple[Path, bool]:
+    """The config file, and whether it was named explicitly (``SWITCHMAN_CONFIG``) and so must exist."""
+    env = os.environ if environ is None else environ
+    named = env.get(CONFIG_ENV, "")
+    if named:
+        return Path(named).expanduser(), True
+    base = env.get("XDG_CONFIG_HOME", "") or str(Path(env.get("HOME", "") or Path.home()) / ".config")
+    return Path(base) / "switchman" / "config.yaml", False
+
+
+def read_config_file(path: Path, required: bool) -> dict[str, str]:
+    """The ``api`` and ``token`` of a config file; an absent optional file is empty. Raises ConfigError."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(str(path), f"does not exist (named by {CONFIG_ENV})") from None
+        return {}
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
+    try:
+        loaded: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"is not YAML: {yaml_problem(exc)}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(str(path), "must be a mapping with the keys api and token")
+    out: dict[str, str] = {}
+    for key, value in loaded.items():
+        if key not in CONFIG_KEYS:
+            raise ConfigError(f"{path}: {key}", f"is not a setting (settings: {', '.join(CONFIG_KEYS)})")
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: {key}", f"must be a string, not {type(value).__name__}")
+        out[key] = value
+    return out
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where (``line 3, column 7``)."""
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        return f"{exc.problem or exc.context or 'not YAML'}{where}"
+    return " ".join(str(exc).split())
+
+
+def _check_url(value: str, source: str) -> str:
+    url = value.strip().rstrip("/")
+    if "://" not in url:
+        url = f"http://{url}"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        port, parts = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ConfigError(f"api (from {source})", f"{value!r} is not an http:// or https:// URL")
+    return url
+
+
+def resolve(api_flag: str | None, token_flag: str | None, environ: Mapping[str, str] | None = None) -> Target:
+    """Where the API is and which token to use: flag > environment > config file > default."""
+    env = os.environ if environ is None else environ
+    path, required = config_path(env)
+    file = read_config_file(path, required)
+    api, api_from = DEFAULT_API, "the default"
+    for value, source in (
+        (file.get("api"), f"{path}"),
+        (env.get(API_ENV), API_ENV),
+        (api_flag, "--api"),
+    ):
+        if value:
+            api, api_from = value, source
+    token: str | None = None
+    token_from = "nowhere"
+    for value, source in (
+        (file.get("token"), f"{path}"),
+        (env.get(TOKEN_ENV), TOKEN_ENV),
+        (token_flag, "--token"),
+    ):
+        if value:
+            token, token_from = value.strip(), source
+    return Target(_check_url(api, api_from), api_from, token, token_from, path)
+
+
+# -- options -------------------------------------------------------------------
+
+
+def add_option(
+    parser: argparse._ActionsContainer, *flags: str, env: str, default: str, help: str, **kwargs: Any
+) -> None:
+    """An option (with short flags, ``type`` and so on) whose default comes from ``env``, then ``default``.
+
+    Like :func:`switchman.cli.options.option`; a ``type`` also checks a value from the environment.
+    """
+    shown = f"; default {default}" if default else ""
+    parser.add_argument(*flags, default=env_default(env, default), help=f"{help} [env {env}{shown}]", **kwargs)
+
+
+def add_switch(parser: argparse.ArgumentParser, flag: str, env: str, help: str) -> None:
+    """A ``--flag`` that is also on when ``env`` is ``1``, ``true``, ``yes`` or ``on``."""
+    on = env_default(env, "").strip().lower() in _TRUE
+    parser.add_argument(flag, action="store_true", default=on, help=f"{help} [env {env}=1]")
+
+
+def _add_api_options(parser: argparse.ArgumentParser, default: Any) -> None:
+    group = parser.add_argument_group("the API")
+    group.add_argument(
+        "--api", default=default, metavar="URL",
+        help=f"the Switchman API [env {API_ENV}; config file key api; default {DEFAULT_API}]",
+    )
+    group.add_argument(
+        "--token", default=default, metavar="TOKEN",
+        help=f"bearer token [env {TOKEN_ENV}; config file key token; config file: env {CONFIG_ENV}, "
+        "default ~/.config/switchman/config.yaml]",
+    )
+    group.add_argument(
+        "--author", default=default, metavar="NAME",
+        help=f"the name the history records for a change (default: the token's name) [env {AUTHOR_ENV}]",
+    )
+
+
+def add_global_options(parser: argparse.ArgumentParser) -> None:
+    """``--api``, ``--token`` and ``--author`` before the command (``switchman --api URL get``)."""
+    _add_api_options(parser, None)
+
+
+def client_options() -> argparse.ArgumentParser:
+    """A parent parser with ``--api``, ``--token`` and ``--author`` after the command.
+
+    Their default is SUPPRESS, so a value given before the command is kept.
+    """
+    parent = argparse.ArgumentParser(add_help=False)
+    _add_api_options(parent, argparse.SUPPRESS)
+    return parent
+
+
+# -- running -------------------------------------------------------------------
+
+
+def _explain(exc: ClientError, target: Target, command: str) -> ClientError:
+    """The API's error, on one line, saying what to do about it."""
+    exc = exc.with_message(" ".join(exc.message.split()))
+    if isinstance(exc, Unreachable):
+        return exc.with_message(
+            f"{exc.message} (the address is from {target.api_from}; "
+            f"set --api, {API_ENV} or api: in {target.config_file})"
+        )
+    if isinstance(exc, Unauthorized):
+        if target.token is None:
+            return exc.with_message(
+                f"the API at {target.api} requires a token: pass --token, set {TOKEN_ENV} "
+                f"or put token: in {target.config_file}"
+            )
+        return exc.with_message(f"the API at {target.api} refused the token from {target.token_from}: {exc.message}")
+    if isinstance(exc, Forbidden):
+        return exc.with_message(
+            f"not allowed: {exc.message}; 'switchman {command}' needs an admin token "
+            f"(this one is from {target.token_from})"
+        )
+    return exc
+
+
+def run_client(args: argparse.Namespace, action: Callable[[SwitchmanClient], Awaitable[int]]) -> int:
+    """Resolve the API and token of ``args``, run ``action`` with a client, and return its exit code."""
+    target = resolve(getattr(args, "api", None), getattr(args, "token", None))
+    author = getattr(args, "author", None) or env_default(AUTHOR_ENV, "") or None
+    timeout_text = env_default(TIMEOUT_ENV, "30")
+    try:
+        timeout = float(timeout_text)
+    except ValueError:
+        raise ConfigError(TIMEOUT_ENV, f"{timeout_text!r} is not a number of seconds") from None
+
+    async def go() -> int:
+        async with SwitchmanClient(target.api, target.token, author=author, timeout=timeout) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(go())
+    except ClientError as exc:
+        raise _explain(exc, target, str(getattr(args, "command", ""))) from None

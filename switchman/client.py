@@ -1,0 +1,421 @@
+"""An async Python client of Switchman's REST API.
+
+::
+
+    async with SwitchmanClient("http://127.0.0.1:8080", token="s3cret") as client:
+        result = await client.apply(documents, message="canary 10 %")
+        await client.set_weights("checkout", {"v1": 90, "v2": 10})
+
+Changes (apply, delete, set_weights, rollback) return an :class:`ApplyResult`;
+reads return the API's JSON as dicts and lists. Every refusal raises a
+:class:`ClientError` (a :class:`~switchman.errors.SwitchmanError`) chosen by
+the API's stable error ``code`` in one table; an API that cannot be reached
+raises :class:`Unreachable`.
+
+Documents are mappings (``kind``, ``metadata.name``, ``spec``). For
+``kind: EnvoyResource`` a document may also be an Envoy protobuf message from
+``xds-protos`` (a Listener, RouteConfiguration, Cluster, ClusterLoadAssignment
+or Secret) or an ``envoy-data-plane`` (betterproto) message, either on its own
+(it becomes a document named after the resource) or as the ``spec`` of a
+mapping.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, TypeAlias
+from urllib.parse import quote
+
+import aiohttp
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from switchman.errors import SwitchmanError
+
+__all__ = [
+    "ApplyResult",
+    "ClientError",
+    "Conflict",
+    "EnvoyChanges",
+    "Forbidden",
+    "InvalidConfig",
+    "NotFound",
+    "SwitchmanClient",
+    "Unauthorized",
+    "Unreachable",
+    "dumps",
+    "to_document",
+]
+
+JsonObject: TypeAlias = dict[str, Any]
+JsonList: TypeAlias = list[JsonObject]
+
+_TYPE_PREFIX: Final = "type.googleapis.com/"
+_BETTERPROTO_PACKAGES: Final = frozenset({"betterproto", "betterproto2"})
+
+
+# -- errors ------------------------------------------------------------------
+
+
+class ClientError(SwitchmanError):
+    """The API refused a request, or could not be reached.
+
+    ``status`` is the HTTP status (0 when there was no answer), ``code`` the
+    API's stable error code, ``path`` the document and field a config error
+    names (``routes/shop: spec.virtualHosts[0]``), ``url`` the request's URL.
+    """
+
+    def __init__(self, status: int, code: str, message: str, path: str | None = None, url: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.path = path
+        self.url = url
+
+    def with_message(self, message: str) -> ClientError:
+        """The same error (same class, status, code, path) saying ``message``."""
+        return type(self)(self.status, self.code, message, self.path, self.url)
+
+
+class Unauthorized(ClientError):
+    """401: no token, or a token the API does not know."""
+
+
+class Forbidden(ClientError):
+    """403: a read-only token asked for a change."""
+
+
+class NotFound(ClientError):
+    """404: no such document, revision, node or kind."""
+
+
+class Conflict(ClientError):
+    """409: another change was committed first; read again and retry."""
+
+
+class InvalidConfig(ClientError):
+    """422: the documents are wrong; ``path`` names the document and field."""
+
+
+class Unreachable(ClientError):
+    """No answer: the API is not listening at that address, or did not answer in time."""
+
+
+# The API's error codes (switchman/api/errors.py, auth.py) -> the error raised.
+# A code not listed (bad_request, store_unavailable, internal, ...) raises ClientError.
+ERRORS: Final[Mapping[str, type[ClientError]]] = {
+    "unauthorized": Unauthorized,
+    "forbidden": Forbidden,
+    "not_found": NotFound,
+    "conflict": Conflict,
+    "invalid_config": InvalidConfig,
+}
+
+
+# -- results -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class EnvoyChanges:
+    """Envoy resources (``cds/checkout-v1``) a change adds, changes and removes."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyResult:
+    """What a change did (or, for a dry run, would do), by document id (``service/checkout``)."""
+
+    revision: int | None  # None for a dry run, or when nothing changed
+    created: tuple[str, ...]
+    configured: tuple[str, ...]
+    unchanged: tuple[str, ...]
+    deleted: tuple[str, ...]
+    envoy: EnvoyChanges
+    dry_run: bool
+
+    @property
+    def changes(self) -> bool:
+        """True when a document or an Envoy resource changes."""
+        return bool(self.created or self.configured or self.deleted or self.envoy)
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any]) -> ApplyResult:
+        envoy = body.get("envoy") or {}
+        revision = body.get("revision")
+        return cls(
+            revision=int(revision) if revision is not None else None,
+            created=tuple(body.get("created", ())),
+            configured=tuple(body.get("configured", ())),
+            unchanged=tuple(body.get("unchanged", ())),
+            deleted=tuple(body.get("deleted", ())),
+            envoy=EnvoyChanges(
+                tuple(envoy.get("added", ())), tuple(envoy.get("changed", ())), tuple(envoy.get("removed", ()))
+            ),
+            dry_run=bool(body.get("dry_run", False)),
+        )
+
+
+# -- documents ---------------------------------------------------------------
+
+
+def _is_betterproto(obj: object) -> bool:
+    return any(cls.__module__.split(".", 1)[0] in _BETTERPROTO_PACKAGES for cls in type(obj).__mro__)
+
+
+def _from_betterproto(obj: object) -> Message:
+    """A betterproto message as the matching xds-protos message, through its bytes.
+
+    Its proto type name is its module and class name, without the package that
+    wraps the generated code: ``envoy_data_plane.envoy.config.cluster.v3.Cluster``
+    is ``envoy.config.cluster.v3.Cluster``.
+    """
+    from switchman.xds import resources as rt
+
+    module, name = type(obj).__module__, type(obj).__name__
+    candidates = [f"{module}.{name}"] + ([f"{module.split('.', 1)[1]}.{name}"] if "." in module else [])
+    found = [c for c in candidates if _TYPE_PREFIX + c in rt.TYPE_URLS]
+    if not found:
+        raise TypeError(f"{candidates[-1]} is not a type Switchman serves ({_served_types()})")
+    message = rt.message_class(_TYPE_PREFIX + found[0])()
+    message.ParseFromString(bytes(obj))  # type: ignore[call-overload]
+    return message
+
+
+def _served_types() -> str:
+    from switchman.xds import resources as rt
+
+    return ", ".join(sorted(u.removeprefix(_TYPE_PREFIX) for u in rt.TYPE_URLS))
+
+
+def _message_json(message: Message) -> JsonObject:
+    """Envoy's JSON of ``message`` with its ``@type``; the modules of packed ``Any`` types are imported as needed."""
+    from switchman.model.protos import import_package_of, missing_type
+    from switchman.xds import resources as rt
+
+    if type(message) not in rt.TYPE_URL_OF:
+        raise TypeError(f"{message.DESCRIPTOR.full_name} is not a type Switchman serves ({_served_types()})")
+    tried: set[str] = set()
+    while True:
+        try:
+            body = json_format.MessageToDict(message)
+            break
+        except TypeError as exc:
+            missing = missing_type(str(exc))
+            if missing is None or missing in tried or not import_package_of(missing):
+                raise
+            tried.add(missing)
+    return {"@type": _TYPE_PREFIX + message.DESCRIPTOR.full_name, **body}
+
+
+def _as_message(obj: object) -> Message | None:
+    if isinstance(obj, Message):
+        return obj
+    if _is_betterproto(obj):
+        return _from_betterproto(obj)
+    return None
+
+
+def to_document(obj: object) -> JsonObject:
+    """A document as the API takes it (a plain mapping).
+
+    A mapping passes through (an ``EnvoyResource`` whose ``spec`` is a message
+    gets the message's JSON); an Envoy message becomes an ``EnvoyResource``
+    document named after the resource. Raises TypeError for anything else.
+    """
+    from switchman.xds import resources as rt
+
+    if isinstance(obj, Mapping):
+        doc = dict(obj)
+        spec = doc.get("spec")
+        message = _as_message(spec) if spec is not None and not isinstance(spec, Mapping) else None
+        if message is not None:
+            doc["spec"] = _message_json(message)
+        return doc
+    message = _as_message(obj)
+    if message is None:
+        raise TypeError(f"a document is a mapping or an Envoy protobuf message, not {type(obj).__name__}")
+    body = _message_json(message)
+    return {"kind": "EnvoyResource", "metadata": {"name": rt.resource_name(message)}, "spec": body}
+
+
+def _json_default(value: object) -> Any:
+    """What ``json.dumps`` cannot write itself: YAML dates, nested mappings and messages."""
+    if isinstance(value, datetime.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, set | frozenset):
+        return list(value)
+    message = _as_message(value)
+    if message is not None:
+        return _message_json(message)
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def dumps(value: object) -> str:
+    """JSON for a request body (see :func:`_json_default`)."""
+    return json.dumps(value, default=_json_default)
+
+
+# -- the client --------------------------------------------------------------
+
+
+class SwitchmanClient:
+    """The REST API at ``base_url`` (``http://127.0.0.1:8080``), with a bearer ``token`` if given.
+
+    Use ``async with`` (or call :meth:`close`). ``author`` is recorded in the
+    history instead of the token's name; ``timeout`` bounds each request.
+    """
+
+    def __init__(
+        self, base_url: str, token: str | None = None, *, author: str | None = None, timeout: float = 30.0
+    ) -> None:
+        base = base_url.strip().rstrip("/")
+        self.base_url = base if "://" in base else f"http://{base}"
+        self.token = token or None
+        self.author = author or None
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> SwitchmanClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session; the client may be used again afterwards (it opens a new one)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    # -- changes ---------------------------------------------------------------
+
+    async def apply(self, documents: Iterable[object], message: str = "", dry_run: bool = False) -> ApplyResult:
+        """Create or replace ``documents``, all or nothing (a dry run only says what would change)."""
+        body = {"documents": [to_document(d) for d in documents], "message": message, "dryRun": dry_run}
+        return ApplyResult.from_json(await self._object("POST", "/v1/apply", body=body))
+
+    async def delete(self, kind: str, name: str, dry_run: bool = False) -> ApplyResult:
+        """Delete one document (refused while others refer to it)."""
+        params = {"dryRun": "true"} if dry_run else None
+        return ApplyResult.from_json(await self._object("DELETE", _document_path(kind, name), params=params))
+
+    async def set_weights(self, service: str, weights: Mapping[str, int]) -> ApplyResult:
+        """Set a Service's split between its versions: ``{"v1": 90, "v2": 10}``."""
+        path = f"/v1/services/{quote(service, safe='')}/weights"
+        return ApplyResult.from_json(await self._object("PATCH", path, body=dict(weights)))
+
+    async def rollback(self, revision: int) -> ApplyResult:
+        """A new revision with the documents of revision ``revision``."""
+        return ApplyResult.from_json(await self._object("POST", "/v1/rollback", body={"revision": revision}))
+
+    # -- reads -----------------------------------------------------------------
+
+    async def get(self, kind: str, name: str) -> JsonObject:
+        """One document, as it was applied."""
+        return await self._object("GET", _document_path(kind, name))
+
+    async def list(self, kind: str | None = None) -> JsonList:
+        """Every document (of ``kind``, if given), sorted by id."""
+        params = {"kind": kind} if kind else None
+        documents: JsonList = (await self._object("GET", "/v1/documents", params=params))["documents"]
+        return documents
+
+    async def history(self, limit: int = 50) -> JsonList:
+        """The newest ``limit`` revisions, newest first: number, author, created_at, message, added/changed/removed."""
+        revisions: JsonList = (await self._object("GET", "/v1/history", params={"limit": str(limit)}))["revisions"]
+        return revisions
+
+    async def revision(self, number: int) -> JsonObject:
+        """``{"revision": summary, "documents": [...]}`` of revision ``number``."""
+        return await self._object("GET", f"/v1/revisions/{int(number)}")
+
+    async def render(self, node: str | None = None, group: str | None = None) -> JsonObject:
+        """``{"group", "resources": {"cds": [...], ...}}``: what a node (or node group) is served, as Envoy JSON."""
+        if node and group:
+            raise ValueError("render takes a node or a group, not both")
+        params = {"node": node} if node else {"group": group} if group else None
+        return await self._object("GET", "/v1/render", params=params)
+
+    async def status(self) -> JsonObject:
+        """``{"revision", "nodes": [...]}``: every connected Envoy, its ACKed version per type and last NACK."""
+        return await self._object("GET", "/v1/status")
+
+    # -- plumbing --------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if self.author:
+            headers["X-Switchman-Author"] = self.author
+        return headers
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        return self._session
+
+    async def _object(
+        self, method: str, path: str, *, body: object = None, params: Mapping[str, str] | None = None
+    ) -> JsonObject:
+        url = self.base_url + path
+        headers = self._headers()
+        data: str | None = None
+        if body is not None:
+            data = dumps(body)
+            headers["Content-Type"] = "application/json"
+        try:
+            async with self._open().request(method, url, data=data, params=params, headers=headers) as resp:
+                text = await resp.text()
+                status = resp.status
+        except aiohttp.InvalidURL:
+            raise Unreachable(0, "unreachable", f"{self.base_url!r} is not a URL", url=url) from None
+        except aiohttp.ClientConnectorError as exc:
+            reason = exc.os_error.strerror or str(exc.os_error) if exc.os_error else str(exc)
+            raise Unreachable(0, "unreachable", f"cannot reach the API at {self.base_url}: {reason}", url=url) from None
+        except aiohttp.ClientError as exc:
+            raise Unreachable(0, "unreachable", f"the API at {self.base_url} failed: {exc}", url=url) from None
+        except TimeoutError:
+            message = f"the API at {self.base_url} did not answer within {self.timeout:g}s"
+            raise Unreachable(0, "unreachable", message, url=url) from None
+        try:
+            parsed = json.loads(text) if text else {}
+        except json.JSONDecodeError:
+            parsed = None
+        if status >= 400:
+            raise _error(status, parsed, text, url)
+        if not isinstance(parsed, dict):
+            raise ClientError(status, "bad_response", f"{method} {url}: the answer is not a JSON object", url=url)
+        return parsed
+
+
+def _document_path(kind: str, name: str) -> str:
+    return f"/v1/documents/{quote(kind, safe='')}/{quote(name, safe='')}"
+
+
+def _error(status: int, parsed: object, text: str, url: str) -> ClientError:
+    """The error for an HTTP error answer: the API's ``{"error": {...}}``, else the status and the first line."""
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict) and isinstance(error.get("code"), str):
+        code = str(error["code"])
+        message = str(error.get("message") or code)
+        path = error.get("path")
+        return ERRORS.get(code, ClientError)(status, code, message, str(path) if path else None, url)
+    first = text.strip().splitlines()[0] if text.strip() else f"HTTP {status}"
+    code = {401: "unauthorized", 403: "forbidden", 404: "not_found"}.get(status, f"http_{status}")
+    return ERRORS.get(code, ClientError)(status, code, f"HTTP {status} from {url}: {first[:200]}", None, url)

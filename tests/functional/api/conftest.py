@@ -1,0 +1,166 @@
+"""A real Switchman (xDS and HTTP on port 0, SQLite in tmp_path) and a small client for its API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+
+from switchman.api import Tokens
+from switchman.app import ServeSettings, Switchman
+from switchman.store import Store
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any  # the JSON body, else the text
+    content_type: str
+
+    @property
+    def error(self) -> dict[str, Any]:
+        """The ``error`` object of an error reply."""
+        assert isinstance(self.body, dict) and "error" in self.body, self.body
+        error: dict[str, Any] = self.body["error"]
+        return error
+
+
+class Api:
+    """Calls one running Switchman's API; ``token`` is sent as a bearer token when given."""
+
+    def __init__(self, switchman: Switchman, session: aiohttp.ClientSession, token: str | None = None) -> None:
+        self.switchman = switchman
+        self.session = session
+        self.token = token
+        self.base = f"http://127.0.0.1:{switchman.api_port}"
+
+    def as_token(self, token: str | None) -> Api:
+        return Api(self.switchman, self.session, token)
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        data: str | bytes | None = None,
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        sent = dict(headers or {})
+        if self.token is not None:
+            sent["Authorization"] = f"Bearer {self.token}"
+        if json_body is not None:
+            data, content_type = json.dumps(json_body), "application/json"
+        if content_type is not None:
+            sent["Content-Type"] = content_type
+        async with self.session.request(method, self.base + path, data=data, headers=sent) as resp:
+            text = await resp.text()
+            body: Any = text
+            if resp.content_type == "application/json":
+                body = json.loads(text)
+            return Reply(resp.status, body, resp.content_type)
+
+    async def get(self, path: str, **kw: Any) -> Reply:
+        return await self.call("GET", path, **kw)
+
+    async def apply(self, docs: list[Any], *, query: str = "", **kw: Any) -> Reply:
+        return await self.call("POST", "/v1/apply" + query, json_body={"documents": docs}, **kw)
+
+    async def delete(self, kind: str, name: str, query: str = "", **kw: Any) -> Reply:
+        return await self.call("DELETE", f"/v1/documents/{kind}/{name}{query}", **kw)
+
+    async def history(self) -> list[dict[str, Any]]:
+        reply = await self.get("/v1/history")
+        assert reply.status == 200, reply.body
+        revisions: list[dict[str, Any]] = reply.body["revisions"]
+        return revisions
+
+    async def documents(self) -> list[dict[str, Any]]:
+        reply = await self.get("/v1/documents")
+        assert reply.status == 200, reply.body
+        docs: list[dict[str, Any]] = reply.body["documents"]
+        return docs
+
+
+Start = Callable[..., Awaitable[Api]]
+
+
+@pytest.fixture
+async def start(tmp_path: Path) -> AsyncIterator[Start]:
+    """``await start(tokens=..., store=...)``: a running Switchman and an API client without a token."""
+    running: list[Switchman] = []
+    session = aiohttp.ClientSession()
+
+    async def make(tokens: Tokens | None = None, store: Store | None = None) -> Api:
+        settings = ServeSettings(
+            xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(tmp_path / f"s{len(running)}.db"),
+            tokens=tokens or Tokens(),
+        )
+        switchman = Switchman(settings, store=store)
+        await switchman.start()
+        running.append(switchman)
+        return Api(switchman, session)
+
+    yield make
+    await session.close()
+    for switchman in running:
+        await switchman.stop(0.1)
+
+
+@pytest.fixture
+async def api(start: Start) -> Api:
+    return await start()
+
+
+class AdsClient:
+    """One ADS stream as an Envoy opens it, so that status and render have a node to show."""
+
+    def __init__(self, port: int, node_id: str, cluster: str = "demo") -> None:
+        self.node = base_pb2.Node(id=node_id, cluster=cluster)
+        self._channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
+        self._requests: asyncio.Queue[discovery_pb2.DiscoveryRequest | None] = asyncio.Queue()
+        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self._channel)
+        self._call: Any = stub.StreamAggregatedResources(self._outgoing())
+
+    async def _outgoing(self) -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
+        while (request := await self._requests.get()) is not None:
+            yield request
+
+    async def subscribe_and_ack(self, type_url: str) -> discovery_pb2.DiscoveryResponse:
+        await self._requests.put(discovery_pb2.DiscoveryRequest(node=self.node, type_url=type_url))
+        response: discovery_pb2.DiscoveryResponse = await asyncio.wait_for(self._call.read(), 10)
+        await self._requests.put(
+            discovery_pb2.DiscoveryRequest(
+                type_url=type_url, version_info=response.version_info, response_nonce=response.nonce
+            )
+        )
+        return response
+
+    async def close(self) -> None:
+        await self._requests.put(None)
+        self._call.cancel()
+        await self._channel.close()
+
+
+@pytest.fixture
+async def ads(api: Api) -> AsyncIterator[Callable[[str], AdsClient]]:
+    clients: list[AdsClient] = []
+
+    def make(node_id: str) -> AdsClient:
+        client = AdsClient(api.switchman.xds_port, node_id)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
