@@ -20,18 +20,14 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from envoy.config.route.v3 import route_components_pb2
-from google.protobuf import duration_pb2
-from google.protobuf.message import Message
-
+from switchman.app import ServeSettings, Switchman
+from switchman.client import SwitchmanClient
+from switchman.errors import LabError
 from switchman.lab.local.envoy import EnvoyProcess, bootstrap
 from switchman.lab.local.load import LoadResult, run_load
 from switchman.lab.local.upstream import Faults, Upstream
-from switchman.testing.builders import eds_cluster, http_listener, load_assignment, route_config
-from switchman.xds import Snapshot, SnapshotCache, XdsServer, XdsSettings
-from switchman.xds import resources as rt
 
 __all__ = ["DemoSettings", "StepResult", "run_demo"]
 
@@ -48,9 +44,9 @@ class DemoSettings:
 @dataclass(frozen=True, slots=True)
 class StepResult:
     name: str
-    requested_v2: float
+    requested_v2: float | None  # None: the row measures failures only
     requests: int
-    measured_v2: float
+    measured_v2: float | None
     within_3_sigma: bool
     success_rate: float
     p99_ms: float
@@ -58,29 +54,31 @@ class StepResult:
     counts_against_verdict: bool
 
 
-def _snapshot(ports: dict[str, int], v2_percent: int, retries: bool) -> Snapshot:
-    routes = route_config(
-        "checkout-routes",
-        [(c, w) for c, w in (("checkout-v1", 100 - v2_percent), ("checkout-v2", v2_percent)) if w > 0],
-    )
+def _documents(ports: dict[str, int], retries: bool) -> list[dict[str, Any]]:
+    """The demo's routing config, as a user would write it (docs/config.md)."""
+    route: dict[str, Any] = {"match": {"prefix": "/"}, "service": "checkout", "timeout": "5s"}
     if retries:
-        policy = routes.virtual_hosts[0].routes[0].route.retry_policy
-        policy.CopyFrom(
-            route_components_pb2.RetryPolicy(
-                retry_on="5xx,reset,connect-failure",
-                per_try_timeout=duration_pb2.Duration(seconds=1),
-            )
-        )
         # 0.2 ** 7: about one request in 80,000 still fails after six retries.
-        policy.num_retries.value = 6
-    items: list[Message] = [http_listener("ingress", "checkout-routes"), routes]
-    for name, port in ports.items():
-        cluster = eds_cluster(name)
-        # Envoy allows 3 concurrent retries per cluster by default; at 200
-        # requests/s with 20 % failing that overflows now and then.
-        cluster.circuit_breakers.thresholds.add().max_retries.value = 1000
-        items += [cluster, load_assignment(name, [("127.0.0.1", port)])]
-    return Snapshot.build(items)
+        route["retries"] = {"retryOn": ["5xx", "reset", "connect-failure"], "attempts": 6, "perTryTimeout": "1s"}
+    return [
+        {
+            "kind": "Service",
+            "metadata": {"name": "checkout"},
+            "spec": {
+                "versions": {v: {"endpoints": [{"address": "127.0.0.1", "port": p}]} for v, p in ports.items()},
+                "weights": {"v1": 100, "v2": 0},
+                # Envoy allows 3 concurrent retries per cluster by default; at 200
+                # requests/s with 20 % failing that overflows now and then.
+                "circuitBreakers": {"maxRetries": 1000},
+            },
+        },
+        {
+            "kind": "Routes",
+            "metadata": {"name": "checkout-routes"},
+            "spec": {"virtualHosts": [{"name": "checkout", "domains": ["*"], "routes": [route]}]},
+        },
+        {"kind": "Listener", "metadata": {"name": "ingress"}, "spec": {"port": 0, "routes": "checkout-routes"}},
+    ]
 
 
 def within_3_sigma(hits: int, n: int, p: float) -> bool:
@@ -89,85 +87,117 @@ def within_3_sigma(hits: int, n: int, p: float) -> bool:
     return abs(hits - n * p) <= 3 * sigma
 
 
-async def _all_acked(server: XdsServer, version: str, n: int, timeout: float = 10.0) -> float:
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        done = sum(
-            1
-            for stream in tuple(server.context.streams)
-            if (s := stream.states.get(rt.ROUTE)) is not None and s.acked_version == version
-        )
-        if done >= n:
-            return (time.perf_counter() - t0) * 1000
-        await asyncio.sleep(0.005)
-    raise TimeoutError(f"not every Envoy ACKed routes {version} in {timeout}s")
+async def _all_synced(client: SwitchmanClient, revision: int, envoys: int, timeout: float = 10.0) -> None:
+    """Wait until the status API says every Envoy runs ``revision`` (or later)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = await client.status()
+        nodes = status["nodes"]
+        if (status["revision"] or 0) >= revision and len(nodes) >= envoys and all(n["synced"] for n in nodes):
+            return
+        await asyncio.sleep(0.01)
+    raise LabError(f"the Envoys did not all run revision {revision} within {timeout}s: {await client.status()}")
 
 
 def _row(r: StepResult) -> str:
-    mark = "ok " if r.within_3_sigma else "OFF"
-    return (
-        f"{r.name:<28} {r.requested_v2:>7.0%} {r.measured_v2:>8.1%} {mark:>4} "
-        f"{r.requests:>6} {r.success_rate:>8.2%} {r.p99_ms:>7.1f}"
-    )
+    if r.requested_v2 is None or r.measured_v2 is None:
+        want = got = mark = ""
+    else:
+        want, got, mark = f"{r.requested_v2:.0%}", f"{r.measured_v2:.1%}", "ok" if r.within_3_sigma else "OFF"
+    return f"{r.name:<28} {want:>7} {got:>8} {mark:>4} {r.requests:>6} {r.success_rate:>8.2%} {r.p99_ms:>7.1f}"
 
 
 async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
-    """Run the demo; True when every split was within 3 sigma and nothing failed in a transition."""
-    cache = SnapshotCache()
-    server = XdsServer(cache, XdsSettings(group_by="cluster"))
-    xds_port = await server.start("127.0.0.1:0")
+    """Run the demo; True when every split was within 3 sigma and nothing failed in a transition.
+
+    Switchman runs in this process, but the demo drives it only through its
+    public HTTP API (the Python client), as any user would.
+    """
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    switchman = Switchman(
+        ServeSettings(
+            xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(settings.run_dir / f"demo-{stamp}.db")
+        )
+    )
     blue, green = Upstream("checkout", "v1"), Upstream("checkout", "v2")
-    envoys = [EnvoyProcess(bootstrap(f"demo-envoy-{i}", xds_port, cluster="demo")) for i in range(settings.envoys)]
+    envoys: list[EnvoyProcess] = []
     results: list[StepResult] = []
     try:
-        ports = {"checkout-v1": await blue.start(), "checkout-v2": await green.start()}
-        print(f"upstreams: checkout v1 on :{ports['checkout-v1']}, v2 on :{ports['checkout-v2']}", file=out)
-        cache.set_snapshot("demo", _snapshot(ports, 0, retries=False))
-        for envoy in envoys:
-            await envoy.start()
-        listeners = [await e.wait_listener("ingress") for e in envoys]
-        print(f"Switchman xDS on :{xds_port}; {len(envoys)} Envoys listening on {listeners}", file=out)
-        targets = [f"http://127.0.0.1:{p}/" for p in listeners]
-        header = f"{'step':<28} {'want v2':>7} {'got v2':>8} {'3σ':>4} {'reqs':>6} {'success':>8} {'p99 ms':>7}"
-        print("\n" + header + "\n" + "-" * len(header), file=out)
+        xds_port, api_port = await switchman.start()
+        ports = {"v1": await blue.start(), "v2": await green.start()}
+        print(f"upstreams: checkout v1 on :{ports['v1']}, v2 on :{ports['v2']}", file=out)
+        async with SwitchmanClient(f"http://127.0.0.1:{api_port}", author="demo") as client:
+            await client.apply(_documents(ports, retries=False), message="demo: checkout on v1")
+            envoys = [EnvoyProcess(bootstrap(f"demo-envoy-{i}", xds_port)) for i in range(settings.envoys)]
+            for envoy in envoys:
+                await envoy.start()
+            listeners = [await e.wait_listener("ingress") for e in envoys]
+            print(f"Switchman: xDS on :{xds_port}, API on :{api_port}; Envoys listening on {listeners}", file=out)
+            targets = [f"http://127.0.0.1:{p}/" for p in listeners]
+            header = f"{'step':<28} {'want v2':>7} {'got v2':>8} {'3σ':>4} {'reqs':>6} {'success':>8} {'p99 ms':>7}"
+            print("\n" + header + "\n" + "-" * len(header), file=out)
 
-        async def step(name: str, v2: int, retries: bool, counts: bool) -> None:
-            snapshot = _snapshot(ports, v2, retries)
-            cache.set_snapshot("demo", snapshot)
-            await _all_acked(server, snapshot.version(rt.ROUTE), len(envoys))
-            load: LoadResult = await run_load(targets, settings.rate, settings.requests_per_step)
-            n = len(load.samples)
-            hits = load.versions.get("v2", 0)
-            ok = len(load.samples) - len(load.failures)
-            result = StepResult(
-                name=name,
-                requested_v2=v2 / 100,
-                requests=n,
-                measured_v2=hits / ok if ok else 0.0,
-                within_3_sigma=within_3_sigma(hits, ok, v2 / 100) if counts else True,
-                success_rate=load.success_rate(),
-                p99_ms=load.p99_ms(),
-                failures=len(load.failures),
-                counts_against_verdict=counts,
+            async def measure(name: str, v2: int, revision: int, counts: bool) -> None:
+                await _all_synced(client, revision, len(envoys))
+                load: LoadResult = await run_load(targets, settings.rate, settings.requests_per_step)
+                n = len(load.samples)
+                hits = load.versions.get("v2", 0)
+                ok = n - len(load.failures)
+                result = StepResult(
+                    name=name,
+                    requested_v2=v2 / 100,
+                    requests=n,
+                    measured_v2=hits / ok if ok else 0.0,
+                    within_3_sigma=within_3_sigma(hits, ok, v2 / 100) if counts else True,
+                    success_rate=load.success_rate(),
+                    p99_ms=load.p99_ms(),
+                    failures=len(load.failures),
+                    counts_against_verdict=counts,
+                )
+                results.append(result)
+                print(_row(result), file=out, flush=True)
+
+            # A steady load runs across every transition of the ramp: no request may fail.
+            ramp_done = asyncio.Event()
+            steady = asyncio.create_task(
+                run_load(targets, settings.rate / 2, 1_000_000, max_seconds=120, stop=ramp_done)
             )
-            results.append(result)
-            print(_row(result), file=out, flush=True)
-
-        for v2 in settings.steps:
-            await step(f"canary {v2}% to v2", v2, retries=False, counts=True)
-        green.faults = Faults(error_rate=0.2)
-        await step("v2 fails 20%, no retries", 100, retries=False, counts=False)
-        await step("v2 fails 20%, retries on", 100, retries=True, counts=True)
+            for v2 in settings.steps:
+                applied = await client.set_weights("checkout", {"v1": 100 - v2, "v2": v2})
+                await measure(f"canary {v2}% to v2", v2, applied.revision or 0, counts=True)
+            ramp_done.set()
+            during = await steady
+            moved = StepResult(
+                name="load across the whole ramp",
+                requested_v2=None,
+                requests=len(during.samples),
+                measured_v2=None,
+                within_3_sigma=True,
+                success_rate=during.success_rate(),
+                p99_ms=during.p99_ms(),
+                failures=len(during.failures),
+                counts_against_verdict=True,
+            )
+            results.append(moved)
+            print(_row(moved), file=out, flush=True)
+            green.faults = Faults(error_rate=0.2)
+            await measure("v2 fails 20%, no retries", 100, applied.revision or 0, counts=False)
+            docs = _documents(ports, retries=True)
+            docs[0]["spec"]["weights"] = {"v1": 0, "v2": 100}
+            applied = await client.apply(docs, message="demo: retries on")
+            await measure("v2 fails 20%, retries on", 100, applied.revision or 0, counts=True)
     finally:
         for envoy in envoys:
             await envoy.stop()
         await blue.stop()
         await green.stop()
-        await server.stop(0.5)
+        await switchman.stop(0.5)
 
-    passed = all(r.within_3_sigma and (r.failures == 0 or not r.counts_against_verdict) for r in results)
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
-    report = settings.run_dir / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    passed = bool(results) and all(
+        r.within_3_sigma and (r.failures == 0 or not r.counts_against_verdict) for r in results
+    )
+    report = settings.run_dir / f"demo-{stamp}.json"
     report.write_text(json.dumps({"passed": passed, "steps": [asdict(r) for r in results]}, indent=2))
     verdict = "PASS" if passed else "FAIL"
     print(f"\n{verdict}: splits within 3σ and no failed request while traffic moved. Report: {report}", file=out)

@@ -73,8 +73,12 @@ async def run_load(
     count: int,
     max_seconds: float = 60.0,
     timeout: float = 5.0,
+    stop: asyncio.Event | None = None,
 ) -> LoadResult:
-    """Send ``count`` GETs at ``rate`` per second, round-robin over ``targets`` (URLs); stop by ``max_seconds``."""
+    """Send ``count`` GETs at ``rate`` per second, round-robin over ``targets`` (URLs).
+
+    Stops by itself after ``count`` requests or ``max_seconds``, or earlier when ``stop`` is set.
+    """
     if rate <= 0 or count <= 0:
         raise ValueError("rate and count must be positive")
     result = LoadResult()
@@ -87,7 +91,7 @@ async def run_load(
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if time.monotonic() - start > max_seconds:
+            if time.monotonic() - start > max_seconds or (stop is not None and stop.is_set()):
                 break
             tasks.append(asyncio.create_task(_one(session, targets[i % len(targets)], result.samples)))
         await asyncio.gather(*tasks)
