@@ -1,4 +1,4 @@
-"""The composition root: the one place that wires store, controller, xDS server and HTTP API."""
+"""The composition root: the one place that wires store, controller, xDS server, HTTP API and gRPC API."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from switchman.api import Tokens, api_app
+from switchman.api.grpc import add_management_service
 from switchman.control import Controller
 from switchman.errors import ConfigError
 from switchman.store import Store, open_store
@@ -47,6 +48,8 @@ class Switchman:
         self.store = store or open_store(settings.store)
         self.controller = Controller(self.store, self.cache)
         self.xds = XdsServer(self.cache, settings.xds or XdsSettings(group_by=settings.group_by))
+        # The gRPC management API shares the xDS port.
+        self.xds.add_service(lambda server: add_management_service(server, self.controller, self.xds, settings.tokens))
         self._runner: web.AppRunner | None = None
         self.xds_port = 0
         self.api_port = 0

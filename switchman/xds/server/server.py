@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from envoy.service.status.v3 import csds_pb2_grpc
@@ -87,7 +88,17 @@ class XdsServer:
             max_response_bytes=self.settings.max_response_bytes,
         )
         self._server: aio.Server | None = None
+        self._services: list[Callable[[aio.Server], object]] = []
         self.port = 0
+
+    def add_service(self, register: Callable[[aio.Server], object]) -> None:
+        """Serve another gRPC service on the xDS port: ``register(server)`` runs in :meth:`start`.
+
+        gRPC binds methods when the server starts, so services are added before.
+        """
+        if self._server is not None:
+            raise RuntimeError("add services before start()")
+        self._services.append(register)
 
     async def start(self, address: str = "127.0.0.1:0") -> int:
         """Bind ``address`` (``host:port``) and start serving; returns the bound port."""
@@ -96,6 +107,8 @@ class XdsServer:
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
             ClientStatusService(self.context), server
         )
+        for register in self._services:
+            register(server)
         port = server.add_insecure_port(address)
         if port == 0:
             raise ConfigError("xds address", f"cannot bind {address}")
