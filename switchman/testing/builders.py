@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
-from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.core.v3 import address_pb2, config_source_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import api_listener_pb2, listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
@@ -182,26 +182,8 @@ def _http2_options() -> any_pb2.Any:
 
 
 def load_assignment(cluster: str, endpoints: Iterable[tuple[str, int]]) -> endpoint_pb2.ClusterLoadAssignment:
-    """The endpoints (``(host, port)``) of ``cluster``."""
-    return endpoint_pb2.ClusterLoadAssignment(
-        cluster_name=cluster,
-        endpoints=[
-            endpoint_components_pb2.LocalityLbEndpoints(
-                # gRPC clients reject endpoints without a locality and drop
-                # localities without a weight; Envoy ignores both unless
-                # locality-weighted balancing is on.
-                locality=base_pb2.Locality(),
-                load_balancing_weight=wrappers_pb2.UInt32Value(value=1),
-                lb_endpoints=[
-                    endpoint_components_pb2.LbEndpoint(
-                        endpoint=endpoint_components_pb2.Endpoint(
-                            address=address_pb2.Address(
-                                socket_address=address_pb2.SocketAddress(address=host, port_value=port)
-                            )
-                        )
-                    )
-                    for host, port in endpoints
-                ]
-            )
-        ],
-    )
+    """The endpoints (``(host, port)``) of ``cluster``, as the translator writes them."""
+    from switchman.model.kinds.cluster import Endpoint
+    from switchman.translate.clusters import load_assignment as translated
+
+    return translated(cluster, [Endpoint(host, port) for host, port in endpoints])

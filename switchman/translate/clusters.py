@@ -14,7 +14,7 @@ from google.protobuf.message import Message
 
 from switchman.model.kinds.cluster import Endpoint, Upstream
 
-__all__ = ["cluster_resources", "duration"]
+__all__ = ["cluster_resources", "duration", "load_assignment"]
 
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
@@ -25,7 +25,7 @@ def duration(seconds: float) -> duration_pb2.Duration:
     return out
 
 
-def _assignment(name: str, endpoints: Iterable[Endpoint]) -> endpoint_pb2.ClusterLoadAssignment:
+def load_assignment(name: str, endpoints: Iterable[Endpoint]) -> endpoint_pb2.ClusterLoadAssignment:
     return endpoint_pb2.ClusterLoadAssignment(
         cluster_name=name,
         endpoints=[
@@ -107,7 +107,7 @@ def cluster_resources(
     """An Envoy cluster and, for EDS, its load assignment (sent apart, so endpoint changes touch only it)."""
     cluster = cluster_pb2.Cluster(name=name)
     _apply_upstream(cluster, upstream)
-    assignment = _assignment(name, endpoints)
+    assignment = load_assignment(name, endpoints)
     if discovery == "static":
         cluster.type = cluster_pb2.Cluster.STATIC
         cluster.load_assignment.CopyFrom(assignment)

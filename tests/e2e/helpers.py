@@ -6,8 +6,11 @@ import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import aiohttp
+import yaml
 from google.protobuf.message import Message
 
 from switchman.lab.local import EnvoyMode
@@ -86,3 +89,16 @@ class Traffic:
     @property
     def total(self) -> int:
         return sum(self.versions.values()) + len(self.failures)
+
+
+CHECKOUT_EXAMPLE = Path(__file__).parents[2] / "examples" / "checkout.yaml"
+
+
+def checkout_documents(v1_port: int, v2_port: int, weights: dict[str, int]) -> list[dict[str, Any]]:
+    """examples/checkout.yaml pointed at our upstreams, its listener on a free port."""
+    service, routes, listener = yaml.safe_load_all(CHECKOUT_EXAMPLE.read_text())
+    service["spec"]["versions"]["v1"]["endpoints"][0]["port"] = v1_port
+    service["spec"]["versions"]["v2"]["endpoints"][0]["port"] = v2_port
+    service["spec"]["weights"] = weights
+    listener["spec"]["port"] = 0
+    return [service, routes, listener]

@@ -4,32 +4,20 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
 from switchman.app import ServeSettings, Switchman
 from switchman.lab.local import EnvoyProcess, Upstream, bootstrap
-from tests.e2e.helpers import wait_for_version
+from tests.e2e.helpers import checkout_documents, wait_for_version
 
 ETCD = os.environ.get("SWITCHMAN_TEST_ETCD", "")
 pytestmark = [
     pytest.mark.envoy,
     pytest.mark.skipif(not ETCD, reason="SWITCHMAN_TEST_ETCD (host:port of an etcd) is not set; .ci/run sets it"),
 ]
-EXAMPLE = Path(__file__).parents[2] / "examples" / "checkout.yaml"
-
-
-def documents(v1: int, v2: int, weights: dict[str, int]) -> list[dict[str, Any]]:
-    service, routes, listener = yaml.safe_load_all(EXAMPLE.read_text())
-    service["spec"]["versions"]["v1"]["endpoints"][0]["port"] = v1
-    service["spec"]["versions"]["v2"]["endpoints"][0]["port"] = v2
-    service["spec"]["weights"] = weights
-    listener["spec"]["port"] = 0
-    return [service, routes, listener]
 
 
 async def apply(api_port: int, docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -51,12 +39,12 @@ async def test_apply_on_one_replica_reaches_envoys_of_the_other() -> None:
     await b.start()
     envoy = EnvoyProcess(bootstrap("replica-envoy", b.xds_port))
     try:
-        await apply(a.api_port, documents(blue.port, green.port, {"v1": 100}))
+        await apply(a.api_port, checkout_documents(blue.port, green.port, {"v1": 100}))
         await envoy.start()
         port = await envoy.wait_listener("ingress")
         await wait_for_version(port, "v1")
 
-        body = await apply(a.api_port, documents(blue.port, green.port, {"v2": 100}))
+        body = await apply(a.api_port, checkout_documents(blue.port, green.port, {"v2": 100}))
         await wait_for_version(port, "v2")  # through b's etcd watch, not through a
         assert b.controller.served_revision == body["revision"]
         assert [s.node_id for s in b.xds.statuses()] == ["replica-envoy"]

@@ -12,25 +12,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
 from switchman.lab.local import EnvoyProcess, Upstream, bootstrap
-from tests.e2e.helpers import wait_for_version
+from tests.e2e.helpers import checkout_documents, wait_for_version
 
 pytestmark = pytest.mark.envoy
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "checkout.yaml"
 _SERVING = re.compile(r"serving: xDS on port (\d+), API on port (\d+)")
-
-
-def documents(v1_port: int, v2_port: int, weights: dict[str, int]) -> list[dict[str, Any]]:
-    """examples/checkout.yaml pointed at our upstreams, its listener on a free port."""
-    service, routes, listener = yaml.safe_load_all(EXAMPLE.read_text())
-    service["spec"]["versions"]["v1"]["endpoints"][0]["port"] = v1_port
-    service["spec"]["versions"]["v2"]["endpoints"][0]["port"] = v2_port
-    service["spec"]["weights"] = weights
-    listener["spec"]["port"] = 0
-    return [service, routes, listener]
 
 
 class Serve:
@@ -90,21 +78,21 @@ async def test_served_config_drives_envoy_refuses_bad_input_and_survives_kill_9(
     await serve.start()
     envoy = EnvoyProcess(bootstrap("serve-envoy", serve.xds_port))
     try:
-        status, body = await serve.apply(documents(blue.port, green.port, {"v1": 100}))
+        status, body = await serve.apply(checkout_documents(blue.port, green.port, {"v1": 100}))
         assert status == 200, body
         await envoy.start()
         port = await envoy.wait_listener("ingress")
         await wait_for_version(port, "v1")
 
         # A bad apply is refused with the document and field named; nothing changes.
-        bad = documents(blue.port, green.port, {"v1": 0, "v2": 100})
+        bad = checkout_documents(blue.port, green.port, {"v1": 0, "v2": 100})
         bad[0]["spec"]["lbPolicy"] = "FASTEST_PLEASE"
         status, body = await serve.apply(bad)
         assert status == 422 and body["error"]["path"] == "service/checkout: spec.lbPolicy", body
         await wait_for_version(port, "v1")
 
         # Acknowledged, then killed at once: the change is not lost.
-        status, body = await serve.apply(documents(blue.port, green.port, {"v2": 100}))
+        status, body = await serve.apply(checkout_documents(blue.port, green.port, {"v2": 100}))
         assert status == 200 and body["revision"] == 2, body
         await serve.kill(signal.SIGKILL)
         again = Serve(tmp_path / "switchman.db", xds_port=serve.xds_port)
@@ -113,7 +101,7 @@ async def test_served_config_drives_envoy_refuses_bad_input_and_survives_kill_9(
         async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{again.api_port}/v1/history") as r:
             history = await r.json()
         assert [h["number"] for h in history["revisions"]] == [2, 1]
-        status, body = await again.apply(documents(blue.port, green.port, {"v1": 100}))
+        status, body = await again.apply(checkout_documents(blue.port, green.port, {"v1": 100}))
         assert status == 200 and body["revision"] == 3, body
         await wait_for_version(port, "v1")
         await again.kill(signal.SIGTERM)
