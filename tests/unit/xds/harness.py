@@ -61,7 +61,7 @@ class Client(Generic[Response]):
     def send(self, request: Message) -> None:
         self._requests.put_nowait(request)
 
-    async def recv(self, timeout: float = 1.0) -> Response:
+    async def recv(self, timeout: float = 5.0) -> Response:
         """The next response; fails the test when none comes within ``timeout``."""
         getter = asyncio.ensure_future(self._responses.get())
         done, _ = await asyncio.wait({getter, self.task}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
