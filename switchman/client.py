@@ -25,7 +25,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Final, TypeAlias
 from urllib.parse import quote
@@ -141,8 +141,9 @@ class ApplyResult:
     configured: tuple[str, ...]
     unchanged: tuple[str, ...]
     deleted: tuple[str, ...]
-    envoy: EnvoyChanges
+    envoy: EnvoyChanges  # for every node (the default group)
     dry_run: bool
+    groups: Mapping[str, EnvoyChanges] = field(default_factory=dict)  # for each named node group
 
     @property
     def changes(self) -> bool:
@@ -153,16 +154,21 @@ class ApplyResult:
     def from_json(cls, body: Mapping[str, Any]) -> ApplyResult:
         envoy = body.get("envoy") or {}
         revision = body.get("revision")
+
+        def changes(entry: Mapping[str, Any]) -> EnvoyChanges:
+            return EnvoyChanges(
+                tuple(entry.get("added", ())), tuple(entry.get("changed", ())), tuple(entry.get("removed", ()))
+            )
+
         return cls(
             revision=int(revision) if revision is not None else None,
             created=tuple(body.get("created", ())),
             configured=tuple(body.get("configured", ())),
             unchanged=tuple(body.get("unchanged", ())),
             deleted=tuple(body.get("deleted", ())),
-            envoy=EnvoyChanges(
-                tuple(envoy.get("added", ())), tuple(envoy.get("changed", ())), tuple(envoy.get("removed", ()))
-            ),
+            envoy=changes(envoy),
             dry_run=bool(body.get("dry_run", False)),
+            groups={g: changes(c) for g, c in (body.get("groups") or {}).items()},
         )
 
 

@@ -142,12 +142,13 @@ def read_documents(specs: Sequence[str]) -> Documents:
     return Documents(documents, sources)
 
 
-def print_envoy(envoy: EnvoyChanges, dry_run: bool) -> None:
+def print_envoy(envoy: EnvoyChanges, dry_run: bool, group: str = "") -> None:
     """The Envoy resources a change adds (+), changes (~) and removes (-)."""
+    where = f" for node group {group}" if group else ""
     if not envoy:
-        print("Envoy resources: no change")
+        print(f"Envoy resources{where}: no change")
         return
-    title = "Envoy resources that would change" if dry_run else "Envoy resources"
+    title = f"Envoy resources{where} that would change" if dry_run else f"Envoy resources{where}"
     print(f"{title}: {len(envoy.added)} added, {len(envoy.changed)} changed, {len(envoy.removed)} removed")
     for mark, names in (("+", envoy.added), ("~", envoy.changed), ("-", envoy.removed)):
         for name in names:
@@ -167,6 +168,8 @@ def print_result(result: ApplyResult, order: Sequence[str] = (), show_unchanged:
     for doc_id in ordered:
         print(f"{doc_id} {state[doc_id]}{suffix}")
     print_envoy(result.envoy, result.dry_run)
+    for group, changes in result.groups.items():
+        print_envoy(changes, result.dry_run, group)
     if result.dry_run:
         print("dry run: nothing was stored")
     elif result.revision is None:

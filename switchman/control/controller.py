@@ -13,17 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
-from google.protobuf.message import Message
 
+from switchman.control.groups import Served, build_served
 from switchman.errors import ConfigError, SwitchmanError
-from switchman.model.config import Config, Document, build_config, parse_document
+from switchman.model.config import Document, parse_document
 from switchman.model.document import document_id
 from switchman.store.base import Revision, RevisionSummary, Store
-from switchman.translate import translate_documents
 from switchman.xds import DEFAULT_GROUP, Snapshot, SnapshotCache
 from switchman.xds import resources as rt
 
@@ -52,8 +51,9 @@ class ApplyResult:
     configured: tuple[str, ...]
     unchanged: tuple[str, ...]
     deleted: tuple[str, ...]
-    envoy: RenderedDiff
+    envoy: RenderedDiff  # for every node (the default group)
     dry_run: bool
+    groups: Mapping[str, RenderedDiff] = field(default_factory=dict)  # for each named node group
 
 
 def _documents_of(revision: Revision | None) -> dict[str, Document]:
@@ -66,26 +66,11 @@ def _documents_of(revision: Revision | None) -> dict[str, Document]:
     return out
 
 
-def _snapshot(config: Config) -> tuple[Snapshot, dict[tuple[str, str], str]]:
-    """The snapshot of a config, and which document each Envoy resource came from."""
-    resources: list[Message] = []
-    origin: dict[tuple[str, str], str] = {}
-    for doc_id, messages in translate_documents(config):
-        for message in messages:
-            resources.append(message)
-            origin[(rt.TYPE_URL_OF[type(message)], rt.resource_name(message))] = doc_id
-    try:
-        return Snapshot.build(resources), origin
-    except ConfigError as exc:
-        # The model's own checks should have caught this; say where it came from.
-        raise ConfigError(exc.path, f"{exc.reason} (in the Envoy resources this configuration produces)") from None
-
-
-def _diff_snapshots(old: Snapshot | None, new: Snapshot) -> RenderedDiff:
+def _diff_snapshots(old: Snapshot | None, new: Snapshot | None) -> RenderedDiff:
     added, changed, removed = [], [], []
     for type_url in rt.ORDERED_TYPES:
         before = old.get(type_url).resources if old is not None else {}
-        after = new.get(type_url).resources
+        after = new.get(type_url).resources if new is not None else {}
         short = rt.short_name(type_url)
         added += [f"{short}/{n}" for n in sorted(after.keys() - before.keys())]
         removed += [f"{short}/{n}" for n in sorted(before.keys() - after.keys())]
@@ -101,9 +86,8 @@ class Controller:
         self.store = store
         self.cache = cache
         self._lock = asyncio.Lock()
-        self._served: Snapshot | None = None
+        self._served: Served | None = None
         self._served_revision: int | None = None
-        self.origin: dict[tuple[str, str], str] = {}
         self._watcher: asyncio.Task[None] | None = None
 
     # -- serving -------------------------------------------------------------
@@ -128,14 +112,22 @@ class Controller:
 
     def _serve(self, revision: Revision) -> None:
         try:
-            config = build_config(_documents_of(revision).values())
-            snapshot, origin = _snapshot(config)
+            served = build_served(_documents_of(revision).values())
         except SwitchmanError as exc:  # stored by a newer or broken replica: keep serving what we have
             log.error("revision %d not served, still serving %s: %s", revision.number, self._served_revision, exc)
             return
-        self.cache.set_snapshot(DEFAULT_GROUP, snapshot)
-        self._served, self._served_revision, self.origin = snapshot, revision.number, origin
+        self._install(served)
+        self._served_revision = revision.number
+        log.info("serving revision %d (node groups: %s)", revision.number, ", ".join(served.snapshots))
         log.info("serving revision %d", revision.number)
+
+    def _install(self, served: Served) -> None:
+        for group, snapshot in served.snapshots.items():
+            self.cache.set_snapshot(group, snapshot)
+        if self._served is not None:
+            for group in self._served.snapshots.keys() - served.snapshots.keys():
+                self.cache.clear_snapshot(group)  # its nodes fall back to the default group
+        self._served = served
 
     @property
     def served_revision(self) -> int | None:
@@ -200,20 +192,23 @@ class Controller:
             head = await self.store.head()
             current = _documents_of(head)
             proposed: dict[str, Document] = mutate(current)
-            config = build_config(proposed.values())
-            snapshot, _ = _snapshot(config)
-            if head is not None and head.number == self._served_revision:
-                old_snapshot = self._served
+            served = build_served(proposed.values())
+            if head is not None and head.number == self._served_revision and self._served is not None:
+                old = self._served.snapshots
             else:
-                old_snapshot = _snapshot(build_config(current.values()))[0] if current else None
-            envoy = _diff_snapshots(old_snapshot, snapshot)
+                old = build_served(current.values()).snapshots if current else {}
+            new = served.snapshots
+            envoy = _diff_snapshots(old.get(DEFAULT_GROUP), new.get(DEFAULT_GROUP))
+            groups = {
+                g: _diff_snapshots(old.get(g), new.get(g)) for g in sorted((old.keys() | new.keys()) - {DEFAULT_GROUP})
+            }
             created = tuple(sorted(proposed.keys() - current.keys()))
             deleted = tuple(sorted(current.keys() - proposed.keys()))
             both = sorted(proposed.keys() & current.keys())
             configured = tuple(k for k in both if proposed[k].raw != current[k].raw)
             unchanged = tuple(k for k in both if proposed[k].raw == current[k].raw)
             if dry_run or (not (created or deleted or configured) and rollback_of is None):
-                return ApplyResult(None, created, configured, unchanged, deleted, envoy, dry_run)
+                return ApplyResult(None, created, configured, unchanged, deleted, envoy, dry_run, groups)
             revision = await self.store.commit(
                 [proposed[k].raw for k in sorted(proposed)],
                 author=author,
@@ -221,8 +216,10 @@ class Controller:
                 expected_head=head.number if head is not None else None,
                 rollback_of=rollback_of,
             )
-            self._serve(revision)
-            return ApplyResult(revision.number, created, configured, unchanged, deleted, envoy, False)
+            self._install(served)
+            self._served_revision = revision.number
+            log.info("revision %d by %s: %s; serving it", revision.number, author, message)
+            return ApplyResult(revision.number, created, configured, unchanged, deleted, envoy, False, groups)
 
     # -- reading -------------------------------------------------------------
 
@@ -255,7 +252,7 @@ class Controller:
 
     def document_of(self, type_url: str, name: str) -> str | None:
         """Which document produced the Envoy resource ``type_url/name`` (for NACKs)."""
-        return self.origin.get((type_url, name))
+        return self._served.origin.get((type_url, name)) if self._served is not None else None
 
     def document_of_short(self, short_type: str, name: str) -> str | None:
         """:meth:`document_of` with the short type (``rds``) that statuses use."""

@@ -36,6 +36,7 @@ class Document:
     labels: Mapping[str, str]
     spec: Spec
     raw: Mapping[str, Any]
+    groups: tuple[str, ...] = ()  # the node groups it is for; empty: every node
 
     @property
     def id(self) -> str:
@@ -56,7 +57,7 @@ def parse_document(raw: Any, where: str) -> Document:
         spec = read_service(envelope.spec)
     else:
         spec = read_envoy_resource(envelope.spec, envelope.name)
-    return Document(envelope.kind, envelope.name, envelope.labels, spec, raw)
+    return Document(envelope.kind, envelope.name, envelope.labels, spec, raw, envelope.groups)
 
 
 @dataclass(frozen=True, slots=True)

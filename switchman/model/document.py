@@ -9,9 +9,11 @@ from typing import Any, Final
 
 from switchman.model.fields import YAML_BOOLEANS, Node
 
-__all__ = ["KINDS", "NAME_PATTERN", "Envelope", "document_id", "read_envelope"]
+__all__ = ["GROUP_PATTERN", "KINDS", "NAME_PATTERN", "Envelope", "document_id", "read_envelope"]
 
 KINDS: Final = ("Listener", "Routes", "Cluster", "Service", "EnvoyResource")
+# Node groups are what --group-by reads from an Envoy's node (id, cluster or a metadata value).
+GROUP_PATTERN: Final = r"[A-Za-z0-9._:/-]{1,128}"
 # Names become Envoy resource and stat names: keep them plain.
 NAME_PATTERN: Final = r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?"
 
@@ -21,6 +23,7 @@ class Envelope:
     kind: str
     name: str
     labels: Mapping[str, str]
+    groups: tuple[str, ...]
     spec: Node
 
     @property
@@ -62,6 +65,12 @@ def read_envelope(raw: Any, where: str) -> Envelope:
     if label_node is not None:
         for key, value in label_node.items():
             labels[key] = value.text()
+    groups: tuple[str, ...] = ()
+    groups_node = metadata.get("groups")
+    if groups_node is not None:
+        groups = tuple(g.text(GROUP_PATTERN, "a node group name") for g in groups_node.elements(min_items=1))
+        if len(set(groups)) != len(groups):
+            groups_node.fail("lists a group twice")
     metadata.done()
     api_version = top.get("apiVersion")  # accepted and ignored: there is one version
     if api_version is not None:
@@ -70,4 +79,4 @@ def read_envelope(raw: Any, where: str) -> Envelope:
     top.done()
     spec.doc = document_id(kind, name)
     _plain_json(raw, Node(spec.doc, "", raw))
-    return Envelope(kind, name, labels, spec)
+    return Envelope(kind, name, labels, groups, spec)

@@ -12,7 +12,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ApplyResponse(_message.Message):
-    __slots__ = ("revision", "created", "configured", "unchanged", "deleted", "envoy", "dry_run")
+    __slots__ = ("revision", "created", "configured", "unchanged", "deleted", "envoy", "dry_run", "groups")
+    class GroupsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: EnvoyChanges
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[EnvoyChanges, _Mapping]] = ...) -> None: ...
     REVISION_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
     CONFIGURED_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +27,7 @@ class ApplyResponse(_message.Message):
     DELETED_FIELD_NUMBER: _ClassVar[int]
     ENVOY_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
     revision: int
     created: _containers.RepeatedScalarFieldContainer[str]
     configured: _containers.RepeatedScalarFieldContainer[str]
@@ -27,7 +35,8 @@ class ApplyResponse(_message.Message):
     deleted: _containers.RepeatedScalarFieldContainer[str]
     envoy: EnvoyChanges
     dry_run: bool
-    def __init__(self, revision: _Optional[int] = ..., created: _Optional[_Iterable[str]] = ..., configured: _Optional[_Iterable[str]] = ..., unchanged: _Optional[_Iterable[str]] = ..., deleted: _Optional[_Iterable[str]] = ..., envoy: _Optional[_Union[EnvoyChanges, _Mapping]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    groups: _containers.MessageMap[str, EnvoyChanges]
+    def __init__(self, revision: _Optional[int] = ..., created: _Optional[_Iterable[str]] = ..., configured: _Optional[_Iterable[str]] = ..., unchanged: _Optional[_Iterable[str]] = ..., deleted: _Optional[_Iterable[str]] = ..., envoy: _Optional[_Union[EnvoyChanges, _Mapping]] = ..., dry_run: _Optional[bool] = ..., groups: _Optional[_Mapping[str, EnvoyChanges]] = ...) -> None: ...
 
 class EnvoyChanges(_message.Message):
     __slots__ = ("added", "changed", "removed")

@@ -28,6 +28,7 @@ from switchman.api.grpc import management_pb2 as pb
 from switchman.api.grpc import management_pb2_grpc as pb_grpc
 from switchman.api.grpc.errors import GrpcError, grpc_error
 from switchman.control import ApplyResult, Controller
+from switchman.control.controller import RenderedDiff
 from switchman.errors import SwitchmanError
 from switchman.model.document import KINDS
 from switchman.store.base import RevisionSummary
@@ -117,9 +118,14 @@ def _result(result: ApplyResult) -> pb.ApplyResponse:
         configured=result.configured,
         unchanged=result.unchanged,
         deleted=result.deleted,
-        envoy=pb.EnvoyChanges(added=result.envoy.added, changed=result.envoy.changed, removed=result.envoy.removed),
+        envoy=_changes(result.envoy),
         dry_run=result.dry_run,
+        groups={group: _changes(changes) for group, changes in result.groups.items()},
     )
+
+
+def _changes(diff: RenderedDiff) -> pb.EnvoyChanges:
+    return pb.EnvoyChanges(added=diff.added, changed=diff.changed, removed=diff.removed)
 
 
 def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:

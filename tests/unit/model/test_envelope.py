@@ -76,7 +76,7 @@ def test_name_must_be_a_non_empty_string(value: Any, reason: str) -> None:
 def test_unknown_metadata_field_is_refused_with_the_allowed_ones() -> None:
     err = rejected({**cluster(), "metadata": {"name": "c", "namespace": "prod"}})
     assert err.path == "request[0]: metadata.namespace"
-    assert err.reason == "unknown field (allowed here: labels, name)"
+    assert err.reason == "unknown field (allowed here: groups, labels, name)"
 
 
 def test_unknown_top_level_field_is_refused_with_the_allowed_ones() -> None:
