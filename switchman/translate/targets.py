@@ -41,12 +41,20 @@ def weighted_clusters(config: Config, splits: tuple[Split, ...]) -> list[tuple[s
     return _bounded([(c, w) for c, w in weights.items() if w > 0])
 
 
-_MAX_TOTAL = 1_000_000
+_MAX_TOTAL = 2**32 - 1  # Envoy sums the weights in a uint32
 
 
 def _bounded(weights: list[tuple[str, int]]) -> list[tuple[str, int]]:
-    """Rescale to a total of at most a million (Envoy's weights are uint32), by largest remainder."""
+    """Keep the total within a uint32: exactly (dividing by the common divisor) when that is enough,
+    else by rescaling with largest remainders."""
     total = sum(w for _, w in weights)
+    if total <= _MAX_TOTAL:
+        return weights
+    divisor = 0
+    for _, w in weights:
+        divisor = _gcd(divisor, w)
+    weights = [(c, w // divisor) for c, w in weights]
+    total //= divisor
     if total <= _MAX_TOTAL:
         return weights
     exact = [(c, w * _MAX_TOTAL / total) for c, w in weights]

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.envoy
 
 
 def _report(folder: Path) -> dict[str, Any]:
-    [report] = folder.glob("demo-*.json")
+    [report] = folder.glob("demo-*/report.json")
     data: dict[str, Any] = json.loads(report.read_text())
     return data
 
@@ -37,3 +37,28 @@ async def test_demo_shifts_traffic_within_3_sigma_and_fails_nothing(tmp_path: Pa
     assert steps["v2 fails 20%, no retries"]["success_rate"] < 0.95  # the fault is real...
     assert steps["v2 fails 20%, retries on"]["failures"] == 0  # ...and the retries hide it
     assert "PASS" in text
+
+
+async def test_demo_writes_its_report_folder(tmp_path: Path) -> None:
+    out = io.StringIO()  # not a terminal: plain lines, no live table
+    await run_demo(DemoSettings(envoys=1, rate=300, requests_per_step=300, run_dir=tmp_path), out)
+    _check_report_folder(tmp_path, out)
+
+
+def _check_report_folder(tmp_path: Path, out: io.StringIO) -> None:
+    [folder] = tmp_path.glob("demo-*/")
+    assert f"Report: {folder / 'report.html'}" in out.getvalue()
+    assert "\x1b[" not in out.getvalue()  # no terminal escapes in a log
+    report = _report(tmp_path)
+    series = report["series"]
+    assert [p["kind"] for p in series["phases"]] == ["ramp"] * 4 + ["fault", "retries"]
+    assert all(p["applied_s"] <= p["synced_s"] <= p["load_started_s"] < p["load_ended_s"] for p in series["phases"])
+    # every request of every step and of the steady load is in the series
+    assert series["requests"] == sum(s["requests"] for s in report["steps"])
+    assert sum(b["requests"] for b in series["bins"]) == series["requests"]
+    assert len(series["bins"]) >= 5
+    html = (folder / "report.html").read_text()
+    for name in report["figures"]:
+        assert (folder / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+        assert f"src='{name}'" in html
+    assert (folder / "samples.csv").read_text().count("\n") == series["requests"] + 1

@@ -8,17 +8,19 @@
    retry policy that hides the failures.
 
 The verdict: every split within 3 sigma, and no failed request while
-traffic moved.
+traffic moved. Every request is kept, with when each change was applied and
+when every Envoy ran it; the report (``runs/demo-STAMP/``: report.json,
+report.html, plots) is written from them. On a terminal a live table shows
+the running step; elsewhere one plain line per step.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,8 +28,11 @@ from switchman.app import ServeSettings, Switchman
 from switchman.client import SwitchmanClient
 from switchman.errors import LabError
 from switchman.lab.local.envoy import EnvoyProcess, bootstrap
-from switchman.lab.local.load import LoadResult, run_load
+from switchman.lab.local.load import LoadResult, Sample, run_load
 from switchman.lab.local.upstream import Faults, Upstream
+from switchman.lab.report import DemoRun, Phase, StepResult, write_report
+from switchman.lab.report.live import DemoView
+from switchman.lab.report.model import PhaseKind
 
 __all__ = ["DemoSettings", "StepResult", "run_demo"]
 
@@ -39,19 +44,7 @@ class DemoSettings:
     requests_per_step: int = 600
     steps: tuple[int, ...] = (0, 10, 50, 100)
     run_dir: Path = Path("runs")
-
-
-@dataclass(frozen=True, slots=True)
-class StepResult:
-    name: str
-    requested_v2: float | None  # None: the row measures failures only
-    requests: int
-    measured_v2: float | None
-    within_3_sigma: bool
-    success_rate: float
-    p99_ms: float
-    failures: int
-    counts_against_verdict: bool
+    live: bool | None = None  # the live table; None: when the output is a terminal
 
 
 def _documents(ports: dict[str, int], retries: bool) -> list[dict[str, Any]]:
@@ -99,30 +92,24 @@ async def _all_synced(client: SwitchmanClient, revision: int, envoys: int, timeo
     raise LabError(f"the Envoys did not all run revision {revision} within {timeout}s: {await client.status()}")
 
 
-def _row(r: StepResult) -> str:
-    if r.requested_v2 is None or r.measured_v2 is None:
-        want = got = mark = ""
-    else:
-        want, got, mark = f"{r.requested_v2:.0%}", f"{r.measured_v2:.1%}", "ok" if r.within_3_sigma else "OFF"
-    return f"{r.name:<28} {want:>7} {got:>8} {mark:>4} {r.requests:>6} {r.success_rate:>8.2%} {r.p99_ms:>7.1f}"
-
-
 async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
     """Run the demo; True when every split was within 3 sigma and nothing failed in a transition.
 
     Switchman runs in this process, but the demo drives it only through its
-    public HTTP API (the Python client), as any user would.
+    public HTTP API (the Python client), as any user would. Writes the
+    report into ``settings.run_dir / "demo-STAMP"``.
     """
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder = settings.run_dir / f"demo-{stamp}"
+    folder.mkdir(parents=True, exist_ok=True)
     switchman = Switchman(
-        ServeSettings(
-            xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(settings.run_dir / f"demo-{stamp}.db")
-        )
+        ServeSettings(xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(folder / "switchman.db"))
     )
     blue, green = Upstream("checkout", "v1"), Upstream("checkout", "v2")
     envoys: list[EnvoyProcess] = []
     results: list[StepResult] = []
+    phases: list[Phase] = []
+    samples: list[Sample] = []
     try:
         xds_port, api_port = await switchman.start()
         ports = {"v1": await blue.start(), "v2": await green.start()}
@@ -135,12 +122,19 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
             listeners = [await e.wait_listener("ingress") for e in envoys]
             print(f"Switchman: xDS on :{xds_port}, API on :{api_port}; Envoys listening on {listeners}", file=out)
             targets = [f"http://127.0.0.1:{p}/" for p in listeners]
-            header = f"{'step':<28} {'want v2':>7} {'got v2':>8} {'3σ':>4} {'reqs':>6} {'success':>8} {'p99 ms':>7}"
-            print("\n" + header + "\n" + "-" * len(header), file=out)
+            view = DemoView(out, live=settings.live)
 
-            async def measure(name: str, v2: int, revision: int, counts: bool) -> None:
+            async def measure(
+                name: str, label: str, kind: PhaseKind, v2: int, revision: int, applied: float, counts: bool
+            ) -> None:
                 await _all_synced(client, revision, len(envoys))
-                load: LoadResult = await run_load(targets, settings.rate, settings.requests_per_step)
+                synced = time.time()
+                load = LoadResult()
+                view.start_step(name, v2 / 100, load)
+                started = time.time()
+                await run_load(targets, settings.rate, settings.requests_per_step, into=load)
+                phases.append(Phase(name, label, kind, v2 / 100, applied, synced, started, time.time()))
+                samples.extend(load.samples)
                 n = len(load.samples)
                 hits = load.versions.get("v2", 0)
                 ok = n - len(load.failures)
@@ -156,37 +150,45 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
                     counts_against_verdict=counts,
                 )
                 results.append(result)
-                print(_row(result), file=out, flush=True)
+                view.finish_step(result)
 
-            # A steady load runs across every transition of the ramp: no request may fail.
-            ramp_done = asyncio.Event()
-            steady = asyncio.create_task(
-                run_load(targets, settings.rate / 2, 1_000_000, max_seconds=120, stop=ramp_done)
-            )
-            for v2 in settings.steps:
-                applied = await client.set_weights("checkout", {"v1": 100 - v2, "v2": v2})
-                await measure(f"canary {v2}% to v2", v2, applied.revision or 0, counts=True)
-            ramp_done.set()
-            during = await steady
-            moved = StepResult(
-                name="load across the whole ramp",
-                requested_v2=None,
-                requests=len(during.samples),
-                measured_v2=None,
-                within_3_sigma=True,
-                success_rate=during.success_rate(),
-                p99_ms=during.p99_ms(),
-                failures=len(during.failures),
-                counts_against_verdict=True,
-            )
-            results.append(moved)
-            print(_row(moved), file=out, flush=True)
-            green.faults = Faults(error_rate=0.2)
-            await measure("v2 fails 20%, no retries", 100, applied.revision or 0, counts=False)
-            docs = _documents(ports, retries=True)
-            docs[0]["spec"]["weights"] = {"v1": 0, "v2": 100}
-            applied = await client.apply(docs, message="demo: retries on")
-            await measure("v2 fails 20%, retries on", 100, applied.revision or 0, counts=True)
+            with view:
+                # A steady load runs across every transition of the ramp: no request may fail.
+                ramp_done = asyncio.Event()
+                during = LoadResult()
+                view.watch_steady(during)
+                steady = asyncio.create_task(
+                    run_load(targets, settings.rate / 2, 1_000_000, max_seconds=120, stop=ramp_done, into=during)
+                )
+                for v2 in settings.steps:
+                    applied = await client.set_weights("checkout", {"v1": 100 - v2, "v2": v2})
+                    at = time.time()
+                    await measure(f"canary {v2}% to v2", f"{v2} %", "ramp", v2, applied.revision or 0, at, True)
+                ramp_done.set()
+                await steady
+                view.watch_steady(None)
+                samples.extend(during.samples)
+                moved = StepResult(
+                    name="load across the whole ramp",
+                    requested_v2=None,
+                    requests=len(during.samples),
+                    measured_v2=None,
+                    within_3_sigma=True,
+                    success_rate=during.success_rate(),
+                    p99_ms=during.p99_ms(),
+                    failures=len(during.failures),
+                    counts_against_verdict=True,
+                )
+                results.append(moved)
+                view.finish_step(moved)
+                green.faults = Faults(error_rate=0.2)
+                at = time.time()
+                await measure("v2 fails 20%, no retries", "fault", "fault", 100, applied.revision or 0, at, False)
+                docs = _documents(ports, retries=True)
+                docs[0]["spec"]["weights"] = {"v1": 0, "v2": 100}
+                applied = await client.apply(docs, message="demo: retries on")
+                at = time.time()
+                await measure("v2 fails 20%, retries on", "retries", "retries", 100, applied.revision or 0, at, True)
     finally:
         for envoy in envoys:
             await envoy.stop()
@@ -197,8 +199,9 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
     passed = bool(results) and all(
         r.within_3_sigma and (r.failures == 0 or not r.counts_against_verdict) for r in results
     )
-    report = settings.run_dir / f"demo-{stamp}.json"
-    report.write_text(json.dumps({"passed": passed, "steps": [asdict(r) for r in results]}, indent=2))
+    samples.sort(key=lambda s: s.started)
+    # matplotlib takes a second or two: off the event loop
+    html = await asyncio.to_thread(write_report, DemoRun(stamp, passed, results, phases, samples), folder)
     verdict = "PASS" if passed else "FAIL"
-    print(f"\n{verdict}: splits within 3σ and no failed request while traffic moved. Report: {report}", file=out)
+    print(f"\n{verdict}: splits within 3σ and no failed request while traffic moved. Report: {html}", file=out)
     return passed

@@ -74,14 +74,17 @@ async def run_load(
     max_seconds: float = 60.0,
     timeout: float = 5.0,
     stop: asyncio.Event | None = None,
+    into: LoadResult | None = None,
 ) -> LoadResult:
     """Send ``count`` GETs at ``rate`` per second, round-robin over ``targets`` (URLs).
 
     Stops by itself after ``count`` requests or ``max_seconds``, or earlier when ``stop`` is set.
+    Samples go into ``into`` (returned) when given, as each request completes, so that a
+    caller can watch the load while it runs; they are sorted by start time at the end.
     """
     if rate <= 0 or count <= 0:
         raise ValueError("rate and count must be positive")
-    result = LoadResult()
+    result = into if into is not None else LoadResult()
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
         tasks: list[asyncio.Task[None]] = []

@@ -1,0 +1,151 @@
+"""``switchman lab up|status|down``: a local lab (serve, upstreams, Envoys) kept running in the background.
+
+``lab up`` starts a detached supervisor (:mod:`switchman.lab.local.supervisor`)
+that owns every process of the lab and returns once the Envoys run the
+initial config; ``lab status`` reads the run dir's ``lab.json`` and asks the
+API; ``lab down`` stops the supervisor and waits until every recorded process
+is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from switchman.cli.options import option
+from switchman.errors import ConfigError
+
+__all__ = ["add_parser", "run_down", "run_status", "run_up"]
+
+RUN_DIR_ENV = "SWITCHMAN_LAB_RUN_DIR"
+DEFAULT_RUN_DIR = "runs/lab"
+
+
+def _run_dir_option(parser: argparse.ArgumentParser) -> None:
+    option(parser, "--run-dir", RUN_DIR_ENV, DEFAULT_RUN_DIR, "where the lab keeps lab.json, its store and its logs")
+
+
+def _float(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(what, f"{text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise ConfigError(what, f"{text!r} must be positive")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``lab`` and its three subcommands."""
+    parser = sub.add_parser(
+        "lab", help="a local lab in the background: switchman serve, upstreams, Envoys",
+        description="A local lab: switchman serve, the checkout v1/v2 upstreams and N Envoys on loopback, owned by "
+        "one supervisor process that runs in the background. Killing the supervisor stops them all.",
+    )
+    lab_sub = parser.add_subparsers(dest="lab_command", required=True)
+    up = lab_sub.add_parser("up", help="start the lab and return once the Envoys run its config")
+    option(up, "--envoys", "SWITCHMAN_LAB_ENVOYS", "2", "Envoys to start")
+    _run_dir_option(up)
+    option(up, "--timeout", "SWITCHMAN_LAB_TIMEOUT", "90", "seconds to wait for the lab to come up")
+    up.set_defaults(run=run_up)
+    status = lab_sub.add_parser(
+        "status", help="the lab's processes, Envoys and URLs",
+        description="Each process of the lab (alive or not), the API's view of the Envoys, and the URLs. "
+        "Exits 1 when a process is gone or the API does not answer.",
+    )
+    _run_dir_option(status)
+    status.set_defaults(run=run_status)
+    down = lab_sub.add_parser("down", help="stop the lab and wait until every process is gone")
+    _run_dir_option(down)
+    option(down, "--timeout", "SWITCHMAN_LAB_DOWN_TIMEOUT", "20", "seconds before what is left gets SIGKILL")
+    down.set_defaults(run=run_down)
+
+
+def _urls(lab: Mapping[str, Any]) -> list[str]:
+    lines = [f"API:     {lab.get('api_url', '')}"]
+    for envoy in lab.get("envoys", ()):
+        lines.append(f"{envoy['node_id']}: {envoy['listener_url']}  (admin {envoy['admin_url']})")
+    return lines
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """Start the lab in the background; print its URLs."""
+    from switchman.lab.local.supervisor import LAB_FILE, start_lab
+
+    try:
+        envoys = int(args.envoys)
+    except ValueError:
+        raise ConfigError("--envoys", f"{args.envoys!r} is not a whole number") from None
+    if envoys < 1:
+        raise ConfigError("--envoys", "a lab needs at least one Envoy")
+    run_dir = Path(args.run_dir)
+    lab = start_lab(run_dir, envoys, _float(args.timeout, "--timeout"))
+    print(f"lab up in {run_dir} (supervisor pid {lab['supervisor']['pid']}; {run_dir / LAB_FILE})")
+    for line in _urls(lab):
+        print(line)
+    return 0
+
+
+async def _api_status(api_url: str) -> dict[str, Any]:
+    from switchman.client import SwitchmanClient
+
+    async with SwitchmanClient(api_url, timeout=5.0) as client:
+        return dict(await client.status())
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """Print each process, the API's status summary and the URLs; 1 when something is not running."""
+    from switchman.cli.get import table
+    from switchman.cli.status import status_table
+    from switchman.client import ClientError
+    from switchman.lab.local.supervisor import pid_alive, read_lab
+
+    run_dir = Path(args.run_dir)
+    lab = read_lab(run_dir)
+    entries = [lab.get("supervisor"), lab.get("serve"), *lab.get("upstreams", ()), *lab.get("envoys", ())]
+    rows = []
+    healthy = True
+    for entry in entries:
+        if not isinstance(entry, Mapping):
+            continue
+        alive = pid_alive(int(entry["pid"]))
+        healthy = healthy and alive
+        rows.append((str(entry["name"]), str(entry["pid"]), "yes" if alive else "NO", str(entry.get("log", ""))))
+    print(f"lab in {run_dir}")
+    print(table(("PROCESS", "PID", "ALIVE", "LOG"), rows))
+    print()
+    api_url = str(lab.get("api_url", ""))
+    try:
+        status = asyncio.run(_api_status(api_url))
+    except ClientError as exc:
+        print(f"API {api_url}: not answering ({exc})")
+        healthy = False
+    else:
+        nodes = [n for n in status.get("nodes") or () if isinstance(n, Mapping)]
+        synced = sum(1 for n in nodes if n.get("synced"))
+        print(f"API {api_url}: serving revision {status.get('revision')}; Envoys: {len(nodes)} connected, "
+              f"{synced} synced")
+        if nodes:
+            print(status_table(nodes))
+    print()
+    for line in _urls(lab):
+        print(line)
+    return 0 if healthy else 1
+
+
+def run_down(args: argparse.Namespace) -> int:
+    """Stop the lab; report what stopped and what had to be killed."""
+    from switchman.lab.local.supervisor import LAB_FILE, stop_lab
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / LAB_FILE).exists():
+        print(f"no lab running in {run_dir} ({LAB_FILE} not found)")
+        return 0
+    stopped, killed = stop_lab(run_dir, _float(args.timeout, "--timeout"))
+    print(f"lab down: {len(stopped) + len(killed)} processes gone ({', '.join(stopped + killed)})")
+    if killed:
+        print(f"killed with SIGKILL after the timeout: {', '.join(killed)}")
+    return 0

@@ -1,0 +1,58 @@
+"""What the demo measured: its steps, their place on the timeline, and every request."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from switchman.lab.local.load import Sample
+
+__all__ = ["DemoRun", "Phase", "PhaseKind", "StepResult"]
+
+PhaseKind = Literal["ramp", "fault", "retries"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """One row of the demo's table: a measured step, or the load that ran across the ramp."""
+
+    name: str
+    requested_v2: float | None  # None: the row measures failures only
+    requests: int
+    measured_v2: float | None
+    within_3_sigma: bool
+    success_rate: float
+    p99_ms: float
+    failures: int
+    counts_against_verdict: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Phase:
+    """A step on the timeline; every time is wall-clock seconds (``time.time()``), like ``Sample.started``."""
+
+    name: str
+    label: str  # short, for the plots
+    kind: PhaseKind
+    requested_v2: float  # the v2 weight (0..1) in effect from ``applied`` on
+    applied: float  # the change was made: the API accepted the weights, or the fault was switched on
+    synced: float  # the status API said every Envoy ran it
+    started: float  # the step's own load started...
+    ended: float  # ...and its last answer came back
+
+    @property
+    def sync_ms(self) -> float:
+        """How long the Envoys took to run the change, in milliseconds."""
+        return (self.synced - self.applied) * 1000
+
+
+@dataclass(slots=True)
+class DemoRun:
+    """Everything the report is written from."""
+
+    stamp: str
+    passed: bool
+    steps: list[StepResult]
+    phases: list[Phase]
+    samples: list[Sample] = field(default_factory=list)  # every request of every load, by start time
+    initial_v2: float = 0.0  # the v2 weight before the first phase
