@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -10,14 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import grpc
 import pytest
-from envoy.config.core.v3 import base_pb2
-from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
 from switchman.api import Tokens
 from switchman.app import ServeSettings, Switchman
 from switchman.store import Store
+from tests.functional.ads import AdsClient
 
 
 @dataclass(frozen=True)
@@ -120,36 +117,6 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
 @pytest.fixture
 async def api(start: Start) -> Api:
     return await start()
-
-
-class AdsClient:
-    """One ADS stream as an Envoy opens it, so that status and render have a node to show."""
-
-    def __init__(self, port: int, node_id: str, cluster: str = "demo") -> None:
-        self.node = base_pb2.Node(id=node_id, cluster=cluster)
-        self._channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-        self._requests: asyncio.Queue[discovery_pb2.DiscoveryRequest | None] = asyncio.Queue()
-        stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(self._channel)
-        self._call: Any = stub.StreamAggregatedResources(self._outgoing())
-
-    async def _outgoing(self) -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
-        while (request := await self._requests.get()) is not None:
-            yield request
-
-    async def subscribe_and_ack(self, type_url: str) -> discovery_pb2.DiscoveryResponse:
-        await self._requests.put(discovery_pb2.DiscoveryRequest(node=self.node, type_url=type_url))
-        response: discovery_pb2.DiscoveryResponse = await asyncio.wait_for(self._call.read(), 10)
-        await self._requests.put(
-            discovery_pb2.DiscoveryRequest(
-                type_url=type_url, version_info=response.version_info, response_nonce=response.nonce
-            )
-        )
-        return response
-
-    async def close(self) -> None:
-        await self._requests.put(None)
-        self._call.cancel()
-        await self._channel.close()
 
 
 @pytest.fixture

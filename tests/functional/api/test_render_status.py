@@ -6,7 +6,8 @@ import asyncio
 from collections.abc import Callable
 
 from switchman.xds import resources as rt
-from tests.functional.api.conftest import AdsClient, Api
+from tests.functional.ads import AdsClient
+from tests.functional.api.conftest import Api
 from tests.functional.api.docs import checkout
 
 

@@ -19,7 +19,8 @@ import yaml
 from switchman.app import Switchman
 from switchman.client import SwitchmanClient
 from switchman.xds import resources as rt
-from tests.functional.cli.conftest import CHECKOUT_FILE, EXAMPLES, AdsClient, Cli, api_url, free_port
+from tests.functional.ads import AdsClient
+from tests.functional.cli.conftest import CHECKOUT_FILE, EXAMPLES, Cli, api_url, free_port
 
 CHECKOUT = CHECKOUT_FILE
 

@@ -17,7 +17,7 @@ from switchman.api.grpc import management_pb2 as pb
 from switchman.api.grpc import management_pb2_grpc as pb_grpc
 from switchman.app import ServeSettings, Switchman
 from switchman.store import Store
-from tests.functional.cli.conftest import AdsClient
+from tests.functional.ads import AdsClient
 
 Metadata = tuple[tuple[str, str], ...]
 

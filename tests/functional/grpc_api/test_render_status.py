@@ -10,8 +10,8 @@ from google.protobuf import json_format
 
 from switchman.api.grpc import management_pb2 as pb
 from switchman.xds import resources as rt
+from tests.functional.ads import AdsClient
 from tests.functional.api.docs import checkout
-from tests.functional.cli.conftest import AdsClient
 from tests.functional.grpc_api.conftest import Grpc, apply_request, refused, trailers
 
 ORDER = ["sds", "cds", "eds", "lds", "rds"]
