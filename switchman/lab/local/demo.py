@@ -28,13 +28,16 @@ from switchman.app import ServeSettings, Switchman
 from switchman.client import SwitchmanClient
 from switchman.errors import LabError
 from switchman.lab.local.envoy import EnvoyProcess, bootstrap
-from switchman.lab.local.load import LoadResult, Sample, run_load
+from switchman.lab.local.load import ClientKind, LoadResult, Sample, run_load
 from switchman.lab.local.upstream import Faults, Upstream
 from switchman.lab.report import DemoRun, Phase, StepResult, write_report
 from switchman.lab.report.live import DemoView
 from switchman.lab.report.model import PhaseKind
 
 __all__ = ["DemoSettings", "StepResult", "run_demo"]
+
+# Every step's load mixes the three kinds of downstream client.
+ALL_CLIENTS = tuple(ClientKind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,7 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
                 load = LoadResult()
                 view.start_step(name, v2 / 100, load)
                 started = time.time()
-                await run_load(targets, settings.rate, settings.requests_per_step, into=load)
+                await run_load(targets, settings.rate, settings.requests_per_step, into=load, kinds=ALL_CLIENTS)
                 phases.append(Phase(name, label, kind, v2 / 100, applied, synced, started, time.time()))
                 samples.extend(load.samples)
                 n = len(load.samples)
@@ -158,7 +161,10 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
                 during = LoadResult()
                 view.watch_steady(during)
                 steady = asyncio.create_task(
-                    run_load(targets, settings.rate / 2, 1_000_000, max_seconds=120, stop=ramp_done, into=during)
+                    run_load(
+                        targets, settings.rate / 2, 1_000_000, max_seconds=120, stop=ramp_done, into=during,
+                        kinds=ALL_CLIENTS,
+                    )
                 )
                 for v2 in settings.steps:
                     applied = await client.set_weights("checkout", {"v1": 100 - v2, "v2": v2})

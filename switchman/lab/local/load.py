@@ -2,22 +2,36 @@
 
 Requests start on a fixed schedule (open loop: a slow answer does not slow
 the schedule), each recorded with its start time, status, latency, the
-upstream version that answered and, on failure, the kind of error.
+upstream version that answered, the kind of client and, on failure, the
+kind of error. Three kinds of client, as real downstreams are:
+
+* ``http1-new-connection``: HTTP/1.1, a new TCP connection per request;
+* ``http1-keepalive``: HTTP/1.1 over pooled, reused connections;
+* ``http2``: HTTP/2 with prior knowledge (h2c), many requests per connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import aiohttp
+import httpx
 
 from switchman.lab.local.upstream import VERSION_HEADER
 
-__all__ = ["LoadResult", "Sample", "run_load"]
+__all__ = ["ClientKind", "LoadResult", "Sample", "run_load"]
+
+
+class ClientKind(StrEnum):
+    H1_NEW = "http1-new-connection"
+    H1_KEEPALIVE = "http1-keepalive"
+    H2 = "http2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +43,7 @@ class Sample:
     latency_ms: float
     version: str
     error: str = ""
+    client: str = ClientKind.H1_KEEPALIVE.value
 
     @property
     def ok(self) -> bool:
@@ -55,16 +70,41 @@ class LoadResult:
         return latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else 0.0
 
 
-async def _one(session: aiohttp.ClientSession, url: str, out: list[Sample]) -> None:
+# One GET: (status, answering version); raises on transport errors.
+Getter = Callable[[str], Awaitable[tuple[int, str]]]
+
+
+@contextlib.asynccontextmanager
+async def _client(kind: ClientKind, timeout: float) -> AsyncIterator[Getter]:
+    if kind is ClientKind.H2:
+        async with httpx.AsyncClient(http1=False, http2=True, timeout=timeout) as h2:
+
+            async def get_h2(url: str) -> tuple[int, str]:
+                resp = await h2.get(url)
+                return resp.status_code, resp.headers.get(VERSION_HEADER, "")
+
+            yield get_h2
+        return
+    connector = aiohttp.TCPConnector(limit=0, force_close=kind is ClientKind.H1_NEW)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as h1:
+
+        async def get_h1(url: str) -> tuple[int, str]:
+            async with h1.get(url) as resp:
+                await resp.read()
+                return resp.status, resp.headers.get(VERSION_HEADER, "")
+
+        yield get_h1
+
+
+async def _one(get: Getter, kind: ClientKind, url: str, out: list[Sample]) -> None:
     started = time.time()
     t0 = time.perf_counter()
     try:
-        async with session.get(url) as resp:
-            await resp.read()
-            latency = (time.perf_counter() - t0) * 1000
-            out.append(Sample(started, resp.status, latency, resp.headers.get(VERSION_HEADER, "")))
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        out.append(Sample(started, 0, (time.perf_counter() - t0) * 1000, "", type(exc).__name__))
+        status, version = await get(url)
+        out.append(Sample(started, status, (time.perf_counter() - t0) * 1000, version, client=kind.value))
+    except (aiohttp.ClientError, httpx.HTTPError, TimeoutError) as exc:
+        latency = (time.perf_counter() - t0) * 1000
+        out.append(Sample(started, 0, latency, "", type(exc).__name__, client=kind.value))
 
 
 async def run_load(
@@ -75,8 +115,9 @@ async def run_load(
     timeout: float = 5.0,
     stop: asyncio.Event | None = None,
     into: LoadResult | None = None,
+    kinds: Sequence[ClientKind] = (ClientKind.H1_KEEPALIVE,),
 ) -> LoadResult:
-    """Send ``count`` GETs at ``rate`` per second, round-robin over ``targets`` (URLs).
+    """Send ``count`` GETs at ``rate`` per second, round-robin over ``targets`` (URLs) and ``kinds``.
 
     Stops by itself after ``count`` requests or ``max_seconds``, or earlier when ``stop`` is set.
     Samples go into ``into`` (returned) when given, as each request completes, so that a
@@ -84,9 +125,11 @@ async def run_load(
     """
     if rate <= 0 or count <= 0:
         raise ValueError("rate and count must be positive")
+    if not kinds:
+        raise ValueError("kinds must name at least one client kind")
     result = into if into is not None else LoadResult()
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as session:
+    async with contextlib.AsyncExitStack() as stack:
+        getters = [(kind, await stack.enter_async_context(_client(kind, timeout))) for kind in kinds]
         tasks: list[asyncio.Task[None]] = []
         start = time.monotonic()
         for i in range(count):
@@ -96,7 +139,9 @@ async def run_load(
                 await asyncio.sleep(delay)
             if time.monotonic() - start > max_seconds or (stop is not None and stop.is_set()):
                 break
-            tasks.append(asyncio.create_task(_one(session, targets[i % len(targets)], result.samples)))
+            kind, get = getters[i % len(getters)]
+            url = targets[(i // len(getters)) % len(targets)]
+            tasks.append(asyncio.create_task(_one(get, kind, url, result.samples)))
         await asyncio.gather(*tasks)
     result.samples.sort(key=lambda s: s.started)
     return result
