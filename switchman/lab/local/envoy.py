@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import signal
+import string
 import sys
 import tempfile
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 from switchman.errors import LabError
 from switchman.lab.local.watchdog import Watchdog
@@ -47,6 +49,16 @@ def envoy_binary() -> str:
     return found
 
 
+def templates_dir() -> Path:
+    """Where the bootstrap templates are: in the wheel (``switchman/_envoy_templates``), else the
+    repository's ``envoy/templates`` (an editable install or a checkout)."""
+    package = Path(__file__).resolve().parents[2]
+    for candidate in (package / "_envoy_templates", package.parent / "envoy" / "templates"):
+        if candidate.is_dir():
+            return candidate
+    raise LabError("Envoy bootstrap templates not found (envoy/templates in the repository)")
+
+
 def bootstrap(
     node_id: str,
     xds_port: int,
@@ -56,66 +68,16 @@ def bootstrap(
     xds_host: str = "127.0.0.1",
     metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """An Envoy bootstrap that takes listeners and clusters from Switchman at ``xds_host:xds_port``."""
-    grpc_services = [{"envoy_grpc": {"cluster_name": "xds"}}]
-    if mode is EnvoyMode.PER_TYPE:
-        source: dict[str, Any] = {
-            "api_config_source": {
-                "api_type": "GRPC",
-                "transport_api_version": "V3",
-                "grpc_services": grpc_services,
-            },
-            "resource_api_version": "V3",
-        }
-        dynamic: dict[str, Any] = {"lds_config": source, "cds_config": source}
-    else:
-        ads = {"ads": {}, "resource_api_version": "V3"}
-        dynamic = {
-            "ads_config": {
-                "api_type": "DELTA_GRPC" if mode is EnvoyMode.DELTA_ADS else "GRPC",
-                "transport_api_version": "V3",
-                "grpc_services": grpc_services,
-                "set_node_on_first_message_only": True,
-            },
-            "lds_config": ads,
-            "cds_config": ads,
-        }
-    return {
-        "node": {"id": node_id, "cluster": cluster, "metadata": metadata or {}},
-        "dynamic_resources": dynamic,
-        "static_resources": {
-            "clusters": [
-                {
-                    "name": "xds",
-                    "type": "STATIC",
-                    "connect_timeout": "1s",
-                    "typed_extension_protocol_options": {
-                        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                            "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                            "explicit_http_config": {"http2_protocol_options": {}},
-                        }
-                    },
-                    "load_assignment": {
-                        "cluster_name": "xds",
-                        "endpoints": [
-                            {
-                                "lb_endpoints": [
-                                    {
-                                        "endpoint": {
-                                            "address": {
-                                                "socket_address": {"address": xds_host, "port_value": xds_port}
-                                            }
-                                        }
-                                    }
-                                ]
-                            }
-                        ],
-                    },
-                }
-            ]
-        },
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
-    }
+    """An Envoy bootstrap, rendered from ``envoy/templates/MODE.yaml``, that takes listeners and
+    clusters from Switchman at ``xds_host:xds_port``."""
+    template = string.Template((templates_dir() / f"{mode.value}.yaml").read_text())
+    text = template.substitute(
+        node_id=json.dumps(node_id), cluster=json.dumps(cluster), xds_host=xds_host, xds_port=int(xds_port)
+    )
+    config: dict[str, Any] = yaml.safe_load(text)
+    if metadata:
+        config["node"]["metadata"] = dict(metadata)
+    return config
 
 
 class EnvoyProcess:
