@@ -6,6 +6,7 @@ WORKDIR /src
 RUN python -m pip install --no-cache-dir build==1.2.2
 COPY pyproject.toml README.md ./
 COPY switchman ./switchman
+COPY envoy/templates ./envoy/templates
 RUN python -m build --wheel --outdir /wheels
 
 FROM python:3.11-slim
