@@ -325,6 +325,15 @@ class SwitchmanClient:
         path = f"/v1/services/{quote(service, safe='')}/weights"
         return ApplyResult.from_json(await self._object("PATCH", path, body=dict(weights)))
 
+    async def set_route_split(
+        self, routes: str, route: str, split: Iterable[Mapping[str, object]], dry_run: bool = False
+    ) -> ApplyResult:
+        """Set the weighted split of the route named ``route`` in Routes ``routes``."""
+        path = f"/v1/routes/{quote(routes, safe='')}/split"
+        body = {"route": route, "split": [dict(s) for s in split]}
+        params = {"dryRun": "true"} if dry_run else None
+        return ApplyResult.from_json(await self._object("PATCH", path, body=body, params=params))
+
     async def rollback(self, revision: int) -> ApplyResult:
         """A new revision with the documents of revision ``revision``."""
         return ApplyResult.from_json(await self._object("POST", "/v1/rollback", body={"revision": revision}))

@@ -119,6 +119,24 @@ async def set_weights(request: web.Request) -> web.Response:
     return _result(result)
 
 
+@routes.patch("/v1/routes/{name}/split")
+async def set_route_split(request: web.Request) -> web.Response:
+    """Body: {"route": NAME, "split": [{"service": "checkout", "version": "v2", "weight": 10}, ...]}."""
+    try:
+        body = await request.json()
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "bad_request", f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("route"), str) or not isinstance(body.get("split"), list):
+        raise ApiError(400, "bad_request", 'the body must be {"route": NAME, "split": [{..., "weight": N}, ...]}')
+    if not all(isinstance(item, dict) for item in body["split"]):
+        raise ApiError(400, "bad_request", "each split entry must be a mapping")
+    result = await request.app[CONTROLLER].set_route_split(
+        request.match_info["name"], body["route"], body["split"], author=request[AUTHOR_KEY],
+        dry_run=_flag(request, "dryRun"),
+    )
+    return _result(result)
+
+
 @routes.get("/v1/history")
 async def history(request: web.Request) -> web.Response:
     try:

@@ -121,6 +121,28 @@ OPENAPI: Final[dict[str, Any]] = {
                 "responses": _responses(_RESULT, 400, *_AUTH, 404, 409, 422, 503),
             }
         },
+        "/v1/routes/{name}/split": {
+            "patch": {
+                "summary": "Set the weighted split of one named route of a Routes document",
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                    {"name": "dryRun", "in": "query", "schema": {"type": "boolean"}},
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["route", "split"],
+                                "properties": {"route": {"type": "string"}, "split": {"type": "array", "items": _ANY}},
+                            }
+                        }
+                    },
+                },
+                "responses": _responses(_RESULT, 400, *_AUTH, 404, 409, 422, 503),
+            }
+        },
         "/v1/history": {
             "get": {
                 "summary": "Applied revisions, newest first: who, when, what changed",

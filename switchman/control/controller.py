@@ -11,6 +11,7 @@ A rejected change leaves the store and the running config untouched.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,13 @@ def _diff_snapshots(old: Snapshot | None, new: Snapshot | None) -> RenderedDiff:
         both = sorted(after.keys() & before.keys())
         changed += [f"{short}/{n}" for n in both if after[n].version != before[n].version]
     return RenderedDiff(tuple(added), tuple(changed), tuple(removed))
+
+
+def _split_entry(entry: Mapping[str, Any]) -> str:
+    """``checkout/v2=10``: one split entry, for the history's message."""
+    target = entry.get("cluster") or entry.get("service")
+    version = f"/{entry['version']}" if entry.get("version") else ""
+    return f"{target}{version}={entry.get('weight')}"
 
 
 class Controller:
@@ -170,6 +178,28 @@ class Controller:
         raw = dict(doc.raw)
         raw["spec"] = {**dict(raw["spec"]), "weights": dict(weights)}
         return await self.apply([raw], author=author, message=f"weights of service/{service}: {dict(weights)}")
+
+    async def set_route_split(
+        self, routes: str, route: str, split: Sequence[Mapping[str, Any]], *, author: str, dry_run: bool = False
+    ) -> ApplyResult:
+        """Replace the action of the route named ``route`` in Routes ``routes`` by a weighted ``split``
+        (entries as in a document: ``{"service": "checkout", "version": "v2", "weight": 10}``)."""
+        head = await self.store.head()
+        doc = _documents_of(head).get(document_id("Routes", routes))
+        if doc is None:
+            raise NotFound(f"routes/{routes} does not exist")
+        raw = copy.deepcopy(dict(doc.raw))
+        found = [r for vhost in raw["spec"]["virtualHosts"] for r in vhost["routes"] if r.get("name") == route]
+        if not found:
+            raise NotFound(f"routes/{routes} has no route named {route!r} (name a route with routes[].name)")
+        for entry in found:
+            for action in ("cluster", "service", "split", "redirect", "directResponse"):
+                entry.pop(action, None)
+            entry["split"] = [dict(item) for item in split]
+        weights = ", ".join(_split_entry(s) for s in split)
+        return await self.apply(
+            [raw], author=author, message=f"split of routes/{routes} {route}: {weights}", dry_run=dry_run
+        )
 
     async def rollback(self, number: int, *, author: str) -> ApplyResult:
         """A new revision with the documents of revision ``number``."""

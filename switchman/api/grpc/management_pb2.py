@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#switchman/api/grpc/management.proto\x12\x0cswitchman.v1\x1a\x19google/protobuf/any.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x02\n\rApplyResponse\x12\x15\n\x08revision\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07\x63reated\x18\x02 \x03(\t\x12\x12\n\nconfigured\x18\x03 \x03(\t\x12\x11\n\tunchanged\x18\x04 \x03(\t\x12\x0f\n\x07\x64\x65leted\x18\x05 \x03(\t\x12)\n\x05\x65nvoy\x18\x06 \x01(\x0b\x32\x1a.switchman.v1.EnvoyChanges\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\x12\x37\n\x06groups\x18\x08 \x03(\x0b\x32\'.switchman.v1.ApplyResponse.GroupsEntry\x1aI\n\x0bGroupsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.switchman.v1.EnvoyChanges:\x02\x38\x01\x42\x0b\n\t_revision\"?\n\x0c\x45nvoyChanges\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\t\x12\x0f\n\x07\x63hanged\x18\x02 \x03(\t\x12\x0f\n\x07removed\x18\x03 \x03(\t\"\\\n\x0c\x41pplyRequest\x12*\n\tdocuments\x18\x01 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"0\n\x12GetDocumentRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"@\n\x13GetDocumentResponse\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"$\n\x14ListDocumentsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\"C\n\x15ListDocumentsResponse\x12*\n\tdocuments\x18\x01 \x03(\x0b\x32\x17.google.protobuf.Struct\"D\n\x15\x44\x65leteDocumentRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"\x93\x01\n\x11SetWeightsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12=\n\x07weights\x18\x02 \x03(\x0b\x32,.switchman.v1.SetWeightsRequest.WeightsEntry\x1a.\n\x0cWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"\x1f\n\x0eHistoryRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"<\n\x0fHistoryResponse\x12)\n\trevisions\x18\x01 \x03(\x0b\x32\x16.switchman.v1.Revision\"\xc6\x01\n\x08Revision\x12\x0e\n\x06number\x18\x01 \x01(\x03\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x05 \x03(\t\x12\x0f\n\x07\x63hanged\x18\x06 \x03(\t\x12\x0f\n\x07removed\x18\x07 \x03(\t\x12\x18\n\x0brollback_of\x18\x08 \x01(\x03H\x00\x88\x01\x01\x42\x0e\n\x0c_rollback_of\"$\n\x12GetRevisionRequest\x12\x0e\n\x06number\x18\x01 \x01(\x03\"k\n\x13GetRevisionResponse\x12(\n\x08revision\x18\x01 \x01(\x0b\x32\x16.switchman.v1.Revision\x12*\n\tdocuments\x18\x02 \x03(\x0b\x32\x17.google.protobuf.Struct\"#\n\x0fRollbackRequest\x12\x10\n\x08revision\x18\x01 \x01(\x03\":\n\rRenderRequest\x12\x0e\n\x04node\x18\x01 \x01(\tH\x00\x12\x0f\n\x05group\x18\x02 \x01(\tH\x00\x42\x08\n\x06target\"J\n\x0eRenderResponse\x12\r\n\x05group\x18\x01 \x01(\t\x12)\n\x05types\x18\x02 \x03(\x0b\x32\x1a.switchman.v1.RenderedType\"W\n\x0cRenderedType\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x10\n\x08type_url\x18\x02 \x01(\t\x12\'\n\tresources\x18\x03 \x03(\x0b\x32\x14.google.protobuf.Any\"\x0f\n\rStatusRequest\"]\n\x0eStatusResponse\x12\x15\n\x08revision\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\'\n\x05nodes\x18\x02 \x03(\x0b\x32\x18.switchman.v1.NodeStatusB\x0b\n\t_revision\"\x87\x01\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63luster\x18\x02 \x01(\t\x12\r\n\x05group\x18\x03 \x01(\t\x12\x0f\n\x07streams\x18\x04 \x01(\r\x12\'\n\x05types\x18\x05 \x03(\x0b\x32\x18.switchman.v1.TypeStatus\x12\x0e\n\x06synced\x18\x06 \x01(\x08\"\x9c\x02\n\nTypeStatus\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x15\n\racked_version\x18\x02 \x01(\t\x12\x11\n\tresources\x18\x03 \x01(\r\x12\x1c\n\x0fpending_version\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x19\n\x0cnack_version\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x19\n\x0cnack_message\x18\x06 \x01(\tH\x02\x88\x01\x01\x12\x18\n\x10nacked_resources\x18\x07 \x03(\t\x12\x0f\n\x07waiting\x18\x08 \x01(\t\x12\x0e\n\x06synced\x18\t \x01(\x08\x12\x11\n\tdocuments\x18\n \x03(\tB\x12\n\x10_pending_versionB\x0f\n\r_nack_versionB\x0f\n\r_nack_message2\x8a\x06\n\nManagement\x12@\n\x05\x41pply\x12\x1a.switchman.v1.ApplyRequest\x1a\x1b.switchman.v1.ApplyResponse\x12R\n\x0bGetDocument\x12 .switchman.v1.GetDocumentRequest\x1a!.switchman.v1.GetDocumentResponse\x12X\n\rListDocuments\x12\".switchman.v1.ListDocumentsRequest\x1a#.switchman.v1.ListDocumentsResponse\x12R\n\x0e\x44\x65leteDocument\x12#.switchman.v1.DeleteDocumentRequest\x1a\x1b.switchman.v1.ApplyResponse\x12J\n\nSetWeights\x12\x1f.switchman.v1.SetWeightsRequest\x1a\x1b.switchman.v1.ApplyResponse\x12\x46\n\x07History\x12\x1c.switchman.v1.HistoryRequest\x1a\x1d.switchman.v1.HistoryResponse\x12R\n\x0bGetRevision\x12 .switchman.v1.GetRevisionRequest\x1a!.switchman.v1.GetRevisionResponse\x12\x46\n\x08Rollback\x12\x1d.switchman.v1.RollbackRequest\x1a\x1b.switchman.v1.ApplyResponse\x12\x43\n\x06Render\x12\x1b.switchman.v1.RenderRequest\x1a\x1c.switchman.v1.RenderResponse\x12\x43\n\x06Status\x12\x1b.switchman.v1.StatusRequest\x1a\x1c.switchman.v1.StatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#switchman/api/grpc/management.proto\x12\x0cswitchman.v1\x1a\x19google/protobuf/any.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x02\n\rApplyResponse\x12\x15\n\x08revision\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x0f\n\x07\x63reated\x18\x02 \x03(\t\x12\x12\n\nconfigured\x18\x03 \x03(\t\x12\x11\n\tunchanged\x18\x04 \x03(\t\x12\x0f\n\x07\x64\x65leted\x18\x05 \x03(\t\x12)\n\x05\x65nvoy\x18\x06 \x01(\x0b\x32\x1a.switchman.v1.EnvoyChanges\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\x12\x37\n\x06groups\x18\x08 \x03(\x0b\x32\'.switchman.v1.ApplyResponse.GroupsEntry\x1aI\n\x0bGroupsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12)\n\x05value\x18\x02 \x01(\x0b\x32\x1a.switchman.v1.EnvoyChanges:\x02\x38\x01\x42\x0b\n\t_revision\"?\n\x0c\x45nvoyChanges\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x01 \x03(\t\x12\x0f\n\x07\x63hanged\x18\x02 \x03(\t\x12\x0f\n\x07removed\x18\x03 \x03(\t\"\\\n\x0c\x41pplyRequest\x12*\n\tdocuments\x18\x01 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"0\n\x12GetDocumentRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"@\n\x13GetDocumentResponse\x12)\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\"$\n\x14ListDocumentsRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\"C\n\x15ListDocumentsResponse\x12*\n\tdocuments\x18\x01 \x03(\x0b\x32\x17.google.protobuf.Struct\"D\n\x15\x44\x65leteDocumentRequest\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x03 \x01(\x08\"\x93\x01\n\x11SetWeightsRequest\x12\x0f\n\x07service\x18\x01 \x01(\t\x12=\n\x07weights\x18\x02 \x03(\x0b\x32,.switchman.v1.SetWeightsRequest.WeightsEntry\x1a.\n\x0cWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"n\n\x14SetRouteSplitRequest\x12\x0e\n\x06routes\x18\x01 \x01(\t\x12\r\n\x05route\x18\x02 \x01(\t\x12&\n\x05split\x18\x03 \x03(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07\x64ry_run\x18\x04 \x01(\x08\"\x1f\n\x0eHistoryRequest\x12\r\n\x05limit\x18\x01 \x01(\r\"<\n\x0fHistoryResponse\x12)\n\trevisions\x18\x01 \x03(\x0b\x32\x16.switchman.v1.Revision\"\xc6\x01\n\x08Revision\x12\x0e\n\x06number\x18\x01 \x01(\x03\x12\x0e\n\x06\x61uthor\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x05 \x03(\t\x12\x0f\n\x07\x63hanged\x18\x06 \x03(\t\x12\x0f\n\x07removed\x18\x07 \x03(\t\x12\x18\n\x0brollback_of\x18\x08 \x01(\x03H\x00\x88\x01\x01\x42\x0e\n\x0c_rollback_of\"$\n\x12GetRevisionRequest\x12\x0e\n\x06number\x18\x01 \x01(\x03\"k\n\x13GetRevisionResponse\x12(\n\x08revision\x18\x01 \x01(\x0b\x32\x16.switchman.v1.Revision\x12*\n\tdocuments\x18\x02 \x03(\x0b\x32\x17.google.protobuf.Struct\"#\n\x0fRollbackRequest\x12\x10\n\x08revision\x18\x01 \x01(\x03\":\n\rRenderRequest\x12\x0e\n\x04node\x18\x01 \x01(\tH\x00\x12\x0f\n\x05group\x18\x02 \x01(\tH\x00\x42\x08\n\x06target\"J\n\x0eRenderResponse\x12\r\n\x05group\x18\x01 \x01(\t\x12)\n\x05types\x18\x02 \x03(\x0b\x32\x1a.switchman.v1.RenderedType\"W\n\x0cRenderedType\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x10\n\x08type_url\x18\x02 \x01(\t\x12\'\n\tresources\x18\x03 \x03(\x0b\x32\x14.google.protobuf.Any\"\x0f\n\rStatusRequest\"]\n\x0eStatusResponse\x12\x15\n\x08revision\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\'\n\x05nodes\x18\x02 \x03(\x0b\x32\x18.switchman.v1.NodeStatusB\x0b\n\t_revision\"\x87\x01\n\nNodeStatus\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63luster\x18\x02 \x01(\t\x12\r\n\x05group\x18\x03 \x01(\t\x12\x0f\n\x07streams\x18\x04 \x01(\r\x12\'\n\x05types\x18\x05 \x03(\x0b\x32\x18.switchman.v1.TypeStatus\x12\x0e\n\x06synced\x18\x06 \x01(\x08\"\x9c\x02\n\nTypeStatus\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x15\n\racked_version\x18\x02 \x01(\t\x12\x11\n\tresources\x18\x03 \x01(\r\x12\x1c\n\x0fpending_version\x18\x04 \x01(\tH\x00\x88\x01\x01\x12\x19\n\x0cnack_version\x18\x05 \x01(\tH\x01\x88\x01\x01\x12\x19\n\x0cnack_message\x18\x06 \x01(\tH\x02\x88\x01\x01\x12\x18\n\x10nacked_resources\x18\x07 \x03(\t\x12\x0f\n\x07waiting\x18\x08 \x01(\t\x12\x0e\n\x06synced\x18\t \x01(\x08\x12\x11\n\tdocuments\x18\n \x03(\tB\x12\n\x10_pending_versionB\x0f\n\r_nack_versionB\x0f\n\r_nack_message2\xdc\x06\n\nManagement\x12@\n\x05\x41pply\x12\x1a.switchman.v1.ApplyRequest\x1a\x1b.switchman.v1.ApplyResponse\x12R\n\x0bGetDocument\x12 .switchman.v1.GetDocumentRequest\x1a!.switchman.v1.GetDocumentResponse\x12X\n\rListDocuments\x12\".switchman.v1.ListDocumentsRequest\x1a#.switchman.v1.ListDocumentsResponse\x12R\n\x0e\x44\x65leteDocument\x12#.switchman.v1.DeleteDocumentRequest\x1a\x1b.switchman.v1.ApplyResponse\x12J\n\nSetWeights\x12\x1f.switchman.v1.SetWeightsRequest\x1a\x1b.switchman.v1.ApplyResponse\x12P\n\rSetRouteSplit\x12\".switchman.v1.SetRouteSplitRequest\x1a\x1b.switchman.v1.ApplyResponse\x12\x46\n\x07History\x12\x1c.switchman.v1.HistoryRequest\x1a\x1d.switchman.v1.HistoryResponse\x12R\n\x0bGetRevision\x12 .switchman.v1.GetRevisionRequest\x1a!.switchman.v1.GetRevisionResponse\x12\x46\n\x08Rollback\x12\x1d.switchman.v1.RollbackRequest\x1a\x1b.switchman.v1.ApplyResponse\x12\x43\n\x06Render\x12\x1b.switchman.v1.RenderRequest\x1a\x1c.switchman.v1.RenderResponse\x12\x43\n\x06Status\x12\x1b.switchman.v1.StatusRequest\x1a\x1c.switchman.v1.StatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -60,32 +60,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SETWEIGHTSREQUEST']._serialized_end=1062
   _globals['_SETWEIGHTSREQUEST_WEIGHTSENTRY']._serialized_start=1016
   _globals['_SETWEIGHTSREQUEST_WEIGHTSENTRY']._serialized_end=1062
-  _globals['_HISTORYREQUEST']._serialized_start=1064
-  _globals['_HISTORYREQUEST']._serialized_end=1095
-  _globals['_HISTORYRESPONSE']._serialized_start=1097
-  _globals['_HISTORYRESPONSE']._serialized_end=1157
-  _globals['_REVISION']._serialized_start=1160
-  _globals['_REVISION']._serialized_end=1358
-  _globals['_GETREVISIONREQUEST']._serialized_start=1360
-  _globals['_GETREVISIONREQUEST']._serialized_end=1396
-  _globals['_GETREVISIONRESPONSE']._serialized_start=1398
-  _globals['_GETREVISIONRESPONSE']._serialized_end=1505
-  _globals['_ROLLBACKREQUEST']._serialized_start=1507
-  _globals['_ROLLBACKREQUEST']._serialized_end=1542
-  _globals['_RENDERREQUEST']._serialized_start=1544
-  _globals['_RENDERREQUEST']._serialized_end=1602
-  _globals['_RENDERRESPONSE']._serialized_start=1604
-  _globals['_RENDERRESPONSE']._serialized_end=1678
-  _globals['_RENDEREDTYPE']._serialized_start=1680
-  _globals['_RENDEREDTYPE']._serialized_end=1767
-  _globals['_STATUSREQUEST']._serialized_start=1769
-  _globals['_STATUSREQUEST']._serialized_end=1784
-  _globals['_STATUSRESPONSE']._serialized_start=1786
-  _globals['_STATUSRESPONSE']._serialized_end=1879
-  _globals['_NODESTATUS']._serialized_start=1882
-  _globals['_NODESTATUS']._serialized_end=2017
-  _globals['_TYPESTATUS']._serialized_start=2020
-  _globals['_TYPESTATUS']._serialized_end=2304
-  _globals['_MANAGEMENT']._serialized_start=2307
-  _globals['_MANAGEMENT']._serialized_end=3085
+  _globals['_SETROUTESPLITREQUEST']._serialized_start=1064
+  _globals['_SETROUTESPLITREQUEST']._serialized_end=1174
+  _globals['_HISTORYREQUEST']._serialized_start=1176
+  _globals['_HISTORYREQUEST']._serialized_end=1207
+  _globals['_HISTORYRESPONSE']._serialized_start=1209
+  _globals['_HISTORYRESPONSE']._serialized_end=1269
+  _globals['_REVISION']._serialized_start=1272
+  _globals['_REVISION']._serialized_end=1470
+  _globals['_GETREVISIONREQUEST']._serialized_start=1472
+  _globals['_GETREVISIONREQUEST']._serialized_end=1508
+  _globals['_GETREVISIONRESPONSE']._serialized_start=1510
+  _globals['_GETREVISIONRESPONSE']._serialized_end=1617
+  _globals['_ROLLBACKREQUEST']._serialized_start=1619
+  _globals['_ROLLBACKREQUEST']._serialized_end=1654
+  _globals['_RENDERREQUEST']._serialized_start=1656
+  _globals['_RENDERREQUEST']._serialized_end=1714
+  _globals['_RENDERRESPONSE']._serialized_start=1716
+  _globals['_RENDERRESPONSE']._serialized_end=1790
+  _globals['_RENDEREDTYPE']._serialized_start=1792
+  _globals['_RENDEREDTYPE']._serialized_end=1879
+  _globals['_STATUSREQUEST']._serialized_start=1881
+  _globals['_STATUSREQUEST']._serialized_end=1896
+  _globals['_STATUSRESPONSE']._serialized_start=1898
+  _globals['_STATUSRESPONSE']._serialized_end=1991
+  _globals['_NODESTATUS']._serialized_start=1994
+  _globals['_NODESTATUS']._serialized_end=2129
+  _globals['_TYPESTATUS']._serialized_start=2132
+  _globals['_TYPESTATUS']._serialized_end=2416
+  _globals['_MANAGEMENT']._serialized_start=2419
+  _globals['_MANAGEMENT']._serialized_end=3279
 # @@protoc_insertion_point(module_scope)

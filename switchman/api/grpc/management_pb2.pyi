@@ -109,6 +109,18 @@ class SetWeightsRequest(_message.Message):
     weights: _containers.ScalarMap[str, int]
     def __init__(self, service: _Optional[str] = ..., weights: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
+class SetRouteSplitRequest(_message.Message):
+    __slots__ = ("routes", "route", "split", "dry_run")
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    routes: str
+    route: str
+    split: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
+    dry_run: bool
+    def __init__(self, routes: _Optional[str] = ..., route: _Optional[str] = ..., split: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+
 class HistoryRequest(_message.Message):
     __slots__ = ("limit",)
     LIMIT_FIELD_NUMBER: _ClassVar[int]

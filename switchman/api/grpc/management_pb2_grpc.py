@@ -60,6 +60,11 @@ class ManagementStub:
                 request_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.SetWeightsRequest.SerializeToString,
                 response_deserializer=switchman_dot_api_dot_grpc_dot_management__pb2.ApplyResponse.FromString,
                 _registered_method=True)
+        self.SetRouteSplit = channel.unary_unary(
+                '/switchman.v1.Management/SetRouteSplit',
+                request_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.SetRouteSplitRequest.SerializeToString,
+                response_deserializer=switchman_dot_api_dot_grpc_dot_management__pb2.ApplyResponse.FromString,
+                _registered_method=True)
         self.History = channel.unary_unary(
                 '/switchman.v1.Management/History',
                 request_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.HistoryRequest.SerializeToString,
@@ -126,6 +131,13 @@ class ManagementServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetRouteSplit(self, request, context):
+        """The weighted split of one named route of a Routes document.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def History(self, request, context):
         """Applied revisions, newest first: who, when, why, what changed.
         """
@@ -187,6 +199,11 @@ def add_ManagementServicer_to_server(servicer, server):
             'SetWeights': grpc.unary_unary_rpc_method_handler(
                     servicer.SetWeights,
                     request_deserializer=switchman_dot_api_dot_grpc_dot_management__pb2.SetWeightsRequest.FromString,
+                    response_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.ApplyResponse.SerializeToString,
+            ),
+            'SetRouteSplit': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetRouteSplit,
+                    request_deserializer=switchman_dot_api_dot_grpc_dot_management__pb2.SetRouteSplitRequest.FromString,
                     response_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.ApplyResponse.SerializeToString,
             ),
             'History': grpc.unary_unary_rpc_method_handler(
@@ -350,6 +367,33 @@ class Management:
             target,
             '/switchman.v1.Management/SetWeights',
             switchman_dot_api_dot_grpc_dot_management__pb2.SetWeightsRequest.SerializeToString,
+            switchman_dot_api_dot_grpc_dot_management__pb2.ApplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetRouteSplit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchman.v1.Management/SetRouteSplit',
+            switchman_dot_api_dot_grpc_dot_management__pb2.SetRouteSplitRequest.SerializeToString,
             switchman_dot_api_dot_grpc_dot_management__pb2.ApplyResponse.FromString,
             options,
             channel_credentials,

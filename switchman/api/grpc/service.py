@@ -205,6 +205,18 @@ class ManagementService(pb_grpc.ManagementServicer):
 
         return await self._call("SetWeights", context, set_weights, change=True)
 
+    async def SetRouteSplit(
+        self, request: pb.SetRouteSplitRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ApplyResponse:
+        async def set_split(author: str) -> pb.ApplyResponse:
+            split = [_from_struct(entry, f"split[{i}]") for i, entry in enumerate(request.split)]
+            result = await self.controller.set_route_split(
+                request.routes, request.route, split, author=author, dry_run=request.dry_run
+            )
+            return _result(result)
+
+        return await self._call("SetRouteSplit", context, set_split, change=True)
+
     async def Rollback(self, request: pb.RollbackRequest, context: grpc.aio.ServicerContext) -> pb.ApplyResponse:
         async def rollback(author: str) -> pb.ApplyResponse:
             return _result(await self.controller.rollback(int(request.revision), author=author))

@@ -6,7 +6,7 @@ import grpc
 
 from switchman.api.grpc import management_pb2 as pb
 from tests.functional.api.docs import by_id, checkout
-from tests.functional.grpc_api.conftest import Grpc, apply_request, plain, refused, trailers
+from tests.functional.grpc_api.conftest import Grpc, apply_request, plain, refused, struct, trailers
 
 
 async def test_list_and_get(api: Grpc) -> None:
@@ -90,3 +90,27 @@ async def test_set_weights_errors(api: Grpc) -> None:
     error = await refused(api.stub.SetWeights(pb.SetWeightsRequest(service="nope", weights={"v1": 1})))
     assert (error.code(), error.details()) == (grpc.StatusCode.NOT_FOUND, "service/nope does not exist")
     assert len((await api.rest_get("/v1/history"))["revisions"]) == 1
+
+
+async def test_set_route_split(api: Grpc) -> None:
+    docs = checkout()
+    docs[1]["spec"]["virtualHosts"][0]["routes"][2]["name"] = "main"
+    await api.stub.Apply(apply_request(docs))
+    split = [
+        {"service": "checkout", "version": "v1", "weight": 75},
+        {"service": "checkout", "version": "v2", "weight": 25},
+    ]
+    reply = await api.stub.SetRouteSplit(
+        pb.SetRouteSplitRequest(routes="ingress-routes", route="main", split=[struct(s) for s in split])
+    )
+    assert (reply.revision, list(reply.envoy.changed)) == (2, ["rds/ingress-routes"])
+    route = (await api.rest_get("/v1/render"))["resources"]["rds"][0]["virtualHosts"][0]["routes"][2]
+    assert [(c["name"], c["weight"]) for c in route["route"]["weightedClusters"]["clusters"]] == [
+        ("checkout-v1", 75), ("checkout-v2", 25)]
+    zero = [struct({**s, "weight": 0}) for s in split]
+    request = pb.SetRouteSplitRequest(routes="ingress-routes", route="main", split=zero)
+    error = await refused(api.stub.SetRouteSplit(request))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert trailers(error)["switchman-error-path"] == "routes/ingress-routes: spec.virtualHosts[0].routes[2].split"
+    error = await refused(api.stub.SetRouteSplit(pb.SetRouteSplitRequest(routes="ingress-routes", route="x")))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
