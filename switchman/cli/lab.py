@@ -5,6 +5,10 @@ that owns every process of the lab and returns once the Envoys run the
 initial config; ``lab status`` reads the run dir's ``lab.json`` and asks the
 API; ``lab down`` stops the supervisor and waits until every recorded process
 is gone.
+
+``lab up --netns`` (root, iproute2) runs each upstream in its own network
+namespace with a veth link to the host, as a pod would; ``lab down`` deletes
+the namespaces, also those a killed supervisor left behind.
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from switchman.cli.config import add_switch
 from switchman.cli.options import option
 from switchman.errors import ConfigError
 
 __all__ = ["add_parser", "run_down", "run_status", "run_up"]
 
 RUN_DIR_ENV = "SWITCHMAN_LAB_RUN_DIR"
+NETNS_ENV = "SWITCHMAN_LAB_NETNS"
 DEFAULT_RUN_DIR = "runs/lab"
 
 
@@ -50,6 +56,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     option(up, "--envoys", "SWITCHMAN_LAB_ENVOYS", "2", "Envoys to start")
     _run_dir_option(up)
     option(up, "--timeout", "SWITCHMAN_LAB_TIMEOUT", "90", "seconds to wait for the lab to come up")
+    add_switch(
+        up, "--netns", NETNS_ENV,
+        "run each upstream in its own network namespace with a veth link (10.213.0.0/16), as a pod; needs root and ip",
+    )
     up.set_defaults(run=run_up)
     status = lab_sub.add_parser(
         "status", help="the lab's processes, Envoys and URLs",
@@ -82,10 +92,12 @@ def run_up(args: argparse.Namespace) -> int:
     if envoys < 1:
         raise ConfigError("--envoys", "a lab needs at least one Envoy")
     run_dir = Path(args.run_dir)
-    lab = start_lab(run_dir, envoys, _float(args.timeout, "--timeout"))
+    lab = start_lab(run_dir, envoys, _float(args.timeout, "--timeout"), netns=bool(args.netns))
     print(f"lab up in {run_dir} (supervisor pid {lab['supervisor']['pid']}; {run_dir / LAB_FILE})")
     for line in _urls(lab):
         print(line)
+    for pod in lab.get("netns") or ():
+        print(f"netns {pod['netns']}: {pod['address']} (host side {pod['host_if']} {pod['host_address']})")
     return 0
 
 
@@ -138,11 +150,14 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_down(args: argparse.Namespace) -> int:
     """Stop the lab; report what stopped and what had to be killed."""
-    from switchman.lab.local.supervisor import LAB_FILE, stop_lab
+    from switchman.lab.local.supervisor import LAB_FILE, cleanup_netns, stop_lab
 
     run_dir = Path(args.run_dir)
     if not (run_dir / LAB_FILE).exists():
         print(f"no lab running in {run_dir} ({LAB_FILE} not found)")
+        removed = cleanup_netns(run_dir)  # left by a supervisor killed before lab.json was written
+        if removed:
+            print(f"deleted stale network namespaces: {', '.join(removed)}")
         return 0
     stopped, killed = stop_lab(run_dir, _float(args.timeout, "--timeout"))
     print(f"lab down: {len(stopped) + len(killed)} processes gone ({', '.join(stopped + killed)})")

@@ -13,6 +13,13 @@ registered with the :class:`~switchman.lab.local.watchdog.Watchdog`, so
 killing the supervisor, even with SIGKILL, stops them all. On SIGTERM or
 SIGINT it stops them in order (Envoys, upstreams, serve) and removes
 ``lab.json``. Every log goes to the run dir.
+
+With ``--netns`` (root only) each upstream runs in its own network namespace
+with a veth link to the host, as a pod would (:mod:`switchman.lab.local.netns`),
+and the Service's endpoints are the namespaces' addresses. The namespaces are
+recorded in ``netns.json`` (before each is created) and in ``lab.json``; a
+clean stop deletes them, and since a SIGKILLed supervisor cannot, the next
+``lab up`` or ``lab down`` in the same run dir deletes what it left.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final, TypeVar
@@ -37,15 +44,19 @@ from typing import IO, Any, Final, TypeVar
 from switchman.client import SwitchmanClient
 from switchman.errors import LabError
 from switchman.lab.local.envoy import EnvoyProcess, bootstrap
+from switchman.lab.local.netns import Pod, create_pod, delete_pods, free_slots, new_run_id, require_netns
 from switchman.lab.local.upstream_main import write_atomically
 from switchman.lab.local.watchdog import Watchdog
 
 __all__ = [
     "LAB_FILE",
+    "NETNS_FILE",
+    "cleanup_netns",
     "lab_documents",
     "main",
     "pid_alive",
     "read_lab",
+    "recorded_netns",
     "recorded_pids",
     "run_supervisor",
     "start_lab",
@@ -56,6 +67,7 @@ log = logging.getLogger("switchman.lab")
 
 LAB_FILE: Final = "lab.json"
 SUPERVISOR_LOG: Final = "supervisor.log"
+NETNS_FILE: Final = "netns.json"
 LISTENER: Final = "ingress"
 T = TypeVar("T")
 _SERVING: Final = re.compile(r"serving: xDS on port (\d+), API on port (\d+)")
@@ -137,14 +149,20 @@ class Child:
 # -- the supervisor --------------------------------------------------------------
 
 
-def lab_documents(ports: dict[str, int]) -> list[dict[str, Any]]:
-    """The lab's initial routing config: ``checkout`` v1 and v2, all traffic to v1, a listener on port 0."""
+def lab_documents(ports: dict[str, int], addresses: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """The lab's initial routing config: ``checkout`` v1 and v2, all traffic to v1, a listener on port 0.
+
+    Each version's endpoint is ``addresses[version]`` (default 127.0.0.1) at ``ports[version]``.
+    """
+    hosts = addresses or {}
     return [
         {
             "kind": "Service",
             "metadata": {"name": "checkout"},
             "spec": {
-                "versions": {v: {"endpoints": [{"address": "127.0.0.1", "port": p}]} for v, p in ports.items()},
+                "versions": {
+                    v: {"endpoints": [{"address": hosts.get(v, "127.0.0.1"), "port": p}]} for v, p in ports.items()
+                },
                 "weights": {"v1": 100, "v2": 0},
             },
         },
@@ -208,14 +226,30 @@ async def _wait_synced(client: SwitchmanClient, revision: int, node_ids: set[str
 class Supervisor:
     """Starts the lab's processes, records them in ``lab.json``, stops them in order."""
 
-    def __init__(self, run_dir: Path, envoys: int, startup_timeout: float = 60.0) -> None:
+    def __init__(self, run_dir: Path, envoys: int, startup_timeout: float = 60.0, netns: bool = False) -> None:
         self.run_dir = run_dir.resolve()
         self.envoy_count = envoys
         self.startup_timeout = startup_timeout
+        self.netns = netns
         self.serve: Child | None = None
         self.upstreams: list[Child] = []
         self.envoys: list[EnvoyProcess] = []
+        self.pods: dict[str, Pod] = {}
+        self.netns_names: list[str] = []
         self.lab_file = self.run_dir / LAB_FILE
+        self.netns_file = self.run_dir / NETNS_FILE
+
+    def _create_pods(self, versions: list[str]) -> None:
+        """One namespace per upstream version, each recorded in ``netns.json`` before it is created."""
+        ip = require_netns()
+        log.info("--netns: using %s", ip)
+        cleanup_netns(self.run_dir)  # whatever a killed supervisor left in this run dir
+        run_id = new_run_id()
+        for index, (version, slot) in enumerate(zip(versions, free_slots(len(versions)), strict=True)):
+            name = f"checkout-{version}"
+            self.netns_names.append(f"swm-{run_id}-{name}")
+            write_atomically(self.netns_file, json.dumps({"pid": os.getpid(), "netns": self.netns_names}) + "\n")
+            self.pods[version] = create_pod(run_id, name, index, slot)
 
     async def start(self) -> dict[str, Any]:
         """Start everything, push the config, wait for the Envoys; write and return ``lab.json``'s content."""
@@ -233,15 +267,26 @@ class Supervisor:
             serve_log,
         )
         await self.serve.start()
-        for version in ("v1", "v2"):
+        versions = ["v1", "v2"]
+        if self.netns:
+            self._create_pods(versions)
+        for version in versions:
             name = f"upstream-checkout-{version}"
             port_file = self.run_dir / f"{name}.port"
             port_file.unlink(missing_ok=True)
+            args = [sys.executable, "-m", "switchman.lab.local.upstream_main", "checkout", version, str(port_file)]
+            pod = self.pods.get(version)
+            host = "127.0.0.1"
+            if pod is not None:
+                # ip netns exec execs the command in place: the PID is the upstream's own.
+                ip = require_netns()
+                args = [ip, "netns", "exec", pod.netns, *args, "--host", pod.address]
+                host = pod.address
             child = Child(
                 name,
-                [sys.executable, "-m", "switchman.lab.local.upstream_main", "checkout", version, str(port_file)],
+                args,
                 self.run_dir / f"{name}.log",
-                extra={"service": "checkout", "version": version, "port_file": port_file},
+                extra={"service": "checkout", "version": version, "port_file": port_file, "host": host},
             )
             self.upstreams.append(child)
             await child.start()
@@ -258,7 +303,8 @@ class Supervisor:
         api_url = f"http://127.0.0.1:{api_port}"
         log.info("serve: xDS on %d, API %s; upstreams %s", xds_port, api_url, ports)
         async with SwitchmanClient(api_url, author="lab") as client:
-            applied = await client.apply(lab_documents(ports), message="lab: checkout on v1")
+            addresses = {c.extra["version"]: str(c.extra["host"]) for c in self.upstreams}
+            applied = await client.apply(lab_documents(ports, addresses), message="lab: checkout on v1")
             for i in range(self.envoy_count):
                 envoy = EnvoyProcess(bootstrap(f"lab-envoy-{i}", xds_port, cluster="lab"), run_dir=self.run_dir)
                 self.envoys.append(envoy)
@@ -280,11 +326,13 @@ class Supervisor:
             "upstreams": [
                 {
                     "name": c.name, "pid": c.pid, "log": str(c.log_path), "service": c.extra["service"],
-                    "version": c.extra["version"], "port": c.extra["port"],
-                    "url": f"http://127.0.0.1:{c.extra['port']}/",
+                    "version": c.extra["version"], "host": c.extra["host"], "port": c.extra["port"],
+                    "url": f"http://{c.extra['host']}:{c.extra['port']}/",
+                    **({"netns": self.pods[c.extra["version"]].netns} if c.extra["version"] in self.pods else {}),
                 }
                 for c in self.upstreams
             ],
+            "netns": [pod.to_json() for pod in self.pods.values()],
             "envoys": [
                 {
                     "name": e.node_id, "node_id": e.node_id, "pid": e.pid, "log": str(e.log_path),
@@ -306,14 +354,20 @@ class Supervisor:
                 log.info("stopped envoy %s", envoy.node_id)
         for child in self.upstreams:
             await child.stop()
+        if self.netns_names:
+            left = delete_pods(self.netns_names)
+            if left:
+                log.error("could not delete network namespaces: %s", ", ".join(left))
+            else:
+                self.netns_file.unlink(missing_ok=True)
         if self.serve is not None:
             await self.serve.stop(timeout=10.0)  # a longer grace: serve closes its streams and store
         log.info("lab down")
 
 
-async def run_supervisor(run_dir: Path, envoys: int, startup_timeout: float = 60.0) -> int:
+async def run_supervisor(run_dir: Path, envoys: int, startup_timeout: float = 60.0, netns: bool = False) -> int:
     """Start the lab and keep it up until SIGTERM or SIGINT; 0 on a clean stop, 1 when startup failed."""
-    supervisor = Supervisor(run_dir, envoys, startup_timeout)
+    supervisor = Supervisor(run_dir, envoys, startup_timeout, netns)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -363,14 +417,52 @@ def recorded_pids(lab: dict[str, Any]) -> list[tuple[str, int]]:
     return [(str(e["name"]), int(e["pid"])) for e in entries if isinstance(e, dict) and "pid" in e]
 
 
-def start_lab(run_dir: Path, envoys: int, timeout: float = 90.0) -> dict[str, Any]:
+def _owner_alive(pid: object) -> bool:
+    """Is ``pid`` (as recorded) another process that is still running?"""
+    return isinstance(pid, int) and pid > 0 and pid != os.getpid() and pid_alive(pid)
+
+
+def recorded_netns(run_dir: Path) -> list[str]:
+    """The lab namespaces recorded in the run dir's ``netns.json`` and ``lab.json`` by a supervisor that is gone."""
+    names: list[str] = []
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads((run_dir / NETNS_FILE).read_text())
+        if isinstance(data, dict) and not _owner_alive(data.get("pid")):
+            names.extend(str(n) for n in data.get("netns") or ())
+    with contextlib.suppress(OSError, ValueError):
+        lab = json.loads((run_dir / LAB_FILE).read_text())
+        if isinstance(lab, dict) and not _owner_alive((lab.get("supervisor") or {}).get("pid")):
+            names.extend(str(p["netns"]) for p in lab.get("netns") or () if isinstance(p, dict) and "netns" in p)
+    return [n for n in dict.fromkeys(names) if n.startswith("swm-")]
+
+
+def cleanup_netns(run_dir: Path) -> list[str]:
+    """Delete the namespaces recorded in ``run_dir`` (left by a killed supervisor); the names recorded.
+
+    LabError when some could not be deleted (not root, no ``ip``).
+    """
+    names = recorded_netns(run_dir)
+    if not names:
+        return []
+    require_netns()
+    left = delete_pods(names)
+    if left:
+        raise LabError(f"could not delete the network namespaces {', '.join(left)} recorded in {run_dir}")
+    (run_dir / NETNS_FILE).unlink(missing_ok=True)
+    return names
+
+
+def start_lab(run_dir: Path, envoys: int, timeout: float = 90.0, netns: bool = False) -> dict[str, Any]:
     """Start a detached supervisor for ``run_dir``; return ``lab.json`` once the lab is up.
 
     Refuses when a lab in ``run_dir`` is still running. On failure or timeout
-    the supervisor is stopped and LabError carries the end of its log.
+    the supervisor is stopped and LabError carries the end of its log. With
+    ``netns`` each upstream runs in its own network namespace (root and ``ip`` needed).
     """
     if envoys < 1:
         raise LabError("a lab needs at least one Envoy")
+    if netns:
+        require_netns()
     run_dir.mkdir(parents=True, exist_ok=True)
     lab_file = run_dir / LAB_FILE
     if lab_file.exists():
@@ -380,14 +472,17 @@ def start_lab(run_dir: Path, envoys: int, timeout: float = 90.0) -> dict[str, An
             pid = 0
         if pid and pid_alive(pid):
             raise LabError(f"a lab is already running in {run_dir} (supervisor pid {pid}): switchman lab down")
+        cleanup_netns(run_dir)  # namespaces a killed supervisor could not delete
         lab_file.unlink(missing_ok=True)  # left by a supervisor that was killed
+    elif (run_dir / NETNS_FILE).exists():
+        cleanup_netns(run_dir)  # killed before lab.json was written
     log_path = run_dir / SUPERVISOR_LOG
     out: IO[bytes]
     with log_path.open("ab") as out:
         proc = subprocess.Popen(
             [
                 sys.executable, "-m", "switchman.lab.local.supervisor",
-                "--run-dir", str(run_dir), "--envoys", str(envoys),
+                "--run-dir", str(run_dir), "--envoys", str(envoys), *(["--netns"] if netns else []),
             ],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
         )
@@ -436,6 +531,7 @@ def stop_lab(run_dir: Path, timeout: float = 20.0) -> tuple[list[str], list[str]
     left = [name for name, pid in pids if pid_alive(pid)]
     if left:
         raise LabError(f"still running after SIGKILL: {', '.join(left)}")
+    cleanup_netns(run_dir)  # the supervisor deletes its namespaces; not when it was killed
     (run_dir / LAB_FILE).unlink(missing_ok=True)
     return [name for name, _ in pids if name not in killed], killed
 
@@ -446,9 +542,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--envoys", type=int, default=2)
     parser.add_argument("--startup-timeout", type=float, default=60.0)
+    parser.add_argument("--netns", action="store_true", help="run each upstream in its own network namespace")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sys.exit(asyncio.run(run_supervisor(args.run_dir, args.envoys, args.startup_timeout)))
+    sys.exit(asyncio.run(run_supervisor(args.run_dir, args.envoys, args.startup_timeout, args.netns)))
 
 
 if __name__ == "__main__":
