@@ -4,7 +4,8 @@ render and CSDS have a node to show; it requests, ACKs and NACKs like Envoy does
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -12,7 +13,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 from google.rpc import status_pb2
 
-__all__ = ["AdsClient"]
+__all__ = ["AdsClient", "ads_clients"]
 
 
 class AdsClient:
@@ -63,3 +64,20 @@ class AdsClient:
         response = await self.request(type_url)
         await self.ack(response)
         return response
+
+
+@contextlib.asynccontextmanager
+async def ads_clients(port: int) -> AsyncIterator[Callable[[str], AdsClient]]:
+    """``make(node_id)`` opens an ADS stream to ``port``; every stream is closed on exit."""
+    clients: list[AdsClient] = []
+
+    def make(node_id: str) -> AdsClient:
+        client = AdsClient(port, node_id)
+        clients.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in clients:
+            await client.close()

@@ -14,7 +14,7 @@ import pytest
 from switchman.api import Tokens
 from switchman.app import ServeSettings, Switchman
 from switchman.store import Store
-from tests.functional.ads import AdsClient
+from tests.functional.ads import AdsClient, ads_clients
 
 
 @dataclass(frozen=True)
@@ -121,13 +121,5 @@ async def api(start: Start) -> Api:
 
 @pytest.fixture
 async def ads(api: Api) -> AsyncIterator[Callable[[str], AdsClient]]:
-    clients: list[AdsClient] = []
-
-    def make(node_id: str) -> AdsClient:
-        client = AdsClient(api.switchman.xds_port, node_id)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
+    async with ads_clients(api.switchman.xds_port) as make:
+        yield make

@@ -22,7 +22,7 @@ import pytest
 
 from switchman.api import Tokens
 from switchman.app import ServeSettings, Switchman
-from tests.functional.ads import AdsClient
+from tests.functional.ads import AdsClient, ads_clients
 
 ROOT = Path(__file__).parents[3]
 EXAMPLES = ROOT / "examples"
@@ -159,13 +159,5 @@ def _cli(app: Switchman, home: Path) -> Cli:
 
 @pytest.fixture
 async def ads(server: Switchman) -> AsyncIterator[Callable[[str], AdsClient]]:
-    clients: list[AdsClient] = []
-
-    def make(node_id: str) -> AdsClient:
-        client = AdsClient(server.xds_port, node_id)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
+    async with ads_clients(server.xds_port) as make:
+        yield make

@@ -17,7 +17,7 @@ from switchman.api.grpc import management_pb2 as pb
 from switchman.api.grpc import management_pb2_grpc as pb_grpc
 from switchman.app import ServeSettings, Switchman
 from switchman.store import Store
-from tests.functional.ads import AdsClient
+from tests.functional.ads import AdsClient, ads_clients
 
 Metadata = tuple[tuple[str, str], ...]
 
@@ -107,13 +107,5 @@ async def api(start: Start) -> Grpc:
 @pytest.fixture
 async def ads(api: Grpc) -> AsyncIterator[Callable[[str], AdsClient]]:
     """``ads(node_id)``: an ADS stream to the same port, so that status and render have a node to show."""
-    clients: list[AdsClient] = []
-
-    def make(node_id: str) -> AdsClient:
-        client = AdsClient(api.switchman.xds_port, node_id)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
+    async with ads_clients(api.switchman.xds_port) as make:
+        yield make
