@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from switchman.model.raw import load_resource_file, parse_resources
+from switchman.model.raw import parse_resources
 
-__all__ = ["load_resource_file", "parse_resources"]
+__all__ = ["parse_resources"]

@@ -7,10 +7,8 @@ Unknown fields are rejected; every error names the document and the field.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
@@ -18,7 +16,7 @@ from switchman.errors import ConfigError
 from switchman.model.protos import import_package_of, missing_type
 from switchman.xds import resources as rt
 
-__all__ = ["load_resource_file", "parse_resources"]
+__all__ = ["parse_resources"]
 
 _PREFIX = "type.googleapis.com/"
 
@@ -61,26 +59,3 @@ def _parse(body: Mapping[str, Any], cls: rt.MessageClass, where: str) -> Message
                 # protobuf appends the list of every field; the first line says it all
                 raise ConfigError(where, str(exc).split("\n", 1)[0]) from None
             tried.add(missing)
-
-
-def load_resource_file(path: Path) -> list[Message]:
-    """Resources from a YAML (several documents, or one list) or JSON file."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
-    try:
-        loaded = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise ConfigError(str(path), f"not valid YAML or JSON: {exc}") from None
-    docs: list[Any] = []
-    for item in loaded:
-        if item is None:
-            continue
-        if isinstance(item, Mapping) and "resources" in item and "@type" not in item:
-            docs.extend(item["resources"] or [])
-        elif isinstance(item, list):
-            docs.extend(item)
-        else:
-            docs.append(item)
-    return parse_resources(docs, source=path.name)

@@ -127,8 +127,4 @@ class XdsServer:
         """What every connected node has ACKed, per type."""
         return node_statuses(tuple(self.context.streams))
 
-    @property
-    def grpc_server(self) -> aio.Server | None:
-        return self._server
-
 
