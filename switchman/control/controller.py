@@ -57,9 +57,7 @@ class ApplyResult:
     groups: Mapping[str, RenderedDiff] = field(default_factory=dict)  # for each named node group
 
 
-def _documents_of(revision: Revision | None) -> dict[str, Document]:
-    if revision is None:
-        return {}
+def _parse_revision(revision: Revision) -> dict[str, Document]:
     out = {}
     for i, raw in enumerate(revision.documents):
         doc = parse_document(raw, f"revision {revision.number} [{i}]")
@@ -96,6 +94,7 @@ class Controller:
         self._lock = asyncio.Lock()
         self._served: Served | None = None
         self._served_revision: int | None = None
+        self._parsed: tuple[int, dict[str, Document]] | None = None
         self._watcher: asyncio.Task[None] | None = None
 
     # -- serving -------------------------------------------------------------
@@ -120,7 +119,7 @@ class Controller:
 
     def _serve(self, revision: Revision) -> None:
         try:
-            served = build_served(_documents_of(revision).values())
+            served = build_served(self._documents_of(revision).values())
         except SwitchmanError as exc:  # stored by a newer or broken replica: keep serving what we have
             log.error("revision %d not served, still serving %s: %s", revision.number, self._served_revision, exc)
             return
@@ -136,6 +135,15 @@ class Controller:
             for group in self._served.snapshots.keys() - served.snapshots.keys():
                 self.cache.clear_snapshot(group)  # its nodes fall back to the default group
         self._served = served
+
+    def _documents_of(self, revision: Revision | None) -> dict[str, Document]:
+        """The checked documents of ``revision``. Revisions never change, so the last one parsed
+        is kept: every change and every read starts from the head, which is mostly the same one."""
+        if revision is None:
+            return {}
+        if self._parsed is None or self._parsed[0] != revision.number:
+            self._parsed = (revision.number, _parse_revision(revision))
+        return dict(self._parsed[1])
 
     @property
     def served_revision(self) -> int | None:
@@ -171,7 +179,7 @@ class Controller:
     async def set_weights(self, service: str, weights: Mapping[str, int], *, author: str) -> ApplyResult:
         """Replace a Service's default split (what a traffic shift moves)."""
         head = await self.store.head()
-        current = _documents_of(head)
+        current = self._documents_of(head)
         doc = current.get(document_id("Service", service))
         if doc is None:
             raise NotFound(f"service/{service} does not exist")
@@ -185,7 +193,7 @@ class Controller:
         """Replace the action of the route named ``route`` in Routes ``routes`` by a weighted ``split``
         (entries as in a document: ``{"service": "checkout", "version": "v2", "weight": 10}``)."""
         head = await self.store.head()
-        doc = _documents_of(head).get(document_id("Routes", routes))
+        doc = self._documents_of(head).get(document_id("Routes", routes))
         if doc is None:
             raise NotFound(f"routes/{routes} does not exist")
         raw = copy.deepcopy(dict(doc.raw))
@@ -204,7 +212,7 @@ class Controller:
     async def rollback(self, number: int, *, author: str) -> ApplyResult:
         """A new revision with the documents of revision ``number``."""
         target = await self.store.get(number)
-        docs = _documents_of(target)
+        docs = self._documents_of(target)
         return await self._change(
             lambda current: docs, author=author, message=f"rollback to revision {number}", rollback_of=number
         )
@@ -220,7 +228,7 @@ class Controller:
     ) -> ApplyResult:
         async with self._lock:
             head = await self.store.head()
-            current = _documents_of(head)
+            current = self._documents_of(head)
             proposed: dict[str, Document] = mutate(current)
             served = build_served(proposed.values())
             if head is not None and head.number == self._served_revision and self._served is not None:
@@ -248,6 +256,7 @@ class Controller:
             )
             self._install(served)
             self._served_revision = revision.number
+            self._parsed = (revision.number, dict(proposed))  # what was committed, already checked
             log.info("revision %d by %s: %s; serving it", revision.number, author, message)
             return ApplyResult(revision.number, created, configured, unchanged, deleted, envoy, False, groups)
 
@@ -255,7 +264,7 @@ class Controller:
 
     async def documents(self, kind: str | None = None) -> list[Mapping[str, Any]]:
         head = await self.store.head()
-        docs = _documents_of(head).values()
+        docs = self._documents_of(head).values()
         return [d.raw for d in sorted(docs, key=lambda d: d.id) if kind is None or d.kind.lower() == kind.lower()]
 
     async def document(self, kind: str, name: str) -> Mapping[str, Any]:
