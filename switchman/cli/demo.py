@@ -1,4 +1,4 @@
-"""``switchman demo``: upstreams, Envoys and Switchman on loopback; a canary ramp and retries, measured."""
+"""``switchman demo``: the lab (front Envoy, pods with sidecars, Switchman); a canary ramp and retries, measured."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser("demo", help="run the traffic-shifting demo on this machine")
-    parser.add_argument("--envoys", type=int, default=2, help="Envoys to start (default 2)")
+    parser.add_argument(
+        "--envoys", type=int, default=2,
+        help="sidecar Envoys, one per pod, v1 and v2 taking turns (default 2; the front Envoy comes on top)",
+    )
+    parser.add_argument(
+        "--netns", action="store_true", help="each pod (app and sidecar) in its own network namespace (needs root)"
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="requests per second (default 200)")
     parser.add_argument("--requests", type=int, default=600, help="requests per step (default 600)")
     parser.add_argument("--run-dir", default="runs", help="where the report goes (default ./runs)")
@@ -22,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from switchman.lab.local.demo import DemoSettings, run_demo
 
     settings = DemoSettings(
-        envoys=args.envoys, rate=args.rate, requests_per_step=args.requests, run_dir=Path(args.run_dir)
+        sidecars=args.envoys, netns=args.netns, rate=args.rate, requests_per_step=args.requests,
+        run_dir=Path(args.run_dir),
     )
     return 0 if asyncio.run(run_demo(settings)) else 1

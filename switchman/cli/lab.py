@@ -1,4 +1,4 @@
-"""``switchman lab up|status|down``: a local lab (serve, upstreams, Envoys) kept running in the background.
+"""``switchman lab up|status|down``: a local lab (serve, a front Envoy, pods of app + sidecar) in the background.
 
 ``lab up`` starts a detached supervisor (:mod:`switchman.lab.local.supervisor`)
 that owns every process of the lab and returns once the Envoys run the
@@ -6,9 +6,9 @@ initial config; ``lab status`` reads the run dir's ``lab.json`` and asks the
 API; ``lab down`` stops the supervisor and waits until every recorded process
 is gone.
 
-``lab up --netns`` (root, iproute2) runs each upstream in its own network
-namespace with a veth link to the host, as a pod would; ``lab down`` deletes
-the namespaces, also those a killed supervisor left behind.
+``lab up --netns`` (root, iproute2) runs each pod, app and sidecar, in its own
+network namespace with a veth link to the host; ``lab down`` deletes the
+namespaces, also those a killed supervisor left behind.
 """
 
 from __future__ import annotations
@@ -47,18 +47,24 @@ def _float(text: str, what: str) -> float:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """``lab`` and its three subcommands."""
     parser = sub.add_parser(
-        "lab", help="a local lab in the background: switchman serve, upstreams, Envoys",
-        description="A local lab: switchman serve, the checkout v1/v2 upstreams and N Envoys on loopback, owned by "
-        "one supervisor process that runs in the background. Killing the supervisor stops them all.",
+        "lab", help="a local lab in the background: switchman serve, a front Envoy, pods with sidecar Envoys",
+        description="A local lab: switchman serve, a front Envoy, and N pods, each a checkout app (v1 and v2 taking "
+        "turns) with its sidecar Envoy, owned by one supervisor process that runs in the background. Every Envoy "
+        "is configured through the API. Killing the supervisor stops them all.",
     )
     lab_sub = parser.add_subparsers(dest="lab_command", required=True)
     up = lab_sub.add_parser("up", help="start the lab and return once the Envoys run its config")
-    option(up, "--envoys", "SWITCHMAN_LAB_ENVOYS", "2", "Envoys to start")
+    option(
+        up, "--envoys", "SWITCHMAN_LAB_ENVOYS", "2",
+        "sidecar Envoys, one per pod; the pods take turns between checkout v1 and v2, so at least 2 "
+        "(the front Envoy comes on top)",
+    )
     _run_dir_option(up)
     option(up, "--timeout", "SWITCHMAN_LAB_TIMEOUT", "90", "seconds to wait for the lab to come up")
     add_switch(
         up, "--netns", NETNS_ENV,
-        "run each upstream in its own network namespace with a veth link (10.213.0.0/16), as a pod; needs root and ip",
+        "run each pod (app and sidecar) in its own network namespace with a veth link (10.213.0.0/16); "
+        "needs root and ip",
     )
     up.set_defaults(run=run_up)
     status = lab_sub.add_parser(
@@ -75,22 +81,32 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _urls(lab: Mapping[str, Any]) -> list[str]:
-    lines = [f"API:     {lab.get('api_url', '')}"]
-    for envoy in lab.get("envoys", ()):
-        lines.append(f"{envoy['node_id']}: {envoy['listener_url']}  (admin {envoy['admin_url']})")
+    front = lab.get("front") or {}
+    lines = [
+        f"API:   {lab.get('api_url', '')}  (xDS {lab.get('xds_address', '')})",
+        f"front: {front.get('listener_url', '')}  (admin {front.get('admin_url', '')})  <- send traffic here",
+    ]
+    for pod in lab.get("pods") or ():
+        sidecar = pod.get("sidecar") or {}
+        where = f" in netns {pod['netns']}" if pod.get("netns") else ""
+        lines.append(
+            f"pod {pod.get('name')}: sidecar {sidecar.get('url', '')} (admin {sidecar.get('admin_url', '')}), "
+            f"app on the pod's port {pod.get('app', {}).get('port')}{where}"
+        )
     return lines
 
 
 def run_up(args: argparse.Namespace) -> int:
     """Start the lab in the background; print its URLs."""
-    from switchman.lab.local.supervisor import LAB_FILE, start_lab
+    from switchman.lab.local.launcher import LAB_FILE, start_lab
+    from switchman.lab.local.topology import VERSIONS
 
     try:
         envoys = int(args.envoys)
     except ValueError:
         raise ConfigError("--envoys", f"{args.envoys!r} is not a whole number") from None
-    if envoys < 1:
-        raise ConfigError("--envoys", "a lab needs at least one Envoy")
+    if envoys < len(VERSIONS):
+        raise ConfigError("--envoys", f"a lab needs at least {len(VERSIONS)} sidecars: one pod per checkout version")
     run_dir = Path(args.run_dir)
     lab = start_lab(run_dir, envoys, _float(args.timeout, "--timeout"), netns=bool(args.netns))
     print(f"lab up in {run_dir} (supervisor pid {lab['supervisor']['pid']}; {run_dir / LAB_FILE})")
@@ -113,16 +129,13 @@ def run_status(args: argparse.Namespace) -> int:
     from switchman.cli.get import table
     from switchman.cli.status import status_table
     from switchman.client import ClientError
-    from switchman.lab.local.supervisor import pid_alive, read_lab
+    from switchman.lab.local.launcher import lab_processes, pid_alive, read_lab
 
     run_dir = Path(args.run_dir)
     lab = read_lab(run_dir)
-    entries = [lab.get("supervisor"), lab.get("serve"), *lab.get("upstreams", ()), *lab.get("envoys", ())]
     rows = []
     healthy = True
-    for entry in entries:
-        if not isinstance(entry, Mapping):
-            continue
+    for entry in lab_processes(lab):
         alive = pid_alive(int(entry["pid"]))
         healthy = healthy and alive
         rows.append((str(entry["name"]), str(entry["pid"]), "yes" if alive else "NO", str(entry.get("log", ""))))
@@ -150,7 +163,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_down(args: argparse.Namespace) -> int:
     """Stop the lab; report what stopped and what had to be killed."""
-    from switchman.lab.local.supervisor import LAB_FILE, cleanup_netns, stop_lab
+    from switchman.lab.local.launcher import LAB_FILE, cleanup_netns, stop_lab
 
     run_dir = Path(args.run_dir)
     if not (run_dir / LAB_FILE).exists():

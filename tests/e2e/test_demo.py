@@ -27,9 +27,14 @@ def test_three_sigma_bounds() -> None:
 
 async def test_demo_shifts_traffic_within_3_sigma_and_fails_nothing(tmp_path: Path) -> None:
     out = io.StringIO()
-    passed = await run_demo(DemoSettings(envoys=2, rate=300, requests_per_step=300, run_dir=tmp_path), out)
+    passed = await run_demo(DemoSettings(sidecars=2, rate=300, requests_per_step=300, run_dir=tmp_path), out)
     text = out.getvalue()
     assert passed, text
+    # the traffic went front Envoy -> each pod's sidecar -> its app, and the lab is gone afterwards
+    logs = {path.name for path in tmp_path.glob("demo-*/lab/*")}  # noqa: ASYNC240 (after the run)
+    for name in ("front-envoy", "checkout-v1-0-sidecar", "checkout-v2-0-sidecar", "app-checkout-v2-0", "serve"):
+        assert f"{name}.log" in logs, name
+    assert "lab.json" not in logs
     steps = {s["name"]: s for s in _report(tmp_path)["steps"]}
     assert steps["canary 50% to v2"]["within_3_sigma"]
     assert steps["load across the whole ramp"]["failures"] == 0
@@ -41,7 +46,9 @@ async def test_demo_shifts_traffic_within_3_sigma_and_fails_nothing(tmp_path: Pa
 
 async def test_demo_writes_its_report_folder(tmp_path: Path) -> None:
     out = io.StringIO()  # not a terminal: plain lines, no live table
-    await run_demo(DemoSettings(envoys=1, rate=300, requests_per_step=300, run_dir=tmp_path), out)
+    # three pods: v1 has two replicas behind the front's split
+    await run_demo(DemoSettings(sidecars=3, rate=300, requests_per_step=300, run_dir=tmp_path), out)
+    assert "checkout-v1-1 behind http://127.0.0.1:" in out.getvalue()
     _check_report_folder(tmp_path, out)
 
 

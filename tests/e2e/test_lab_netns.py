@@ -1,4 +1,5 @@
-"""``switchman lab up --netns``: each upstream in its own network namespace, reached by the Envoys over veth links."""
+"""``switchman lab up --netns``: each pod (app and sidecar Envoy) in its own network namespace, reached by the
+front Envoy over veth links; the sidecars reach Switchman through their default route."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from typing import Any
 import pytest
 
 from switchman.client import SwitchmanClient
+from switchman.lab.local.launcher import pid_alive, recorded_pids
 from switchman.lab.local.netns import delete_pods
-from switchman.lab.local.supervisor import pid_alive, recorded_pids
 
 pytestmark = [
     pytest.mark.envoy,
@@ -96,7 +97,7 @@ def run_dir(tmp_path: Path) -> Iterator[Path]:
 
 
 def _up(run_dir: Path) -> dict[str, Any]:
-    up = _lab("up", "--netns", "--envoys", "1", "--run-dir", str(run_dir))
+    up = _lab("up", "--netns", "--envoys", "2", "--run-dir", str(run_dir))
     assert up.returncode == 0, up.stdout + up.stderr
     lab: dict[str, Any] = json.loads((run_dir / "lab.json").read_text())
     assert len(lab["netns"]) == 2
@@ -112,13 +113,19 @@ def test_lab_up_netns_routes_to_both_versions_in_their_namespaces_and_down_delet
     assert names <= _netns()
     links = _links()
     assert all(p["host_if"] in links for p in lab["netns"])
-    for upstream in lab["upstreams"]:
-        pod = next(p for p in lab["netns"] if p["netns"] == upstream["netns"])
-        assert upstream["url"] == f"http://{pod['address']}:{upstream['port']}/"
-        ns = subprocess.run(["ip", "netns", "identify", str(upstream["pid"])], capture_output=True, text=True)
-        assert ns.stdout.strip() == pod["netns"]  # the upstream process itself runs in the namespace
+    assert lab["xds_address"].startswith(lab["netns"][0]["host_address"] + ":")
+    for pod in lab["pods"]:
+        link = next(p for p in lab["netns"] if p["netns"] == pod["netns"])
+        assert pod["sidecar"]["url"] == f"http://{link['address']}:{pod['sidecar']['listener_port']}/"
+        for process in (pod["app"], pod["sidecar"]):  # app and sidecar themselves run in the pod's namespace
+            ns = subprocess.run(["ip", "netns", "identify", str(process["pid"])], capture_output=True, text=True)
+            assert ns.stdout.strip() == pod["netns"], process["name"]
+        # the app listens on the pod's loopback: from the host only the sidecar reaches it
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{pod['app']['port']}/", timeout=2)
+        assert _version(pod["sidecar"]["url"]) == pod["version"]
 
-    url = lab["envoys"][0]["listener_url"]
+    url = lab["front"]["listener_url"]
     assert _version(url) == "v1"
     asyncio.run(_set_weights(lab["api_url"], {"v1": 0, "v2": 100}))
     _wait_version(url, "v2")
@@ -150,7 +157,7 @@ def test_namespaces_a_sigkilled_supervisor_left_are_deleted_by_the_next_up_and_b
     assert not stale & _netns()
     fresh = {p["netns"] for p in second["netns"]}
     assert fresh <= _netns() and not fresh & stale
-    assert _version(second["envoys"][0]["listener_url"]) == "v1"
+    assert _version(second["front"]["listener_url"]) == "v1"
 
     os.kill(second["supervisor"]["pid"], signal.SIGKILL)
     assert _wait_gone(recorded_pids(second), 10.0) == []
@@ -164,8 +171,23 @@ def test_lab_up_netns_without_ip_fails_at_once(run_dir: Path, tmp_path: Path) ->
     empty.mkdir()
     env = {**os.environ, "PATH": str(empty)}
     started = time.monotonic()
-    up = _lab("up", "--envoys", "1", "--run-dir", str(run_dir), env={**env, "SWITCHMAN_LAB_NETNS": "1"})
+    up = _lab("up", "--run-dir", str(run_dir), env={**env, "SWITCHMAN_LAB_NETNS": "1"})
     assert up.returncode == 4, up.stdout + up.stderr
     assert "needs the ip command" in up.stderr
     assert time.monotonic() - started < 10.0
     assert not (run_dir / "lab.json").exists()
+
+
+def test_demo_netns_passes_with_every_pod_in_its_own_namespace(tmp_path: Path) -> None:
+    before = _netns()
+    demo = subprocess.run(
+        [
+            sys.executable, "-m", "switchman", "demo", "--netns", "--rate", "300", "--requests", "300",
+            "--run-dir", str(tmp_path),
+        ],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    assert "PASS" in demo.stdout and "xDS on 10.213." in demo.stdout
+    assert "behind http://10.213." in demo.stdout  # the front reaches each pod's sidecar over its veth link
+    assert _netns() == before  # the demo deleted its namespaces

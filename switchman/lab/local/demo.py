@@ -1,17 +1,20 @@
-"""The demo: upstreams, real Envoys and Switchman on loopback; a canary ramped live; retries shown.
+"""The demo: the lab's topology on this machine; a canary ramped live; retries shown.
 
-1. ``checkout`` v1 (blue) and v2 (green) upstreams, N Envoys on ADS.
-2. A canary ramp 0 -> 10 -> 50 -> 100 % to v2. Each step waits until every
-   Envoy has ACKed it, then sends a bounded, open-loop load and compares the
-   measured split with the requested weight (binomial 3 sigma).
-3. v2 starts failing 20 % of requests: first without retries, then with a
-   retry policy that hides the failures.
+1. The lab (:mod:`switchman.lab.local.supervisor`, run in this process):
+   Switchman, a front Envoy, and pods of ``checkout`` v1 (blue) and v2
+   (green), each app behind its own sidecar Envoy; optionally one network
+   namespace per pod.
+2. A canary ramp 0 -> 10 -> 50 -> 100 % to v2 at the front. Each step waits
+   until every Envoy has ACKed it, then sends a bounded, open-loop load and
+   compares the measured split with the requested weight (binomial 3 sigma).
+3. v2 starts failing 20 % of requests (told through its sidecar): first
+   without retries, then with a retry policy at the front that hides the failures.
 
 The verdict: every split within 3 sigma, and no failed request while
 traffic moved. Every request is kept, with when each change was applied and
 when every Envoy ran it; the report (``runs/demo-STAMP/``: report.json,
-report.html, plots) is written from them. On a terminal a live table shows
-the running step; elsewhere one plain line per step.
+report.html, plots; the lab's logs in ``lab/``) is written from them. On a
+terminal a live table shows the running step; elsewhere one plain line per step.
 """
 
 from __future__ import annotations
@@ -24,12 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from switchman.app import ServeSettings, Switchman
 from switchman.client import SwitchmanClient
-from switchman.errors import LabError
-from switchman.lab.local.envoy import EnvoyProcess, bootstrap
 from switchman.lab.local.load import ClientKind, LoadResult, Sample, run_load
-from switchman.lab.local.upstream import Faults, Upstream
+from switchman.lab.local.supervisor import Supervisor, wait_synced
+from switchman.lab.local.topology import SERVICE, retry_routes
+from switchman.lab.local.upstream import Faults, set_faults
 from switchman.lab.report import DemoRun, Phase, StepResult, write_report
 from switchman.lab.report.live import DemoView
 from switchman.lab.report.model import PhaseKind
@@ -42,39 +44,13 @@ ALL_CLIENTS = tuple(ClientKind)
 
 @dataclass(frozen=True, slots=True)
 class DemoSettings:
-    envoys: int = 2
+    sidecars: int = 2  # pods, each an app and its sidecar Envoy; v1 and v2 take turns
     rate: float = 200.0
     requests_per_step: int = 600
     steps: tuple[int, ...] = (0, 10, 50, 100)
     run_dir: Path = Path("runs")
     live: bool | None = None  # the live table; None: when the output is a terminal
-
-
-def _documents(ports: dict[str, int], retries: bool) -> list[dict[str, Any]]:
-    """The demo's routing config, as a user would write it (docs/config.md)."""
-    route: dict[str, Any] = {"match": {"prefix": "/"}, "service": "checkout", "timeout": "5s"}
-    if retries:
-        # 0.2 ** 7: about one request in 80,000 still fails after six retries.
-        route["retries"] = {"retryOn": ["5xx", "reset", "connect-failure"], "attempts": 6, "perTryTimeout": "1s"}
-    return [
-        {
-            "kind": "Service",
-            "metadata": {"name": "checkout"},
-            "spec": {
-                "versions": {v: {"endpoints": [{"address": "127.0.0.1", "port": p}]} for v, p in ports.items()},
-                "weights": {"v1": 100, "v2": 0},
-                # Envoy allows 3 concurrent retries per cluster by default; at 200
-                # requests/s with 20 % failing that overflows now and then.
-                "circuitBreakers": {"maxRetries": 1000},
-            },
-        },
-        {
-            "kind": "Routes",
-            "metadata": {"name": "checkout-routes"},
-            "spec": {"virtualHosts": [{"name": "checkout", "domains": ["*"], "routes": [route]}]},
-        },
-        {"kind": "Listener", "metadata": {"name": "ingress"}, "spec": {"port": 0, "routes": "checkout-routes"}},
-    ]
+    netns: bool = False  # each pod in its own network namespace (root)
 
 
 def within_3_sigma(hits: int, n: int, p: float) -> bool:
@@ -83,54 +59,38 @@ def within_3_sigma(hits: int, n: int, p: float) -> bool:
     return abs(hits - n * p) <= 3 * sigma
 
 
-async def _all_synced(client: SwitchmanClient, revision: int, envoys: int, timeout: float = 10.0) -> None:
-    """Wait until the status API says every Envoy runs ``revision`` (or later)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = await client.status()
-        nodes = status["nodes"]
-        if (status["revision"] or 0) >= revision and len(nodes) >= envoys and all(n["synced"] for n in nodes):
-            return
-        await asyncio.sleep(0.01)
-    raise LabError(f"the Envoys did not all run revision {revision} within {timeout}s: {await client.status()}")
-
-
 async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
     """Run the demo; True when every split was within 3 sigma and nothing failed in a transition.
 
-    Switchman runs in this process, but the demo drives it only through its
-    public HTTP API (the Python client), as any user would. Writes the
+    The lab runs under a supervisor in this process, but the demo drives
+    Switchman only through its public HTTP API (the Python client), as any
+    user would, and the upstreams only through their sidecars. Writes the
     report into ``settings.run_dir / "demo-STAMP"``.
     """
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = settings.run_dir / f"demo-{stamp}"
     folder.mkdir(parents=True, exist_ok=True)
-    switchman = Switchman(
-        ServeSettings(xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(folder / "switchman.db"))
-    )
-    blue, green = Upstream("checkout", "v1"), Upstream("checkout", "v2")
-    envoys: list[EnvoyProcess] = []
+    lab = Supervisor(folder / "lab", settings.sidecars, netns=settings.netns)
     results: list[StepResult] = []
     phases: list[Phase] = []
     samples: list[Sample] = []
     try:
-        xds_port, api_port = await switchman.start()
-        ports = {"v1": await blue.start(), "v2": await green.start()}
-        print(f"upstreams: checkout v1 on :{ports['v1']}, v2 on :{ports['v2']}", file=out)
-        async with SwitchmanClient(f"http://127.0.0.1:{api_port}", author="demo") as client:
-            await client.apply(_documents(ports, retries=False), message="demo: checkout on v1")
-            envoys = [EnvoyProcess(bootstrap(f"demo-envoy-{i}", xds_port)) for i in range(settings.envoys)]
-            for envoy in envoys:
-                await envoy.start()
-            listeners = [await e.wait_listener("ingress") for e in envoys]
-            print(f"Switchman: xDS on :{xds_port}, API on :{api_port}; Envoys listening on {listeners}", file=out)
-            targets = [f"http://127.0.0.1:{p}/" for p in listeners]
+        state = await lab.start()
+        front = state["front"]
+        pods: list[dict[str, Any]] = state["pods"]
+        print(
+            f"Switchman: xDS on {state['xds_address']}, API {state['api_url']}; front Envoy {front['listener_url']}; "
+            + ", ".join(f"{p['name']} behind {p['sidecar']['url']}" for p in pods),
+            file=out,
+        )
+        targets = [str(front["listener_url"])]
+        async with SwitchmanClient(str(state["api_url"]), author="demo") as client:
             view = DemoView(out, live=settings.live)
 
             async def measure(
                 name: str, label: str, kind: PhaseKind, v2: int, revision: int, applied: float, counts: bool
             ) -> None:
-                await _all_synced(client, revision, len(envoys))
+                await wait_synced(client, revision, lab.node_ids, timeout=10.0)
                 synced = time.time()
                 load = LoadResult()
                 view.start_step(name, v2 / 100, load)
@@ -167,7 +127,7 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
                     )
                 )
                 for v2 in settings.steps:
-                    applied = await client.set_weights("checkout", {"v1": 100 - v2, "v2": v2})
+                    applied = await client.set_weights(SERVICE, {"v1": 100 - v2, "v2": v2})
                     at = time.time()
                     await measure(f"canary {v2}% to v2", f"{v2} %", "ramp", v2, applied.revision or 0, at, True)
                 ramp_done.set()
@@ -187,20 +147,16 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
                 )
                 results.append(moved)
                 view.finish_step(moved)
-                green.faults = Faults(error_rate=0.2)
+                for pod in pods:
+                    if pod["version"] == "v2":
+                        await set_faults(str(pod["sidecar"]["url"]), Faults(error_rate=0.2))
                 at = time.time()
                 await measure("v2 fails 20%, no retries", "fault", "fault", 100, applied.revision or 0, at, False)
-                docs = _documents(ports, retries=True)
-                docs[0]["spec"]["weights"] = {"v1": 0, "v2": 100}
-                applied = await client.apply(docs, message="demo: retries on")
+                applied = await client.apply(retry_routes(), message="demo: retries on")
                 at = time.time()
                 await measure("v2 fails 20%, retries on", "retries", "retries", 100, applied.revision or 0, at, True)
     finally:
-        for envoy in envoys:
-            await envoy.stop()
-        await blue.stop()
-        await green.stop()
-        await switchman.stop(0.5)
+        await lab.stop()
 
     passed = bool(results) and all(
         r.within_3_sigma and (r.failures == 0 or not r.counts_against_verdict) for r in results

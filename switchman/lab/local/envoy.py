@@ -11,6 +11,7 @@ import string
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -66,13 +67,15 @@ def bootstrap(
     cluster: str = "switchman-demo",
     mode: EnvoyMode = EnvoyMode.ADS,
     xds_host: str = "127.0.0.1",
+    admin_host: str = "127.0.0.1",
     metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """An Envoy bootstrap, rendered from ``envoy/templates/MODE.yaml``, that takes listeners and
-    clusters from Switchman at ``xds_host:xds_port``."""
+    clusters from Switchman at ``xds_host:xds_port``; its admin API on ``admin_host``, port 0."""
     template = string.Template((templates_dir() / f"{mode.value}.yaml").read_text())
     text = template.substitute(
-        node_id=json.dumps(node_id), cluster=json.dumps(cluster), xds_host=xds_host, xds_port=int(xds_port)
+        node_id=json.dumps(node_id), cluster=json.dumps(cluster), xds_host=xds_host, xds_port=int(xds_port),
+        admin_host=admin_host,
     )
     config: dict[str, Any] = yaml.safe_load(text)
     if metadata:
@@ -81,9 +84,11 @@ def bootstrap(
 
 
 class EnvoyProcess:
-    """One Envoy: started with a bootstrap, its admin API on a free loopback port.
+    """One Envoy: started with a bootstrap, its admin API on a free port (the bootstrap says on which address).
 
-    The process dies with ours (see :mod:`switchman.lab.local.watchdog`).
+    ``wrapper`` runs Envoy through a command that execs it in place (``ip netns
+    exec NS``: the PID stays Envoy's). The process dies with ours (see
+    :mod:`switchman.lab.local.watchdog`).
     """
 
     def __init__(
@@ -94,8 +99,10 @@ class EnvoyProcess:
         log_level: str = "warning",
         component_log_level: str | None = None,
         concurrency: int = 1,
+        wrapper: Sequence[str] = (),
     ) -> None:
         self.config = config
+        self.wrapper = tuple(wrapper)
         self.node_id = str(config["node"]["id"])
         self._own_dir = run_dir is None
         self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"envoy-{self.node_id}-"))
@@ -120,6 +127,7 @@ class EnvoyProcess:
         admin_path = self.run_dir / f"{self.node_id}.admin"
         admin_path.unlink(missing_ok=True)
         args = [
+            *self.wrapper,
             envoy_binary(),
             "-c", str(config_path),
             "--admin-address-path", str(admin_path),

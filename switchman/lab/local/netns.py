@@ -1,12 +1,14 @@
-"""Network namespaces for the lab's upstreams: each one gets a namespace and a veth link, as a pod would.
+"""Network namespaces for the lab's pods: each pod (an app and its sidecar Envoy) gets a namespace and a veth link.
 
 For pod ``i`` of a lab run the supervisor creates namespace ``swm-<runid>-<name>``,
 a veth pair ``swv<runid><i>h`` (host side) / ``swv<runid><i>n`` (namespace side),
 and a private /30 out of ``10.213.0.0/16``: ``10.213.<slot>.1`` on the host side,
 ``10.213.<slot>.2`` inside the namespace (``slot`` is the first third octet no
 host address uses yet, so ``i`` on an otherwise idle host). ``lo`` and both
-ends are brought up. ``ip netns del`` removes the namespace and with it the
-veth pair.
+ends are brought up, and the namespace's default route goes through the host
+side, so a pod reaches every host address (the control plane listens on the
+first pod's host-side address). ``ip netns del`` removes the namespace and
+with it the veth pair.
 
 Every helper shells out to ``ip`` (iproute2) and needs root; :func:`require_netns`
 says so up front. Only namespaces named ``swm-...`` are ever deleted.
@@ -139,6 +141,7 @@ def create_pod(run_id: str, name: str, index: int, slot: int) -> Pod:
         _ip("-n", pod.netns, "addr", "add", f"{pod.address}/30", "dev", pod.ns_if)
         _ip("-n", pod.netns, "link", "set", pod.ns_if, "up")
         _ip("-n", pod.netns, "link", "set", "lo", "up")
+        _ip("-n", pod.netns, "route", "add", "default", "via", pod.host_address)
     except (LabError, OSError, subprocess.SubprocessError) as exc:
         delete_netns(pod.netns)
         _ip("link", "del", pod.host_if, check=False)  # in case the peer never reached the namespace

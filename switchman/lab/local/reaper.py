@@ -12,19 +12,26 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 
-__all__ = ["main"]
+__all__ = ["main", "pid_alive"]
 
 
-
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is ``pid`` a running process? A zombie (dead, not yet reaped) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc: trust kill(0)
+    # The state follows the command name, which is in parentheses and may hold anything.
+    state = stat.rpartition(")")[2].split()[:1]
+    return state != ["Z"] and state != ["X"]
 
 
 def main() -> None:
@@ -37,13 +44,13 @@ def main() -> None:
         elif line.startswith("-"):
             pids.discard(int(line[1:]))
     for pid in pids:
-        if _alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 3.0
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.05)
     for pid in pids:
-        if _alive(pid):
+        if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 

@@ -1,25 +1,32 @@
-"""The lab supervisor: one process that owns a whole local lab, and the helpers ``switchman lab`` uses.
+"""The lab supervisor: one process that owns a whole local lab (``switchman lab up`` starts it detached).
 
-Run as ``python -m switchman.lab.local.supervisor --run-dir DIR --envoys N``
-(``switchman lab up`` starts it detached). It starts, each as its own process:
+Run as ``python -m switchman.lab.local.supervisor --run-dir DIR --sidecars N``.
+It builds the topology of :mod:`switchman.lab.local.topology`, each part its
+own process:
 
-1. ``switchman serve`` with its own SQLite store in the run dir, xDS and API on free loopback ports;
-2. the demo upstreams ``checkout`` v1 and v2 (:mod:`switchman.lab.local.upstream_main`);
-3. N Envoys (node ids ``lab-envoy-0`` ..., cluster ``lab``) bootstrapped to the serve process's xDS port;
+1. ``switchman serve`` with its own SQLite store in the run dir, xDS and API on free ports;
+2. N pods, the versions of ``checkout`` taking turns: each the demo app
+   (:mod:`switchman.lab.local.upstream_main`) on the pod's loopback and a
+   sidecar Envoy (node cluster = the pod's name) in front of it;
+3. the front Envoy (node cluster ``front``) that splits ``checkout`` between the pods' sidecars;
 
-then pushes the routing config through the public API, waits until every
-Envoy runs it, and writes ``lab.json`` in the run dir. Every child is
-registered with the :class:`~switchman.lab.local.watchdog.Watchdog`, so
-killing the supervisor, even with SIGKILL, stops them all. On SIGTERM or
-SIGINT it stops them in order (Envoys, upstreams, serve) and removes
-``lab.json``. Every log goes to the run dir.
+and configures every Envoy through the public API, in the order traffic
+needs it: the sidecars' documents first, then, once each sidecar tells the
+port its inbound listener got, the front's. It waits until every Envoy runs
+the config and writes ``lab.json`` in the run dir. Every child is registered
+with the :class:`~switchman.lab.local.watchdog.Watchdog`, so killing the
+supervisor, even with SIGKILL, stops them all. On SIGTERM or SIGINT it stops
+them in order (front, sidecars, apps, serve) and removes ``lab.json``. Every
+log goes to the run dir.
 
-With ``--netns`` (root only) each upstream runs in its own network namespace
-with a veth link to the host, as a pod would (:mod:`switchman.lab.local.netns`),
-and the Service's endpoints are the namespaces' addresses. The namespaces are
-recorded in ``netns.json`` (before each is created) and in ``lab.json``; a
-clean stop deletes them, and since a SIGKILLed supervisor cannot, the next
-``lab up`` or ``lab down`` in the same run dir deletes what it left.
+With ``--netns`` (root only) each pod, app and sidecar, runs in its own
+network namespace with a veth link to the host (:mod:`switchman.lab.local.netns`):
+the app listens on the pod's loopback, the sidecar on the pod's address, and
+``serve`` takes xDS on the first pod's host-side address, which every pod
+reaches through its default route. The namespaces are recorded in
+``netns.json`` (before each is created) and in ``lab.json``; a clean stop
+deletes them, and since a SIGKILLed supervisor cannot, the next ``lab up`` or
+``lab down`` in the same run dir deletes what it left.
 """
 
 from __future__ import annotations
@@ -33,76 +40,41 @@ import logging
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from switchman.client import SwitchmanClient
 from switchman.errors import LabError
 from switchman.lab.local.envoy import EnvoyProcess, bootstrap
+from switchman.lab.local.launcher import LAB_FILE, NETNS_FILE, SUPERVISOR_LOG, cleanup_netns, tail
 from switchman.lab.local.netns import Pod, create_pod, delete_pods, free_slots, new_run_id, require_netns
+from switchman.lab.local.topology import (
+    FRONT_GROUP,
+    FRONT_LISTENER,
+    FRONT_NODE,
+    PodSpec,
+    front_documents,
+    pod_specs,
+    sidecar_documents,
+)
 from switchman.lab.local.upstream_main import write_atomically
 from switchman.lab.local.watchdog import Watchdog
 
-__all__ = [
-    "LAB_FILE",
-    "NETNS_FILE",
-    "cleanup_netns",
-    "lab_documents",
-    "main",
-    "pid_alive",
-    "read_lab",
-    "recorded_netns",
-    "recorded_pids",
-    "run_supervisor",
-    "start_lab",
-    "stop_lab",
-]
+__all__ = ["Supervisor", "main", "run_supervisor"]
 
 log = logging.getLogger("switchman.lab")
 
-LAB_FILE: Final = "lab.json"
-SUPERVISOR_LOG: Final = "supervisor.log"
-NETNS_FILE: Final = "netns.json"
-LISTENER: Final = "ingress"
 T = TypeVar("T")
 _SERVING: Final = re.compile(r"serving: xDS on port (\d+), API on port (\d+)")
 
 
-# -- processes -----------------------------------------------------------------
-
-
-def pid_alive(pid: int) -> bool:
-    """Is ``pid`` a running process? A zombie (dead, not yet reaped) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc: trust kill(0)
-    # The state follows the command name, which is in parentheses and may hold anything.
-    state = stat.rpartition(")")[2].split()[:1]
-    return state != ["Z"] and state != ["X"]
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 @dataclass(slots=True)
 class Child:
-    """A Python child process (serve, an upstream) whose output goes to a log file in the run dir."""
+    """A Python child process (serve, a pod's app) whose output goes to a log file in the run dir."""
 
     name: str
     args: list[str]
@@ -146,41 +118,38 @@ class Child:
         log.info("stopped %s (pid %d, exit %s)", self.name, proc.pid, proc.returncode)
 
 
-# -- the supervisor --------------------------------------------------------------
 
 
-def lab_documents(ports: dict[str, int], addresses: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """The lab's initial routing config: ``checkout`` v1 and v2, all traffic to v1, a listener on port 0.
+@dataclass(slots=True)
+class RunningPod:
+    """A pod of the running lab: its app, its sidecar, and its namespace when it has one."""
 
-    Each version's endpoint is ``addresses[version]`` (default 127.0.0.1) at ``ports[version]``.
-    """
-    hosts = addresses or {}
-    return [
-        {
-            "kind": "Service",
-            "metadata": {"name": "checkout"},
-            "spec": {
-                "versions": {
-                    v: {"endpoints": [{"address": hosts.get(v, "127.0.0.1"), "port": p}]} for v, p in ports.items()
-                },
-                "weights": {"v1": 100, "v2": 0},
+    spec: PodSpec
+    app: Child
+    address: str = "127.0.0.1"
+    netns: Pod | None = None
+    app_port: int = 0
+    sidecar: EnvoyProcess | None = None
+    sidecar_port: int = 0
+
+    def wrapper(self) -> list[str]:
+        """The command prefix that runs a process inside the pod (nothing without a namespace)."""
+        return [require_netns(), "netns", "exec", self.netns.netns] if self.netns else []
+
+    def to_json(self) -> dict[str, Any]:
+        """The pod as ``lab.json`` records it."""
+        sidecar = self.sidecar
+        url = f"http://{self.address}:{self.sidecar_port}/"
+        return {
+            "name": self.spec.name, "service": self.spec.service, "version": self.spec.version,
+            "address": self.address, **({"netns": self.netns.netns} if self.netns else {}),
+            "app": {"name": self.app.name, "pid": self.app.pid, "log": str(self.app.log_path), "port": self.app_port},
+            "sidecar": {
+                "name": sidecar.node_id if sidecar else "", "node_id": sidecar.node_id if sidecar else "",
+                "pid": sidecar.pid if sidecar else 0, "log": str(sidecar.log_path) if sidecar else "",
+                "admin_url": sidecar.admin_url if sidecar else "", "listener_port": self.sidecar_port, "url": url,
             },
-        },
-        {
-            "kind": "Routes",
-            "metadata": {"name": "checkout-routes"},
-            "spec": {
-                "virtualHosts": [
-                    {
-                        "name": "checkout",
-                        "domains": ["*"],
-                        "routes": [{"match": {"prefix": "/"}, "service": "checkout", "timeout": "5s"}],
-                    }
-                ]
-            },
-        },
-        {"kind": "Listener", "metadata": {"name": LISTENER}, "spec": {"port": 0, "routes": "checkout-routes"}},
-    ]
+        }
 
 
 async def _wait_for(what: str, child: Child, timeout: float, probe: Callable[[], T | None]) -> T:
@@ -191,9 +160,9 @@ async def _wait_for(what: str, child: Child, timeout: float, probe: Callable[[],
         if found is not None:
             return found
         if child.exited() is not None:
-            raise LabError(f"{child.name} exited with {child.exited()} before {what}: {_tail(child.log_path)}")
+            raise LabError(f"{child.name} exited with {child.exited()} before {what}: {tail(child.log_path)}")
         if time.monotonic() > deadline:
-            raise LabError(f"{child.name}: no {what} within {timeout}s: {_tail(child.log_path)}")
+            raise LabError(f"{child.name}: no {what} within {timeout}s: {tail(child.log_path)}")
         await asyncio.sleep(0.05)
 
 
@@ -210,7 +179,7 @@ def _serving_ports(path: Path) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-async def _wait_synced(client: SwitchmanClient, revision: int, node_ids: set[str], timeout: float) -> None:
+async def wait_synced(client: SwitchmanClient, revision: int, node_ids: set[str], timeout: float) -> None:
     """Wait until ``GET /v1/status`` says every node in ``node_ids`` runs ``revision`` (or later)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -220,40 +189,49 @@ async def _wait_synced(client: SwitchmanClient, revision: int, node_ids: set[str
             return
         if time.monotonic() > deadline:
             raise LabError(f"the Envoys did not all run revision {revision} within {timeout}s: {status}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.02)
 
 
 class Supervisor:
-    """Starts the lab's processes, records them in ``lab.json``, stops them in order."""
+    """Starts the lab's processes, records them in ``lab.json``, stops them in order.
 
-    def __init__(self, run_dir: Path, envoys: int, startup_timeout: float = 60.0, netns: bool = False) -> None:
+    The demo runs one in its own process; ``switchman lab up`` runs one detached.
+    """
+
+    def __init__(self, run_dir: Path, sidecars: int, startup_timeout: float = 60.0, netns: bool = False) -> None:
+        try:
+            self.specs = pod_specs(sidecars)
+        except ValueError as exc:
+            raise LabError(str(exc)) from None
         self.run_dir = run_dir.resolve()
-        self.envoy_count = envoys
         self.startup_timeout = startup_timeout
         self.netns = netns
         self.serve: Child | None = None
-        self.upstreams: list[Child] = []
-        self.envoys: list[EnvoyProcess] = []
-        self.pods: dict[str, Pod] = {}
+        self.pods: list[RunningPod] = []
+        self.front: EnvoyProcess | None = None
         self.netns_names: list[str] = []
         self.lab_file = self.run_dir / LAB_FILE
         self.netns_file = self.run_dir / NETNS_FILE
 
-    def _create_pods(self, versions: list[str]) -> None:
-        """One namespace per upstream version, each recorded in ``netns.json`` before it is created."""
+    @property
+    def node_ids(self) -> set[str]:
+        """Every Envoy of the lab: the front and the sidecars."""
+        return {FRONT_NODE, *(spec.sidecar_node for spec in self.specs)}
+
+    def _create_namespaces(self) -> list[Pod]:
+        """One namespace per pod, each recorded in ``netns.json`` before it is created."""
         ip = require_netns()
         log.info("--netns: using %s", ip)
         cleanup_netns(self.run_dir)  # whatever a killed supervisor left in this run dir
         run_id = new_run_id()
-        for index, (version, slot) in enumerate(zip(versions, free_slots(len(versions)), strict=True)):
-            name = f"checkout-{version}"
-            self.netns_names.append(f"swm-{run_id}-{name}")
+        made = []
+        for spec, slot in zip(self.specs, free_slots(len(self.specs)), strict=True):
+            self.netns_names.append(f"swm-{run_id}-{spec.name}")
             write_atomically(self.netns_file, json.dumps({"pid": os.getpid(), "netns": self.netns_names}) + "\n")
-            self.pods[version] = create_pod(run_id, name, index, slot)
+            made.append(create_pod(run_id, spec.name, spec.index, slot))
+        return made
 
-    async def start(self) -> dict[str, Any]:
-        """Start everything, push the config, wait for the Envoys; write and return ``lab.json``'s content."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+    async def _start_serve(self, xds_host: str) -> tuple[int, int]:
         serve_log = self.run_dir / "serve.log"
         serve_log.unlink(missing_ok=True)
         self.serve = Child(
@@ -261,99 +239,98 @@ class Supervisor:
             [
                 sys.executable, "-m", "switchman", "serve",
                 "--store", str(self.run_dir / "switchman.db"),
-                "--xds-address", "127.0.0.1:0", "--api-address", "127.0.0.1:0",
+                "--xds-address", f"{xds_host}:0", "--api-address", "127.0.0.1:0",
                 "--group-by", "cluster", "--admin-tokens", "", "--read-tokens", "",
             ],
             serve_log,
         )
         await self.serve.start()
-        versions = ["v1", "v2"]
-        if self.netns:
-            self._create_pods(versions)
-        for version in versions:
-            name = f"upstream-checkout-{version}"
+        return await _wait_for("serving ports", self.serve, self.startup_timeout, lambda: _serving_ports(serve_log))
+
+    async def _start_apps(self, namespaces: Sequence[Pod]) -> None:
+        for i, spec in enumerate(self.specs):
+            netns = namespaces[i] if namespaces else None
+            name = f"app-{spec.name}"
             port_file = self.run_dir / f"{name}.port"
             port_file.unlink(missing_ok=True)
-            args = [sys.executable, "-m", "switchman.lab.local.upstream_main", "checkout", version, str(port_file)]
-            pod = self.pods.get(version)
-            host = "127.0.0.1"
-            if pod is not None:
-                # ip netns exec execs the command in place: the PID is the upstream's own.
-                ip = require_netns()
-                args = [ip, "netns", "exec", pod.netns, *args, "--host", pod.address]
-                host = pod.address
-            child = Child(
-                name,
-                args,
-                self.run_dir / f"{name}.log",
-                extra={"service": "checkout", "version": version, "port_file": port_file, "host": host},
-            )
-            self.upstreams.append(child)
-            await child.start()
-        xds_port, api_port = await _wait_for(
-            "serving ports", self.serve, self.startup_timeout, lambda: _serving_ports(serve_log)
+            main = "switchman.lab.local.upstream_main"
+            args = [sys.executable, "-m", main, spec.service, spec.version, str(port_file)]
+            app = Child(name, args, self.run_dir / f"{name}.log", extra={"port_file": port_file})
+            pod = RunningPod(spec, app, address=netns.address if netns else "127.0.0.1", netns=netns)
+            app.args = [*pod.wrapper(), *args]  # ip netns exec execs in place: the PID is the app's own
+            self.pods.append(pod)
+            await app.start()
+        for pod in self.pods:
+            read = functools.partial(_read_port, pod.app.extra["port_file"])
+            pod.app_port = await _wait_for("port", pod.app, self.startup_timeout, read)
+
+    async def _start_sidecar(self, pod: RunningPod, xds_host: str, xds_port: int) -> None:
+        config = bootstrap(
+            pod.spec.sidecar_node, xds_port, cluster=pod.spec.name, xds_host=xds_host, admin_host=pod.address
         )
-        ports: dict[str, int] = {}
-        for child in self.upstreams:
-            port_file = child.extra["port_file"]
-            ports[child.extra["version"]] = await _wait_for(
-                "port", child, self.startup_timeout, functools.partial(_read_port, port_file)
-            )
-            child.extra["port"] = ports[child.extra["version"]]
+        pod.sidecar = EnvoyProcess(config, run_dir=self.run_dir, wrapper=pod.wrapper())
+        await pod.sidecar.start(timeout=self.startup_timeout)
+        log.info("started sidecar %s (pid %d), admin %s", pod.spec.sidecar_node, pod.sidecar.pid, pod.sidecar.admin_url)
+        pod.sidecar_port = await pod.sidecar.wait_listener(pod.spec.listener, timeout=self.startup_timeout)
+
+    async def start(self) -> dict[str, Any]:
+        """Start everything, configure it, wait for the Envoys; write and return ``lab.json``'s content."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        namespaces = self._create_namespaces() if self.netns else []
+        xds_host = namespaces[0].host_address if namespaces else "127.0.0.1"
+        xds_port, api_port = await self._start_serve(xds_host)
+        await self._start_apps(namespaces)
         api_url = f"http://127.0.0.1:{api_port}"
-        log.info("serve: xDS on %d, API %s; upstreams %s", xds_port, api_url, ports)
+        log.info("serve: xDS on %s:%d, API %s", xds_host, xds_port, api_url)
         async with SwitchmanClient(api_url, author="lab") as client:
-            addresses = {c.extra["version"]: str(c.extra["host"]) for c in self.upstreams}
-            applied = await client.apply(lab_documents(ports, addresses), message="lab: checkout on v1")
-            for i in range(self.envoy_count):
-                envoy = EnvoyProcess(bootstrap(f"lab-envoy-{i}", xds_port, cluster="lab"), run_dir=self.run_dir)
-                self.envoys.append(envoy)
-                await envoy.start(timeout=self.startup_timeout)
-                log.info("started envoy %s (pid %d), admin %s", envoy.node_id, envoy.pid, envoy.admin_url)
-            listeners = [await e.wait_listener(LISTENER, timeout=self.startup_timeout) for e in self.envoys]
-            await _wait_synced(
-                client, applied.revision or 0, {e.node_id for e in self.envoys}, self.startup_timeout
+            sidecar_docs = [
+                doc for pod in self.pods for doc in sidecar_documents(pod.spec, pod.app_port, pod.address)
+            ]
+            await client.apply(sidecar_docs, message="lab: a sidecar in front of each app")
+            await asyncio.gather(*(self._start_sidecar(pod, xds_host, xds_port) for pod in self.pods))
+            endpoints: dict[str, list[tuple[str, int]]] = {}
+            for pod in self.pods:
+                endpoints.setdefault(pod.spec.version, []).append((pod.address, pod.sidecar_port))
+            applied = await client.apply(front_documents(endpoints), message="lab: checkout on v1 through the front")
+            self.front = EnvoyProcess(
+                bootstrap(FRONT_NODE, xds_port, cluster=FRONT_GROUP, xds_host=xds_host), run_dir=self.run_dir
             )
+            await self.front.start(timeout=self.startup_timeout)
+            front_port = await self.front.wait_listener(FRONT_LISTENER, timeout=self.startup_timeout)
+            await wait_synced(client, applied.revision or 0, self.node_ids, self.startup_timeout)
+        assert self.serve is not None
         state: dict[str, Any] = {
             "run_dir": str(self.run_dir),
             "api_url": api_url,
-            "xds_port": xds_port,
+            "xds_address": f"{xds_host}:{xds_port}",
             "supervisor": {"name": "supervisor", "pid": os.getpid(), "log": str(self.run_dir / SUPERVISOR_LOG)},
             "serve": {
-                "name": "serve", "pid": self.serve.pid, "log": str(serve_log), "xds_port": xds_port,
+                "name": "serve", "pid": self.serve.pid, "log": str(self.serve.log_path), "xds_port": xds_port,
                 "api_port": api_port, "store": str(self.run_dir / "switchman.db"),
             },
-            "upstreams": [
-                {
-                    "name": c.name, "pid": c.pid, "log": str(c.log_path), "service": c.extra["service"],
-                    "version": c.extra["version"], "host": c.extra["host"], "port": c.extra["port"],
-                    "url": f"http://{c.extra['host']}:{c.extra['port']}/",
-                    **({"netns": self.pods[c.extra["version"]].netns} if c.extra["version"] in self.pods else {}),
-                }
-                for c in self.upstreams
-            ],
-            "netns": [pod.to_json() for pod in self.pods.values()],
-            "envoys": [
-                {
-                    "name": e.node_id, "node_id": e.node_id, "pid": e.pid, "log": str(e.log_path),
-                    "admin_url": e.admin_url, "listener_port": port, "listener_url": f"http://127.0.0.1:{port}/",
-                }
-                for e, port in zip(self.envoys, listeners, strict=True)
-            ],
+            "front": {
+                "name": FRONT_NODE, "node_id": FRONT_NODE, "pid": self.front.pid, "log": str(self.front.log_path),
+                "admin_url": self.front.admin_url, "listener_port": front_port,
+                "listener_url": f"http://127.0.0.1:{front_port}/",
+            },
+            "pods": [pod.to_json() for pod in self.pods],
+            "netns": [pod.to_json() for pod in namespaces],
         }
         write_atomically(self.lab_file, json.dumps(state, indent=2) + "\n")
         log.info("lab up: %s", self.lab_file)
         return state
 
     async def stop(self) -> None:
-        """Stop the children in order (Envoys, upstreams, serve) and remove ``lab.json``."""
+        """Stop the children in order (front, sidecars, apps, serve), delete the namespaces, remove ``lab.json``."""
         self.lab_file.unlink(missing_ok=True)
-        for envoy in self.envoys:
-            with contextlib.suppress(Exception):
-                await envoy.stop()
-                log.info("stopped envoy %s", envoy.node_id)
-        for child in self.upstreams:
-            await child.stop()
+        envoys = [self.front, *(pod.sidecar for pod in self.pods)]
+        for envoy in envoys:
+            if envoy is not None:
+                with contextlib.suppress(Exception):
+                    await envoy.stop()
+                    log.info("stopped envoy %s", envoy.node_id)
+        for pod in self.pods:
+            await pod.app.stop()
         if self.netns_names:
             left = delete_pods(self.netns_names)
             if left:
@@ -365,13 +342,17 @@ class Supervisor:
         log.info("lab down")
 
 
-async def run_supervisor(run_dir: Path, envoys: int, startup_timeout: float = 60.0, netns: bool = False) -> int:
+async def run_supervisor(run_dir: Path, sidecars: int, startup_timeout: float = 60.0, netns: bool = False) -> int:
     """Start the lab and keep it up until SIGTERM or SIGINT; 0 on a clean stop, 1 when startup failed."""
-    supervisor = Supervisor(run_dir, envoys, startup_timeout, netns)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        supervisor = Supervisor(run_dir, sidecars, startup_timeout, netns)
+    except LabError:
+        log.exception("the lab did not start")
+        return 1
     starting = asyncio.create_task(supervisor.start())
     stopping = asyncio.create_task(stop.wait())
     code = 0
@@ -394,158 +375,16 @@ async def run_supervisor(run_dir: Path, envoys: int, startup_timeout: float = 60
     return code
 
 
-# -- what ``switchman lab`` uses ----------------------------------------------------
-
-
-def read_lab(run_dir: Path) -> dict[str, Any]:
-    """The run dir's ``lab.json``; LabError when there is none."""
-    path = run_dir / LAB_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise LabError(f"no lab in {run_dir} ({LAB_FILE} not found): switchman lab up --run-dir {run_dir}") from None
-    except (OSError, ValueError) as exc:
-        raise LabError(f"cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise LabError(f"{path} is not a JSON object")
-    return data
-
-
-def recorded_pids(lab: dict[str, Any]) -> list[tuple[str, int]]:
-    """``(name, pid)`` of every process in ``lab.json``: supervisor, serve, upstreams, Envoys."""
-    entries = [lab.get("supervisor"), lab.get("serve"), *lab.get("upstreams", ()), *lab.get("envoys", ())]
-    return [(str(e["name"]), int(e["pid"])) for e in entries if isinstance(e, dict) and "pid" in e]
-
-
-def _owner_alive(pid: object) -> bool:
-    """Is ``pid`` (as recorded) another process that is still running?"""
-    return isinstance(pid, int) and pid > 0 and pid != os.getpid() and pid_alive(pid)
-
-
-def recorded_netns(run_dir: Path) -> list[str]:
-    """The lab namespaces recorded in the run dir's ``netns.json`` and ``lab.json`` by a supervisor that is gone."""
-    names: list[str] = []
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads((run_dir / NETNS_FILE).read_text())
-        if isinstance(data, dict) and not _owner_alive(data.get("pid")):
-            names.extend(str(n) for n in data.get("netns") or ())
-    with contextlib.suppress(OSError, ValueError):
-        lab = json.loads((run_dir / LAB_FILE).read_text())
-        if isinstance(lab, dict) and not _owner_alive((lab.get("supervisor") or {}).get("pid")):
-            names.extend(str(p["netns"]) for p in lab.get("netns") or () if isinstance(p, dict) and "netns" in p)
-    return [n for n in dict.fromkeys(names) if n.startswith("swm-")]
-
-
-def cleanup_netns(run_dir: Path) -> list[str]:
-    """Delete the namespaces recorded in ``run_dir`` (left by a killed supervisor); the names recorded.
-
-    LabError when some could not be deleted (not root, no ``ip``).
-    """
-    names = recorded_netns(run_dir)
-    if not names:
-        return []
-    require_netns()
-    left = delete_pods(names)
-    if left:
-        raise LabError(f"could not delete the network namespaces {', '.join(left)} recorded in {run_dir}")
-    (run_dir / NETNS_FILE).unlink(missing_ok=True)
-    return names
-
-
-def start_lab(run_dir: Path, envoys: int, timeout: float = 90.0, netns: bool = False) -> dict[str, Any]:
-    """Start a detached supervisor for ``run_dir``; return ``lab.json`` once the lab is up.
-
-    Refuses when a lab in ``run_dir`` is still running. On failure or timeout
-    the supervisor is stopped and LabError carries the end of its log. With
-    ``netns`` each upstream runs in its own network namespace (root and ``ip`` needed).
-    """
-    if envoys < 1:
-        raise LabError("a lab needs at least one Envoy")
-    if netns:
-        require_netns()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lab_file = run_dir / LAB_FILE
-    if lab_file.exists():
-        try:
-            pid = int(read_lab(run_dir).get("supervisor", {}).get("pid", 0))
-        except (LabError, ValueError, TypeError):
-            pid = 0
-        if pid and pid_alive(pid):
-            raise LabError(f"a lab is already running in {run_dir} (supervisor pid {pid}): switchman lab down")
-        cleanup_netns(run_dir)  # namespaces a killed supervisor could not delete
-        lab_file.unlink(missing_ok=True)  # left by a supervisor that was killed
-    elif (run_dir / NETNS_FILE).exists():
-        cleanup_netns(run_dir)  # killed before lab.json was written
-    log_path = run_dir / SUPERVISOR_LOG
-    out: IO[bytes]
-    with log_path.open("ab") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "switchman.lab.local.supervisor",
-                "--run-dir", str(run_dir), "--envoys", str(envoys), *(["--netns"] if netns else []),
-            ],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-        )
-    deadline = time.monotonic() + timeout
-    while True:
-        if lab_file.exists():
-            with contextlib.suppress(LabError):
-                lab = read_lab(run_dir)
-                if lab.get("supervisor", {}).get("pid") == proc.pid:
-                    return lab
-        code = proc.poll()
-        if code is not None:
-            raise LabError(f"the lab supervisor exited with {code}; {log_path}:\n{_tail(log_path)}")
-        if time.monotonic() > deadline:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            raise LabError(f"the lab was not up within {timeout}s; {log_path}:\n{_tail(log_path)}")
-        time.sleep(0.1)
-
-
-def stop_lab(run_dir: Path, timeout: float = 20.0) -> tuple[list[str], list[str]]:
-    """SIGTERM the supervisor; wait until every recorded PID is gone, SIGKILL what is left after ``timeout``.
-
-    Returns the names of the processes that stopped, and of those that had to be killed.
-    """
-    lab = read_lab(run_dir)
-    pids = recorded_pids(lab)
-    supervisor = int(lab.get("supervisor", {}).get("pid", 0))
-    if supervisor and pid_alive(supervisor):
-        os.kill(supervisor, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(pid_alive(pid) for _, pid in pids):
-        time.sleep(0.05)
-    killed = []
-    for name, pid in pids:
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            killed.append(name)
-    end = time.monotonic() + 5.0
-    while time.monotonic() < end and any(pid_alive(pid) for _, pid in pids):
-        time.sleep(0.05)
-    left = [name for name, pid in pids if pid_alive(pid)]
-    if left:
-        raise LabError(f"still running after SIGKILL: {', '.join(left)}")
-    cleanup_netns(run_dir)  # the supervisor deletes its namespaces; not when it was killed
-    (run_dir / LAB_FILE).unlink(missing_ok=True)
-    return [name for name, _ in pids if name not in killed], killed
-
-
 def main(argv: list[str] | None = None) -> None:
     """The supervisor process's entry point."""
     parser = argparse.ArgumentParser(prog="python -m switchman.lab.local.supervisor")
     parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--envoys", type=int, default=2)
+    parser.add_argument("--sidecars", type=int, default=2)
     parser.add_argument("--startup-timeout", type=float, default=60.0)
-    parser.add_argument("--netns", action="store_true", help="run each upstream in its own network namespace")
+    parser.add_argument("--netns", action="store_true", help="run each pod in its own network namespace")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    sys.exit(asyncio.run(run_supervisor(args.run_dir, args.envoys, args.startup_timeout, args.netns)))
+    sys.exit(asyncio.run(run_supervisor(args.run_dir, args.sidecars, args.startup_timeout, args.netns)))
 
 
 if __name__ == "__main__":

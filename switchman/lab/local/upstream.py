@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+import aiohttp
 from aiohttp import web
 
-__all__ = ["Faults", "Upstream"]
+__all__ = ["Faults", "Upstream", "set_faults"]
 
 VERSION_HEADER = "x-upstream-version"
 
@@ -78,3 +79,10 @@ class Upstream:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+async def set_faults(url: str, faults: Faults) -> None:
+    """Tell the upstream at ``url`` (directly, or through the sidecar in front of it) to misbehave so."""
+    target = url.rstrip("/") + "/_faults"
+    async with aiohttp.ClientSession() as session, session.post(target, json=asdict(faults)) as resp:
+        resp.raise_for_status()
