@@ -57,6 +57,8 @@ def _check_report_folder(tmp_path: Path, out: io.StringIO) -> None:
     assert f"Report: {folder / 'report.html'}" in out.getvalue()
     assert "\x1b[" not in out.getvalue()  # no terminal escapes in a log
     report = _report(tmp_path)
+    assert "front Envoy → 3 pods (checkout-v1-0, checkout-v2-0, checkout-v1-1)" in report["lab"]
+    assert "front Envoy → 3 pods" in (folder / "report.html").read_text()
     series = report["series"]
     assert [p["kind"] for p in series["phases"]] == ["ramp"] * 4 + ["fault", "retries"]
     assert all(p["applied_s"] <= p["synced_s"] <= p["load_started_s"] < p["load_ended_s"] for p in series["phases"])

@@ -74,6 +74,11 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
     results: list[StepResult] = []
     phases: list[Phase] = []
     samples: list[Sample] = []
+    where = "each in its own network namespace" if settings.netns else "on loopback"
+    topology = (
+        f"Lab: clients → front Envoy → {len(lab.specs)} pods ({', '.join(s.name for s in lab.specs)}), "
+        f"{where}, each app behind its sidecar Envoy; every Envoy configured by Switchman through its API"
+    )
     try:
         state = await lab.start()
         front = state["front"]
@@ -163,7 +168,8 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
     )
     samples.sort(key=lambda s: s.started)
     # matplotlib takes a second or two: off the event loop
-    html = await asyncio.to_thread(write_report, DemoRun(stamp, passed, results, phases, samples), folder)
+    run = DemoRun(stamp, passed, results, phases, samples, lab=topology)
+    html = await asyncio.to_thread(write_report, run, folder)
     verdict = "PASS" if passed else "FAIL"
     print(f"\n{verdict}: splits within 3σ and no failed request while traffic moved. Report: {html}", file=out)
     return passed

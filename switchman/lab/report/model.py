@@ -56,3 +56,4 @@ class DemoRun:
     phases: list[Phase]
     samples: list[Sample] = field(default_factory=list)  # every request of every load, by start time
     initial_v2: float = 0.0  # the v2 weight before the first phase
+    lab: str = ""  # the topology that served the traffic, in one line

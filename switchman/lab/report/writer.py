@@ -148,6 +148,7 @@ def _html(run: DemoRun, phases: list[dict[str, Any]], outside: int, bins: int) -
 <body>
 <h1>Switchman demo: canary ramp and retries</h1>
 <p class="meta">Run {escape(run.stamp)} · {len(run.samples)} requests · times in seconds since the demo started</p>
+<p class="meta">{escape(run.lab)}</p>
 <div class="verdict {verdict.lower()}"><strong>{verdict}</strong>: {escape(detail)}.</div>
 <h2>Steps</h2>
 <table><thead><tr>{step_head}</tr></thead><tbody>
@@ -188,6 +189,7 @@ def write_report(run: DemoRun, folder: Path) -> Path:
     report = {
         "passed": run.passed,
         "stamp": run.stamp,
+        "lab": run.lab,
         "steps": [asdict(r) for r in run.steps],
         "series": {
             "origin_unix_s": origin,
