@@ -5,6 +5,7 @@
     python bench/ads_streams.py --profile change # cProfile of the server during the changes
     python bench/ads_streams.py --trace-memory   # where the server's Python memory goes
     python bench/ads_streams.py --bare           # grpc.aio alone, without Switchman: the floor
+    python bench/ads_streams.py --bare-h2        # asyncio + h2 alone, no grpc.aio: that floor
     python bench/ads_streams.py --server-option grpc.server.max_pending_requests=20000 \
         --server-option grpc.server.max_pending_requests_hard_limit=20000   # try a tuning
     python bench/ads_streams.py --server-gc freeze|off    # the garbage collector's share
@@ -237,7 +238,31 @@ class _Switchman:
         return self._cds_total(self._server.metrics.acks)
 
 
-class _Bare:
+def _cds_bodies(args: argparse.Namespace) -> list[tuple[str, bytes]]:
+    """(version, encoded CDS resources) of every generation the run will set: the bytes Switchman would send."""
+    bodies = []
+    for generation in range(args.changes + 1):
+        tsnap = _snapshot(generation, args.clusters).get(CDS)
+        bodies.append((str(tsnap.version), tsnap.select(None).body))
+    return bodies
+
+
+class _Counted:
+    """A floor server's own counts of streams, responses and ACKs (what the driver asks for)."""
+
+    _streams = _responses = _acks = 0
+
+    def streams(self) -> int:
+        return self._streams
+
+    def responses(self) -> float:
+        return self._responses
+
+    def acks(self) -> float:
+        return self._acks
+
+
+class _Bare(_Counted):
     """Not Switchman: the least a grpc.aio server can do for the same streams (``--bare``).
 
     One coroutine per stream reads with ``context.read()``, writes with
@@ -250,10 +275,7 @@ class _Bare:
         from switchman.xds import wire
 
         self._options = [(k, int(v)) for k, _, v in (o.partition("=") for o in args.server_option)]
-        self._bodies = []
-        for generation in range(args.changes + 1):
-            tsnap = _snapshot(generation, args.clusters).get(CDS)
-            self._bodies.append((str(tsnap.version), tsnap.select(None).body))
+        self._bodies = _cds_bodies(args)
         self._sotw = wire.sotw_response
         self._generation = 0
         self._changed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -308,14 +330,249 @@ class _Bare:
         finally:
             self._streams -= 1
 
-    def streams(self) -> int:
-        return self._streams
 
-    def responses(self) -> float:
-        return self._responses
 
-    def acks(self) -> float:
-        return self._acks
+class _BareH2(_Counted):
+    """Not Switchman, not grpc.aio: the least an asyncio + ``h2`` server can do (``--bare-h2``).
+
+    gRPC's framing spoken directly over HTTP/2 with prior knowledge: one
+    ``asyncio.Protocol`` and one ``h2.connection.H2Connection`` per TCP
+    connection, no task per stream. A stream's first request gets the current
+    version (the same bytes ``--bare`` sends, with the stream's own nonce),
+    each ACK either the next version or a place on its connection's waiting
+    list; :meth:`set` wakes the waiting lists, one callback per connection.
+    DATA goes out only within the peer's flow-control windows, the rest is
+    queued until a WINDOW_UPDATE (or a SETTINGS that widens the windows); h2
+    itself ACKs PINGs and SETTINGS. A client's half-close gets ``grpc-status:
+    0`` trailers, another path trailers-only ``grpc-status: 12``. What a
+    production transport needs beyond this is listed in the bench's report.
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from switchman.xds import wire
+
+        self._bodies = _cds_bodies(args)
+        self._sotw = wire.sotw_response
+        self._generation = 0
+        self._connections: set[_H2Connection] = set()
+        self._streams = self._responses = self._acks = 0
+        self._errors: Counter[str] = Counter()
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _H2Connection(self), "127.0.0.1", 0,
+                                                backlog=4096)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for connection in list(self._connections):
+                connection.close()
+
+    def set(self, generation: int) -> str:
+        self._generation = generation
+        loop = asyncio.get_running_loop()
+        for connection in self._connections:
+            if connection.waiting:
+                loop.call_soon(connection.wake)
+        return self._bodies[generation][0]
+
+
+
+class _H2Stream:
+    """One ADS stream of a :class:`_H2Connection`."""
+
+    __slots__ = ("generation", "id", "inbox", "nonce", "outbox", "started")
+
+    def __init__(self, stream_id: int) -> None:
+        self.id = stream_id
+        self.nonce = 0
+        self.generation = -1  # of the last response sent; -1: none yet
+        self.started = False  # response headers sent
+        self.inbox = b""  # request bytes not yet a whole gRPC message
+        self.outbox = b""  # response bytes waiting for flow-control window
+
+
+_H2_RESPONSE_HEADERS: Final = ((b":status", b"200"), (b"content-type", b"application/grpc"))
+_H2_OK: Final = ((b"grpc-status", b"0"),)
+
+
+class _H2Connection(asyncio.Protocol):
+    """One HTTP/2 connection of :class:`_BareH2`: gRPC framing over ``h2``, callbacks only."""
+
+    def __init__(self, server: _BareH2) -> None:
+        import h2.config
+        import h2.connection
+        import h2.events
+        import h2.exceptions
+
+        self._server = server
+        self._h2 = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=False, header_encoding=None,
+            validate_inbound_headers=False, normalize_inbound_headers=False,
+            validate_outbound_headers=False, normalize_outbound_headers=False))
+        self._events = h2.events
+        self._protocol_error = h2.exceptions.ProtocolError
+        self._transport: asyncio.Transport | None = None
+        self._streams: dict[int, _H2Stream] = {}
+        self.waiting: list[_H2Stream] = []  # ACKed the current version: wait for the next
+        self._blocked: dict[int, _H2Stream] = {}  # streams with an outbox
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._server._connections.add(self)
+        self._h2.initiate_connection()
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server._connections.discard(self)
+        self._server._streams -= len(self._streams)
+        self._streams.clear()
+        self.waiting.clear()
+        self._blocked.clear()
+
+    def data_received(self, data: bytes) -> None:
+        events = self._events
+        try:
+            received = self._h2.receive_data(data)
+        except self._protocol_error as exc:  # h2 has queued a GOAWAY
+            self._server._errors[type(exc).__name__] += 1
+            self._flush()
+            self.close()
+            return
+        event: Any
+        for event in received:
+            kind = type(event)
+            if kind is events.DataReceived:
+                self._data(event)
+            elif kind is events.RequestReceived:
+                self._request(event)
+            elif kind is events.WindowUpdated:
+                self._window(event.stream_id)
+            elif kind is events.StreamEnded:
+                self._half_closed(event.stream_id)
+            elif kind is events.StreamReset:
+                self._gone(event.stream_id)
+            elif kind is events.RemoteSettingsChanged:
+                self._window(0)  # SETTINGS_INITIAL_WINDOW_SIZE may have grown every window
+            elif kind is events.ConnectionTerminated:
+                self._flush()
+                self.close()
+                return
+        self._flush()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _flush(self) -> None:
+        out = self._h2.data_to_send()
+        if out and self._transport is not None:
+            self._transport.write(out)
+
+    # -- HTTP/2 events
+
+    def _request(self, event: Any) -> None:
+        stream_id = event.stream_id
+        path = next((value for name, value in event.headers if name == b":path"), b"")
+        if path != ADS_METHOD.encode():
+            self._h2.send_headers(stream_id, (*_H2_RESPONSE_HEADERS, (b"grpc-status", b"12")),
+                                  end_stream=True)
+            return
+        self._streams[stream_id] = _H2Stream(stream_id)
+        self._server._streams += 1
+
+    def _data(self, event: Any) -> None:
+        stream_id = event.stream_id
+        # Hand the window back at once: a bare server never holds requests unread.
+        self._h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return
+        inbox = stream.inbox + event.data if stream.inbox else event.data
+        while len(inbox) >= 5:
+            size = int.from_bytes(inbox[1:5], "big")
+            if len(inbox) < 5 + size:
+                break
+            message, inbox = inbox[5:5 + size], inbox[5 + size:]
+            self._message(stream, message)
+        stream.inbox = inbox
+
+    def _message(self, stream: _H2Stream, message: bytes) -> None:
+        _parse_request(message)  # what --bare's request_deserializer does
+        server = self._server
+        if stream.generation >= 0:
+            server._acks += 1
+            if stream.generation == server._generation:
+                self.waiting.append(stream)
+                return
+        self._respond(stream)
+
+    def _respond(self, stream: _H2Stream) -> None:
+        server = self._server
+        generation = server._generation
+        version, body = server._bodies[generation]
+        stream.nonce += 1
+        stream.generation = generation
+        message = server._sotw(version, body, CDS, str(stream.nonce))
+        if not stream.started:
+            self._h2.send_headers(stream.id, _H2_RESPONSE_HEADERS)
+            stream.started = True
+        stream.outbox += b"\0" + len(message).to_bytes(4, "big") + message
+        self._send(stream)
+
+    def _send(self, stream: _H2Stream) -> None:
+        """As much of the outbox as the windows allow; the rest waits for a WINDOW_UPDATE."""
+        h2 = self._h2
+        outbox = stream.outbox
+        while outbox:
+            size = min(len(outbox), h2.local_flow_control_window(stream.id), h2.max_outbound_frame_size)
+            if size <= 0:
+                self._blocked[stream.id] = stream
+                stream.outbox = outbox
+                return
+            h2.send_data(stream.id, outbox[:size])
+            outbox = outbox[size:]
+        stream.outbox = b""
+        self._blocked.pop(stream.id, None)
+        self._server._responses += 1  # counted once the whole message is with h2
+
+    def _window(self, stream_id: int) -> None:
+        if stream_id == 0:
+            for stream in list(self._blocked.values()):
+                self._send(stream)
+        elif (blocked := self._blocked.get(stream_id)) is not None:
+            self._send(blocked)
+
+    def _half_closed(self, stream_id: int) -> None:
+        stream = self._streams.pop(stream_id, None)
+        if stream is None:
+            return
+        self._server._streams -= 1
+        self._blocked.pop(stream_id, None)
+        if not stream.started:
+            self._h2.send_headers(stream_id, (*_H2_RESPONSE_HEADERS, *_H2_OK), end_stream=True)
+        else:
+            self._h2.send_headers(stream_id, _H2_OK, end_stream=True)
+
+    def _gone(self, stream_id: int) -> None:
+        if self._streams.pop(stream_id, None) is not None:
+            self._server._streams -= 1
+            self._blocked.pop(stream_id, None)
+
+    # -- a new version
+
+    def wake(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for stream in waiting:
+            if self._streams.get(stream.id) is stream:
+                self._respond(stream)
+        self._flush()
 
 
 def _parse_request(data: bytes) -> Any:
@@ -324,7 +581,7 @@ def _parse_request(data: bytes) -> Any:
     return discovery_pb2.DiscoveryRequest.FromString(data)
 
 
-async def _watch(target: _Switchman | _Bare, tag: str, responses: int, acks: int, since: float,
+async def _watch(target: _Switchman | _Bare | _BareH2, tag: str, responses: int, acks: int, since: float,
                  limit_s: float) -> None:
     """Report when the counters reach ``responses`` and ``acks`` (totals), seen from the server."""
     t_responses = t_acks = None
@@ -365,7 +622,13 @@ async def _serve(args: argparse.Namespace) -> None:
         tracemalloc.start(1)
     if args.server_gc == "off":
         gc.disable()
-    target: _Switchman | _Bare = _Bare(args) if args.bare else _Switchman(args)
+    target: _Switchman | _Bare | _BareH2
+    if args.bare_h2:
+        target = _BareH2(args)
+    elif args.bare:
+        target = _Bare(args)
+    else:
+        target = _Switchman(args)
     port = await target.start()
     gc_clock = _GcClock()
     commands = _commands(asyncio.get_running_loop())
@@ -386,6 +649,7 @@ async def _serve(args: argparse.Namespace) -> None:
             if op == "rss":
                 _emit({"ev": "rss", "rss_kb": _rss_kb(), "streams": target.streams(),
                        "cpu_s": time.process_time(), **gc_clock.report(),
+                       "errors": dict(getattr(target, "_errors", {})),
                        "objects": len(gc.get_objects()) if command.get("objects") else 0})
             elif op == "watch":
                 watch(command["tag"], command["responses"], command["acks"], command["since"],
@@ -820,6 +1084,8 @@ async def _drive(args: argparse.Namespace) -> int:
             server_args.append("--trace-memory")
         if args.bare:
             server_args.append("--bare")
+        if args.bare_h2:
+            server_args.append("--bare-h2")
         server_args += ["--server-gc", args.server_gc]
         server = await _Child.start("server", server_args)
         children.append(server)
@@ -837,6 +1103,8 @@ async def _drive(args: argparse.Namespace) -> int:
         extra = f"; extra server options {args.server_option}" if args.server_option else ""
         if args.bare:
             extra += "; BARE grpc.aio server (not Switchman)"
+        if args.bare_h2:
+            extra += "; BARE asyncio + h2 server (neither Switchman nor grpc.aio)"
         if args.server_gc != "default":
             extra += f"; server GC: {args.server_gc}"
         print(f"ads_streams: {args.streams} ADS SotW streams (CDS) from {args.clients} load "
@@ -920,6 +1188,9 @@ async def _drive(args: argparse.Namespace) -> int:
                      f"({c.server_gc_full} full: {c.server_gc_full_s:.2f} s; "
                      f"{c.wake_gc_s:.2f} s while waking)"))
     rows.append(("failed stream attempts (reconnected)", str(failed), why))
+    if rss_after.get("errors"):
+        rows.append(("server protocol errors", str(sum(rss_after["errors"].values())),
+                     json.dumps(rss_after["errors"])))
     width = max(len(r[0]) for r in rows) + 2
     vwidth = max(len(r[1]) for r in rows) + 2
     print()
@@ -937,7 +1208,7 @@ async def _drive(args: argparse.Namespace) -> int:
         "clients": args.clients,
         "per_channel": args.per_channel,
         "clusters": args.clusters,
-        "server": "bare grpc.aio" if args.bare else "switchman",
+        "server": "bare h2" if args.bare_h2 else "bare grpc.aio" if args.bare else "switchman",
         "server_options": args.server_option,
         "server_gc": args.server_gc,
         "connect_storm_s": _round(storm.seconds),
@@ -961,6 +1232,7 @@ async def _drive(args: argparse.Namespace) -> int:
         "objects_per_stream": round(objects_per_stream, 1),
         "failed_attempts": failed,
         "failure_kinds": dict(_failure_kinds(statuses).most_common(5)),
+        "server_errors": rss_after.get("errors", {}),
         "targets_met": {
             "connect_storm": storm_ok,
             "change": bool(changes) and max(change_all) <= TARGET_CHANGE_S,
@@ -1004,6 +1276,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bare", action="store_true",
                         help="serve with a minimal grpc.aio handler instead of Switchman, "
                              "to see grpc.aio's own share")
+    parser.add_argument("--bare-h2", action="store_true",
+                        help="serve with a minimal asyncio + h2 (python-hyper) server speaking gRPC's "
+                             "framing instead of grpc.aio: that transport's floor")
     parser.add_argument("--server-gc", choices=("default", "freeze", "off"), default="default",
                         help="the server's garbage collector: as is; gc.freeze() after the connect "
                              "storm; or off (to see its share)")
@@ -1022,6 +1297,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     args.profile_out = os.path.abspath(args.profile_out)
     if args.streams < 1 or args.clients < 1 or args.per_channel < 1:
         parser.error("--streams, --clients and --per-channel must be positive")
+    if args.bare and args.bare_h2:
+        parser.error("--bare and --bare-h2 exclude each other")
     return args
 
 
