@@ -8,7 +8,7 @@
     python bench/ads_streams.py --bare-h2        # asyncio + h2 alone, no grpc.aio: that floor
     python bench/ads_streams.py --server-option grpc.server.max_pending_requests=20000 \
         --server-option grpc.server.max_pending_requests_hard_limit=20000   # try a tuning
-    python bench/ads_streams.py --server-gc freeze|off    # the garbage collector's share
+    python bench/ads_streams.py --server-gc python|freeze|off   # the garbage collector's share
 
 Three kinds of process, all started by this file (the driver):
 
@@ -203,7 +203,8 @@ class _Switchman:
         self._snapshots = [_snapshot(g, args.clusters) for g in range(args.changes + 1)]
         self._cache = SnapshotCache()
         self._cache.set_snapshot(DEFAULT_GROUP, self._snapshots[0])
-        settings = XdsSettings(group_by="cluster")
+        # As switchman serve runs it: collect-then-freeze rounds (switchman.xds.server.collector).
+        settings = XdsSettings(group_by="cluster", gc_freeze_seconds=1.0 if args.server_gc == "serve" else 0.0)
         if args.server_option:
             settings = _with_options(settings, args.server_option)
         self._server = XdsServer(self._cache, settings)
@@ -613,11 +614,15 @@ def _with_options(settings: Any, options: Sequence[str]) -> Any:
         def grpc_options(self) -> list[tuple[str, int]]:
             return [*XdsSettings.grpc_options(self), *extra]
 
-    return Tuned(group_by=settings.group_by)
+    return Tuned(group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds)
 
 
 async def _serve(args: argparse.Namespace) -> None:
     _raise_nofile(1 << 20)
+    if os.environ.get("BENCH_GC_LOG"):  # the collector rounds, on stderr
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.trace_memory:
         tracemalloc.start(1)
     if args.server_gc == "off":
@@ -1105,7 +1110,7 @@ async def _drive(args: argparse.Namespace) -> int:
             extra += "; BARE grpc.aio server (not Switchman)"
         if args.bare_h2:
             extra += "; BARE asyncio + h2 server (neither Switchman nor grpc.aio)"
-        if args.server_gc != "default":
+        if args.server_gc != "serve":
             extra += f"; server GC: {args.server_gc}"
         print(f"ads_streams: {args.streams} ADS SotW streams (CDS) from {args.clients} load "
               f"generators, {args.per_channel} streams per channel; server pid {ready['pid']} "
@@ -1279,9 +1284,10 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bare-h2", action="store_true",
                         help="serve with a minimal asyncio + h2 (python-hyper) server speaking gRPC's "
                              "framing instead of grpc.aio: that transport's floor")
-    parser.add_argument("--server-gc", choices=("default", "freeze", "off"), default="default",
-                        help="the server's garbage collector: as is; gc.freeze() after the connect "
-                             "storm; or off (to see its share)")
+    parser.add_argument("--server-gc", choices=("serve", "python", "freeze", "off"), default="serve",
+                        help="the server's garbage collector: as switchman serve runs it (collect-then-freeze "
+                             "rounds every 1 s; the floors leave it as is); Python's as is; gc.freeze() once "
+                             "after the connect storm; or off (to see its share)")
     parser.add_argument("--trace-memory", action="store_true",
                         help="tracemalloc in the server: Python's share of the memory per stream "
                              "and where it is allocated (slows the server down)")

@@ -37,6 +37,7 @@ class ServeSettings:
     group_by: str = "cluster"
     tokens: Tokens = field(default_factory=Tokens)
     xds: XdsSettings | None = None
+    gc_freeze_seconds: float = 0.0  # see switchman.xds.server.collector; serve's flag sets it
 
 
 class Switchman:
@@ -47,7 +48,8 @@ class Switchman:
         self.cache = SnapshotCache()
         self.store = store or open_store(settings.store)
         self.controller = Controller(self.store, self.cache)
-        self.xds = XdsServer(self.cache, settings.xds or XdsSettings(group_by=settings.group_by))
+        xds = settings.xds or XdsSettings(group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds)
+        self.xds = XdsServer(self.cache, xds)
         # The gRPC management API shares the xDS port.
         self.xds.add_service(lambda server: add_management_service(server, self.controller, self.xds, settings.tokens))
         self._runner: web.AppRunner | None = None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from switchman.cli.config import add_switch
-from switchman.cli.options import option
+from switchman.cli.options import option, seconds
 from switchman.errors import ConfigError
 
 __all__ = ["add_parser", "run_down", "run_status", "run_up"]
@@ -32,16 +32,6 @@ DEFAULT_RUN_DIR = "runs/lab"
 
 def _run_dir_option(parser: argparse.ArgumentParser) -> None:
     option(parser, "--run-dir", RUN_DIR_ENV, DEFAULT_RUN_DIR, "where the lab keeps lab.json, its store and its logs")
-
-
-def _float(text: str, what: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(what, f"{text!r} is not a number of seconds") from None
-    if value <= 0:
-        raise ConfigError(what, f"{text!r} must be positive")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -108,7 +98,7 @@ def run_up(args: argparse.Namespace) -> int:
     if envoys < len(VERSIONS):
         raise ConfigError("--envoys", f"a lab needs at least {len(VERSIONS)} sidecars: one pod per checkout version")
     run_dir = Path(args.run_dir)
-    lab = start_lab(run_dir, envoys, _float(args.timeout, "--timeout"), netns=bool(args.netns))
+    lab = start_lab(run_dir, envoys, seconds(args.timeout, "--timeout"), netns=bool(args.netns))
     print(f"lab up in {run_dir} (supervisor pid {lab['supervisor']['pid']}; {run_dir / LAB_FILE})")
     for line in _urls(lab):
         print(line)
@@ -172,7 +162,7 @@ def run_down(args: argparse.Namespace) -> int:
         if removed:
             print(f"deleted stale network namespaces: {', '.join(removed)}")
         return 0
-    stopped, killed = stop_lab(run_dir, _float(args.timeout, "--timeout"))
+    stopped, killed = stop_lab(run_dir, seconds(args.timeout, "--timeout"))
     print(f"lab down: {len(stopped) + len(killed)} processes gone ({', '.join(stopped + killed)})")
     if killed:
         print(f"killed with SIGKILL after the timeout: {', '.join(killed)}")

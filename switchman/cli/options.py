@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
-__all__ = ["env_default", "option"]
+from switchman.errors import ConfigError
+
+__all__ = ["env_default", "option", "seconds"]
 
 
 def env_default(name: str, default: str) -> str:
@@ -15,3 +17,14 @@ def env_default(name: str, default: str) -> str:
 def option(parser: argparse.ArgumentParser, flag: str, env: str, default: str, help: str) -> None:
     """Add ``flag`` whose default comes from ``env``, then ``default``; the help says so."""
     parser.add_argument(flag, default=env_default(env, default), help=f"{help} [env {env}; default {default}]")
+
+
+def seconds(text: str, what: str, zero_ok: bool = False) -> float:
+    """``text`` as a number of seconds: positive (or zero when ``zero_ok``); ConfigError naming ``what``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(what, f"{text!r} is not a number of seconds") from None
+    if value < 0 or (value == 0 and not zero_ok) or value != value:
+        raise ConfigError(what, f"{text!r} must be {'zero or more' if zero_ok else 'positive'}")
+    return value

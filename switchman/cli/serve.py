@@ -9,7 +9,7 @@ import logging
 import signal
 from typing import TYPE_CHECKING
 
-from switchman.cli.options import option
+from switchman.cli.options import option, seconds
 
 if TYPE_CHECKING:  # the server is imported only when it is run: other commands start faster
     from switchman.app import ServeSettings
@@ -25,6 +25,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     option(parser, "--group-by", "SWITCHMAN_GROUP_BY", "cluster", "node grouping: id, cluster or metadata:KEY")
     option(parser, "--admin-tokens", "SWITCHMAN_ADMIN_TOKENS", "", "name=secret,... allowed to change config")
     option(parser, "--read-tokens", "SWITCHMAN_READ_TOKENS", "", "name=secret,... allowed to read")
+    option(
+        parser, "--gc-freeze-seconds", "SWITCHMAN_GC_FREEZE_SECONDS", "1",
+        "every so often collect young garbage and gc.freeze() what lives on, so full collections do not stall "
+        "pushes to many streams; 0 leaves Python's collector as it is",
+    )
     parser.set_defaults(run=run)
 
 
@@ -55,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         store=args.store,
         group_by=args.group_by,
         tokens=Tokens(admin=Tokens.parse(args.admin_tokens), read=Tokens.parse(args.read_tokens)),
+        gc_freeze_seconds=seconds(args.gc_freeze_seconds, "--gc-freeze-seconds", zero_ok=True),
     )
     asyncio.run(_serve(settings))
     return 0

@@ -109,3 +109,16 @@ async def test_served_config_drives_envoy_refuses_bad_input_and_survives_kill_9(
         await envoy.stop()
         if serve.proc is not None and serve.proc.returncode is None:
             serve.proc.kill()
+
+
+@pytest.mark.parametrize("value", ["soon", "-1"])
+def test_a_bad_gc_freeze_interval_is_refused_naming_the_flag(tmp_path: Path, value: str) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "switchman", "serve", "--store", str(tmp_path / "s.db"), "--gc-freeze-seconds", value],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "--gc-freeze-seconds" in done.stderr and value in done.stderr
+    assert not (tmp_path / "s.db").exists()  # refused before anything started

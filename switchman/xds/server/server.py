@@ -11,6 +11,7 @@ from grpc import aio
 
 from switchman.errors import ConfigError
 from switchman.xds.cache import SnapshotCache, grouper
+from switchman.xds.server.collector import CollectorPolicy
 from switchman.xds.server.csds import ClientStatusService
 from switchman.xds.server.metrics import XdsMetrics
 from switchman.xds.server.services import discovery_handlers
@@ -32,6 +33,9 @@ class XdsSettings:
     4 MiB); a larger response is not sent. ``max_request_bytes`` bounds what
     a client may send. Keepalive pings find dead peers; a maximum
     connection age spreads clients over replicas when they reconnect.
+    ``gc_freeze_seconds`` > 0 runs the :class:`CollectorPolicy` rounds that
+    often; it changes the whole process's garbage collector, so it is off
+    unless the process's owner asks (``switchman serve`` does).
     """
 
     group_by: str = "cluster"
@@ -44,6 +48,7 @@ class XdsSettings:
     # Calls gRPC core queues while the event loop accepts them; past it,
     # a connect storm gets CANCELLED and clients back off and retry.
     max_pending_calls: int = 20_000
+    gc_freeze_seconds: float = 0.0
 
     def grpc_options(self) -> list[tuple[str, int]]:
         options = [
@@ -89,6 +94,9 @@ class XdsServer:
         )
         self._server: aio.Server | None = None
         self._services: list[Callable[[aio.Server], object]] = []
+        self.collector: CollectorPolicy | None = None
+        if self.settings.gc_freeze_seconds > 0:
+            self.collector = CollectorPolicy(interval=self.settings.gc_freeze_seconds)
         self.port = 0
 
     def add_service(self, register: Callable[[aio.Server], object]) -> None:
@@ -114,6 +122,8 @@ class XdsServer:
             raise ConfigError("xds address", f"cannot bind {address}")
         await server.start()
         self._server, self.port = server, int(port)
+        if self.collector is not None:
+            self.collector.start()
         log.info("xDS server listening on %s (port %d)", address, port)
         return self.port
 
@@ -122,6 +132,8 @@ class XdsServer:
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
+        if self.collector is not None:
+            await self.collector.stop()
 
     def statuses(self) -> list[NodeStatus]:
         """What every connected node has ACKed, per type."""
