@@ -13,6 +13,7 @@ exact and is what makes make-before-break possible.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import time
@@ -93,7 +94,15 @@ class StreamContext:
 
 
 class Stream(ABC):
-    """One gRPC stream. Subclasses parse requests and encode responses."""
+    """One xDS stream's state machine, without I/O. Subclasses parse requests and encode responses.
+
+    A transport drives it: :meth:`opened`, then :meth:`receive` for each
+    request and :meth:`responses` after each batch of requests or wake-ups,
+    sending what it returns in order, and :meth:`closed` at the end. The
+    cache calls :meth:`wake` when the stream's snapshot changes; the
+    transport's ``waker`` hears of it (once until the next :meth:`responses`).
+    :meth:`run` is that loop for an async transport (grpc.aio).
+    """
 
     mode: str = ""
 
@@ -106,62 +115,82 @@ class Stream(ABC):
         self.group = ""
         self.states: dict[str, TypeState] = {}
         self.connected_at = time.time()
-        self._inbox = Inbox()
+        self.waker: Callable[[], None] | None = None
         self._wake_queued = False
         self._nonces = itertools.count(1)
         self._unwatch: Callable[[], None] | None = None
 
-    # -- the loop -------------------------------------------------------
+    # -- what a transport calls ----------------------------------------------
+
+    def opened(self) -> None:
+        """The stream is up: count it."""
+        self.ctx.metrics.streams.labels(self.service, self.mode).inc()
+        self.ctx.streams.add(self)
+
+    def receive(self, request: Message) -> None:
+        """Apply one request; ProtocolError when the client broke the protocol (end the stream with it)."""
+        self._on_request(request)
+
+    def responses(self) -> list[bytes]:
+        """What to send now, in order (often nothing)."""
+        self._wake_queued = False
+        return self._reconcile()
+
+    def closed(self) -> None:
+        """The stream is gone: forget it."""
+        self.ctx.metrics.streams.labels(self.service, self.mode).dec()
+        self.ctx.streams.discard(self)
+        for state in self.states.values():
+            if state.subscription.started:
+                self.ctx.metrics.of(state.type_url).subscriptions.dec()
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        self._notify()
+
+    def wake(self) -> None:
+        """Called by the cache when this stream's snapshot changes."""
+        if not self._wake_queued:
+            self._wake_queued = True
+            if self.waker is not None:
+                self.waker()
+
+    # -- the loop for an async transport ----------------------------------------
 
     async def run(self, requests: AsyncIterable[Message]) -> AsyncIterator[bytes]:
         """Serve the stream until the client ends it; yields encoded responses."""
-        reader = asyncio.create_task(self._read(requests))
-        metric = self.ctx.metrics.streams.labels(self.service, self.mode)
-        metric.inc()
-        self.ctx.streams.add(self)
+        inbox = Inbox()
+        self.waker = functools.partial(inbox.put, _WAKE)
+        reader = asyncio.create_task(self._read(requests, inbox))
+        self.opened()
         try:
             while True:
-                for item in await self._inbox.take_all():
+                for item in await inbox.take_all():
                     if item is _END:
                         return
                     if isinstance(item, BaseException):
                         raise item
-                    if item is _WAKE:
-                        self._wake_queued = False
-                    else:
+                    if item is not _WAKE:
                         assert isinstance(item, Message)
-                        self._on_request(item)
-                for response in self._reconcile():
+                        self.receive(item)
+                for response in self.responses():
                     yield response
                     # Drop our reference while idle: an idle stream must not
                     # pin its last response (10,000 streams x its size).
                     del response
         finally:
             reader.cancel()
-            metric.dec()
-            self.ctx.streams.discard(self)
-            for state in self.states.values():
-                if state.subscription.started:
-                    self.ctx.metrics.of(state.type_url).subscriptions.dec()
-            if self._unwatch is not None:
-                self._unwatch()
-            self._notify()
+            self.closed()
 
-    async def _read(self, requests: AsyncIterable[Message]) -> None:
+    async def _read(self, requests: AsyncIterable[Message], inbox: Inbox) -> None:
         try:
             async for request in requests:
-                self._inbox.put(request)
+                inbox.put(request)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the transport failed: end the stream
             log.debug("stream %s: read ended: %s", self.id, exc)
-        self._inbox.put(_END)
-
-    def wake(self) -> None:
-        """Called by the cache when this stream's snapshot changes."""
-        if not self._wake_queued:
-            self._wake_queued = True
-            self._inbox.put(_WAKE)
+        inbox.put(_END)
 
     def _notify(self) -> None:
         if self.ctx.on_change is not None:

@@ -1,0 +1,111 @@
+"""The xDS methods a transport serves, without the transport: what to parse, and what answers.
+
+ADS and the per-type services (LDS, RDS, CDS, EDS, SDS), each with its
+state-of-the-world and delta stream and, per type, the unary fetch. Both
+transports serve this one table: grpc.aio (:mod:`switchman.xds.server.services`)
+and the HTTP/2 transport of :mod:`switchman.xds.h2`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final
+
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf.message import Message
+
+from switchman.xds import resources as rt
+from switchman.xds import wire
+from switchman.xds.server.delta import DeltaStream
+from switchman.xds.server.sotw import SotwStream
+from switchman.xds.server.stream import Stream, StreamContext
+
+__all__ = ["CallError", "Code", "FetchMethod", "StreamMethod", "xds_methods"]
+
+
+class Code(IntEnum):
+    """The gRPC status codes the xDS methods answer with."""
+
+    OK = 0
+    INVALID_ARGUMENT = 3
+    RESOURCE_EXHAUSTED = 8
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+
+
+class CallError(Exception):
+    """Raised when a call ends with a status other than OK: the client's fault, or not yet possible."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class StreamMethod:
+    """A bidirectional xDS stream: each call gets a new :class:`Stream`."""
+
+    path: str
+    parse: Callable[[bytes], Message]
+    stream: Callable[[], Stream]
+
+
+@dataclass(frozen=True, slots=True)
+class FetchMethod:
+    """A unary fetch: one request, one encoded response (or CallError)."""
+
+    path: str
+    parse: Callable[[bytes], Message]
+    fetch: Callable[[Message], bytes]
+
+
+# service, its type (None: aggregated), the noun in its method names, the label in metrics
+_SERVICES: Final = (
+    ("envoy.service.discovery.v3.AggregatedDiscoveryService", None, "AggregatedResources", "ads"),
+    ("envoy.service.listener.v3.ListenerDiscoveryService", rt.LISTENER, "Listeners", "lds"),
+    ("envoy.service.route.v3.RouteDiscoveryService", rt.ROUTE, "Routes", "rds"),
+    ("envoy.service.cluster.v3.ClusterDiscoveryService", rt.CLUSTER, "Clusters", "cds"),
+    ("envoy.service.endpoint.v3.EndpointDiscoveryService", rt.ENDPOINT, "Endpoints", "eds"),
+    ("envoy.service.secret.v3.SecretDiscoveryService", rt.SECRET, "Secrets", "sds"),
+)
+
+
+def _fetcher(ctx: StreamContext, type_url: str) -> Callable[[Message], bytes]:
+    def fetch(request: Message) -> bytes:
+        assert isinstance(request, discovery_pb2.DiscoveryRequest)
+        if request.type_url and request.type_url != type_url:
+            raise CallError(Code.INVALID_ARGUMENT, f"this service serves {type_url}")
+        snapshot = ctx.cache.snapshot(ctx.group_of(request.node))
+        if snapshot is None:
+            raise CallError(Code.UNAVAILABLE, "no configuration for this node yet")
+        tsnap = snapshot.get(type_url)
+        names = frozenset(request.resource_names) - {"*"}
+        selection = tsnap.select(names or None)
+        return wire.sotw_response(tsnap.version, selection.body, type_url, "")
+
+    return fetch
+
+
+def _opener(ctx: StreamContext, kind: type[Stream], label: str, only_type: str | None) -> Callable[[], Stream]:
+    def open_stream() -> Stream:
+        return kind(ctx, label, only_type)
+
+    return open_stream
+
+
+def xds_methods(ctx: StreamContext) -> list[StreamMethod | FetchMethod]:
+    """Every xDS method, for one server's streams."""
+    parse_sotw = discovery_pb2.DiscoveryRequest.FromString
+    parse_delta = discovery_pb2.DeltaDiscoveryRequest.FromString
+    methods: list[StreamMethod | FetchMethod] = []
+    for service, only_type, noun, label in _SERVICES:
+        sotw, delta = _opener(ctx, SotwStream, label, only_type), _opener(ctx, DeltaStream, label, only_type)
+        methods.append(StreamMethod(f"/{service}/Stream{noun}", parse_sotw, sotw))
+        methods.append(StreamMethod(f"/{service}/Delta{noun}", parse_delta, delta))
+        if only_type is not None:
+            methods.append(FetchMethod(f"/{service}/Fetch{noun}", parse_sotw, _fetcher(ctx, only_type)))
+    return methods
