@@ -204,7 +204,9 @@ class _Switchman:
         self._cache = SnapshotCache()
         self._cache.set_snapshot(DEFAULT_GROUP, self._snapshots[0])
         # As switchman serve runs it: collect-then-freeze rounds (switchman.xds.server.collector).
-        settings = XdsSettings(group_by="cluster", gc_freeze_seconds=1.0 if args.server_gc == "serve" else 0.0)
+        settings = XdsSettings(
+            group_by="cluster", gc_freeze_seconds=1.0 if args.server_gc == "serve" else 0.0, transport=args.transport
+        )
         if args.server_option:
             settings = _with_options(settings, args.server_option)
         self._server = XdsServer(self._cache, settings)
@@ -614,7 +616,7 @@ def _with_options(settings: Any, options: Sequence[str]) -> Any:
         def grpc_options(self) -> list[tuple[str, int]]:
             return [*XdsSettings.grpc_options(self), *extra]
 
-    return Tuned(group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds)
+    return Tuned(group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds, transport=settings.transport)
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -1091,7 +1093,7 @@ async def _drive(args: argparse.Namespace) -> int:
             server_args.append("--bare")
         if args.bare_h2:
             server_args.append("--bare-h2")
-        server_args += ["--server-gc", args.server_gc]
+        server_args += ["--server-gc", args.server_gc, "--transport", args.transport]
         server = await _Child.start("server", server_args)
         children.append(server)
         ready = await server.expect("ready", 60)
@@ -1213,7 +1215,7 @@ async def _drive(args: argparse.Namespace) -> int:
         "clients": args.clients,
         "per_channel": args.per_channel,
         "clusters": args.clusters,
-        "server": "bare h2" if args.bare_h2 else "bare grpc.aio" if args.bare else "switchman",
+        "server": "bare h2" if args.bare_h2 else "bare grpc.aio" if args.bare else f"switchman ({args.transport})",
         "server_options": args.server_option,
         "server_gc": args.server_gc,
         "connect_storm_s": _round(storm.seconds),
@@ -1284,6 +1286,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bare-h2", action="store_true",
                         help="serve with a minimal asyncio + h2 (python-hyper) server speaking gRPC's "
                              "framing instead of grpc.aio: that transport's floor")
+    parser.add_argument("--transport", choices=("grpc", "h2"), default="grpc",
+                        help="Switchman's xDS transport: grpc.aio, or its own HTTP/2 one (switchman/xds/h2)")
     parser.add_argument("--server-gc", choices=("serve", "python", "freeze", "off"), default="serve",
                         help="the server's garbage collector: as switchman serve runs it (collect-then-freeze "
                              "rounds every 1 s; the floors leave it as is); Python's as is; gc.freeze() once "

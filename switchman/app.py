@@ -38,6 +38,8 @@ class ServeSettings:
     tokens: Tokens = field(default_factory=Tokens)
     xds: XdsSettings | None = None
     gc_freeze_seconds: float = 0.0  # see switchman.xds.server.collector; serve's flag sets it
+    xds_transport: str = "grpc"  # or "h2": switchman.xds.h2
+    grpc_address: str = ""  # with the h2 transport: CSDS and the gRPC management API
 
 
 class Switchman:
@@ -48,9 +50,12 @@ class Switchman:
         self.cache = SnapshotCache()
         self.store = store or open_store(settings.store)
         self.controller = Controller(self.store, self.cache)
-        xds = settings.xds or XdsSettings(group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds)
+        xds = settings.xds or XdsSettings(
+            group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds,
+            transport=settings.xds_transport, grpc_address=settings.grpc_address,
+        )
         self.xds = XdsServer(self.cache, xds)
-        # The gRPC management API shares the xDS port.
+        # The gRPC management API shares grpc.aio's port: the xDS port, or --grpc-address with the h2 transport.
         self.xds.add_service(lambda server: add_management_service(server, self.controller, self.xds, settings.tokens))
         self._runner: web.AppRunner | None = None
         self.xds_port = 0

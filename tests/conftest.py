@@ -13,9 +13,11 @@ def cache() -> SnapshotCache:
     return SnapshotCache()
 
 
-@pytest.fixture
-async def xds(cache: SnapshotCache) -> AsyncIterator[XdsServer]:
-    server = XdsServer(cache, XdsSettings(group_by="cluster"))
+@pytest.fixture(params=["grpc", "h2"])
+async def xds(cache: SnapshotCache, request: pytest.FixtureRequest) -> AsyncIterator[XdsServer]:
+    """An xDS server on each transport: grpc.aio, and our HTTP/2 one (CSDS then on a port of its own)."""
+    transport = str(request.param)
+    server = XdsServer(cache, XdsSettings(group_by="cluster", transport=transport, grpc_address="127.0.0.1:0"))
     await server.start("127.0.0.1:0")
     yield server
     await server.stop(0.5)

@@ -10,6 +10,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from switchman.cli.options import option, seconds
+from switchman.errors import ConfigError
 
 if TYPE_CHECKING:  # the server is imported only when it is run: other commands start faster
     from switchman.app import ServeSettings
@@ -25,6 +26,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     option(parser, "--group-by", "SWITCHMAN_GROUP_BY", "cluster", "node grouping: id, cluster or metadata:KEY")
     option(parser, "--admin-tokens", "SWITCHMAN_ADMIN_TOKENS", "", "name=secret,... allowed to change config")
     option(parser, "--read-tokens", "SWITCHMAN_READ_TOKENS", "", "name=secret,... allowed to read")
+    option(
+        parser, "--xds-transport", "SWITCHMAN_XDS_TRANSPORT", "grpc",
+        "grpc (grpc.aio serves xDS, CSDS and the gRPC management API on the xDS port) or h2 (xDS on Switchman's "
+        "own HTTP/2 transport: ~4x less CPU and memory per stream; CSDS and the management API on --grpc-address)",
+    )
+    option(
+        parser, "--grpc-address", "SWITCHMAN_GRPC_ADDRESS", "",
+        "with --xds-transport h2: where CSDS and the gRPC management API listen (empty: not served)",
+    )
     option(
         parser, "--gc-freeze-seconds", "SWITCHMAN_GC_FREEZE_SECONDS", "1",
         "every so often collect young garbage and gc.freeze() what lives on, so full collections do not stall "
@@ -50,6 +60,12 @@ async def _serve(settings: ServeSettings) -> None:
     await app.stop(grace=2.0)
 
 
+def _transport(text: str) -> str:
+    if text not in ("grpc", "h2"):
+        raise ConfigError("--xds-transport", f"{text!r} is not grpc or h2")
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     from switchman.api import Tokens
     from switchman.app import ServeSettings
@@ -61,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         group_by=args.group_by,
         tokens=Tokens(admin=Tokens.parse(args.admin_tokens), read=Tokens.parse(args.read_tokens)),
         gc_freeze_seconds=seconds(args.gc_freeze_seconds, "--gc-freeze-seconds", zero_ok=True),
+        xds_transport=_transport(args.xds_transport),
+        grpc_address=args.grpc_address,
     )
     asyncio.run(_serve(settings))
     return 0

@@ -1,4 +1,5 @@
-"""CSDS over gRPC on the xDS port, and a maximum connection age that Envoys ride through."""
+"""CSDS over gRPC (on the xDS port, or its own with the HTTP/2 transport), and a maximum connection age that
+Envoys ride through on either transport."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ async def test_csds_reports_what_each_envoy_acked(cache: SnapshotCache, xds: Xds
         envoy = await envoys(name)
         await wait_for_version(await envoy.wait_listener("ingress"), "v1")
 
-    async with aio.insecure_channel(f"127.0.0.1:{xds.port}") as channel:
+    async with aio.insecure_channel(f"127.0.0.1:{xds.grpc_port}") as channel:
         stub = csds_pb2_grpc.ClientStatusDiscoveryServiceStub(channel)
         everyone = await stub.FetchClientStatus(csds_pb2.ClientStatusRequest())
         only_b = await stub.FetchClientStatus(
@@ -47,11 +48,13 @@ async def test_csds_reports_what_each_envoy_acked(cache: SnapshotCache, xds: Xds
     assert cluster.xds_config.type_url == rt.CLUSTER
 
 
-async def test_envoy_rides_through_max_connection_age(cache: SnapshotCache, upstreams) -> None:
+@pytest.mark.parametrize("transport", ["grpc", "h2"])
+async def test_envoy_rides_through_max_connection_age(cache: SnapshotCache, upstreams, transport: str) -> None:
     blue, green = await upstreams("checkout", "v1"), await upstreams("checkout", "v2")
     ports = {"checkout-v1": blue.port, "checkout-v2": green.port}
     cache.set_snapshot("demo", chain(ports, "checkout-v1"))
-    server = XdsServer(cache, XdsSettings(max_connection_age_seconds=0.5, max_connection_age_grace_seconds=0.2))
+    settings = XdsSettings(max_connection_age_seconds=0.5, max_connection_age_grace_seconds=0.2, transport=transport)
+    server = XdsServer(cache, settings)
     envoy = EnvoyProcess(bootstrap("aged", await server.start(), cluster="demo"))
     await envoy.start()
     try:

@@ -24,8 +24,8 @@ _SERVING = re.compile(r"serving: xDS on port (\d+), API on port (\d+)")
 class Serve:
     """One ``switchman serve`` process."""
 
-    def __init__(self, store: Path, xds_port: int = 0) -> None:
-        self.store, self.wanted_xds_port = store, xds_port
+    def __init__(self, store: Path, xds_port: int = 0, transport: str = "grpc") -> None:
+        self.store, self.wanted_xds_port, self.transport = store, xds_port, transport
         self.proc: asyncio.subprocess.Process | None = None
         self.xds_port = self.api_port = 0
 
@@ -33,6 +33,7 @@ class Serve:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "switchman", "serve", "--store", str(self.store),
             "--xds-address", f"127.0.0.1:{self.wanted_xds_port}", "--api-address", "127.0.0.1:0",
+            "--xds-transport", self.transport, "--grpc-address", "127.0.0.1:0" if self.transport == "h2" else "",
             stderr=asyncio.subprocess.PIPE,
         )
         assert self.proc.stderr is not None
@@ -70,11 +71,12 @@ async def upstream_pair() -> AsyncIterator[tuple[Upstream, Upstream]]:
     await green.stop()
 
 
+@pytest.mark.parametrize("transport", ["grpc", "h2"])
 async def test_served_config_drives_envoy_refuses_bad_input_and_survives_kill_9(
-    tmp_path: Path, upstream_pair: tuple[Upstream, Upstream]
+    tmp_path: Path, upstream_pair: tuple[Upstream, Upstream], transport: str
 ) -> None:
     blue, green = upstream_pair
-    serve = Serve(tmp_path / "switchman.db")
+    serve = Serve(tmp_path / "switchman.db", transport=transport)
     await serve.start()
     envoy = EnvoyProcess(bootstrap("serve-envoy", serve.xds_port))
     try:
@@ -95,7 +97,7 @@ async def test_served_config_drives_envoy_refuses_bad_input_and_survives_kill_9(
         status, body = await serve.apply(checkout_documents(blue.port, green.port, {"v2": 100}))
         assert status == 200 and body["revision"] == 2, body
         await serve.kill(signal.SIGKILL)
-        again = Serve(tmp_path / "switchman.db", xds_port=serve.xds_port)
+        again = Serve(tmp_path / "switchman.db", xds_port=serve.xds_port, transport=transport)
         await again.start()
         await wait_for_version(port, "v2", timeout=20)  # Envoy reconnected and got revision 2
         async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{again.api_port}/v1/history") as r:
@@ -111,14 +113,16 @@ async def test_served_config_drives_envoy_refuses_bad_input_and_survives_kill_9(
             serve.proc.kill()
 
 
-@pytest.mark.parametrize("value", ["soon", "-1"])
-def test_a_bad_gc_freeze_interval_is_refused_naming_the_flag(tmp_path: Path, value: str) -> None:
+@pytest.mark.parametrize(("flag", "value"), [
+    ("--gc-freeze-seconds", "soon"), ("--gc-freeze-seconds", "-1"), ("--xds-transport", "quic"),
+])
+def test_a_bad_serve_flag_is_refused_naming_it(tmp_path: Path, flag: str, value: str) -> None:
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, "-m", "switchman", "serve", "--store", str(tmp_path / "s.db"), "--gc-freeze-seconds", value],
+        [sys.executable, "-m", "switchman", "serve", "--store", str(tmp_path / "s.db"), flag, value],
         capture_output=True, text=True, timeout=30,
     )
     assert done.returncode == 2, done.stderr
-    assert "--gc-freeze-seconds" in done.stderr and value in done.stderr
+    assert flag in done.stderr and value in done.stderr
     assert not (tmp_path / "s.db").exists()  # refused before anything started

@@ -1,4 +1,6 @@
-"""The xDS gRPC server: ADS, per-type services and CSDS on one port."""
+"""The xDS server: ADS, per-type services and CSDS on one port (grpc.aio), or the xDS methods on our own
+HTTP/2 transport (``transport="h2"``, :mod:`switchman.xds.h2`) with CSDS and the other gRPC services on a
+second address."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ from grpc import aio
 
 from switchman.errors import ConfigError
 from switchman.xds.cache import SnapshotCache, grouper
+from switchman.xds.h2 import H2Server, H2Settings
 from switchman.xds.server.collector import CollectorPolicy
 from switchman.xds.server.csds import ClientStatusService
+from switchman.xds.server.methods import xds_methods
 from switchman.xds.server.metrics import XdsMetrics
 from switchman.xds.server.services import discovery_handlers
 from switchman.xds.server.status import NodeStatus, node_statuses
@@ -33,8 +37,11 @@ class XdsSettings:
     4 MiB); a larger response is not sent. ``max_request_bytes`` bounds what
     a client may send. Keepalive pings find dead peers; a maximum
     connection age spreads clients over replicas when they reconnect.
-    ``gc_freeze_seconds`` > 0 runs the :class:`CollectorPolicy` rounds that
-    often; it changes the whole process's garbage collector, so it is off
+    ``transport`` is ``grpc`` (grpc.aio serves everything on the xDS port)
+    or ``h2`` (the xDS methods on :mod:`switchman.xds.h2`; CSDS and the
+    services added with :meth:`XdsServer.add_service` on ``grpc_address``,
+    not served when it is empty). ``gc_freeze_seconds`` > 0 runs the
+    :class:`CollectorPolicy` rounds that often; it changes the whole process's garbage collector, so it is off
     unless the process's owner asks (``switchman serve`` does).
     """
 
@@ -49,6 +56,8 @@ class XdsSettings:
     # a connect storm gets CANCELLED and clients back off and retry.
     max_pending_calls: int = 20_000
     gc_freeze_seconds: float = 0.0
+    transport: str = "grpc"
+    grpc_address: str = ""
 
     def grpc_options(self) -> list[tuple[str, int]]:
         options = [
@@ -84,6 +93,8 @@ class XdsServer:
         self.settings = settings or XdsSettings()
         if self.settings.max_response_bytes <= 0:
             raise ConfigError("max_response_bytes", "must be positive")
+        if self.settings.transport not in ("grpc", "h2"):
+            raise ConfigError("xds transport", f"{self.settings.transport!r} is not grpc or h2")
         self.cache = cache
         self.metrics = metrics or XdsMetrics()
         self.context = StreamContext(
@@ -93,11 +104,13 @@ class XdsServer:
             max_response_bytes=self.settings.max_response_bytes,
         )
         self._server: aio.Server | None = None
+        self._h2: H2Server | None = None
         self._services: list[Callable[[aio.Server], object]] = []
         self.collector: CollectorPolicy | None = None
         if self.settings.gc_freeze_seconds > 0:
             self.collector = CollectorPolicy(interval=self.settings.gc_freeze_seconds)
         self.port = 0
+        self.grpc_port = 0  # where grpc.aio serves (the xDS port with the grpc transport); 0: not served
 
     def add_service(self, register: Callable[[aio.Server], object]) -> None:
         """Serve another gRPC service on the xDS port: ``register(server)`` runs in :meth:`start`.
@@ -109,9 +122,29 @@ class XdsServer:
         self._services.append(register)
 
     async def start(self, address: str = "127.0.0.1:0") -> int:
-        """Bind ``address`` (``host:port``) and start serving; returns the bound port."""
+        """Bind ``address`` (``host:port``) and start serving; returns the bound xDS port."""
+        if self.settings.transport == "h2":
+            self._h2 = H2Server(xds_methods(self.context), H2Settings(
+                max_request_bytes=self.settings.max_request_bytes,
+                keepalive_seconds=self.settings.keepalive_seconds,
+                keepalive_timeout_seconds=self.settings.keepalive_timeout_seconds,
+                max_connection_age_seconds=self.settings.max_connection_age_seconds,
+            ))
+            self.port = await self._h2.start(address)
+            if self.settings.grpc_address:
+                self.grpc_port = await self._start_grpc(self.settings.grpc_address, xds=False)
+            else:
+                log.info("no gRPC address: CSDS and the gRPC management API are not served")
+        else:
+            self.port = self.grpc_port = await self._start_grpc(address, xds=True)
+        if self.collector is not None:
+            self.collector.start()
+        return self.port
+
+    async def _start_grpc(self, address: str, xds: bool) -> int:
         server = aio.server(options=self.settings.grpc_options())
-        server.add_generic_rpc_handlers(discovery_handlers(self.context))
+        if xds:
+            server.add_generic_rpc_handlers(discovery_handlers(self.context))
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
             ClientStatusService(self.context), server
         )
@@ -119,16 +152,17 @@ class XdsServer:
             register(server)
         port = server.add_insecure_port(address)
         if port == 0:
-            raise ConfigError("xds address", f"cannot bind {address}")
+            raise ConfigError("xds address" if xds else "grpc address", f"cannot bind {address}")
         await server.start()
-        self._server, self.port = server, int(port)
-        if self.collector is not None:
-            self.collector.start()
-        log.info("xDS server listening on %s (port %d)", address, port)
-        return self.port
+        self._server = server
+        log.info("gRPC server (%s) listening on %s (port %d)", "xDS, CSDS" if xds else "CSDS", address, port)
+        return int(port)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop accepting streams; open ones end after ``grace`` seconds."""
+        if self._h2 is not None:
+            await self._h2.stop(grace)
+            self._h2 = None
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
