@@ -1,0 +1,176 @@
+"""The HTTP/2 xDS transport against grpcio's own client: the gRPC contract, its errors, its limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+import pytest
+from envoy.config.core.v3 import base_pb2
+from envoy.service.cluster.v3 import cds_pb2_grpc
+from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
+from grpc import aio
+
+from switchman.testing.builders import eds_cluster, load_assignment
+from switchman.xds import Snapshot, SnapshotCache, XdsServer, XdsSettings
+from switchman.xds import resources as rt
+
+NODE = base_pb2.Node(id="h2-test", cluster="demo")
+
+
+def _snapshot(clusters: int = 1, endpoints: int = 1) -> Snapshot:
+    items: list[Any] = []
+    for i in range(clusters):
+        name = f"c{i:05d}"
+        items += [eds_cluster(name), load_assignment(name, [("127.0.0.1", 9000 + j) for j in range(endpoints)])]
+    return Snapshot.build(items)
+
+
+@pytest.fixture
+async def server(cache: SnapshotCache) -> AsyncIterator[XdsServer]:
+    settings = XdsSettings(
+        transport="h2", max_request_bytes=64 * 1024, keepalive_seconds=0.2, keepalive_timeout_seconds=0.2
+    )
+    xds = XdsServer(cache, settings)
+    await xds.start("127.0.0.1:0")
+    yield xds
+    await xds.stop(0.5)
+
+
+@pytest.fixture
+async def channel(server: XdsServer) -> AsyncIterator[aio.Channel]:
+    async with aio.insecure_channel(f"127.0.0.1:{server.port}") as chan:
+        yield chan
+
+
+async def _requests(*items: discovery_pb2.DiscoveryRequest) -> AsyncIterator[discovery_pb2.DiscoveryRequest]:
+    for item in items:
+        yield item
+
+
+async def test_ads_over_h2_answers_acks_and_pushes_changes(cache: SnapshotCache, channel: aio.Channel,
+                                                           server: XdsServer) -> None:
+    cache.set_snapshot("demo", _snapshot(2))
+    call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+    await call.write(discovery_pb2.DiscoveryRequest(node=NODE, type_url=rt.CLUSTER))
+    first = await asyncio.wait_for(call.read(), 5)
+    assert first.type_url == rt.CLUSTER and len(first.resources) == 2
+    await call.write(discovery_pb2.DiscoveryRequest(
+        type_url=rt.CLUSTER, version_info=first.version_info, response_nonce=first.nonce))
+    cache.set_snapshot("demo", _snapshot(3))
+    second = await asyncio.wait_for(call.read(), 5)
+    assert len(second.resources) == 3 and second.version_info != first.version_info
+    assert [s.node_id for s in server.statuses()] == ["h2-test"]
+    await call.done_writing()  # the client's half-close ends the stream cleanly
+    assert await asyncio.wait_for(call.code(), 5) == grpc.StatusCode.OK
+    await asyncio.sleep(0.05)
+    assert server.statuses() == []
+
+
+async def test_a_response_larger_than_the_flow_control_window_arrives_whole(cache: SnapshotCache,
+                                                                            channel: aio.Channel) -> None:
+    snapshot = _snapshot(clusters=200, endpoints=40)  # EDS of ~200 KB: several 64 KB windows
+    cache.set_snapshot("demo", snapshot)
+    call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+    await call.write(discovery_pb2.DiscoveryRequest(node=NODE, type_url=rt.ENDPOINT))
+    response = await asyncio.wait_for(call.read(), 10)
+    assert response.ByteSize() > 3 * 65535
+    assert len(response.resources) == 200
+    assert response.version_info == snapshot.get(rt.ENDPOINT).version
+    call.cancel()
+
+
+async def test_fetch_over_h2(cache: SnapshotCache, channel: aio.Channel) -> None:
+    stub = cds_pb2_grpc.ClusterDiscoveryServiceStub(channel)
+    with pytest.raises(aio.AioRpcError) as empty:
+        await stub.FetchClusters(discovery_pb2.DiscoveryRequest(node=NODE))
+    assert empty.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "no configuration for this node yet" in (empty.value.details() or "")
+    cache.set_snapshot("demo", _snapshot(4))
+    response = await stub.FetchClusters(discovery_pb2.DiscoveryRequest(node=NODE))
+    assert len(response.resources) == 4
+    with pytest.raises(aio.AioRpcError) as wrong:
+        await stub.FetchClusters(discovery_pb2.DiscoveryRequest(node=NODE, type_url=rt.LISTENER))
+    assert wrong.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_errors_come_back_as_grpc_statuses(cache: SnapshotCache, channel: aio.Channel) -> None:
+    cache.set_snapshot("demo", _snapshot(1))
+    stub = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel)
+
+    no_node = stub.StreamAggregatedResources(_requests(discovery_pb2.DiscoveryRequest(type_url=rt.CLUSTER)))
+    assert await asyncio.wait_for(no_node.code(), 5) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "must carry the node" in (await no_node.details() or "")
+
+    too_big = discovery_pb2.DiscoveryRequest(node=NODE, type_url=rt.CLUSTER, resource_names=["x" * 70_000])
+    big = stub.StreamAggregatedResources(_requests(too_big))
+    assert await asyncio.wait_for(big.code(), 5) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "exceeds the limit of 65536" in (await big.details() or "")
+
+    unknown = channel.unary_unary("/envoy.service.nothing.v3.Nope/Fetch")
+    with pytest.raises(aio.AioRpcError) as missing:
+        await unknown(b"")
+    assert missing.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+    garbage = channel.stream_stream(
+        "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources",
+        request_serializer=lambda b: b, response_deserializer=lambda b: b,
+    )
+    bad = garbage(_bytes(b"\xff\xff\xff"))
+    assert await asyncio.wait_for(bad.code(), 5) == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def _bytes(*items: bytes) -> AsyncIterator[bytes]:
+    for item in items:
+        yield item
+
+
+async def test_compressed_requests_are_refused(cache: SnapshotCache, server: XdsServer) -> None:
+    cache.set_snapshot("demo", _snapshot(1))
+    async with aio.insecure_channel(f"127.0.0.1:{server.port}", compression=grpc.Compression.Gzip) as chan:
+        call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(chan).StreamAggregatedResources(
+            _requests(discovery_pb2.DiscoveryRequest(node=NODE, type_url=rt.CLUSTER, resource_names=["a" * 500]))
+        )
+        assert await asyncio.wait_for(call.code(), 5) == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_a_cancelled_stream_is_forgotten(cache: SnapshotCache, channel: aio.Channel, server: XdsServer) -> None:
+    cache.set_snapshot("demo", _snapshot(1))
+    call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+    await call.write(discovery_pb2.DiscoveryRequest(node=NODE, type_url=rt.CLUSTER))
+    await asyncio.wait_for(call.read(), 5)
+    assert len(server.context.streams) == 1
+    call.cancel()
+    for _ in range(100):
+        if not server.context.streams:
+            break
+        await asyncio.sleep(0.02)
+    assert not server.context.streams
+
+
+async def test_stop_ends_streams_with_unavailable(cache: SnapshotCache, server: XdsServer,
+                                                  channel: aio.Channel) -> None:
+    cache.set_snapshot("demo", _snapshot(1))
+    call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+    await call.write(discovery_pb2.DiscoveryRequest(node=NODE, type_url=rt.CLUSTER))
+    await asyncio.wait_for(call.read(), 5)
+    await server.stop(1.0)
+    assert await asyncio.wait_for(call.code(), 5) == grpc.StatusCode.UNAVAILABLE
+    assert not server.context.streams
+
+
+async def test_a_peer_that_does_not_answer_pings_is_dropped(server: XdsServer) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # preface, SETTINGS
+    await writer.drain()
+    got = b""
+    try:
+        async with asyncio.timeout(5):
+            while chunk := await reader.read(65536):  # the server's SETTINGS, then a PING we never answer
+                got += chunk
+    finally:
+        writer.close()
+    # the read loop ended: the server closed the connection, after a PING (length 8, type 6) went unanswered
+    assert b"\x00\x00\x08\x06\x00" in got
