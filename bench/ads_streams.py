@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import functools
 import gc
 import io
 import json
@@ -783,6 +784,97 @@ async def _stream(load: _Load, call_factory: Any, node_id: str, retry: bool) -> 
         await asyncio.sleep(_backoff(attempt))
 
 
+class _H2Client(asyncio.Protocol):
+    """One load-generator connection speaking gRPC over ``h2`` itself (``--client h2``).
+
+    grpcio's client costs the load generators about as much CPU as the server
+    spends, and on two cores they share it: this one is several times
+    lighter, so the figures say more about the server. Each stream sends its
+    node's first request, ACKs every response and records each new version;
+    windows are wide, as Envoy's are. No reconnects: a failure is counted.
+    """
+
+    def __init__(self, load: _Load, node_ids: list[str]) -> None:
+        import h2.config
+        import h2.connection
+        import h2.events
+
+        self._events = h2.events
+        self._h2 = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=True, header_encoding=None,
+            validate_inbound_headers=False, normalize_inbound_headers=False,
+            validate_outbound_headers=False, normalize_outbound_headers=False))
+        self._load = load
+        self._node_ids = node_ids
+        self._streams: dict[int, list[Any]] = {}  # stream id -> [unparsed bytes, last version]
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        import h2.settings
+        from envoy.config.core.v3 import base_pb2
+        from envoy.service.discovery.v3 import discovery_pb2
+
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        h2c = self._h2
+        h2c.initiate_connection()
+        h2c.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 24})
+        h2c.increment_flow_control_window(1 << 24)
+        headers = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", ADS_METHOD.encode()),
+                   (b":authority", b"xds"), (b"content-type", b"application/grpc"), (b"te", b"trailers")]
+        for node_id in self._node_ids:
+            hello = discovery_pb2.DiscoveryRequest(
+                type_url=CDS, node=base_pb2.Node(id=node_id, cluster=NODE_CLUSTER)).SerializeToString()
+            stream_id = h2c.get_next_available_stream_id()
+            h2c.send_headers(stream_id, headers)
+            h2c.send_data(stream_id, b"\0" + len(hello).to_bytes(4, "big") + hello)
+            self._streams[stream_id] = [b"", None]
+        transport.write(h2c.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        from envoy.service.discovery.v3 import discovery_pb2
+
+        events = self._events
+        load = self._load
+        h2c = self._h2
+        for event in h2c.receive_data(data):
+            if isinstance(event, events.DataReceived):
+                h2c.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                state = self._streams.get(event.stream_id)
+                if state is None:
+                    continue
+                buffer = state[0] + event.data if state[0] else event.data
+                while len(buffer) >= 5 and len(buffer) >= 5 + (size := int.from_bytes(buffer[1:5], "big")):
+                    response = discovery_pb2.DiscoveryResponse.FromString(buffer[5:5 + size])
+                    buffer = buffer[5 + size:]
+                    now = time.time()
+                    load.responses += 1
+                    if state[1] is None:
+                        load.first += 1
+                        if load.first == load.count:
+                            load.t_all_first = now
+                    if response.version_info != state[1]:
+                        state[1] = response.version_info
+                        load.arrived(state[1], now)
+                    ack = discovery_pb2.DiscoveryRequest(
+                        type_url=CDS, version_info=state[1], response_nonce=response.nonce).SerializeToString()
+                    h2c.send_data(event.stream_id, b"\0" + len(ack).to_bytes(4, "big") + ack)
+                state[0] = buffer
+            elif isinstance(event, (events.StreamEnded, events.StreamReset)):
+                if self._streams.pop(event.stream_id, None) is not None:
+                    load.failed(f"{type(event).__name__}")
+            elif isinstance(event, events.ConnectionTerminated):
+                load.failed(f"GOAWAY {event.error_code}")
+        if self._transport is not None:
+            self._transport.write(h2c.data_to_send())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        for _ in self._streams:
+            self._load.failed(f"connection lost: {exc}")
+        self._streams.clear()
+        self._transport = None
+
+
 async def _wait_version(load: _Load, version: str, limit_s: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(limit_s):
@@ -809,6 +901,7 @@ async def _generate(args: argparse.Namespace) -> None:
     commands = _commands(asyncio.get_running_loop())
     load = _Load(args.count)
     channels: list[aio.Channel] = []
+    connections: list[asyncio.BaseTransport] = []
     streams: list[asyncio.Task[None]] = []
     background: list[asyncio.Task[None]] = []
     _emit({"ev": "ready", "pid": os.getpid(), "cpu_s": time.process_time()})
@@ -817,7 +910,16 @@ async def _generate(args: argparse.Namespace) -> None:
             op = command["op"]
             if op == "quit":
                 break
-            if op == "go":
+            if op == "go" and args.client == "h2":
+                loop = asyncio.get_running_loop()
+                per = args.per_channel
+                for start in range(0, args.count, per):
+                    ids = [f"bench-{args.index}-{i}" for i in range(start, min(start + per, args.count))]
+                    transport, _ = await loop.create_connection(
+                        functools.partial(_H2Client, load, ids), "127.0.0.1", args.port)
+                    connections.append(transport)
+                background.append(asyncio.create_task(_progress(load)))
+            elif op == "go":
                 target = f"127.0.0.1:{args.port}"
                 per = args.per_channel
                 # A local subchannel pool: every channel gets its own TCP connection.
@@ -846,6 +948,8 @@ async def _generate(args: argparse.Namespace) -> None:
         await asyncio.gather(*background, *streams, return_exceptions=True)
         for channel in channels:
             await channel.close()
+        for connection in connections:
+            connection.close()
 
 
 # -- the driver -------------------------------------------------------------
@@ -1101,7 +1205,7 @@ async def _drive(args: argparse.Namespace) -> int:
         loads: list[_Child] = []
         for index, count in enumerate(_shares(args.streams, args.clients)):
             role = ["--load", "--port", str(port), "--index", str(index), "--count", str(count),
-                    "--per-channel", str(args.per_channel)]
+                    "--per-channel", str(args.per_channel), "--client", args.client]
             load = await _Child.start(f"load-{index}", role + (["--no-retry"] if args.no_retry else []))
             children.append(load)
             loads.append(load)
@@ -1216,6 +1320,7 @@ async def _drive(args: argparse.Namespace) -> int:
         "per_channel": args.per_channel,
         "clusters": args.clusters,
         "server": "bare h2" if args.bare_h2 else "bare grpc.aio" if args.bare else f"switchman ({args.transport})",
+        "client": args.client,
         "server_options": args.server_option,
         "server_gc": args.server_gc,
         "connect_storm_s": _round(storm.seconds),
@@ -1286,6 +1391,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--bare-h2", action="store_true",
                         help="serve with a minimal asyncio + h2 (python-hyper) server speaking gRPC's "
                              "framing instead of grpc.aio: that transport's floor")
+    parser.add_argument("--client", choices=("grpc", "h2"), default="grpc",
+                        help="the load generators' client: grpcio's, or gRPC over h2 directly (lighter, "
+                             "no reconnects)")
     parser.add_argument("--transport", choices=("grpc", "h2"), default="grpc",
                         help="Switchman's xDS transport: grpc.aio, or its own HTTP/2 one (switchman/xds/h2)")
     parser.add_argument("--server-gc", choices=("serve", "python", "freeze", "off"), default="serve",
