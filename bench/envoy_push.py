@@ -59,9 +59,9 @@ async def serving(session: aiohttp.ClientSession, port: int, push: int) -> bool:
         return resp.status == 200 and resp.headers.get("x-switchman-push") == str(push)
 
 
-async def run_size(n: int, pushes: int) -> dict[str, Any]:
+async def run_size(n: int, pushes: int, transport: str = "grpc") -> dict[str, Any]:
     cache = SnapshotCache()
-    server = XdsServer(cache, XdsSettings(group_by="cluster"))
+    server = XdsServer(cache, XdsSettings(group_by="cluster", transport=transport))
     xds_port = await server.start("127.0.0.1:0")
     upstream = Upstream("checkout", "v1")
     await upstream.start()
@@ -105,6 +105,7 @@ async def run_size(n: int, pushes: int) -> dict[str, Any]:
         print(file=sys.stderr)
         return {
             "envoys": n,
+            "transport": transport,
             "pushes": pushes,
             "p50_ms": round(statistics.median(latencies), 1),
             "p99_ms": round(percentile(latencies, 99), 1),
@@ -121,15 +122,19 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envoys", type=int, nargs="*", default=[10, 50], help="fleet sizes (default 10 50)")
     parser.add_argument("--pushes", type=int, default=20, help="pushes per size (default 20)")
+    parser.add_argument("--transport", choices=("grpc", "h2"), nargs="*", default=["grpc", "h2"],
+                        help="xDS transports to measure (default both: grpc.aio and switchman/xds/h2)")
     args = parser.parse_args()
     rows = []
-    for n in args.envoys:
-        print(f"{n} Envoys, {args.pushes} pushes", file=sys.stderr)
-        rows.append(await run_size(n, args.pushes))
+    for transport in args.transport:
+        for n in args.envoys:
+            print(f"{n} Envoys, {args.pushes} pushes, {transport} transport", file=sys.stderr)
+            rows.append(await run_size(n, args.pushes, transport))
     print(f"\nsnapshot set -> all Envoys ACKed and serving ({platform.node()}, {platform.python_version()})")
-    print(f"{'envoys':>7} {'pushes':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+    print(f"{'transport':>9} {'envoys':>7} {'pushes':>7} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
     for r in rows:
-        print(f"{r['envoys']:>7} {r['pushes']:>7} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['max_ms']:>8}")
+        print(f"{r['transport']:>9} {r['envoys']:>7} {r['pushes']:>7} {r['p50_ms']:>8} {r['p99_ms']:>8} "
+              f"{r['max_ms']:>8}")
     print(json.dumps({"benchmark": "envoy_push", "results": rows}))
 
 

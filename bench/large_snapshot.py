@@ -595,7 +595,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     # As switchman serve runs it: collect-then-freeze rounds (switchman.xds.server.collector).
     settings = XdsSettings(
         group_by="cluster", max_response_bytes=64 * MIB, max_request_bytes=64 * MIB,
-        gc_freeze_seconds=0.0 if args.python_gc else 1.0,
+        gc_freeze_seconds=0.0 if args.python_gc else 1.0, transport=args.transport,
     )
     server = XdsServer(cache, settings)
     await server.start("127.0.0.1:0")
@@ -708,6 +708,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="cProfile Snapshot.build and the server during changes",
     )
     parser.add_argument("--profile-lines", type=int, default=30, help="functions shown per profile")
+    parser.add_argument("--transport", choices=("grpc", "h2"), default="grpc",
+                        help="the xDS transport: grpc.aio, or switchman/xds/h2")
     parser.add_argument(
         "--python-gc", action="store_true",
         help="leave Python's garbage collector as it is (default: collect-then-freeze rounds, as switchman serve)",

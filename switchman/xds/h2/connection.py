@@ -68,7 +68,7 @@ def _trailers(code: Code, message: str) -> list[tuple[bytes, bytes]]:
 class _Call:
     """One gRPC call on the connection."""
 
-    __slots__ = ("buffer", "finishing", "id", "method", "outbox", "request", "started", "stream")
+    __slots__ = ("buffer", "finishing", "id", "method", "outbox", "request", "sent", "started", "stream")
 
     def __init__(self, stream_id: int, method: StreamMethod | FetchMethod) -> None:
         self.id = stream_id
@@ -77,6 +77,7 @@ class _Call:
         self.request: Message | None = None  # a fetch's request, answered at the client's end of stream
         self.buffer = b""  # request bytes not yet a whole message
         self.outbox = b""  # response bytes waiting for flow-control window
+        self.sent = 0  # how much of the outbox has gone out already
         self.started = False  # response headers sent
         self.finishing: list[tuple[bytes, bytes]] | None = None  # trailers to send once the outbox is out
 
@@ -181,22 +182,25 @@ class Connection(asyncio.Protocol):
             self.h2.send_headers(call.id, _HEADERS)
             call.started = True
         framed = b"\0" + len(message).to_bytes(4, "big") + message
-        call.outbox = call.outbox + framed if call.outbox else framed
+        call.outbox = call.outbox[call.sent:] + framed if call.outbox else framed
+        call.sent = 0
         self._drain(call)
 
     def _drain(self, call: _Call) -> None:
         """As much of the outbox as the windows allow; the trailers once it is all out."""
-        outbox = call.outbox
+        outbox, sent = call.outbox, call.sent
         h2c = self.h2
-        while outbox:
-            size = min(len(outbox), h2c.local_flow_control_window(call.id), h2c.max_outbound_frame_size)
+        # Large responses go out frame by frame: slices of a view, not copies of the rest each time.
+        data = memoryview(outbox) if len(outbox) - sent > h2c.max_outbound_frame_size else outbox
+        while sent < len(outbox):
+            size = min(len(outbox) - sent, h2c.local_flow_control_window(call.id), h2c.max_outbound_frame_size)
             if size <= 0:
-                call.outbox = outbox
+                call.sent = sent
                 self._blocked[call.id] = call
                 return
-            h2c.send_data(call.id, outbox[:size] if size < len(outbox) else outbox)
-            outbox = outbox[size:]
-        call.outbox = b""
+            h2c.send_data(call.id, data[sent:sent + size] if sent or size < len(outbox) else outbox)
+            sent += size
+        call.outbox, call.sent = b"", 0
         self._blocked.pop(call.id, None)
         if call.finishing is not None:
             h2c.send_headers(call.id, call.finishing, end_stream=True)
@@ -391,7 +395,7 @@ class Connection(asyncio.Protocol):
             return
         self.closing = True
         for call in list(self.calls.values()):
-            call.outbox = b""  # a half-sent response cannot be finished: the trailers end the call
+            call.outbox, call.sent = b"", 0  # a half-sent response cannot be finished: the trailers end the call
             self._blocked.pop(call.id, None)
             call.finishing = None
             self._finish(call, code, message)
