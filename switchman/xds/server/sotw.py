@@ -1,4 +1,15 @@
-"""State-of-the-world streams (xDS protocol, "Basic Protocol Overview")."""
+"""State-of-the-world streams (xDS protocol, "Basic Protocol Overview").
+
+Every response for Listeners and Clusters carries the whole set the client
+subscribed to. RouteConfigurations and ClusterLoadAssignments are grouped
+into responses as in the incremental protocol ("Grouping Resources into
+Responses"): a resource left out is not removed (it goes with the listener
+or cluster that names it), so once the client has ACKed a full set, a change
+sends only the resources that changed. With 10,000 endpoints assignments,
+one endpoint change is then a response of a few hundred bytes, not megabytes.
+After a NACK, a subscription change, or when the history cannot tell what
+changed, the response is full again.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
+from switchman.xds import resources as rt
 from switchman.xds import wire
 from switchman.xds.cache import Resource
 from switchman.xds.server.plan import Plan
@@ -15,6 +27,9 @@ from switchman.xds.server.state import Pending, TypeState
 from switchman.xds.server.stream import Outgoing, Stream
 
 __all__ = ["SotwStream"]
+
+# Types whose resources the client keeps when a response leaves them out.
+_PARTIAL: frozenset[str] = frozenset({rt.ROUTE, rt.ENDPOINT})
 
 
 def _same(sent: Mapping[str, Resource], decision: Plan) -> bool:
@@ -64,7 +79,15 @@ class SotwStream(Stream):
         if state.sent_key is not None and _same(state.sent, decision):
             return None  # e.g. only a removal is waiting: nothing the client lacks
         nonce = self.next_nonce()
-        data = wire.sotw_response(decision.version, decision.body, state.type_url, nonce)
+        body = decision.body
+        if state.type_url in _PARTIAL and decision.changed is not None and state.nack is None:
+            # The client ACKed the last response (so holds what was sent): only what changed since.
+            sent, wanted = state.sent, decision.resources
+            body = b"".join(
+                r.sotw_field for n in sorted(decision.changed)
+                if (r := wanted.get(n)) is not None and ((had := sent.get(n)) is None or had.version != r.version)
+            )
+        data = wire.sotw_response(decision.version, body, state.type_url, nonce)
         pending = Pending(nonce, decision.version, decision.resources, (), time.monotonic(), len(data))
         return Outgoing(data, pending)
 

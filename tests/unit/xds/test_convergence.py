@@ -134,8 +134,8 @@ async def test_a_state_of_the_world_client_converges(
         nonlocal last
         await turns(client)
         for response in client.ready():
-            # Each response is the whole set; names the client no longer wants it ignores.
-            view.clear()
+            # Assignments are grouped as in the incremental protocol: a response carries what changed, and
+            # one left out is kept (it goes with its cluster). Names the client no longer wants it ignores.
             for resource in response.resources:
                 held = Resource(unpack(resource))
                 if subscribed is None or held.name in subscribed:
@@ -149,7 +149,9 @@ async def test_a_state_of_the_world_client_converges(
             while unacked:
                 client.send(ack(unacked.pop(0), names()))
             await receive()
-        assert view == walk.expected(subscribed)
+        expected = walk.expected(subscribed)
+        # an assignment removed from the snapshot may linger until its cluster goes (no cluster goes here)
+        assert {n: v for n, v in view.items() if n in expected} == expected
 
     for step in range(STEPS):
         roll = rng.random()

@@ -188,6 +188,54 @@ async def test_a_changed_snapshot_is_pushed(cache: SnapshotCache, sotw: SotwFact
     assert pushed.version_info == new.version(rt.CLUSTER)
 
 
+async def test_a_changed_assignment_goes_out_alone_once_the_full_set_was_acked(
+    cache: SnapshotCache, sotw: SotwFactory
+) -> None:
+    snap = world("a", ["a", "b", "c"])
+    cache.set_snapshot(GROUP, snap)
+    client = sotw()
+    client.send(request(rt.ENDPOINT, ["a", "b", "c"]))
+    first = await client.recv()
+    assert names(first) == {"a", "b", "c"}  # the first response holds everything asked for
+    client.send(ack(first, ["a", "b", "c"]))
+    new = snap.with_changes(upsert=[load_assignment("b", [("10.0.0.9", 1)])])
+    cache.set_snapshot(GROUP, new)
+    pushed = await client.recv()
+    assert contents(pushed) == {"b": new.get(rt.ENDPOINT).resources["b"].message}  # only what changed
+    assert pushed.version_info == new.version(rt.ENDPOINT)
+    client.send(ack(pushed, ["a", "b", "c"]))
+    client.send(request(rt.ENDPOINT, ["a", "b", "c", "d"], nonce=pushed.nonce, version=pushed.version_info))
+    cache.set_snapshot(GROUP, world("a", ["a", "b", "c", "d"]))
+    assert names(await client.recv()) == {"a", "b", "c", "d"}  # a new subscription gets all it names
+
+
+async def test_clusters_and_listeners_always_go_out_whole(cache: SnapshotCache, sotw: SotwFactory) -> None:
+    snap = world("a", ["a", "b", "c"])
+    cache.set_snapshot(GROUP, snap)
+    client = sotw()
+    client.send(request(rt.CLUSTER))
+    client.send(ack(await client.recv()))
+    cache.set_snapshot(GROUP, snap.with_changes(upsert=[eds_cluster("b", connect_timeout=2.0)]))
+    assert names(await client.recv()) == {"a", "b", "c"}
+
+
+async def test_after_a_nack_the_next_assignments_go_out_whole(cache: SnapshotCache, sotw: SotwFactory) -> None:
+    snap = world("a", ["a", "b"])
+    cache.set_snapshot(GROUP, snap)
+    client = sotw()
+    client.send(request(rt.ENDPOINT, ["a", "b"]))
+    first = await client.recv()
+    client.send(ack(first, ["a", "b"]))
+    bad = snap.with_changes(upsert=[load_assignment("a", [("10.0.0.9", 1)])])
+    cache.set_snapshot(GROUP, bad)
+    rejected = await client.recv()
+    assert names(rejected) == {"a"}
+    client.send(nack(rejected, "no", ["a", "b"], previous=first.version_info))
+    await client.settle()
+    cache.set_snapshot(GROUP, bad.with_changes(upsert=[load_assignment("b", [("10.0.0.8", 2)])]))
+    assert names(await client.recv()) == {"a", "b"}  # the client holds its older set: send it all
+
+
 # -- ACK, NACK, nonces ----------------------------------------------------------
 
 
