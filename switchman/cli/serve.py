@@ -52,6 +52,8 @@ async def _serve(settings: ServeSettings) -> None:
     # the collector's way (full collections walk every tracked object).
     gc.freeze()
     logging.getLogger("switchman").info("serving: xDS on port %d, API on port %d", xds_port, api_port)
+    if app.xds.grpc_port and app.xds.grpc_port != xds_port:
+        logging.getLogger("switchman").info("CSDS and the gRPC management API on port %d", app.xds.grpc_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
