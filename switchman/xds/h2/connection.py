@@ -75,7 +75,7 @@ class _Call:
         self.method = method
         self.stream: Stream | None = None
         self.request: Message | None = None  # a fetch's request, answered at the client's end of stream
-        self.buffer = b""  # request bytes not yet a whole message
+        self.buffer = bytearray()  # request bytes not yet a whole message
         self.outbox = b""  # response bytes waiting for flow-control window
         self.sent = 0  # how much of the outbox has gone out already
         self.started = False  # response headers sent
@@ -96,8 +96,9 @@ class Connection(asyncio.Protocol):
         self._wake_scheduled = False
         self._last_read = time.monotonic()
         self._ping_sent: float | None = None
-        self._timers: list[asyncio.TimerHandle] = []
-        self.closing = False
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._age_timer: asyncio.TimerHandle | None = None
+        self.closing = False  # no new calls; the connection is going away
 
     # -- asyncio.Protocol -------------------------------------------------------
 
@@ -113,23 +114,29 @@ class Connection(asyncio.Protocol):
         self.flush()
         loop = asyncio.get_running_loop()
         if self.settings.keepalive_seconds > 0:
-            self._timers.append(loop.call_later(self.settings.keepalive_seconds, self._keepalive))
+            self._keepalive_timer = loop.call_later(self.settings.keepalive_seconds, self._keepalive)
         age = self.settings.max_connection_age_seconds
         if age is not None:
             # +-10 % so that clients connected together do not all reconnect together
             jitter = 1 + (int.from_bytes(os.urandom(2), "big") / 65535 - 0.5) / 5
-            self._timers.append(loop.call_later(age * jitter, self.close, Code.UNAVAILABLE, "max connection age"))
+            self._age_timer = loop.call_later(age * jitter, self.close, Code.UNAVAILABLE, "max connection age")
 
     def connection_lost(self, exc: Exception | None) -> None:
-        for timer in self._timers:
-            timer.cancel()
-        self.server.connections.discard(self)
+        self._drop_calls()
+        self.server.connection_gone(self)
+        self.transport = None
+
+    def _drop_calls(self) -> None:
+        """Forget every call (their streams stop watching the cache) and stop the timers."""
+        for timer in (self._keepalive_timer, self._age_timer):
+            if timer is not None:
+                timer.cancel()
+        self._keepalive_timer = self._age_timer = None
         calls, self.calls = self.calls, {}
         for call in calls.values():
             self._forget(call)
         self._blocked.clear()
         self._woken.clear()
-        self.transport = None
 
     def data_received(self, data: bytes) -> None:
         self._last_read = time.monotonic()
@@ -139,6 +146,8 @@ class Connection(asyncio.Protocol):
             log.info("HTTP/2 connection error from %s: %s", self._peer(), exc)
             self.flush()
             self._abort()
+            return
+        if self.closing:
             return
         event: Any
         for event in events:
@@ -159,7 +168,9 @@ class Connection(asyncio.Protocol):
                 self._ping_sent = None
             elif kind is h2.events.ConnectionTerminated:
                 self.flush()
-                self._abort()
+                self._abort(graceful=True)
+                return
+            if self.closing:  # a call ended the connection
                 return
         self.flush()
 
@@ -174,7 +185,7 @@ class Connection(asyncio.Protocol):
     def _send(self, call: _Call, message: bytes) -> None:
         try:
             self._frame(call, message)
-        except h2.exceptions.StreamClosedError:  # the client reset it meanwhile
+        except h2.exceptions.ProtocolError:  # the client reset or dropped the stream meanwhile
             self._end(call)
 
     def _frame(self, call: _Call, message: bytes) -> None:
@@ -219,8 +230,9 @@ class Connection(asyncio.Protocol):
                 self._end(call)
                 return
             call.finishing = trailers
+            self._forget(call)  # nothing more for it to say: stop watching while the outbox drains
             self._drain(call)
-        except h2.exceptions.StreamClosedError:
+        except h2.exceptions.ProtocolError:
             self._end(call)
 
     def _end(self, call: _Call) -> None:
@@ -240,7 +252,7 @@ class Connection(asyncio.Protocol):
             if call is not None:
                 try:
                     self._drain(call)
-                except h2.exceptions.StreamClosedError:
+                except h2.exceptions.ProtocolError:
                     self._end(call)
 
     # -- requests ----------------------------------------------------------------
@@ -248,19 +260,21 @@ class Connection(asyncio.Protocol):
     def _request(self, event: Any) -> None:
         stream_id = event.stream_id
         headers: Mapping[bytes, bytes] = dict(event.headers)
-        method = self.server.methods.get(headers.get(b":path", b"").decode("utf-8", "replace"))
-        if self.closing:
-            self.h2.send_headers(stream_id, [*_HEADERS, *_trailers(Code.UNAVAILABLE, "the server is stopping")],
-                                 end_stream=True)
-            return
-        if method is None:
-            path = headers.get(b":path", b"").decode("utf-8", "replace")
-            self.h2.send_headers(stream_id, [*_HEADERS, *_trailers(Code.UNIMPLEMENTED, f"unknown method {path}")],
-                                 end_stream=True)
-            return
+        path = headers.get(b":path", b"").decode("utf-8", "replace")
+        method = self.server.methods.get(path)
         content_type = headers.get(b"content-type", b"")
-        if headers.get(b":method") != b"POST" or not content_type.startswith(b"application/grpc"):
-            self.h2.send_headers(stream_id, ((b":status", b"415"),), end_stream=True)
+        refusal: list[tuple[bytes, bytes]] | None = None
+        if self.closing:
+            refusal = [*_HEADERS, *_trailers(Code.UNAVAILABLE, "the server is stopping")]
+        elif method is None:
+            refusal = [*_HEADERS, *_trailers(Code.UNIMPLEMENTED, f"unknown method {path}")]
+        elif headers.get(b":method") != b"POST" or not (
+            content_type == b"application/grpc" or content_type.startswith((b"application/grpc+", b"application/grpc;"))
+        ):
+            refusal = [(b":status", b"415")]
+        if refusal is not None or method is None:
+            with contextlib.suppress(h2.exceptions.ProtocolError):  # the client may have reset it already
+                self.h2.send_headers(stream_id, refusal or (), end_stream=True)
             return
         call = self.calls[stream_id] = _Call(stream_id, method)
         if isinstance(method, StreamMethod):
@@ -275,24 +289,27 @@ class Connection(asyncio.Protocol):
         call = self.calls.get(stream_id)
         if call is None or call.finishing is not None:
             return
-        buffer = call.buffer + event.data if call.buffer else event.data
+        buffer = call.buffer
+        buffer += event.data
         limit = self.settings.max_request_bytes
         got = False
-        while len(buffer) >= _PREFIX:
-            size = int.from_bytes(buffer[1:5], "big")
-            if buffer[0]:
+        start = 0
+        while len(buffer) - start >= _PREFIX:
+            size = int.from_bytes(buffer[start + 1:start + 5], "big")
+            if buffer[start]:
                 self._finish(call, Code.UNIMPLEMENTED, "compressed requests are not supported")
                 return
             if size > limit:
                 self._finish(call, Code.RESOURCE_EXHAUSTED, f"request of {size} bytes exceeds the limit of {limit}")
                 return
-            if len(buffer) < _PREFIX + size:
+            if len(buffer) - start < _PREFIX + size:
                 break
-            message, buffer = buffer[_PREFIX:_PREFIX + size], buffer[_PREFIX + size:]
+            message = bytes(buffer[start + _PREFIX:start + _PREFIX + size])
+            start += _PREFIX + size
             if not self._message(call, message):
                 return
             got = True
-        call.buffer = buffer
+        del buffer[:start]
         if got and call.stream is not None:
             self._pull(call)
 
@@ -314,6 +331,10 @@ class Connection(asyncio.Protocol):
         except ProtocolError as exc:
             self._finish(call, Code.INVALID_ARGUMENT, str(exc))
             return False
+        except Exception as exc:  # a bug: end this call, keep the connection
+            log.exception("stream %s failed on a request", call.stream.id)
+            self._finish(call, Code.INTERNAL, f"internal error: {type(exc).__name__}")
+            return False
         return True
 
     def _pull(self, call: _Call) -> None:
@@ -328,12 +349,17 @@ class Connection(asyncio.Protocol):
             self._finish(call, Code.INTERNAL, f"internal error: {type(exc).__name__}")
             return
         for response in responses:
+            if self.calls.get(call.id) is not call:  # the send ended it (the client reset it)
+                return
             self._send(call, response)
 
     def _half_closed(self, stream_id: int) -> None:
         """The client sent its last message: a fetch is answered, a stream ends (as grpc.aio's would)."""
         call = self.calls.get(stream_id)
         if call is None or call.finishing is not None:
+            return
+        if call.buffer:
+            self._finish(call, Code.INTERNAL, "the request stream ended inside a message")
             return
         method = call.method
         if isinstance(method, FetchMethod):
@@ -345,7 +371,13 @@ class Connection(asyncio.Protocol):
             except CallError as exc:
                 self._finish(call, exc.code, exc.message)
                 return
+            except Exception as exc:  # a bug: end this call, keep the connection
+                log.exception("fetch %s failed", method.path)
+                self._finish(call, Code.INTERNAL, f"internal error: {type(exc).__name__}")
+                return
             self._send(call, response)
+            if self.calls.get(call.id) is not call:
+                return
         self._finish(call, Code.OK)
 
     def _reset(self, stream_id: int) -> None:
@@ -364,6 +396,8 @@ class Connection(asyncio.Protocol):
 
     def _answer_wakes(self) -> None:
         self._wake_scheduled = False
+        if self.closing:
+            return
         woken, self._woken = self._woken, []
         for call in woken:
             if self.calls.get(call.id) is call:
@@ -374,7 +408,8 @@ class Connection(asyncio.Protocol):
 
     def _keepalive(self) -> None:
         """Ping a connection that has been quiet; drop it when the ping goes unanswered."""
-        if self.transport is None:
+        self._keepalive_timer = None
+        if self.transport is None or self.closing:
             return
         now = time.monotonic()
         interval = self.settings.keepalive_seconds
@@ -387,13 +422,12 @@ class Connection(asyncio.Protocol):
             self._ping_sent = now
             self.flush()
         wait = self.settings.keepalive_timeout_seconds if self._ping_sent is not None else interval
-        self._timers.append(asyncio.get_running_loop().call_later(wait, self._keepalive))
+        self._keepalive_timer = asyncio.get_running_loop().call_later(wait, self._keepalive)
 
     def close(self, code: Code = Code.UNAVAILABLE, message: str = "the server is stopping") -> None:
-        """End every call with ``code`` (clients reconnect), then GOAWAY and close."""
+        """End every call with ``code`` (clients reconnect), then GOAWAY and close once that is written."""
         if self.transport is None or self.closing:
             return
-        self.closing = True
         for call in list(self.calls.values()):
             call.outbox, call.sent = b"", 0  # a half-sent response cannot be finished: the trailers end the call
             self._blocked.pop(call.id, None)
@@ -402,11 +436,17 @@ class Connection(asyncio.Protocol):
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self.h2.close_connection()
         self.flush()
-        self._abort()
+        self._abort(graceful=True)
 
-    def _abort(self) -> None:
+    def _abort(self, graceful: bool = False) -> None:
+        """Close the connection: after what is written has gone out (``graceful``), or at once."""
+        self.closing = True
+        self._drop_calls()
         if self.transport is not None:
-            self.transport.close()
+            if graceful:
+                self.transport.close()
+            else:
+                self.transport.abort()
 
     def _peer(self) -> str:
         peer = self.transport.get_extra_info("peername") if self.transport is not None else None

@@ -49,6 +49,7 @@ class H2Server:
         self.settings = settings or H2Settings()
         self.connections: set[Connection] = set()
         self._server: asyncio.Server | None = None
+        self._all_gone: asyncio.Event | None = None
 
     async def start(self, address: str) -> int:
         """Bind ``host:port`` (port 0 picks one) and serve; returns the bound port."""
@@ -67,15 +68,30 @@ class H2Server:
         log.info("xDS (HTTP/2 transport) listening on %s (port %d)", address, port)
         return port
 
+    def connection_gone(self, connection: Connection) -> None:
+        """Called by a connection once its socket is closed."""
+        self.connections.discard(connection)
+        if not self.connections and self._all_gone is not None:
+            self._all_gone.set()
+
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop accepting; end every call with UNAVAILABLE so that clients reconnect, and close."""
+        """Stop accepting; end every call with UNAVAILABLE so that clients reconnect, and close.
+
+        Waits up to ``grace`` seconds for the connections to write that and close; aborts what is left.
+        """
         server, self._server = self._server, None
         if server is None:
             return
         server.close()
+        self._all_gone = asyncio.Event()
+        if not self.connections:
+            self._all_gone.set()
         for connection in list(self.connections):
             connection.close()
         try:
-            await asyncio.wait_for(server.wait_closed(), grace)
+            await asyncio.wait_for(self._all_gone.wait(), grace)
         except TimeoutError:
-            log.warning("connections still open %.1f s after stop", grace)
+            log.warning("%d connections still open %.1f s after stop: aborted", len(self.connections), grace)
+            for connection in list(self.connections):
+                if connection.transport is not None:
+                    connection.transport.abort()

@@ -174,3 +174,45 @@ async def test_a_peer_that_does_not_answer_pings_is_dropped(server: XdsServer) -
         writer.close()
     # the read loop ended: the server closed the connection, after a PING (length 8, type 6) went unanswered
     assert b"\x00\x00\x08\x06\x00" in got
+
+
+async def test_a_stream_reset_in_the_same_read_as_its_request_leaves_the_connection_serving(
+    cache: SnapshotCache, server: XdsServer
+) -> None:
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    cache.set_snapshot("demo", _snapshot(2))
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client.initiate_connection()
+
+    def headers(path: str) -> list[tuple[bytes, bytes]]:
+        return [(b":method", b"POST"), (b":scheme", b"http"), (b":path", path.encode()), (b":authority", b"x"),
+                (b"content-type", b"application/grpc"), (b"te", b"trailers")]
+
+    client.send_headers(1, headers("/nowhere.Nope/Fetch"))  # refused by the server...
+    client.reset_stream(1)  # ...but reset before the server's answer: both arrive in one read
+    request = discovery_pb2.DiscoveryRequest(node=NODE).SerializeToString()
+    client.send_headers(3, headers("/envoy.service.cluster.v3.ClusterDiscoveryService/FetchClusters"))
+    client.send_data(3, b"\0" + len(request).to_bytes(4, "big") + request, end_stream=True)
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(client.data_to_send())
+    status = None
+    body = b""
+    try:
+        async with asyncio.timeout(5):
+            while status is None:
+                data = await reader.read(65536)
+                assert data, "the server closed the connection"
+                for event in client.receive_data(data):
+                    if isinstance(event, h2.events.DataReceived) and event.stream_id == 3:
+                        body += event.data
+                    if isinstance(event, h2.events.TrailersReceived) and event.stream_id == 3:
+                        status = dict(event.headers)[b"grpc-status"]
+                writer.write(client.data_to_send())
+    finally:
+        writer.close()
+    assert status == b"0"
+    response = discovery_pb2.DiscoveryResponse.FromString(body[5:])
+    assert len(response.resources) == 2
