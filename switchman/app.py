@@ -39,7 +39,7 @@ class ServeSettings:
     xds: XdsSettings | None = None
     gc_freeze_seconds: float = 0.0  # see switchman.xds.server.collector; serve's flag sets it
     xds_transport: str = "grpc"  # or "h2": switchman.xds.h2
-    grpc_address: str = ""  # with the h2 transport: CSDS and the gRPC management API
+    grpc_address: str = ""  # with the h2 transport: the gRPC management API (and CSDS)
 
 
 class Switchman:

@@ -29,11 +29,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     option(
         parser, "--xds-transport", "SWITCHMAN_XDS_TRANSPORT", "grpc",
         "grpc (grpc.aio serves xDS, CSDS and the gRPC management API on the xDS port) or h2 (xDS on Switchman's "
-        "own HTTP/2 transport: ~4x less CPU and memory per stream; CSDS and the management API on --grpc-address)",
+        "own HTTP/2 transport, CSDS too: a fraction of the CPU and memory per stream; the gRPC management API on "
+        "--grpc-address)",
     )
     option(
         parser, "--grpc-address", "SWITCHMAN_GRPC_ADDRESS", "",
-        "with --xds-transport h2: where CSDS and the gRPC management API listen (empty: not served)",
+        "with --xds-transport h2: where the gRPC management API (and CSDS again) listen (empty: not served)",
     )
     option(
         parser, "--gc-freeze-seconds", "SWITCHMAN_GC_FREEZE_SECONDS", "1",
@@ -53,7 +54,7 @@ async def _serve(settings: ServeSettings) -> None:
     gc.freeze()
     logging.getLogger("switchman").info("serving: xDS on port %d, API on port %d", xds_port, api_port)
     if app.xds.grpc_port and app.xds.grpc_port != xds_port:
-        logging.getLogger("switchman").info("CSDS and the gRPC management API on port %d", app.xds.grpc_port)
+        logging.getLogger("switchman").info("gRPC management API (and CSDS) on port %d", app.xds.grpc_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

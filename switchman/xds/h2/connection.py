@@ -37,8 +37,7 @@ import h2.settings
 from google.protobuf.message import DecodeError, Message
 
 from switchman.errors import ProtocolError
-from switchman.xds.server.methods import CallError, Code, FetchMethod, StreamMethod
-from switchman.xds.server.stream import Stream
+from switchman.xds.server.methods import CallError, Code, FetchMethod, StreamHandler, StreamMethod
 
 if TYPE_CHECKING:
     from switchman.xds.h2.server import H2Server
@@ -73,7 +72,7 @@ class _Call:
     def __init__(self, stream_id: int, method: StreamMethod | FetchMethod) -> None:
         self.id = stream_id
         self.method = method
-        self.stream: Stream | None = None
+        self.stream: StreamHandler | None = None
         self.request: Message | None = None  # a fetch's request, answered at the client's end of stream
         self.buffer = bytearray()  # request bytes not yet a whole message
         self.outbox = b""  # response bytes waiting for flow-control window

@@ -5,8 +5,8 @@ per stream before Switchman does anything (``bench/ads_streams.py --bare``);
 a callback-driven transport on ``h2`` costs 50-80 us and ~1 KB
 (``--bare-h2``), with no task per stream. It serves the xDS methods only
 (:func:`~switchman.xds.server.methods.xds_methods`): ADS and the per-type
-services, state of the world and delta, and the fetches. Other gRPC services
-(CSDS, the management API) stay on grpc.aio, on their own address.
+services, state of the world and delta, and the fetches, and CSDS. Other gRPC
+services (the management API) stay on grpc.aio, on their own address.
 
 HTTP/2 with prior knowledge (``h2c``, as Envoy's and gRPC's clients speak to
 a plaintext server). Keepalive pings find dead peers; a maximum connection

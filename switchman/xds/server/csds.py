@@ -7,20 +7,22 @@ client's status (ACKED, NACKED, REQUESTED) and, after a NACK, Envoy's error.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from envoy.admin.v3 import config_dump_shared_pb2 as dump_pb2
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from envoy.type.matcher.v3 import node_pb2
 from google.protobuf import any_pb2, timestamp_pb2
+from google.protobuf.message import Message
 from grpc import aio
 
 from switchman.xds.cache import SnapshotCache
+from switchman.xds.server.methods import FetchMethod, StreamMethod
 from switchman.xds.server.state import TypeState
 from switchman.xds.server.stream import Stream, StreamContext
 
-__all__ = ["ClientStatusService"]
+__all__ = ["ClientStatusService", "CsdsStream", "csds_methods"]
 
 _Status = dump_pb2.ClientResourceStatus
 
@@ -118,6 +120,46 @@ def client_configs(
                 _type_configs(state, current, not request.exclude_resource_contents)
             )
     return response
+
+
+class CsdsStream:
+    """CSDS's bidirectional stream for a transport that drives calls itself: each request gets the status now."""
+
+    waker: Callable[[], None] | None = None
+
+    def __init__(self, ctx: StreamContext) -> None:
+        self.ctx = ctx
+        self.id = 0
+        self._out: list[bytes] = []
+
+    def opened(self) -> None:
+        """Nothing to count: CSDS clients are not xDS streams."""
+
+    def receive(self, request: Message) -> None:
+        assert isinstance(request, csds_pb2.ClientStatusRequest)
+        self._out.append(client_configs(tuple(self.ctx.streams), self.ctx.cache, request).SerializeToString())
+
+    def responses(self) -> list[bytes]:
+        out, self._out = self._out, []
+        return out
+
+    def closed(self) -> None:
+        """Nothing to forget."""
+
+
+def csds_methods(ctx: StreamContext) -> list[StreamMethod | FetchMethod]:
+    """CSDS as methods for the HTTP/2 transport (grpc.aio serves :class:`ClientStatusService`)."""
+    service = "/envoy.service.status.v3.ClientStatusDiscoveryService"
+    parse = csds_pb2.ClientStatusRequest.FromString
+
+    def fetch(request: Message) -> bytes:
+        assert isinstance(request, csds_pb2.ClientStatusRequest)
+        return bytes(client_configs(tuple(ctx.streams), ctx.cache, request).SerializeToString())
+
+    return [
+        StreamMethod(f"{service}/StreamClientStatus", parse, lambda: CsdsStream(ctx)),
+        FetchMethod(f"{service}/FetchClientStatus", parse, fetch),
+    ]
 
 
 class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):  # type: ignore[misc]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final
+from typing import Final, Protocol
 
 from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
@@ -22,7 +22,7 @@ from switchman.xds.server.delta import DeltaStream
 from switchman.xds.server.sotw import SotwStream
 from switchman.xds.server.stream import Stream, StreamContext
 
-__all__ = ["CallError", "Code", "FetchMethod", "StreamMethod", "xds_methods"]
+__all__ = ["CallError", "Code", "FetchMethod", "StreamHandler", "StreamMethod", "xds_methods"]
 
 
 class Code(IntEnum):
@@ -45,13 +45,25 @@ class CallError(Exception):
         self.message = message
 
 
+class StreamHandler(Protocol):
+    """One bidirectional call as a transport drives it (an xDS :class:`Stream` is one)."""
+
+    id: int
+    waker: Callable[[], None] | None  # the transport's: "call responses() soon"
+
+    def opened(self) -> None: ...
+    def receive(self, request: Message) -> None: ...
+    def responses(self) -> list[bytes]: ...
+    def closed(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class StreamMethod:
-    """A bidirectional xDS stream: each call gets a new :class:`Stream`."""
+    """A bidirectional stream: each call gets a new handler (an xDS :class:`Stream`, or CSDS's)."""
 
     path: str
     parse: Callable[[bytes], Message]
-    stream: Callable[[], Stream]
+    stream: Callable[[], StreamHandler]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,5 @@
 """The xDS server: ADS, per-type services and CSDS on one port (grpc.aio), or the xDS methods on our own
-HTTP/2 transport (``transport="h2"``, :mod:`switchman.xds.h2`) with CSDS and the other gRPC services on a
+HTTP/2 transport (``transport="h2"``, :mod:`switchman.xds.h2`, CSDS too) with the other gRPC services on a
 second address."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from switchman.errors import ConfigError
 from switchman.xds.cache import SnapshotCache, grouper
 from switchman.xds.h2 import H2Server, H2Settings
 from switchman.xds.server.collector import CollectorPolicy
-from switchman.xds.server.csds import ClientStatusService
+from switchman.xds.server.csds import ClientStatusService, csds_methods
 from switchman.xds.server.methods import xds_methods
 from switchman.xds.server.metrics import XdsMetrics
 from switchman.xds.server.services import discovery_handlers
@@ -38,10 +38,11 @@ class XdsSettings:
     a client may send. Keepalive pings find dead peers; a maximum
     connection age spreads clients over replicas when they reconnect.
     ``transport`` is ``grpc`` (grpc.aio serves everything on the xDS port)
-    or ``h2`` (the xDS methods on :mod:`switchman.xds.h2`; CSDS and the
-    services added with :meth:`XdsServer.add_service` on ``grpc_address``,
-    not served when it is empty). ``gc_freeze_seconds`` > 0 runs the
-    :class:`CollectorPolicy` rounds that often; it changes the whole process's garbage collector, so it is off
+    or ``h2`` (the xDS methods and CSDS on :mod:`switchman.xds.h2`; the
+    services added with :meth:`XdsServer.add_service`, and CSDS again, on
+    grpc.aio at ``grpc_address``, not served when it is empty).
+    ``gc_freeze_seconds`` > 0 runs the :class:`CollectorPolicy` rounds that
+    often; it changes the whole process's garbage collector, so it is off
     unless the process's owner asks (``switchman serve`` does).
     """
 
@@ -124,7 +125,7 @@ class XdsServer:
     async def start(self, address: str = "127.0.0.1:0") -> int:
         """Bind ``address`` (``host:port``) and start serving; returns the bound xDS port."""
         if self.settings.transport == "h2":
-            self._h2 = H2Server(xds_methods(self.context), H2Settings(
+            self._h2 = H2Server([*xds_methods(self.context), *csds_methods(self.context)], H2Settings(
                 max_request_bytes=self.settings.max_request_bytes,
                 keepalive_seconds=self.settings.keepalive_seconds,
                 keepalive_timeout_seconds=self.settings.keepalive_timeout_seconds,
@@ -134,7 +135,7 @@ class XdsServer:
             if self.settings.grpc_address:
                 self.grpc_port = await self._start_grpc(self.settings.grpc_address, xds=False)
             else:
-                log.info("no gRPC address: CSDS and the gRPC management API are not served")
+                log.info("no gRPC address: the gRPC management API is not served (CSDS is, on the xDS port)")
         else:
             self.port = self.grpc_port = await self._start_grpc(address, xds=True)
         if self.collector is not None:

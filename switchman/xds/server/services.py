@@ -14,7 +14,7 @@ import grpc
 from grpc import aio
 
 from switchman.errors import ProtocolError
-from switchman.xds.server.methods import CallError, FetchMethod, StreamMethod, xds_methods
+from switchman.xds.server.methods import CallError, FetchMethod, StreamHandler, StreamMethod, xds_methods
 from switchman.xds.server.stream import Stream, StreamContext
 
 __all__ = ["discovery_handlers"]
@@ -29,12 +29,13 @@ def _status(error: CallError) -> grpc.StatusCode:
 
 
 def _streaming(
-    open_stream: Callable[[], Stream],
+    open_stream: Callable[[], StreamHandler],
 ) -> Callable[[AsyncIterator[Any], aio.ServicerContext[Any, Any]], AsyncIterator[bytes]]:
     async def handler(
         requests: AsyncIterator[Any], context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
         stream = open_stream()
+        assert isinstance(stream, Stream)  # grpc.aio serves the xDS streams (CSDS has its own servicer)
         try:
             async for response in stream.run(requests):
                 yield response

@@ -216,3 +216,32 @@ async def test_a_stream_reset_in_the_same_read_as_its_request_leaves_the_connect
     assert status == b"0"
     response = discovery_pb2.DiscoveryResponse.FromString(body[5:])
     assert len(response.resources) == 2
+
+
+async def test_csds_is_served_on_the_xds_port(cache: SnapshotCache, channel: aio.Channel) -> None:
+    from envoy.admin.v3 import config_dump_shared_pb2 as dump_pb2
+    from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
+
+    cache.set_snapshot("demo", _snapshot(2))
+    call = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+    await call.write(discovery_pb2.DiscoveryRequest(node=NODE, type_url=rt.CLUSTER))
+    first = await asyncio.wait_for(call.read(), 5)
+    await call.write(discovery_pb2.DiscoveryRequest(
+        type_url=rt.CLUSTER, version_info=first.version_info, response_nonce=first.nonce))
+    csds = csds_pb2_grpc.ClientStatusDiscoveryServiceStub(channel)
+    for _ in range(100):
+        fetched = await csds.FetchClientStatus(csds_pb2.ClientStatusRequest())
+        configs = [c for config in fetched.config for c in config.generic_xds_configs]
+        if configs and all(c.client_status == dump_pb2.ClientResourceStatus.ACKED for c in configs):
+            break
+        await asyncio.sleep(0.02)
+    assert [config.node.id for config in fetched.config] == ["h2-test"]
+    assert {c.name for c in configs} == {"c00000", "c00001"}
+    assert all(c.client_status == dump_pb2.ClientResourceStatus.ACKED for c in configs)
+    stream = csds.StreamClientStatus()
+    await stream.write(csds_pb2.ClientStatusRequest(exclude_resource_contents=True))
+    streamed = await asyncio.wait_for(stream.read(), 5)
+    assert [config.node.id for config in streamed.config] == ["h2-test"]
+    await stream.done_writing()
+    assert await asyncio.wait_for(stream.code(), 5) == grpc.StatusCode.OK
+    call.cancel()
