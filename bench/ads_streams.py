@@ -1394,7 +1394,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--client", choices=("grpc", "h2"), default="grpc",
                         help="the load generators' client: grpcio's, or gRPC over h2 directly (lighter, "
                              "no reconnects)")
-    parser.add_argument("--transport", choices=("grpc", "h2"), default="grpc",
+    parser.add_argument("--transport", choices=("grpc", "h2"), default="h2",
                         help="Switchman's xDS transport: grpc.aio, or its own HTTP/2 one (switchman/xds/h2)")
     parser.add_argument("--server-gc", choices=("serve", "python", "freeze", "off"), default="serve",
                         help="the server's garbage collector: as switchman serve runs it (collect-then-freeze "

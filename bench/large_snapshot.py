@@ -708,7 +708,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="cProfile Snapshot.build and the server during changes",
     )
     parser.add_argument("--profile-lines", type=int, default=30, help="functions shown per profile")
-    parser.add_argument("--transport", choices=("grpc", "h2"), default="grpc",
+    parser.add_argument("--transport", choices=("grpc", "h2"), default="h2",
                         help="the xDS transport: grpc.aio, or switchman/xds/h2")
     parser.add_argument(
         "--python-gc", action="store_true",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from switchman.api import Tokens, api_app
-from switchman.api.grpc import add_management_service
+from switchman.api.grpc import add_management_service, management_methods
 from switchman.control import Controller
 from switchman.errors import ConfigError
 from switchman.store import Store, open_store
@@ -38,8 +38,7 @@ class ServeSettings:
     tokens: Tokens = field(default_factory=Tokens)
     xds: XdsSettings | None = None
     gc_freeze_seconds: float = 0.0  # see switchman.xds.server.collector; serve's flag sets it
-    xds_transport: str = "grpc"  # or "h2": switchman.xds.h2
-    grpc_address: str = ""  # with the h2 transport: the gRPC management API (and CSDS)
+    xds_transport: str = "h2"  # switchman.xds.h2; or "grpc": grpc.aio
 
 
 class Switchman:
@@ -52,11 +51,13 @@ class Switchman:
         self.controller = Controller(self.store, self.cache)
         xds = settings.xds or XdsSettings(
             group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds,
-            transport=settings.xds_transport, grpc_address=settings.grpc_address,
+            transport=settings.xds_transport,
         )
         self.xds = XdsServer(self.cache, xds)
-        # The gRPC management API shares grpc.aio's port: the xDS port, or --grpc-address with the h2 transport.
+        # The gRPC management API shares the xDS port, on either transport.
         self.xds.add_service(lambda server: add_management_service(server, self.controller, self.xds, settings.tokens))
+        if xds.transport == "h2":
+            self.xds.add_methods(management_methods(self.controller, self.xds, settings.tokens))
         self._runner: web.AppRunner | None = None
         self.xds_port = 0
         self.api_port = 0

@@ -15,9 +15,9 @@ def cache() -> SnapshotCache:
 
 @pytest.fixture(params=["grpc", "h2"])
 async def xds(cache: SnapshotCache, request: pytest.FixtureRequest) -> AsyncIterator[XdsServer]:
-    """An xDS server on each transport: grpc.aio, and our HTTP/2 one (CSDS then on a port of its own)."""
+    """An xDS server on each transport: grpc.aio, and our own HTTP/2 one."""
     transport = str(request.param)
-    server = XdsServer(cache, XdsSettings(group_by="cluster", transport=transport, grpc_address="127.0.0.1:0"))
+    server = XdsServer(cache, XdsSettings(group_by="cluster", transport=transport))
     await server.start("127.0.0.1:0")
     yield server
     await server.stop(0.5)

@@ -27,14 +27,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     option(parser, "--admin-tokens", "SWITCHMAN_ADMIN_TOKENS", "", "name=secret,... allowed to change config")
     option(parser, "--read-tokens", "SWITCHMAN_READ_TOKENS", "", "name=secret,... allowed to read")
     option(
-        parser, "--xds-transport", "SWITCHMAN_XDS_TRANSPORT", "grpc",
-        "grpc (grpc.aio serves xDS, CSDS and the gRPC management API on the xDS port) or h2 (xDS on Switchman's "
-        "own HTTP/2 transport, CSDS too: a fraction of the CPU and memory per stream; the gRPC management API on "
-        "--grpc-address)",
-    )
-    option(
-        parser, "--grpc-address", "SWITCHMAN_GRPC_ADDRESS", "",
-        "with --xds-transport h2: where the gRPC management API (and CSDS again) listen (empty: not served)",
+        parser, "--xds-transport", "SWITCHMAN_XDS_TRANSPORT", "h2",
+        "what serves xDS, CSDS and the gRPC management API on the xDS port: h2 (Switchman's own HTTP/2 "
+        "transport: a fraction of grpc.aio's CPU and memory per stream) or grpc (grpc.aio)",
     )
     option(
         parser, "--gc-freeze-seconds", "SWITCHMAN_GC_FREEZE_SECONDS", "1",
@@ -53,8 +48,6 @@ async def _serve(settings: ServeSettings) -> None:
     # the collector's way (full collections walk every tracked object).
     gc.freeze()
     logging.getLogger("switchman").info("serving: xDS on port %d, API on port %d", xds_port, api_port)
-    if app.xds.grpc_port and app.xds.grpc_port != xds_port:
-        logging.getLogger("switchman").info("gRPC management API (and CSDS) on port %d", app.xds.grpc_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -81,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
         tokens=Tokens(admin=Tokens.parse(args.admin_tokens), read=Tokens.parse(args.read_tokens)),
         gc_freeze_seconds=seconds(args.gc_freeze_seconds, "--gc-freeze-seconds", zero_ok=True),
         xds_transport=_transport(args.xds_transport),
-        grpc_address=args.grpc_address,
     )
     asyncio.run(_serve(settings))
     return 0

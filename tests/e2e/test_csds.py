@@ -1,5 +1,4 @@
-"""CSDS over gRPC (on the xDS port, or its own with the HTTP/2 transport), and a maximum connection age that
-Envoys ride through on either transport."""
+"""CSDS on the xDS port, and a maximum connection age that Envoys ride through, on either transport."""
 
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ async def test_csds_reports_what_each_envoy_acked(cache: SnapshotCache, xds: Xds
         envoy = await envoys(name)
         await wait_for_version(await envoy.wait_listener("ingress"), "v1")
 
-    async with aio.insecure_channel(f"127.0.0.1:{xds.grpc_port}") as channel:
+    async with aio.insecure_channel(f"127.0.0.1:{xds.port}") as channel:
         stub = csds_pb2_grpc.ClientStatusDiscoveryServiceStub(channel)
         everyone = await stub.FetchClientStatus(csds_pb2.ClientStatusRequest())
         only_b = await stub.FetchClientStatus(

@@ -28,11 +28,12 @@ async def test_restarted_envoy_gets_current_config(cache: SnapshotCache, xds: Xd
     assert node.streams == 1
 
 
-async def test_envoy_keeps_config_while_control_plane_restarts(cache: SnapshotCache, upstreams) -> None:
+@pytest.mark.parametrize("transport", ["grpc", "h2"])
+async def test_envoy_keeps_config_while_control_plane_restarts(cache: SnapshotCache, upstreams, transport: str) -> None:
     blue, green = await upstreams("checkout", "v1"), await upstreams("checkout", "v2")
     ports = {"checkout-v1": blue.port, "checkout-v2": green.port}
     cache.set_snapshot("demo", chain(ports, "checkout-v1"))
-    settings = XdsSettings(group_by="cluster")
+    settings = XdsSettings(group_by="cluster", transport=transport)
     server = XdsServer(cache, settings)
     xds_port = await server.start("127.0.0.1:0")
     envoy = EnvoyProcess(bootstrap("envoy-cp-restart", xds_port, cluster="demo"))

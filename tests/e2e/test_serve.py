@@ -33,7 +33,7 @@ class Serve:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "switchman", "serve", "--store", str(self.store),
             "--xds-address", f"127.0.0.1:{self.wanted_xds_port}", "--api-address", "127.0.0.1:0",
-            "--xds-transport", self.transport, "--grpc-address", "127.0.0.1:0" if self.transport == "h2" else "",
+            "--xds-transport", self.transport,
             stderr=asyncio.subprocess.PIPE,
         )
         assert self.proc.stderr is not None

@@ -1,4 +1,4 @@
-"""The gRPC management API (``switchman.v1.Management``), served on the xDS port.
+"""The gRPC management API (``switchman.v1.Management``), served on the xDS port (either transport).
 
 ``management_pb2``, ``management_pb2.pyi`` and ``management_pb2_grpc`` are
 generated from ``protos/switchman/v1/management.proto`` by ``scripts/gen-protos``
@@ -7,6 +7,6 @@ generated from ``protos/switchman/v1/management.proto`` by ``scripts/gen-protos`
 
 from __future__ import annotations
 
-from switchman.api.grpc.service import ManagementService, add_management_service
+from switchman.api.grpc.service import ManagementService, add_management_service, management_methods
 
-__all__ = ["ManagementService", "add_management_service"]
+__all__ = ["ManagementService", "add_management_service", "management_methods"]

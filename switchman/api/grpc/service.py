@@ -34,8 +34,10 @@ from switchman.model.document import KINDS
 from switchman.store.base import RevisionSummary
 from switchman.xds import DEFAULT_GROUP, XdsServer
 from switchman.xds import resources as rt
+from switchman.xds.h2.servicer import unary_methods
+from switchman.xds.server.methods import AsyncUnaryMethod
 
-__all__ = ["AUTHOR_METADATA", "ManagementService", "add_management_service"]
+__all__ = ["AUTHOR_METADATA", "ManagementService", "add_management_service", "management_methods"]
 
 log = logging.getLogger(__name__)
 
@@ -367,3 +369,10 @@ def add_management_service(
     service = ManagementService(controller, xds, tokens)
     pb_grpc.add_ManagementServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     return service
+
+
+def management_methods(
+    controller: Controller, xds: XdsServer, tokens: Tokens | None = None
+) -> list[AsyncUnaryMethod]:
+    """``switchman.v1.Management`` as methods of the HTTP/2 xDS transport (:mod:`switchman.xds.h2`)."""
+    return unary_methods(ManagementService(controller, xds, tokens), pb.DESCRIPTOR.services_by_name["Management"])

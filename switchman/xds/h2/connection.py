@@ -27,7 +27,7 @@ import os
 import time
 import urllib.parse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import h2.config
 import h2.connection
@@ -37,7 +37,16 @@ import h2.settings
 from google.protobuf.message import DecodeError, Message
 
 from switchman.errors import ProtocolError
-from switchman.xds.server.methods import CallError, Code, FetchMethod, StreamHandler, StreamMethod
+from switchman.xds.server.methods import (
+    AnyMethod,
+    AsyncUnaryMethod,
+    CallError,
+    Code,
+    FetchMethod,
+    Metadata,
+    StreamHandler,
+    StreamMethod,
+)
 
 if TYPE_CHECKING:
     from switchman.xds.h2.server import H2Server
@@ -45,10 +54,14 @@ if TYPE_CHECKING:
 __all__ = ["Connection"]
 
 log = logging.getLogger(__name__)
+# hpack logs every decoded header at DEBUG, bearer tokens included: tokens are never logged.
+logging.getLogger("hpack").setLevel(logging.INFO)
 
 _HEADERS: Final = ((b":status", b"200"), (b"content-type", b"application/grpc"))
 _OK: Final = ((b"grpc-status", b"0"),)
 _PREFIX: Final = 5
+_RESERVED: Final = frozenset({b"content-type", b"te", b"grpc-timeout", b"grpc-encoding", b"grpc-accept-encoding",
+                              b"user-agent", b"grpc-message-type"})
 _CONFIG: Final = h2.config.H2Configuration(
     client_side=False, header_encoding=None,
     validate_inbound_headers=True, normalize_inbound_headers=True,
@@ -57,21 +70,34 @@ _CONFIG: Final = h2.config.H2Configuration(
 )
 
 
-def _trailers(code: Code, message: str) -> list[tuple[bytes, bytes]]:
+def _trailers(code: Code, message: str, extra: Metadata = ()) -> list[tuple[bytes, bytes]]:
     trailers = [(b"grpc-status", str(int(code)).encode())]
     if message:
         trailers.append((b"grpc-message", urllib.parse.quote(message, safe=" ").encode()))
+    trailers += [(k.lower().encode("ascii"), v.encode("ascii", "replace")) for k, v in extra]
     return trailers
+
+
+def _metadata(headers: Mapping[bytes, bytes]) -> Metadata:
+    """The call's custom metadata: headers that are not pseudo-headers or gRPC's own (binary ones left out)."""
+    return tuple(
+        (k.decode("ascii", "replace"), v.decode("ascii", "replace")) for k, v in headers.items()
+        if not k.startswith(b":") and k not in _RESERVED and not k.endswith(b"-bin")
+    )
 
 
 class _Call:
     """One gRPC call on the connection."""
 
-    __slots__ = ("buffer", "finishing", "id", "method", "outbox", "request", "sent", "started", "stream")
+    __slots__ = (
+        "buffer", "finishing", "id", "metadata", "method", "outbox", "request", "sent", "started", "stream", "task",
+    )
 
-    def __init__(self, stream_id: int, method: StreamMethod | FetchMethod) -> None:
+    def __init__(self, stream_id: int, method: AnyMethod, metadata: Metadata = ()) -> None:
         self.id = stream_id
         self.method = method
+        self.metadata = metadata
+        self.task: asyncio.Task[None] | None = None  # an async unary call's handler
         self.stream: StreamHandler | None = None
         self.request: Message | None = None  # a fetch's request, answered at the client's end of stream
         self.buffer = bytearray()  # request bytes not yet a whole message
@@ -216,13 +242,13 @@ class Connection(asyncio.Protocol):
             h2c.send_headers(call.id, call.finishing, end_stream=True)
             self._end(call)
 
-    def _finish(self, call: _Call, code: Code, message: str = "") -> None:
+    def _finish(self, call: _Call, code: Code, message: str = "", extra: Metadata = ()) -> None:
         """End ``call`` with ``code``: trailers after whatever is still in its outbox."""
         if call.finishing is not None:
             return
         if code is not Code.OK:
             log.info("call %s on %s ended: %s %s", call.method.path, self._peer(), code.name, message)
-        trailers = _trailers(code, message)
+        trailers = _trailers(code, message, extra)
         try:
             if not call.started:
                 self.h2.send_headers(call.id, [*_HEADERS, *trailers], end_stream=True)
@@ -240,6 +266,9 @@ class Connection(asyncio.Protocol):
         self._forget(call)
 
     def _forget(self, call: _Call) -> None:
+        task, call.task = call.task, None
+        if task is not None and not task.done():
+            task.cancel()
         stream, call.stream = call.stream, None
         if stream is not None:
             stream.waker = None
@@ -275,7 +304,7 @@ class Connection(asyncio.Protocol):
             with contextlib.suppress(h2.exceptions.ProtocolError):  # the client may have reset it already
                 self.h2.send_headers(stream_id, refusal or (), end_stream=True)
             return
-        call = self.calls[stream_id] = _Call(stream_id, method)
+        call = self.calls[stream_id] = _Call(stream_id, method, _metadata(headers))
         if isinstance(method, StreamMethod):
             stream = call.stream = method.stream()
             stream.waker = lambda: self._wake(call)
@@ -361,6 +390,12 @@ class Connection(asyncio.Protocol):
             self._finish(call, Code.INTERNAL, "the request stream ended inside a message")
             return
         method = call.method
+        if isinstance(method, AsyncUnaryMethod):
+            if call.request is None:
+                self._finish(call, Code.INVALID_ARGUMENT, "a unary call takes one request")
+                return
+            call.task = asyncio.get_running_loop().create_task(self._answer(call, method, call.request))
+            return
         if isinstance(method, FetchMethod):
             if call.request is None:
                 self._finish(call, Code.INVALID_ARGUMENT, "a unary call takes one request")
@@ -378,6 +413,27 @@ class Connection(asyncio.Protocol):
             if self.calls.get(call.id) is not call:
                 return
         self._finish(call, Code.OK)
+
+    async def _answer(self, call: _Call, method: AsyncUnaryMethod, request: Message) -> None:
+        """Run an async unary call's handler and send what it answers."""
+        response: bytes | None = None
+        code, message, extra = Code.OK, "", cast(Metadata, ())
+        try:
+            response = await method.call(request, call.metadata)
+        except CallError as exc:
+            code, message, extra = exc.code, exc.message, exc.trailers
+        except Exception as exc:  # a bug: end this call, keep the connection
+            log.exception("%s failed", method.path)
+            code, message = Code.INTERNAL, f"internal error: {type(exc).__name__}"
+        call.task = None
+        if self.calls.get(call.id) is not call or self.closing:
+            return  # reset or closed meanwhile
+        if response is not None:
+            self._send(call, response)
+            if self.calls.get(call.id) is not call:
+                return
+        self._finish(call, code, message, extra)
+        self.flush()
 
     def _reset(self, stream_id: int) -> None:
         call = self.calls.pop(stream_id, None)

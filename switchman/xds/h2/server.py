@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from switchman.errors import ConfigError
 from switchman.xds.h2.connection import Connection
-from switchman.xds.server.methods import FetchMethod, StreamMethod
+from switchman.xds.server.methods import AnyMethod
 
 __all__ = ["H2Server", "H2Settings"]
 
@@ -44,7 +44,7 @@ class H2Settings:
 class H2Server:
     """Serves ``methods`` (by ``:path``) on one TCP address."""
 
-    def __init__(self, methods: list[StreamMethod | FetchMethod], settings: H2Settings | None = None) -> None:
+    def __init__(self, methods: list[AnyMethod], settings: H2Settings | None = None) -> None:
         self.methods = {m.path: m for m in methods}
         self.settings = settings or H2Settings()
         self.connections: set[Connection] = set()

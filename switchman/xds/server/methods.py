@@ -8,7 +8,7 @@ and the HTTP/2 transport of :mod:`switchman.xds.h2`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final, Protocol
@@ -22,27 +22,51 @@ from switchman.xds.server.delta import DeltaStream
 from switchman.xds.server.sotw import SotwStream
 from switchman.xds.server.stream import Stream, StreamContext
 
-__all__ = ["CallError", "Code", "FetchMethod", "StreamHandler", "StreamMethod", "xds_methods"]
+__all__ = [
+    "AnyMethod",
+    "AsyncUnaryMethod",
+    "CallError",
+    "Code",
+    "FetchMethod",
+    "Metadata",
+    "StreamHandler",
+    "StreamMethod",
+    "xds_methods",
+]
+
+Metadata = tuple[tuple[str, str], ...]
 
 
 class Code(IntEnum):
-    """The gRPC status codes the xDS methods answer with."""
+    """gRPC's status codes."""
 
     OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
     INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
     RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
     UNIMPLEMENTED = 12
     INTERNAL = 13
     UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
 
 
 class CallError(Exception):
-    """Raised when a call ends with a status other than OK: the client's fault, or not yet possible."""
+    """Raised when a call ends with a status other than OK; ``trailers`` is extra trailing metadata."""
 
-    def __init__(self, code: Code, message: str) -> None:
+    def __init__(self, code: Code, message: str, trailers: Metadata = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.trailers = trailers
 
 
 class StreamHandler(Protocol):
@@ -74,6 +98,17 @@ class FetchMethod:
     parse: Callable[[bytes], Message]
     fetch: Callable[[Message], bytes]
 
+
+@dataclass(frozen=True, slots=True)
+class AsyncUnaryMethod:
+    """A unary call answered by a coroutine, which gets the request and the call's metadata."""
+
+    path: str
+    parse: Callable[[bytes], Message]
+    call: Callable[[Message, Metadata], Awaitable[bytes]]
+
+
+AnyMethod = StreamMethod | FetchMethod | AsyncUnaryMethod
 
 # service, its type (None: aggregated), the noun in its method names, the label in metrics
 _SERVICES: Final = (

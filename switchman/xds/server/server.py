@@ -1,11 +1,10 @@
-"""The xDS server: ADS, per-type services and CSDS on one port (grpc.aio), or the xDS methods on our own
-HTTP/2 transport (``transport="h2"``, :mod:`switchman.xds.h2`, CSDS too) with the other gRPC services on a
-second address."""
+"""The xDS server: ADS, per-type services, CSDS and any added gRPC service on one port, served by our own
+HTTP/2 transport (``transport="h2"``, :mod:`switchman.xds.h2`) or by grpc.aio (``transport="grpc"``)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from envoy.service.status.v3 import csds_pb2_grpc
@@ -16,7 +15,7 @@ from switchman.xds.cache import SnapshotCache, grouper
 from switchman.xds.h2 import H2Server, H2Settings
 from switchman.xds.server.collector import CollectorPolicy
 from switchman.xds.server.csds import ClientStatusService, csds_methods
-from switchman.xds.server.methods import xds_methods
+from switchman.xds.server.methods import AnyMethod, xds_methods
 from switchman.xds.server.metrics import XdsMetrics
 from switchman.xds.server.services import discovery_handlers
 from switchman.xds.server.status import NodeStatus, node_statuses
@@ -37,10 +36,10 @@ class XdsSettings:
     4 MiB); a larger response is not sent. ``max_request_bytes`` bounds what
     a client may send. Keepalive pings find dead peers; a maximum
     connection age spreads clients over replicas when they reconnect.
-    ``transport`` is ``grpc`` (grpc.aio serves everything on the xDS port)
-    or ``h2`` (the xDS methods and CSDS on :mod:`switchman.xds.h2`; the
-    services added with :meth:`XdsServer.add_service`, and CSDS again, on
-    grpc.aio at ``grpc_address``, not served when it is empty).
+    ``transport`` is ``grpc`` (grpc.aio serves the xDS methods, CSDS and
+    the services added with :meth:`XdsServer.add_service`) or ``h2``
+    (:mod:`switchman.xds.h2` serves the xDS methods, CSDS and the methods
+    added with :meth:`XdsServer.add_methods`), all on the one xDS port.
     ``gc_freeze_seconds`` > 0 runs the :class:`CollectorPolicy` rounds that
     often; it changes the whole process's garbage collector, so it is off
     unless the process's owner asks (``switchman serve`` does).
@@ -57,8 +56,7 @@ class XdsSettings:
     # a connect storm gets CANCELLED and clients back off and retry.
     max_pending_calls: int = 20_000
     gc_freeze_seconds: float = 0.0
-    transport: str = "grpc"
-    grpc_address: str = ""
+    transport: str = "h2"
 
     def grpc_options(self) -> list[tuple[str, int]]:
         options = [
@@ -107,11 +105,11 @@ class XdsServer:
         self._server: aio.Server | None = None
         self._h2: H2Server | None = None
         self._services: list[Callable[[aio.Server], object]] = []
+        self._methods: list[AnyMethod] = []
         self.collector: CollectorPolicy | None = None
         if self.settings.gc_freeze_seconds > 0:
             self.collector = CollectorPolicy(interval=self.settings.gc_freeze_seconds)
         self.port = 0
-        self.grpc_port = 0  # where grpc.aio serves (the xDS port with the grpc transport); 0: not served
 
     def add_service(self, register: Callable[[aio.Server], object]) -> None:
         """Serve another gRPC service on the xDS port: ``register(server)`` runs in :meth:`start`.
@@ -122,30 +120,35 @@ class XdsServer:
             raise RuntimeError("add services before start()")
         self._services.append(register)
 
+    def add_methods(self, methods: Sequence[AnyMethod]) -> None:
+        """Serve more methods on the xDS port with the h2 transport (:mod:`switchman.xds.h2`); before start.
+
+        The grpc.aio form of the same service is added with :meth:`add_service`; a composition root adds both.
+        """
+        if self._h2 is not None or self._server is not None:
+            raise RuntimeError("add methods before start()")
+        self._methods.extend(methods)
+
     async def start(self, address: str = "127.0.0.1:0") -> int:
         """Bind ``address`` (``host:port``) and start serving; returns the bound xDS port."""
         if self.settings.transport == "h2":
-            self._h2 = H2Server([*xds_methods(self.context), *csds_methods(self.context)], H2Settings(
+            methods = [*xds_methods(self.context), *csds_methods(self.context), *self._methods]
+            self._h2 = H2Server(methods, H2Settings(
                 max_request_bytes=self.settings.max_request_bytes,
                 keepalive_seconds=self.settings.keepalive_seconds,
                 keepalive_timeout_seconds=self.settings.keepalive_timeout_seconds,
                 max_connection_age_seconds=self.settings.max_connection_age_seconds,
             ))
             self.port = await self._h2.start(address)
-            if self.settings.grpc_address:
-                self.grpc_port = await self._start_grpc(self.settings.grpc_address, xds=False)
-            else:
-                log.info("no gRPC address: the gRPC management API is not served (CSDS is, on the xDS port)")
         else:
-            self.port = self.grpc_port = await self._start_grpc(address, xds=True)
+            self.port = await self._start_grpc(address)
         if self.collector is not None:
             self.collector.start()
         return self.port
 
-    async def _start_grpc(self, address: str, xds: bool) -> int:
+    async def _start_grpc(self, address: str) -> int:
         server = aio.server(options=self.settings.grpc_options())
-        if xds:
-            server.add_generic_rpc_handlers(discovery_handlers(self.context))
+        server.add_generic_rpc_handlers(discovery_handlers(self.context))
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
             ClientStatusService(self.context), server
         )
@@ -153,10 +156,10 @@ class XdsServer:
             register(server)
         port = server.add_insecure_port(address)
         if port == 0:
-            raise ConfigError("xds address" if xds else "grpc address", f"cannot bind {address}")
+            raise ConfigError("xds address", f"cannot bind {address}")
         await server.start()
         self._server = server
-        log.info("gRPC server (%s) listening on %s (port %d)", "xDS, CSDS" if xds else "CSDS", address, port)
+        log.info("xDS server (grpc.aio) listening on %s (port %d)", address, port)
         return int(port)
 
     async def stop(self, grace: float = 5.0) -> None:

@@ -72,9 +72,10 @@ def trailers(error: grpc.aio.AioRpcError) -> dict[str, str]:
 Start = Callable[..., Awaitable[Grpc]]
 
 
-@pytest.fixture
-async def start(tmp_path: Path) -> AsyncIterator[Start]:
-    """``await start(tokens=..., store=...)``: a running Switchman and a gRPC channel to its xDS port."""
+@pytest.fixture(params=["grpc", "h2"])
+async def start(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Start]:
+    """``await start(tokens=..., store=...)``: a running Switchman and a gRPC channel to its xDS port,
+    on each xDS transport (grpc.aio, and Switchman's own HTTP/2 one)."""
     running: list[Switchman] = []
     channels: list[grpc.aio.Channel] = []
     session = aiohttp.ClientSession()
@@ -82,7 +83,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
     async def make(tokens: Tokens | None = None, store: Store | None = None) -> Grpc:
         settings = ServeSettings(
             xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(tmp_path / f"s{len(running)}.db"),
-            tokens=tokens or Tokens(),
+            tokens=tokens or Tokens(), xds_transport=str(request.param),
         )
         switchman = Switchman(settings, store=store)
         await switchman.start()
