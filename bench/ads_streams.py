@@ -226,20 +226,11 @@ class _Switchman:
     def streams(self) -> int:
         return len(self._server.context.streams)
 
-    @staticmethod
-    def _cds_total(metric: Any) -> float:
-        # One metric's own samples: far cheaper than a registry-wide collect.
-        for family in metric.collect():
-            for sample in family.samples:
-                if sample.name.endswith("_total") and sample.labels.get("type") == "cds":
-                    return float(sample.value)
-        return 0.0
-
     def responses(self) -> float:
-        return self._cds_total(self._server.metrics.responses)
+        return float(self._server.metrics.of(CDS).responses)
 
     def acks(self) -> float:
-        return self._cds_total(self._server.metrics.acks)
+        return float(self._server.metrics.of(CDS).acks)
 
 
 def _cds_bodies(args: argparse.Namespace) -> list[tuple[str, bytes]]:

@@ -142,7 +142,7 @@ class Stream(ABC):
         self.ctx.streams.discard(self)
         for state in self.states.values():
             if state.subscription.started:
-                self.ctx.metrics.of(state.type_url).subscriptions.dec()
+                self.ctx.metrics.of(state.type_url).subscriptions -= 1
         if self._unwatch is not None:
             self._unwatch()
             self._unwatch = None
@@ -218,7 +218,7 @@ class Stream(ABC):
         state = self.states.get(type_url)
         if state is None:
             state = self.states[type_url] = TypeState(type_url)
-            self.ctx.metrics.of(type_url).subscriptions.inc()
+            self.ctx.metrics.of(type_url).subscriptions += 1
         return state
 
     def _ack(self, state: TypeState) -> None:
@@ -230,8 +230,8 @@ class Stream(ABC):
         state.nack = None
         state.last_update = time.time()
         metrics = self.ctx.metrics.of(state.type_url)
-        metrics.acks.inc()
-        metrics.push_to_ack.observe(time.monotonic() - pending.sent_at)
+        metrics.acks += 1
+        metrics.push_to_ack(time.monotonic() - pending.sent_at)
         self._notify()
 
     def _nack(self, state: TypeState, message: str) -> None:
@@ -247,8 +247,8 @@ class Stream(ABC):
         state.nack = Nack(pending.version, pending.nonce, message, time.time(), suspects)
         label = self.ctx.metrics.label(state.type_url)
         metrics = self.ctx.metrics.of(state.type_url)
-        metrics.nacks.inc()
-        metrics.push_to_ack.observe(time.monotonic() - pending.sent_at)
+        metrics.nacks += 1
+        metrics.push_to_ack(time.monotonic() - pending.sent_at)
         node_id = self.node.id if self.node is not None else "?"
         log.warning(
             "node %r NACKed %s version %s: %s", node_id, label, pending.version, message
@@ -298,14 +298,14 @@ class Stream(ABC):
                     f"{self.ctx.max_response_bytes} bytes; not sent"
                 )
                 log.error("stream %s: %s %s", self.id, self.ctx.metrics.label(type_url), state.oversized)
-                metrics.oversized.inc()
+                metrics.oversized += 1
                 continue  # the client's state, and so state.planned, stay as they were
             state.pending = outgoing.pending
             state.sent = decision.resources
             state.planned = decision.basis
             self._committed(state, outgoing)
-            metrics.responses.inc()
-            metrics.response_bytes.inc(size)
+            metrics.responses += 1
+            metrics.response_bytes += size
             out.append(outgoing.data)
         return out
 

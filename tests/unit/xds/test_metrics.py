@@ -90,7 +90,21 @@ async def test_delta_acks_are_counted(cache: SnapshotCache, delta: DeltaFactory,
 
 def test_metrics_have_a_registry_of_their_own() -> None:
     one, two = XdsMetrics(), XdsMetrics()
-    one.acks.labels("cds").inc()
+    one.of(rt.CLUSTER).acks += 1
     assert one.registry is not two.registry
+    assert value(one, "switchman_xds_acks_total", type="cds") == 1
     assert value(two, "switchman_xds_acks_total", type="cds") == 0
     assert one.label(rt.ENDPOINT) == "eds"
+
+
+def test_push_to_ack_latency_lands_in_its_buckets() -> None:
+    metrics = XdsMetrics()
+    eds = metrics.of(rt.ENDPOINT)
+    for seconds in (0.0005, 0.001, 0.003, 20.0):
+        eds.push_to_ack(seconds)
+    assert value(metrics, "switchman_xds_push_to_ack_seconds_bucket", type="eds", le="0.001") == 2  # le: at most
+    assert value(metrics, "switchman_xds_push_to_ack_seconds_bucket", type="eds", le="0.005") == 3
+    assert value(metrics, "switchman_xds_push_to_ack_seconds_bucket", type="eds", le="10.0") == 3
+    assert value(metrics, "switchman_xds_push_to_ack_seconds_bucket", type="eds", le="+Inf") == 4
+    assert value(metrics, "switchman_xds_push_to_ack_seconds_count", type="eds") == 4
+    assert abs(value(metrics, "switchman_xds_push_to_ack_seconds_sum", type="eds") - 20.0045) < 1e-9
