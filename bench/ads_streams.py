@@ -649,7 +649,8 @@ async def _serve(args: argparse.Namespace) -> None:
                 _emit({"ev": "rss", "rss_kb": _rss_kb(), "streams": target.streams(),
                        "cpu_s": time.process_time(), **gc_clock.report(),
                        "errors": dict(getattr(target, "_errors", {})),
-                       "objects": len(gc.get_objects()) if command.get("objects") else 0})
+                       # frozen objects (the collector rounds) are tracked too, just not listed
+                       "objects": len(gc.get_objects()) + gc.get_freeze_count() if command.get("objects") else 0})
             elif op == "watch":
                 watch(command["tag"], command["responses"], command["acks"], command["since"],
                       command["timeout"])
