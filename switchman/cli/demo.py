@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from switchman.lab.local.demo import DemoSettings
 
 __all__ = ["add_parser", "run"]
 
@@ -24,11 +29,25 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.set_defaults(run=run)
 
 
+async def _until_signalled(settings: DemoSettings) -> bool:
+    """Run the demo; SIGTERM cancels it, so that it still stops its lab and deletes its namespaces."""
+    from switchman.lab.local.demo import run_demo
+
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await run_demo(settings)
+
+
 def run(args: argparse.Namespace) -> int:
-    from switchman.lab.local.demo import DemoSettings, run_demo
+    from switchman.lab.local.demo import DemoSettings
 
     settings = DemoSettings(
         sidecars=args.envoys, netns=args.netns, rate=args.rate, requests_per_step=args.requests,
         run_dir=Path(args.run_dir),
     )
-    return 0 if asyncio.run(run_demo(settings)) else 1
+    try:
+        passed = asyncio.run(_until_signalled(settings))
+    except asyncio.CancelledError:
+        return 128 + signal.SIGTERM
+    return 0 if passed else 1

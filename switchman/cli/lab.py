@@ -153,9 +153,12 @@ def run_status(args: argparse.Namespace) -> int:
 
 def run_down(args: argparse.Namespace) -> int:
     """Stop the lab; report what stopped and what had to be killed."""
-    from switchman.lab.local.launcher import LAB_FILE, cleanup_netns, stop_lab
+    from switchman.errors import LabError
+    from switchman.lab.local.launcher import LAB_FILE, cleanup_netns, lab_starting, stop_lab
 
     run_dir = Path(args.run_dir)
+    if not (run_dir / LAB_FILE).exists() and lab_starting(run_dir):
+        raise LabError(f"a lab is starting in {run_dir}: wait until lab up returns, then lab down")
     if not (run_dir / LAB_FILE).exists():
         print(f"no lab running in {run_dir} ({LAB_FILE} not found)")
         removed = cleanup_netns(run_dir)  # left by a supervisor killed before lab.json was written

@@ -121,8 +121,9 @@ def test_lab_up_netns_routes_to_both_versions_in_their_namespaces_and_down_delet
             ns = subprocess.run(["ip", "netns", "identify", str(process["pid"])], capture_output=True, text=True)
             assert ns.stdout.strip() == pod["netns"], process["name"]
         # the app listens on the pod's loopback: from the host only the sidecar reaches it
-        with pytest.raises(OSError):
-            urllib.request.urlopen(f"http://127.0.0.1:{pod['app']['port']}/", timeout=2)
+        for host in ("127.0.0.1", pod["address"]):
+            with pytest.raises(OSError):
+                urllib.request.urlopen(f"http://{host}:{pod['app']['port']}/", timeout=2)
         assert _version(pod["sidecar"]["url"]) == pod["version"]
 
     url = lab["front"]["listener_url"]
@@ -191,3 +192,26 @@ def test_demo_netns_passes_with_every_pod_in_its_own_namespace(tmp_path: Path) -
     assert "PASS" in demo.stdout and "xDS on 10.213." in demo.stdout
     assert "behind http://10.213." in demo.stdout  # the front reaches each pod's sidecar over its veth link
     assert _netns() == before  # the demo deleted its namespaces
+
+
+def test_a_demo_stopped_with_sigterm_stops_its_lab_and_deletes_its_namespaces(tmp_path: Path) -> None:
+    before = _netns()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "switchman", "demo", "--netns", "--rate", "100", "--requests", "2000",
+         "--run-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert demo.stdout is not None
+    lines = []
+    for line in demo.stdout:  # the lab is up once the demo prints where everything listens
+        lines.append(line)
+        if line.startswith("Switchman: xDS on"):
+            break
+    assert _netns() - before, "".join(lines)  # its namespaces exist
+    time.sleep(1.0)  # into the ramp
+    demo.send_signal(signal.SIGTERM)
+    demo.communicate(timeout=60)
+    assert demo.returncode == 128 + signal.SIGTERM
+    assert _netns() == before
+    [lab_dir] = tmp_path.glob("demo-*/lab")
+    assert not (lab_dir / "lab.json").exists()

@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from switchman.client import SwitchmanClient
+from switchman.errors import LabError
+from switchman.lab.local.launcher import cleanup_netns
 from switchman.lab.local.load import ClientKind, LoadResult, Sample, run_load
 from switchman.lab.local.supervisor import Supervisor, wait_synced
 from switchman.lab.local.topology import SERVICE, retry_routes
@@ -53,6 +55,18 @@ class DemoSettings:
     netns: bool = False  # each pod in its own network namespace (root)
 
 
+def _clean_earlier_runs(run_dir: Path, out: TextIO) -> None:
+    """Delete the network namespaces an earlier demo left when it was killed (its lab could not)."""
+    for lab_dir in sorted(run_dir.glob("demo-*/lab")):
+        try:
+            removed = cleanup_netns(lab_dir)
+        except LabError as exc:
+            print(f"note: {exc}", file=out)
+            continue
+        if removed:
+            print(f"deleted network namespaces a killed demo left in {lab_dir}: {', '.join(removed)}", file=out)
+
+
 def within_3_sigma(hits: int, n: int, p: float) -> bool:
     """Is ``hits`` out of ``n`` within three binomial standard deviations of ``n * p``?"""
     sigma = math.sqrt(n * p * (1 - p))
@@ -70,7 +84,9 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = settings.run_dir / f"demo-{stamp}"
     folder.mkdir(parents=True, exist_ok=True)
+    _clean_earlier_runs(settings.run_dir, out)
     lab = Supervisor(folder / "lab", settings.sidecars, netns=settings.netns)
+    steady: asyncio.Task[LoadResult] | None = None
     results: list[StepResult] = []
     phases: list[Phase] = []
     samples: list[Sample] = []
@@ -161,6 +177,9 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
                 at = time.time()
                 await measure("v2 fails 20%, retries on", "retries", "retries", 100, applied.revision or 0, at, True)
     finally:
+        if steady is not None and not steady.done():
+            steady.cancel()
+            await asyncio.gather(steady, return_exceptions=True)
         await lab.stop()
 
     passed = bool(results) and all(

@@ -206,7 +206,10 @@ class EnvoyProcess:
     async def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``."""
         proc = self.proc
-        if proc is None or proc.returncode is not None:
+        if proc is None:
+            return
+        if proc.returncode is not None:
+            Watchdog.shared().release(proc.pid)  # it ended on its own: the watchdog must not kill a reused PID
             return
         proc.send_signal(signal.SIGTERM)
         try:

@@ -10,6 +10,7 @@ pod's app and sidecar Envoy.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -26,10 +27,12 @@ from switchman.lab.local.reaper import pid_alive
 
 __all__ = [
     "LAB_FILE",
+    "LOCK_FILE",
     "NETNS_FILE",
     "SUPERVISOR_LOG",
     "cleanup_netns",
     "lab_processes",
+    "lab_starting",
     "pid_alive",
     "read_lab",
     "recorded_netns",
@@ -40,8 +43,24 @@ __all__ = [
 ]
 
 LAB_FILE: Final = "lab.json"
+LOCK_FILE: Final = "lab.lock"  # held by the supervisor for its whole life
 NETNS_FILE: Final = "netns.json"
 SUPERVISOR_LOG: Final = "supervisor.log"
+
+
+def lab_starting(run_dir: Path) -> bool:
+    """Does a supervisor hold ``run_dir``'s lock (a lab starting, or running)?"""
+    try:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def tail(path: Path, lines: int = 20) -> str:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import functools
 import json
 import logging
@@ -50,7 +51,7 @@ from typing import Any, Final, TypeVar
 from switchman.client import SwitchmanClient
 from switchman.errors import LabError
 from switchman.lab.local.envoy import EnvoyProcess, bootstrap
-from switchman.lab.local.launcher import LAB_FILE, NETNS_FILE, SUPERVISOR_LOG, cleanup_netns, tail
+from switchman.lab.local.launcher import LAB_FILE, LOCK_FILE, NETNS_FILE, SUPERVISOR_LOG, cleanup_netns, tail
 from switchman.lab.local.netns import Pod, create_pod, delete_pods, free_slots, new_run_id, require_netns
 from switchman.lab.local.topology import (
     FRONT_GROUP,
@@ -212,6 +213,7 @@ class Supervisor:
         self.netns_names: list[str] = []
         self.lab_file = self.run_dir / LAB_FILE
         self.netns_file = self.run_dir / NETNS_FILE
+        self._lock_fd: int | None = None
 
     @property
     def node_ids(self) -> set[str]:
@@ -275,7 +277,7 @@ class Supervisor:
 
     async def start(self) -> dict[str, Any]:
         """Start everything, configure it, wait for the Envoys; write and return ``lab.json``'s content."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self._lock()
         namespaces = self._create_namespaces() if self.netns else []
         xds_host = namespaces[0].host_address if namespaces else "127.0.0.1"
         xds_port, api_port = await self._start_serve(xds_host)
@@ -287,7 +289,9 @@ class Supervisor:
                 doc for pod in self.pods for doc in sidecar_documents(pod.spec, pod.app_port, pod.address)
             ]
             await client.apply(sidecar_docs, message="lab: a sidecar in front of each app")
-            await asyncio.gather(*(self._start_sidecar(pod, xds_host, xds_port) for pod in self.pods))
+            async with asyncio.TaskGroup() as sidecars:  # one failing cancels the others
+                for pod in self.pods:
+                    sidecars.create_task(self._start_sidecar(pod, xds_host, xds_port))
             endpoints: dict[str, list[tuple[str, int]]] = {}
             for pod in self.pods:
                 endpoints.setdefault(pod.spec.version, []).append((pod.address, pod.sidecar_port))
@@ -321,25 +325,57 @@ class Supervisor:
         return state
 
     async def stop(self) -> None:
-        """Stop the children in order (front, sidecars, apps, serve), delete the namespaces, remove ``lab.json``."""
-        self.lab_file.unlink(missing_ok=True)
-        envoys = [self.front, *(pod.sidecar for pod in self.pods)]
-        for envoy in envoys:
-            if envoy is not None:
+        """Stop the children in order (front, sidecars, apps, serve), delete the namespaces, remove ``lab.json``.
+
+        Every step runs whatever the one before it raised; the lock goes last.
+        """
+        try:
+            self._remove_lab_file()
+            for envoy in [self.front, *(pod.sidecar for pod in self.pods)]:
+                if envoy is not None:
+                    with contextlib.suppress(Exception):
+                        await envoy.stop()
+                        log.info("stopped envoy %s", envoy.node_id)
+            for pod in self.pods:
                 with contextlib.suppress(Exception):
-                    await envoy.stop()
-                    log.info("stopped envoy %s", envoy.node_id)
-        for pod in self.pods:
-            await pod.app.stop()
-        if self.netns_names:
-            left = delete_pods(self.netns_names)
-            if left:
-                log.error("could not delete network namespaces: %s", ", ".join(left))
-            else:
-                self.netns_file.unlink(missing_ok=True)
-        if self.serve is not None:
-            await self.serve.stop(timeout=10.0)  # a longer grace: serve closes its streams and store
-        log.info("lab down")
+                    await pod.app.stop()
+        finally:
+            try:
+                if self.netns_names:
+                    left = delete_pods(self.netns_names)
+                    if left:
+                        log.error("could not delete network namespaces: %s", ", ".join(left))
+                    else:
+                        self.netns_file.unlink(missing_ok=True)
+            finally:
+                try:
+                    if self.serve is not None:
+                        await self.serve.stop(timeout=10.0)  # a longer grace: serve closes its streams and store
+                finally:
+                    self._unlock()
+                    log.info("lab down")
+
+    def _remove_lab_file(self) -> None:
+        """Remove ``lab.json`` if this supervisor wrote it (never another lab's)."""
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(self.lab_file.read_text()).get("supervisor", {}).get("pid") == os.getpid():
+                self.lab_file.unlink(missing_ok=True)
+
+    def _lock(self) -> None:
+        """Hold ``lab.lock`` in the run dir for the supervisor's life: one lab per run dir."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LabError(f"another lab is starting or running in {self.run_dir} ({LOCK_FILE} is held)") from None
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)  # closing releases the lock
 
 
 async def run_supervisor(run_dir: Path, sidecars: int, startup_timeout: float = 60.0, netns: bool = False) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -89,3 +90,19 @@ def test_retries_replace_only_the_front_routes() -> None:
     [route] = config.message.virtual_hosts[0].routes
     assert route.route.retry_policy.retry_on == "5xx,reset,connect-failure"
     assert route.route.retry_policy.num_retries.value == 6
+
+
+async def test_one_lab_per_run_dir(tmp_path: Path) -> None:
+    from switchman.errors import LabError
+    from switchman.lab.local.launcher import lab_starting
+    from switchman.lab.local.supervisor import Supervisor
+
+    first = Supervisor(tmp_path / "lab", 2)
+    first._lock()  # what start() does first
+    try:
+        assert lab_starting(tmp_path / "lab")
+        with pytest.raises(LabError, match="another lab is starting or running"):
+            await Supervisor(tmp_path / "lab", 2).start()
+    finally:
+        first._unlock()
+    assert not lab_starting(tmp_path / "lab")
