@@ -120,6 +120,7 @@ class Connection(asyncio.Protocol):
         self._woken: list[_Call] = []
         self._wake_scheduled = False
         self._last_read = time.monotonic()
+        self._buffered = 0  # request bytes held by all calls, not yet whole messages
         self._ping_sent: float | None = None
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._age_timer: asyncio.TimerHandle | None = None
@@ -266,6 +267,8 @@ class Connection(asyncio.Protocol):
         self._forget(call)
 
     def _forget(self, call: _Call) -> None:
+        self._buffered -= len(call.buffer)
+        call.buffer.clear()
         task, call.task = call.task, None
         if task is not None and not task.done():
             task.cancel()
@@ -312,13 +315,18 @@ class Connection(asyncio.Protocol):
 
     def _data(self, event: Any) -> None:
         stream_id = event.stream_id
-        # The window goes back at once: what a call holds unread is bounded by the message limit.
+        # The window goes back at once: what a call holds unread is bounded by the message limit,
+        # and what the connection holds by its own limit.
         self.h2.acknowledge_received_data(event.flow_controlled_length, stream_id)
         call = self.calls.get(stream_id)
         if call is None or call.finishing is not None:
             return
+        if self._buffered + len(event.data) > self.settings.max_connection_buffer_bytes:
+            self._finish(call, Code.RESOURCE_EXHAUSTED, "this connection holds too many unfinished requests")
+            return
         buffer = call.buffer
         buffer += event.data
+        self._buffered += len(event.data)
         limit = self.settings.max_request_bytes
         got = False
         start = 0
@@ -338,6 +346,7 @@ class Connection(asyncio.Protocol):
                 return
             got = True
         del buffer[:start]
+        self._buffered -= start
         if got and call.stream is not None:
             self._pull(call)
 

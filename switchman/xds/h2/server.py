@@ -35,6 +35,7 @@ class H2Settings:
     """The transport's limits and timers."""
 
     max_request_bytes: int = 4 * 1024 * 1024
+    max_connection_buffer_bytes: int = 16 * 1024 * 1024  # unfinished requests of all a connection's calls
     max_concurrent_streams: int = 1000  # per connection
     keepalive_seconds: float = 30.0
     keepalive_timeout_seconds: float = 10.0

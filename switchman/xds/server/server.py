@@ -135,6 +135,7 @@ class XdsServer:
             methods = [*xds_methods(self.context), *csds_methods(self.context), *self._methods]
             self._h2 = H2Server(methods, H2Settings(
                 max_request_bytes=self.settings.max_request_bytes,
+                max_connection_buffer_bytes=4 * self.settings.max_request_bytes,
                 keepalive_seconds=self.settings.keepalive_seconds,
                 keepalive_timeout_seconds=self.settings.keepalive_timeout_seconds,
                 max_connection_age_seconds=self.settings.max_connection_age_seconds,

@@ -245,3 +245,45 @@ async def test_csds_is_served_on_the_xds_port(cache: SnapshotCache, channel: aio
     await stream.done_writing()
     assert await asyncio.wait_for(stream.code(), 5) == grpc.StatusCode.OK
     call.cancel()
+
+
+async def test_a_connection_cannot_hold_more_unfinished_requests_than_its_limit(server: XdsServer) -> None:
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    client.initiate_connection()
+    headers = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", b"x"),
+               (b":path", b"/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources"),
+               (b"content-type", b"application/grpc"), (b"te", b"trailers")]
+    # each stream: a message that says 60,000 bytes and stops 1,000 short (the limit here: 4 x 64 KiB)
+    pending = {}
+    for stream_id in (1, 3, 5, 7, 9):
+        client.send_headers(stream_id, headers)
+        pending[stream_id] = b"\0" + (60_000).to_bytes(4, "big") + b"\x08" * 59_000
+    statuses: dict[int, bytes] = {}
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        async with asyncio.timeout(10):
+            while pending and 9 not in statuses:
+                for stream_id in list(pending):
+                    size = min(len(pending[stream_id]), client.local_flow_control_window(stream_id),
+                               client.max_outbound_frame_size)
+                    if size > 0:
+                        client.send_data(stream_id, pending[stream_id][:size])
+                        pending[stream_id] = pending[stream_id][size:]
+                        if not pending[stream_id]:
+                            del pending[stream_id]
+                writer.write(client.data_to_send())
+                data = await reader.read(65536)
+                assert data, "the server closed the connection"
+                for event in client.receive_data(data):
+                    if isinstance(event, (h2.events.TrailersReceived, h2.events.ResponseReceived)):
+                        found = dict(event.headers).get(b"grpc-status")
+                        if found is not None:
+                            statuses[event.stream_id] = found
+                writer.write(client.data_to_send())
+    finally:
+        writer.close()
+    assert statuses == {9: b"8"}  # RESOURCE_EXHAUSTED for the stream that went over; the others go on
