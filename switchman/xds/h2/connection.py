@@ -27,7 +27,7 @@ import os
 import time
 import urllib.parse
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 import h2.config
 import h2.connection
@@ -42,7 +42,6 @@ from switchman.xds.server.methods import (
     AsyncUnaryMethod,
     CallError,
     Code,
-    FetchMethod,
     Metadata,
     StreamHandler,
     StreamMethod,
@@ -294,24 +293,27 @@ class Connection(asyncio.Protocol):
         path = headers.get(b":path", b"").decode("utf-8", "replace")
         method = self.server.methods.get(path)
         content_type = headers.get(b"content-type", b"")
-        refusal: list[tuple[bytes, bytes]] | None = None
         if self.closing:
-            refusal = [*_HEADERS, *_trailers(Code.UNAVAILABLE, "the server is stopping")]
-        elif method is None:
-            refusal = [*_HEADERS, *_trailers(Code.UNIMPLEMENTED, f"unknown method {path}")]
-        elif headers.get(b":method") != b"POST" or not (
+            self._refuse(stream_id, [*_HEADERS, *_trailers(Code.UNAVAILABLE, "the server is stopping")])
+            return
+        if method is None:
+            self._refuse(stream_id, [*_HEADERS, *_trailers(Code.UNIMPLEMENTED, f"unknown method {path}")])
+            return
+        if headers.get(b":method") != b"POST" or not (
             content_type == b"application/grpc" or content_type.startswith((b"application/grpc+", b"application/grpc;"))
         ):
-            refusal = [(b":status", b"415")]
-        if refusal is not None or method is None:
-            with contextlib.suppress(h2.exceptions.ProtocolError):  # the client may have reset it already
-                self.h2.send_headers(stream_id, refusal or (), end_stream=True)
+            self._refuse(stream_id, [(b":status", b"415")])
             return
         call = self.calls[stream_id] = _Call(stream_id, method, _metadata(headers))
         if isinstance(method, StreamMethod):
             stream = call.stream = method.stream()
             stream.waker = lambda: self._wake(call)
             stream.opened()
+
+    def _refuse(self, stream_id: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """Answer a request with ``headers`` alone, ending its stream."""
+        with contextlib.suppress(h2.exceptions.ProtocolError):  # the client may have reset it already
+            self.h2.send_headers(stream_id, headers, end_stream=True)
 
     def _data(self, event: Any) -> None:
         stream_id = event.stream_id
@@ -368,11 +370,15 @@ class Connection(asyncio.Protocol):
         except ProtocolError as exc:
             self._finish(call, Code.INVALID_ARGUMENT, str(exc))
             return False
-        except Exception as exc:  # a bug: end this call, keep the connection
-            log.exception("stream %s failed on a request", call.stream.id)
-            self._finish(call, Code.INTERNAL, f"internal error: {type(exc).__name__}")
+        except Exception as exc:
+            self._bug(call, f"stream {call.stream.id} on a request", exc)
             return False
         return True
+
+    def _bug(self, call: _Call, what: str, exc: Exception) -> None:
+        """A handler raised what it should not: log it, end this call with INTERNAL, keep the connection."""
+        log.error("%s failed", what, exc_info=exc)
+        self._finish(call, Code.INTERNAL, f"internal error: {type(exc).__name__}")
 
     def _pull(self, call: _Call) -> None:
         """Send what the call's stream has to say now."""
@@ -381,9 +387,8 @@ class Connection(asyncio.Protocol):
             return
         try:
             responses = stream.responses()
-        except Exception as exc:  # a bug: end this call, keep the connection
-            log.exception("stream %s failed", stream.id)
-            self._finish(call, Code.INTERNAL, f"internal error: {type(exc).__name__}")
+        except Exception as exc:
+            self._bug(call, f"stream {stream.id}", exc)
             return
         for response in responses:
             if self.calls.get(call.id) is not call:  # the send ended it (the client reset it)
@@ -399,56 +404,54 @@ class Connection(asyncio.Protocol):
             self._finish(call, Code.INTERNAL, "the request stream ended inside a message")
             return
         method = call.method
+        if isinstance(method, StreamMethod):
+            self._finish(call, Code.OK)
+            return
+        if call.request is None:
+            self._finish(call, Code.INVALID_ARGUMENT, "a unary call takes one request")
+            return
         if isinstance(method, AsyncUnaryMethod):
-            if call.request is None:
-                self._finish(call, Code.INVALID_ARGUMENT, "a unary call takes one request")
-                return
             call.task = asyncio.get_running_loop().create_task(self._answer(call, method, call.request))
             return
-        if isinstance(method, FetchMethod):
-            if call.request is None:
-                self._finish(call, Code.INVALID_ARGUMENT, "a unary call takes one request")
-                return
-            try:
-                response = method.fetch(call.request)
-            except CallError as exc:
-                self._finish(call, exc.code, exc.message)
-                return
-            except Exception as exc:  # a bug: end this call, keep the connection
-                log.exception("fetch %s failed", method.path)
-                self._finish(call, Code.INTERNAL, f"internal error: {type(exc).__name__}")
-                return
-            self._send(call, response)
-            if self.calls.get(call.id) is not call:
-                return
-        self._finish(call, Code.OK)
+        try:
+            response = method.fetch(call.request)
+        except CallError as exc:
+            self._finish(call, exc.code, exc.message, exc.trailers)
+        except Exception as exc:
+            self._bug(call, method.path, exc)
+        else:
+            self._reply(call, response)
 
     async def _answer(self, call: _Call, method: AsyncUnaryMethod, request: Message) -> None:
-        """Run an async unary call's handler and send what it answers."""
-        response: bytes | None = None
-        code, message, extra = Code.OK, "", cast(Metadata, ())
+        """Run an async unary call's handler and send what it answers, unless the call ended meanwhile."""
         try:
             response = await method.call(request, call.metadata)
         except CallError as exc:
-            code, message, extra = exc.code, exc.message, exc.trailers
-        except Exception as exc:  # a bug: end this call, keep the connection
-            log.exception("%s failed", method.path)
-            code, message = Code.INTERNAL, f"internal error: {type(exc).__name__}"
-        call.task = None
-        if self.calls.get(call.id) is not call or self.closing:
-            return  # reset or closed meanwhile
-        if response is not None:
-            self._send(call, response)
-            if self.calls.get(call.id) is not call:
-                return
-        self._finish(call, code, message, extra)
+            if self._still_open(call):
+                self._finish(call, exc.code, exc.message, exc.trailers)
+        except Exception as exc:
+            if self._still_open(call):
+                self._bug(call, method.path, exc)
+        else:
+            if self._still_open(call):
+                self._reply(call, response)
         self.flush()
 
+    def _still_open(self, call: _Call) -> bool:
+        """Is ``call`` still to be answered (not reset, the connection not closing)? Its handler is done."""
+        call.task = None
+        return self.calls.get(call.id) is call and not self.closing
+
+    def _reply(self, call: _Call, response: bytes) -> None:
+        """A unary call's one response, then OK."""
+        self._send(call, response)
+        if self.calls.get(call.id) is call:
+            self._finish(call, Code.OK)
+
     def _reset(self, stream_id: int) -> None:
-        call = self.calls.pop(stream_id, None)
+        call = self.calls.get(stream_id)
         if call is not None:
-            self._blocked.pop(stream_id, None)
-            self._forget(call)
+            self._end(call)
 
     # -- wake-ups from the cache ------------------------------------------------------
 
