@@ -6,6 +6,7 @@ import pytest
 
 from switchman.lab.local import EnvoyMode, EnvoyProcess, Upstream, bootstrap
 from switchman.xds import SnapshotCache, XdsServer, XdsSettings
+from switchman.xds.server.server import TRANSPORTS
 
 
 @pytest.fixture
@@ -13,7 +14,7 @@ def cache() -> SnapshotCache:
     return SnapshotCache()
 
 
-@pytest.fixture(params=["grpc", "h2"])
+@pytest.fixture(params=TRANSPORTS)
 async def xds(cache: SnapshotCache, request: pytest.FixtureRequest) -> AsyncIterator[XdsServer]:
     """An xDS server on each transport: grpc.aio, and our own HTTP/2 one."""
     transport = str(request.param)

@@ -57,8 +57,10 @@ async def _serve(settings: ServeSettings) -> None:
 
 
 def _transport(text: str) -> str:
-    if text not in ("grpc", "h2"):
-        raise ConfigError("--xds-transport", f"{text!r} is not grpc or h2")
+    from switchman.xds.server.server import TRANSPORTS
+
+    if text not in TRANSPORTS:
+        raise ConfigError("--xds-transport", f"{text!r} is not one of {', '.join(TRANSPORTS)}")
     return text
 
 

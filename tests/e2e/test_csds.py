@@ -13,6 +13,7 @@ from grpc import aio
 from switchman.lab.local import EnvoyProcess, bootstrap
 from switchman.xds import SnapshotCache, XdsServer, XdsSettings
 from switchman.xds import resources as rt
+from switchman.xds.server.server import TRANSPORTS
 from tests.e2e.helpers import Traffic, chain, wait_for_version
 
 pytestmark = pytest.mark.envoy
@@ -47,7 +48,7 @@ async def test_csds_reports_what_each_envoy_acked(cache: SnapshotCache, xds: Xds
     assert cluster.xds_config.type_url == rt.CLUSTER
 
 
-@pytest.mark.parametrize("transport", ["grpc", "h2"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_envoy_rides_through_max_connection_age(cache: SnapshotCache, upstreams, transport: str) -> None:
     blue, green = await upstreams("checkout", "v1"), await upstreams("checkout", "v2")
     ports = {"checkout-v1": blue.port, "checkout-v2": green.port}

@@ -8,6 +8,7 @@ import pytest
 
 from switchman.lab.local import EnvoyProcess, bootstrap
 from switchman.xds import SnapshotCache, XdsServer, XdsSettings
+from switchman.xds.server.server import TRANSPORTS
 from tests.e2e.helpers import Traffic, chain, wait_for_version
 
 pytestmark = pytest.mark.envoy
@@ -28,7 +29,7 @@ async def test_restarted_envoy_gets_current_config(cache: SnapshotCache, xds: Xd
     assert node.streams == 1
 
 
-@pytest.mark.parametrize("transport", ["grpc", "h2"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_envoy_keeps_config_while_control_plane_restarts(cache: SnapshotCache, upstreams, transport: str) -> None:
     blue, green = await upstreams("checkout", "v1"), await upstreams("checkout", "v2")
     ports = {"checkout-v1": blue.port, "checkout-v2": green.port}

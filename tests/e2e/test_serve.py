@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from switchman.lab.local import EnvoyProcess, Upstream, bootstrap
+from switchman.xds.server.server import TRANSPORTS
 from tests.e2e.helpers import checkout_documents, wait_for_version
 
 pytestmark = pytest.mark.envoy
@@ -71,7 +72,7 @@ async def upstream_pair() -> AsyncIterator[tuple[Upstream, Upstream]]:
     await green.stop()
 
 
-@pytest.mark.parametrize("transport", ["grpc", "h2"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_served_config_drives_envoy_refuses_bad_input_and_survives_kill_9(
     tmp_path: Path, upstream_pair: tuple[Upstream, Upstream], transport: str
 ) -> None:

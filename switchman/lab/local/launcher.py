@@ -40,6 +40,7 @@ __all__ = [
     "start_lab",
     "stop_lab",
     "tail",
+    "try_lock",
 ]
 
 LAB_FILE: Final = "lab.json"
@@ -48,18 +49,29 @@ NETNS_FILE: Final = "netns.json"
 SUPERVISOR_LOG: Final = "supervisor.log"
 
 
-def lab_starting(run_dir: Path) -> bool:
-    """Does a supervisor hold ``run_dir``'s lock (a lab starting, or running)?"""
-    try:
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR)
-    except OSError:
-        return False
+def try_lock(run_dir: Path) -> int | None:
+    """Take ``run_dir``'s lock (one lab per run dir): the open file holding it, or None when another holds it.
+
+    Closing the file releases the lock.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return True
-    finally:
         os.close(fd)
+        return None
+    return fd
+
+
+def lab_starting(run_dir: Path) -> bool:
+    """Does a supervisor hold ``run_dir``'s lock (a lab starting, or running)?"""
+    if not (run_dir / LOCK_FILE).exists():
+        return False
+    fd = try_lock(run_dir)
+    if fd is None:
+        return True
+    os.close(fd)
     return False
 
 

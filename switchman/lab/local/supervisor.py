@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import functools
 import json
 import logging
@@ -51,7 +50,15 @@ from typing import Any, Final, TypeVar
 from switchman.client import SwitchmanClient
 from switchman.errors import LabError
 from switchman.lab.local.envoy import EnvoyProcess, bootstrap
-from switchman.lab.local.launcher import LAB_FILE, LOCK_FILE, NETNS_FILE, SUPERVISOR_LOG, cleanup_netns, tail
+from switchman.lab.local.launcher import (
+    LAB_FILE,
+    LOCK_FILE,
+    NETNS_FILE,
+    SUPERVISOR_LOG,
+    cleanup_netns,
+    tail,
+    try_lock,
+)
 from switchman.lab.local.netns import Pod, create_pod, delete_pods, free_slots, new_run_id, require_netns
 from switchman.lab.local.topology import (
     FRONT_GROUP,
@@ -363,13 +370,9 @@ class Supervisor:
 
     def _lock(self) -> None:
         """Hold ``lab.lock`` in the run dir for the supervisor's life: one lab per run dir."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise LabError(f"another lab is starting or running in {self.run_dir} ({LOCK_FILE} is held)") from None
+        fd = try_lock(self.run_dir)
+        if fd is None:
+            raise LabError(f"another lab is starting or running in {self.run_dir} ({LOCK_FILE} is held)")
         self._lock_fd = fd
 
     def _unlock(self) -> None:

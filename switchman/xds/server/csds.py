@@ -122,6 +122,11 @@ def client_configs(
     return response
 
 
+def status_now(ctx: StreamContext, request: csds_pb2.ClientStatusRequest) -> csds_pb2.ClientStatusResponse:
+    """The CSDS answer for ``request`` over the streams of one server, as they are now."""
+    return client_configs(tuple(ctx.streams), ctx.cache, request)
+
+
 class CsdsStream:
     """CSDS's bidirectional stream for a transport that drives calls itself: each request gets the status now."""
 
@@ -137,7 +142,7 @@ class CsdsStream:
 
     def receive(self, request: Message) -> None:
         assert isinstance(request, csds_pb2.ClientStatusRequest)
-        self._out.append(client_configs(tuple(self.ctx.streams), self.ctx.cache, request).SerializeToString())
+        self._out.append(status_now(self.ctx, request).SerializeToString())
 
     def responses(self) -> list[bytes]:
         out, self._out = self._out, []
@@ -154,7 +159,7 @@ def csds_methods(ctx: StreamContext) -> list[StreamMethod | FetchMethod]:
 
     def fetch(request: Message) -> bytes:
         assert isinstance(request, csds_pb2.ClientStatusRequest)
-        return bytes(client_configs(tuple(ctx.streams), ctx.cache, request).SerializeToString())
+        return bytes(status_now(ctx, request).SerializeToString())
 
     return [
         StreamMethod(f"{service}/StreamClientStatus", parse, lambda: CsdsStream(ctx)),
@@ -171,7 +176,7 @@ class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):  
     async def FetchClientStatus(
         self, request: csds_pb2.ClientStatusRequest, context: aio.ServicerContext[Any, Any]
     ) -> csds_pb2.ClientStatusResponse:
-        return client_configs(tuple(self._ctx.streams), self._ctx.cache, request)
+        return status_now(self._ctx, request)
 
     async def StreamClientStatus(
         self,
@@ -179,4 +184,4 @@ class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):  
         context: aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[csds_pb2.ClientStatusResponse]:
         async for request in requests:
-            yield client_configs(tuple(self._ctx.streams), self._ctx.cache, request)
+            yield status_now(self._ctx, request)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from envoy.service.status.v3 import csds_pb2_grpc
 from grpc import aio
@@ -21,11 +22,12 @@ from switchman.xds.server.services import discovery_handlers
 from switchman.xds.server.status import NodeStatus, node_statuses
 from switchman.xds.server.stream import StreamContext
 
-__all__ = ["XdsServer", "XdsSettings"]
+__all__ = ["TRANSPORTS", "XdsServer", "XdsSettings"]
 
 log = logging.getLogger(__name__)
 
 _MIB = 1024 * 1024
+TRANSPORTS: Final = ("h2", "grpc")  # what can serve the xDS port: switchman.xds.h2, or grpc.aio
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +94,8 @@ class XdsServer:
         self.settings = settings or XdsSettings()
         if self.settings.max_response_bytes <= 0:
             raise ConfigError("max_response_bytes", "must be positive")
-        if self.settings.transport not in ("grpc", "h2"):
-            raise ConfigError("xds transport", f"{self.settings.transport!r} is not grpc or h2")
+        if self.settings.transport not in TRANSPORTS:
+            raise ConfigError("xds transport", f"{self.settings.transport!r} is not one of {', '.join(TRANSPORTS)}")
         self.cache = cache
         self.metrics = metrics or XdsMetrics()
         self.context = StreamContext(

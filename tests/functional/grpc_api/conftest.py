@@ -17,6 +17,7 @@ from switchman.api.grpc import management_pb2 as pb
 from switchman.api.grpc import management_pb2_grpc as pb_grpc
 from switchman.app import ServeSettings, Switchman
 from switchman.store import Store
+from switchman.xds.server.server import TRANSPORTS
 from tests.functional.ads import AdsClient, ads_clients
 
 Metadata = tuple[tuple[str, str], ...]
@@ -72,7 +73,7 @@ def trailers(error: grpc.aio.AioRpcError) -> dict[str, str]:
 Start = Callable[..., Awaitable[Grpc]]
 
 
-@pytest.fixture(params=["grpc", "h2"])
+@pytest.fixture(params=TRANSPORTS)
 async def start(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Start]:
     """``await start(tokens=..., store=...)``: a running Switchman and a gRPC channel to its xDS port,
     on each xDS transport (grpc.aio, and Switchman's own HTTP/2 one)."""
