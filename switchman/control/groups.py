@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from google.protobuf.message import Message
 
 from switchman.errors import ConfigError
-from switchman.model.config import Config, Document, build_config
+from switchman.model.config import Config, Document, build_config, check_rollouts
 from switchman.translate import translate_documents
 from switchman.xds import DEFAULT_GROUP, Snapshot
 from switchman.xds import resources as rt
@@ -60,6 +60,8 @@ def build_served(documents: Iterable[Document]) -> Served:
         if doc.id in seen:
             raise ConfigError(doc.id, "appears twice")
         seen.add(doc.id)
+    check_rollouts(build_config(d for d in docs if d.kind in ("Service", "Rollout")))
+    docs = [d for d in docs if d.kind != "Rollout"]  # nothing to serve: they move Services
     snapshots: dict[str, Snapshot] = {}
     origin: dict[tuple[str, str], str] = {}
     views = _views(docs)

@@ -18,13 +18,14 @@ from switchman.model.document import document_id, read_envelope
 from switchman.model.kinds.cluster import ClusterSpec, read_cluster
 from switchman.model.kinds.envoy_resource import read_envoy_resource
 from switchman.model.kinds.listener import ListenerSpec, read_listener
+from switchman.model.kinds.rollout import RolloutSpec, read_rollout
 from switchman.model.kinds.routes import Forward, RoutesSpec, Target, read_routes
 from switchman.model.kinds.service import ServiceSpec, read_service, version_cluster
 from switchman.xds import resources as rt
 
-__all__ = ["Config", "Document", "Spec", "build_config", "parse_document"]
+__all__ = ["Config", "Document", "Spec", "build_config", "check_rollouts", "parse_document"]
 
-Spec: TypeAlias = "ListenerSpec | RoutesSpec | ClusterSpec | ServiceSpec | Message"
+Spec: TypeAlias = "ListenerSpec | RoutesSpec | ClusterSpec | ServiceSpec | RolloutSpec | Message"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,11 @@ def parse_document(raw: Any, where: str) -> Document:
         spec = read_cluster(envelope.spec)
     elif envelope.kind == "Service":
         spec = read_service(envelope.spec)
+    elif envelope.kind == "Rollout":
+        if envelope.groups:
+            reason = "a Rollout is not served to Envoys: it takes no groups"
+            raise ConfigError(f"{envelope.id}: metadata.groups", reason)
+        spec = read_rollout(envelope.spec)
     else:
         spec = read_envoy_resource(envelope.spec, envelope.name)
     return Document(envelope.kind, envelope.name, envelope.labels, spec, raw, envelope.groups)
@@ -135,6 +141,31 @@ def _check_references(config: Config) -> None:
                 raise ConfigError(f"{doc.id}: {prefix}routes", f"names Routes {routes!r}, which does not exist")
             if chain.tcp is not None:
                 _check_target(config, chain.tcp, doc.id, f"{prefix}tcp", raw_clusters)
+
+
+def check_rollouts(config: Config) -> None:
+    """A rollout moves two versions of a Service that exists; one rollout a service.
+
+    Rollouts are checked against every document, whatever its node groups: a rollout is not
+    served to Envoys, it moves a Service wherever that Service is served."""
+    drivers: dict[str, str] = {}
+    for doc in sorted(config.of_kind("Rollout"), key=lambda d: d.name):
+        spec = doc.spec
+        assert isinstance(spec, RolloutSpec)
+        service = config.get("Service", spec.service)
+        if service is None:
+            raise ConfigError(f"{doc.id}: spec.service", f"names service {spec.service!r}, which does not exist")
+        assert isinstance(service.spec, ServiceSpec)
+        for field in ("stable", "canary"):
+            version = getattr(spec, field)
+            if version not in service.spec.versions:
+                versions = ", ".join(service.spec.versions)
+                reason = f"service {spec.service!r} has no version {version!r} (it has {versions})"
+                raise ConfigError(f"{doc.id}: spec.{field}", reason)
+        other = drivers.get(spec.service)
+        if other is not None:
+            raise ConfigError(f"{doc.id}: spec.service", f"service {spec.service!r} is already rolled out by {other}")
+        drivers[spec.service] = doc.id
 
 
 def _raw_listener_addresses(config: Config) -> list[tuple[str, str, int]]:

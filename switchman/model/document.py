@@ -11,7 +11,7 @@ from switchman.model.fields import YAML_BOOLEANS, Node
 
 __all__ = ["GROUP_PATTERN", "KINDS", "NAME_PATTERN", "Envelope", "document_id", "read_envelope"]
 
-KINDS: Final = ("Listener", "Routes", "Cluster", "Service", "EnvoyResource")
+KINDS: Final = ("Listener", "Routes", "Cluster", "Service", "Rollout", "EnvoyResource")
 # Node groups are what --group-by reads from an Envoy's node (id, cluster or a metadata value).
 GROUP_PATTERN: Final = r"[A-Za-z0-9._:/-]{1,128}"
 # Names become Envoy resource and stat names: keep them plain.

@@ -7,6 +7,7 @@ from google.protobuf.message import Message
 from switchman.model.config import Config
 from switchman.model.kinds.cluster import ClusterSpec
 from switchman.model.kinds.listener import ListenerSpec
+from switchman.model.kinds.rollout import RolloutSpec
 from switchman.model.kinds.routes import RoutesSpec
 from switchman.model.kinds.service import ServiceSpec, version_cluster
 from switchman.translate.clusters import cluster_resources
@@ -31,6 +32,8 @@ def translate_documents(config: Config) -> list[tuple[str, list[Message]]]:
             messages.append(route_configuration(config, doc.name, spec))
         elif isinstance(spec, ListenerSpec):
             messages.append(listener(config, doc.name, spec))
+        elif isinstance(spec, RolloutSpec):
+            pass  # a rollout moves a Service's traffic; it has no Envoy resources of its own
         else:
             messages.append(spec)
         out.append((doc.id, messages))

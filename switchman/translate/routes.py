@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
@@ -19,12 +21,15 @@ from switchman.model.kinds.routes import (
     HeaderMatch,
     HeaderRewrite,
     Match,
+    Mirror,
     Redirect,
     Retries,
     Route,
     RoutesSpec,
     Split,
+    Target,
 )
+from switchman.model.kinds.service import ServiceSpec
 from switchman.translate.clusters import duration
 from switchman.translate.targets import weighted_clusters
 
@@ -171,6 +176,42 @@ def _route(config: Config, route: Route) -> rc.Route:
     return out
 
 
+def _whole_service(config: Config, route: Route) -> ServiceSpec | None:
+    """The service a route sends all its traffic to without naming a version, if it does."""
+    action = route.action
+    if not isinstance(action, Forward) or len(action.splits) != 1:
+        return None
+    target = action.splits[0].target
+    if target.service is None or target.version is not None:
+        return None
+    service = config.get("Service", target.service)
+    assert service is not None and isinstance(service.spec, ServiceSpec)
+    return service.spec
+
+
+def _with_service_policies(config: Config, route: Route) -> list[Route]:
+    """A route to a whole service, as the service's cohort and mirror say: one route per cohort
+    match ahead of it (the same match plus the cohort's headers, to the cohort's version), and the
+    service's mirror on each."""
+    spec = _whole_service(config, route)
+    if spec is None or (spec.cohort is None and spec.mirror is None):
+        return [route]
+    target = route.action.splits[0].target  # type: ignore[union-attr]
+    mirrors = route.mirrors
+    if spec.mirror is not None:
+        mirrored = Target(service=target.service, version=spec.mirror.version)
+        mirrors = (*mirrors, Mirror(mirrored, spec.mirror.percent))
+    routes = []
+    if spec.cohort is not None:
+        cohort = Forward((Split(Target(service=target.service, version=spec.cohort.version), 100),))
+        for i, headers in enumerate(spec.cohort.matches):
+            match = replace(route.match, headers=(*route.match.headers, *headers))
+            name = f"{route.name}.cohort-{i}" if route.name else ""
+            routes.append(replace(route, match=match, action=cohort, name=name, mirrors=route.mirrors))
+    routes.append(replace(route, mirrors=mirrors))
+    return routes
+
+
 def route_configuration(config: Config, name: str, spec: RoutesSpec) -> route_pb2.RouteConfiguration:
     return route_pb2.RouteConfiguration(
         name=name,
@@ -178,7 +219,11 @@ def route_configuration(config: Config, name: str, spec: RoutesSpec) -> route_pb
             rc.VirtualHost(
                 name=vhost.name,
                 domains=list(vhost.domains),
-                routes=[_route(config, route) for route in vhost.routes],
+                routes=[
+                    _route(config, expanded)
+                    for route in vhost.routes
+                    for expanded in _with_service_policies(config, route)
+                ],
             )
             for vhost in spec.virtual_hosts
         ],

@@ -29,6 +29,7 @@ __all__ = [
     "Split",
     "Target",
     "VirtualHost",
+    "read_header_matches",
     "read_routes",
     "read_target",
 ]
@@ -176,7 +177,7 @@ def read_target(node: Node) -> Target:
     return Target(service=service.text(), version=version.text() if version else None)
 
 
-def _header_matches(node: Node, what: str) -> tuple[HeaderMatch, ...]:
+def read_header_matches(node: Node, what: str) -> tuple[HeaderMatch, ...]:
     out = []
     for item in node.elements():
         name = item["name"].text(_HEADER_NAME if what == "header" else None, f"a {what} name")
@@ -208,8 +209,8 @@ def _match(node: Node) -> Match:
     result = Match(
         kind,
         text,
-        _header_matches(headers, "header") if headers else (),
-        _header_matches(params, "query parameter") if params else (),
+        read_header_matches(headers, "header") if headers else (),
+        read_header_matches(params, "query parameter") if params else (),
     )
     node.done()
     return result

@@ -2,20 +2,43 @@
 
 Each version becomes an Envoy cluster named ``SERVICE-VERSION`` (``checkout-v2``).
 A route that targets the service without naming a version splits by
-``spec.weights`` (default: all to the first version).
+``spec.weights`` (default: all to the first version). Two more settings
+apply to every such route, which is what a rollout moves besides weights:
+``spec.cohort`` sends the requests that match (a header, a cookie) to one
+version whatever the weights (A/B tests, blue/green previews), and
+``spec.mirror`` copies a share of requests to a version whose answers
+are thrown away (shadow traffic).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from switchman.model.fields import Node
 from switchman.model.kinds.cluster import Endpoint, Upstream, read_endpoints, read_upstream
+from switchman.model.kinds.routes import HeaderMatch, read_header_matches
 
-__all__ = ["ServiceSpec", "read_service", "version_cluster"]
+__all__ = ["Cohort", "ServiceMirror", "ServiceSpec", "cookie_match", "read_service", "version_cluster"]
 
 VERSION_PATTERN = r"[a-z0-9]([a-z0-9_-]{0,30}[a-z0-9])?"
+_COOKIE_NAME = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"  # a token (RFC 6265)
+_COOKIE_VALUE = r"[A-Za-z0-9!#$%&'()*+./:<=>?@\[\]^_`{|}~-]+"  # cookie-octets, without quotes
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    """Requests that match any one of ``matches`` (each: all of its headers) go to ``version``."""
+
+    version: str
+    matches: tuple[tuple[HeaderMatch, ...], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceMirror:
+    version: str
+    percent: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +46,8 @@ class ServiceSpec:
     versions: Mapping[str, tuple[Endpoint, ...]]
     weights: Mapping[str, int]
     upstream: Upstream
+    cohort: Cohort | None = None
+    mirror: ServiceMirror | None = None
 
 
 def version_cluster(service: str, version: str) -> str:
@@ -50,6 +75,52 @@ def read_service(spec: Node) -> ServiceSpec:
             weights_node.fail("weights sum to 0")
     else:
         weights = {next(iter(versions)): 100}
-    result = ServiceSpec(versions=versions, weights=weights, upstream=read_upstream(spec))
+    cohort_node, mirror_node = spec.get("cohort"), spec.get("mirror")
+    result = ServiceSpec(
+        versions=versions,
+        weights=weights,
+        upstream=read_upstream(spec),
+        cohort=_cohort(cohort_node, versions) if cohort_node else None,
+        mirror=_mirror(mirror_node, versions) if mirror_node else None,
+    )
     spec.done()
+    return result
+
+
+def _version(node: Node, versions: Mapping[str, object]) -> str:
+    name = node.text()
+    if name not in versions:
+        node.fail(f"there is no version {name!r} (versions: {', '.join(versions)})")
+    return name
+
+
+def cookie_match(name: str, value: str) -> HeaderMatch:
+    """A ``cookie`` header that carries ``name=value`` among its cookies (RE2, as Envoy runs it)."""
+    return HeaderMatch("cookie", "regex", rf"^(.*?;\s*)?{re.escape(name)}={re.escape(value)}(;.*)?$")
+
+
+def _cohort(node: Node, versions: Mapping[str, object]) -> Cohort:
+    version = _version(node["version"], versions)
+    matches = []
+    for item in node["match"].elements(min_items=1):
+        headers_node, cookie_node = item.get("headers"), item.get("cookie")
+        if headers_node is None and cookie_node is None:
+            item.fail("needs headers, cookie or both")
+        headers = list(read_header_matches(headers_node, "header")) if headers_node else []
+        if cookie_node is not None:
+            cookie_name = cookie_node["name"].text(_COOKIE_NAME, "a cookie name")
+            cookie_value = cookie_node["value"].text(_COOKIE_VALUE, "a cookie value (no spaces, quotes, ; or ,)")
+            cookie_node.done()
+            headers.append(cookie_match(cookie_name, cookie_value))
+        item.done()
+        matches.append(tuple(headers))
+    node.done()
+    return Cohort(version, tuple(matches))
+
+
+def _mirror(node: Node, versions: Mapping[str, object]) -> ServiceMirror:
+    version = _version(node["version"], versions)
+    percent = node.get("percent")
+    result = ServiceMirror(version, percent.number(0, 100) if percent else 100.0)
+    node.done()
     return result

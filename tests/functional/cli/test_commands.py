@@ -197,7 +197,7 @@ async def test_get_errors(cli: Cli) -> None:
     unknown = await cli("get", "gateway")
     assert unknown.code == 2
     assert unknown.err.strip() == (
-        "switchman: KIND: 'gateway' is not a kind (kinds: Listener, Routes, Cluster, Service, EnvoyResource)"
+        "switchman: KIND: 'gateway' is not a kind (kinds: Listener, Routes, Cluster, Service, Rollout, EnvoyResource)"
     )
     bad_output = await cli("get", "-o", "xml")
     assert bad_output.code == 2 and "'xml' is not one of table, yaml, json" in bad_output.err

@@ -14,7 +14,7 @@ NAME_RULE = "is not a name of lowercase letters, digits, '.', '_' and '-'"
 def test_unknown_kind_is_refused_with_the_kinds_there_are() -> None:
     err = rejected({**cluster(), "kind": "Gateway"})
     assert err.path == "request[0]: kind"
-    assert err.reason == "'Gateway' is not one of Listener, Routes, Cluster, Service, EnvoyResource"
+    assert err.reason == "'Gateway' is not one of Listener, Routes, Cluster, Service, Rollout, EnvoyResource"
 
 
 def test_kind_is_required() -> None:
