@@ -27,6 +27,13 @@ def service(name: str = "s", versions: Mapping[str, int] | None = None, **spec: 
     return {"kind": "Service", "metadata": {"name": name}, "spec": body}
 
 
+def rollout(name: str = "r", **spec: Any) -> Raw:
+    """A Rollout of service ``s`` from ``v1`` to ``v2`` (a canary with the default steps) unless given."""
+    body: Raw = {"service": "s", "stable": "v1", "canary": "v2"}
+    body.update(spec)
+    return {"kind": "Rollout", "metadata": {"name": name}, "spec": body}
+
+
 def route(**fields: Any) -> Raw:
     """One route: ``match: {prefix: /}`` and ``cluster: c`` unless given."""
     out: Raw = {"match": {"prefix": "/"}}
