@@ -11,6 +11,7 @@ A rejected change leaves the store and the running config untouched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +24,7 @@ from switchman.control.groups import Served, build_served
 from switchman.errors import ConfigError, SwitchmanError
 from switchman.model.config import Document, parse_document
 from switchman.model.document import document_id
-from switchman.store.base import Revision, RevisionSummary, Store
+from switchman.store.base import ConflictError, Revision, RevisionSummary, Store
 from switchman.xds import DEFAULT_GROUP, Snapshot, SnapshotCache
 from switchman.xds import resources as rt
 
@@ -96,6 +97,7 @@ class Controller:
         self._served_revision: int | None = None
         self._parsed: tuple[int, dict[str, Document]] | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._listeners: list[Callable[[int], None]] = []
 
     # -- serving -------------------------------------------------------------
 
@@ -124,9 +126,21 @@ class Controller:
             log.error("revision %d not served, still serving %s: %s", revision.number, self._served_revision, exc)
             return
         self._install(served)
-        self._served_revision = revision.number
+        self._served_now(revision.number)
         log.info("serving revision %d (node groups: %s)", revision.number, ", ".join(served.snapshots))
-        log.info("serving revision %d", revision.number)
+
+    def add_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(revision)`` each time a new revision is served (from this replica or another)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[int], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def _served_now(self, revision: int) -> None:
+        self._served_revision = revision
+        for listener in list(self._listeners):
+            listener(revision)
 
     def _install(self, served: Served) -> None:
         for group, snapshot in served.snapshots.items():
@@ -176,37 +190,74 @@ class Controller:
 
         return await self._change(without, author=author, message=f"delete {target}", dry_run=dry_run)
 
-    async def set_weights(self, service: str, weights: Mapping[str, int], *, author: str) -> ApplyResult:
+    async def edit(
+        self,
+        kind: str,
+        name: str,
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        author: str,
+        message: str,
+        dry_run: bool = False,
+        expected_revision: int | None = None,
+    ) -> ApplyResult:
+        """Replace one document by ``change(copy of it)``: read, changed and committed under the one lock,
+        so a change that lands meanwhile (from this replica, or another: the store checks the head) is
+        never replayed from a stale copy. ``change`` may raise NotFound or ConfigError."""
+        target = document_id(kind, name)
+
+        def edited(current: dict[str, Document]) -> dict[str, Document]:
+            doc = current.get(target)
+            if doc is None:
+                raise NotFound(f"{target} does not exist")
+            raw = change(copy.deepcopy(dict(doc.raw)))
+            return {**current, target: parse_document(raw, target)}
+
+        return await self._change(
+            edited, author=author, message=message, dry_run=dry_run, expected_revision=expected_revision
+        )
+
+    async def set_weights(
+        self, service: str, weights: Mapping[str, int], *, author: str, expected_revision: int | None = None
+    ) -> ApplyResult:
         """Replace a Service's default split (what a traffic shift moves)."""
-        head = await self.store.head()
-        current = self._documents_of(head)
-        doc = current.get(document_id("Service", service))
-        if doc is None:
-            raise NotFound(f"service/{service} does not exist")
-        raw = dict(doc.raw)
-        raw["spec"] = {**dict(raw["spec"]), "weights": dict(weights)}
-        return await self.apply([raw], author=author, message=f"weights of service/{service}: {dict(weights)}")
+
+        def weighted(raw: dict[str, Any]) -> dict[str, Any]:
+            raw["spec"] = {**dict(raw["spec"]), "weights": dict(weights)}
+            return raw
+
+        return await self.edit(
+            "Service", service, weighted, author=author, message=f"weights of service/{service}: {dict(weights)}",
+            expected_revision=expected_revision,
+        )
 
     async def set_route_split(
-        self, routes: str, route: str, split: Sequence[Mapping[str, Any]], *, author: str, dry_run: bool = False
+        self,
+        routes: str,
+        route: str,
+        split: Sequence[Mapping[str, Any]],
+        *,
+        author: str,
+        dry_run: bool = False,
+        expected_revision: int | None = None,
     ) -> ApplyResult:
         """Replace the action of the route named ``route`` in Routes ``routes`` by a weighted ``split``
         (entries as in a document: ``{"service": "checkout", "version": "v2", "weight": 10}``)."""
-        head = await self.store.head()
-        doc = self._documents_of(head).get(document_id("Routes", routes))
-        if doc is None:
-            raise NotFound(f"routes/{routes} does not exist")
-        raw = copy.deepcopy(dict(doc.raw))
-        found = [r for vhost in raw["spec"]["virtualHosts"] for r in vhost["routes"] if r.get("name") == route]
-        if not found:
-            raise NotFound(f"routes/{routes} has no route named {route!r} (name a route with routes[].name)")
-        for entry in found:
-            for action in ("cluster", "service", "split", "redirect", "directResponse"):
-                entry.pop(action, None)
-            entry["split"] = [dict(item) for item in split]
+
+        def resplit(raw: dict[str, Any]) -> dict[str, Any]:
+            found = [r for vhost in raw["spec"]["virtualHosts"] for r in vhost["routes"] if r.get("name") == route]
+            if not found:
+                raise NotFound(f"routes/{routes} has no route named {route!r} (name a route with routes[].name)")
+            for entry in found:
+                for action in ("cluster", "service", "split", "redirect", "directResponse"):
+                    entry.pop(action, None)
+                entry["split"] = [dict(item) for item in split]
+            return raw
+
         weights = ", ".join(_split_entry(s) for s in split)
-        return await self.apply(
-            [raw], author=author, message=f"split of routes/{routes} {route}: {weights}", dry_run=dry_run
+        return await self.edit(
+            "Routes", routes, resplit, author=author, message=f"split of routes/{routes} {route}: {weights}",
+            dry_run=dry_run, expected_revision=expected_revision,
         )
 
     async def rollback(self, number: int, *, author: str) -> ApplyResult:
@@ -225,9 +276,13 @@ class Controller:
         message: str,
         dry_run: bool = False,
         rollback_of: int | None = None,
+        expected_revision: int | None = None,
     ) -> ApplyResult:
         async with self._lock:
             head = await self.store.head()
+            if expected_revision is not None and (head.number if head is not None else 0) != expected_revision:
+                now = head.number if head is not None else 0
+                raise ConflictError(f"the head is revision {now}, not {expected_revision} as expected: read it again")
             current = self._documents_of(head)
             proposed: dict[str, Document] = mutate(current)
             served = build_served(proposed.values())
@@ -255,8 +310,8 @@ class Controller:
                 rollback_of=rollback_of,
             )
             self._install(served)
-            self._served_revision = revision.number
             self._parsed = (revision.number, dict(proposed))  # what was committed, already checked
+            self._served_now(revision.number)
             log.info("revision %d by %s: %s; serving it", revision.number, author, message)
             return ApplyResult(revision.number, created, configured, unchanged, deleted, envoy, False, groups)
 

@@ -1,0 +1,350 @@
+"""The rollout engine: runs inside ``switchman serve``, drives every Rollout document in the served config.
+
+One task per Rollout. Each turn of a task: take (or renew) the rollout's
+lease in the store — with replicas on one etcd exactly one drives a rollout,
+and when it dies another takes over after the lease's TTL —, read the run's
+state from the store, ask the machine (:mod:`switchman.rollout.machine`) what
+to do, do it, and store the new state with the version it was read at. A
+command (pause, promote, abort...) written by any replica meanwhile makes
+that store fail with a conflict: the turn is thrown away and the next one
+starts from the state with the command in it. Every traffic change is an
+edit of the Service through the controller (checked like any apply, a
+revision authored ``rollout/NAME``); an edit that was committed but whose
+state was not stored (a crash in between) is done again, which changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from switchman.control import Controller, NotFound
+from switchman.errors import ConfigError
+from switchman.model.config import parse_document
+from switchman.model.kinds.rollout import RolloutSpec
+from switchman.model.kinds.service import version_cluster
+from switchman.rollout.analysis import Measurement, MetricsSource, Outcome, Verdict, judge
+from switchman.rollout.machine import (
+    Action,
+    AnalysisResult,
+    Analyze,
+    CommandRefused,
+    HookResult,
+    Hooks,
+    Idle,
+    SetTraffic,
+    TrafficResult,
+    Wait,
+    command,
+    decide,
+    settle,
+    start,
+)
+from switchman.rollout.metrics import RolloutMetrics
+from switchman.rollout.plan import Stage, plan
+from switchman.rollout.state import RolloutState, generation_of, state_key
+from switchman.rollout.traffic import write_traffic
+from switchman.rollout.webhooks import WebhookCaller, payload
+from switchman.store.base import ConflictError, StoreError
+
+__all__ = ["EngineSettings", "RolloutEngine", "RolloutNotFound", "RuntimeStore"]
+
+log = logging.getLogger(__name__)
+
+_STORE_RETRY: Final = 1.0  # seconds between tries while the store cannot be reached
+
+
+class RolloutNotFound(NotFound):
+    """Raised when a rollout asked for is not in the served configuration."""
+
+
+class _Record(Protocol):
+    @property
+    def value(self) -> Mapping[str, Any]: ...
+    @property
+    def version(self) -> int: ...
+
+
+class RuntimeStore(Protocol):
+    """What the engine needs of the store besides revisions: runtime state and leases."""
+
+    async def get_state(self, key: str) -> _Record | None: ...
+    async def put_state(self, key: str, value: Mapping[str, Any], *, expected_version: int | None) -> _Record: ...
+    async def delete_state(self, key: str, *, expected_version: int | None = None) -> None: ...
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool: ...
+    async def release_lease(self, name: str, holder: str) -> None: ...
+    async def lease_holder(self, name: str) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    lease_ttl: float = 6.0  # a replica that stops renewing loses its rollouts after this long
+    #: How far back of "now" an analysis window ends: Envoy sends access logs in batches (the
+    #: listener's bufferFlushInterval, 0.5 s by default), so the newest requests arrive late.
+    analysis_lag: float = 1.0
+    replica: str = ""  # this replica's name in leases; empty: a random one
+
+
+@dataclass(slots=True)
+class _Driver:
+    task: asyncio.Task[None]
+    poke: asyncio.Event
+
+
+class RolloutEngine:
+    """Drives rollouts; ``status`` and ``command`` serve the API on any replica."""
+
+    def __init__(
+        self,
+        controller: Controller,
+        store: RuntimeStore,
+        source: MetricsSource,
+        settings: EngineSettings | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.controller = controller
+        self.store = store
+        self.source = source
+        self.settings = settings or EngineSettings()
+        self.replica = self.settings.replica or f"switchman-{uuid.uuid4().hex[:8]}"
+        self.clock = clock
+        self.metrics = RolloutMetrics()
+        self._hooks = WebhookCaller()
+        self._drivers: dict[str, _Driver] = {}
+        self._specs: dict[str, tuple[RolloutSpec, Mapping[str, Any]]] = {}
+        self._wake = asyncio.Event()
+        self._follower: asyncio.Task[None] | None = None
+
+    # -- life ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.controller.add_listener(self._revision_served)
+        self._follower = asyncio.create_task(self._follow(), name="rollouts")
+
+    async def stop(self) -> None:
+        self.controller.remove_listener(self._revision_served)
+        tasks = [d.task for d in self._drivers.values()]
+        if self._follower is not None:
+            tasks.append(self._follower)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for name in list(self._drivers):
+            with contextlib.suppress(StoreError):
+                await self.store.release_lease(_lease(name), self.replica)
+        self._drivers.clear()
+        await self._hooks.close()
+
+    def _revision_served(self, revision: int) -> None:
+        self._wake.set()
+
+    async def _follow(self) -> None:
+        """Start a driver for each Rollout in the served configuration; stop those that left it."""
+        while True:
+            self._wake.clear()
+            try:
+                rollouts = await self.controller.documents("Rollout")
+            except StoreError as exc:
+                log.warning("rollouts: cannot read the configuration: %s", exc)
+                await asyncio.sleep(_STORE_RETRY)
+                continue
+            specs = {}
+            for raw in rollouts:
+                doc = parse_document(raw, "rollout")
+                assert isinstance(doc.spec, RolloutSpec)
+                specs[doc.name] = (doc.spec, raw["spec"])
+            self._specs = specs
+            for name in specs:
+                driver = self._drivers.get(name)
+                if driver is None or driver.task.done():
+                    poke = asyncio.Event()
+                    self._drivers[name] = _Driver(asyncio.create_task(self._drive(name, poke), name=name), poke)
+                else:
+                    driver.poke.set()  # its spec may have changed
+            for name in set(self._drivers) - set(specs):
+                driver = self._drivers.pop(name)
+                driver.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StoreError):
+                    await driver.task
+                    await self.store.release_lease(_lease(name), self.replica)
+                self.metrics.forget(name)
+            await self._wake.wait()
+
+    # -- one rollout --------------------------------------------------------------
+
+    async def _drive(self, name: str, poke: asyncio.Event) -> None:
+        ttl = self.settings.lease_ttl
+        while name in self._specs:
+            try:
+                if not await self.store.acquire_lease(_lease(name), self.replica, ttl):
+                    await _sleep(poke, ttl / 3)
+                    continue
+                pause = await self._turn(name)
+            except (StoreError, ConflictError) as exc:
+                if isinstance(exc, ConflictError):
+                    continue  # a command landed: start again from the stored state
+                log.warning("rollout %s: the store failed, trying again: %s", name, exc)
+                pause = _STORE_RETRY
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug must not stop every later turn
+                log.exception("rollout %s: turn failed", name)
+                pause = _STORE_RETRY
+            if pause > 0:
+                await _sleep(poke, min(pause, ttl / 3))
+
+    async def _turn(self, name: str) -> float:
+        """One decision and its action; returns how long to wait before the next turn."""
+        spec, raw_spec = self._specs[name]
+        stages = plan(spec)
+        generation = generation_of(raw_spec)
+        now = self.clock()
+        record = await self.store.get_state(state_key(name))
+        state = RolloutState.from_json(record.value) if record is not None else None
+        if state is None or state.generation != generation:
+            state = start(spec, generation, (state.run + 1) if state is not None else 1, now)
+        action = decide(spec, stages, state, now)
+        if isinstance(action, Wait):
+            self.metrics.observe(name, state)
+            return max(0.0, action.until - now)
+        if isinstance(action, Idle):
+            self.metrics.observe(name, state)
+            return self.settings.lease_ttl
+        result = await self._carry_out(name, spec, stages, state, action)
+        after = settle(spec, stages, state, action, result, self.clock())
+        if isinstance(action, Analyze) and isinstance(result, AnalysisResult) and result.verdict is not None:
+            self.metrics.analysed(name, result.verdict.outcome.value)
+        await self.store.put_state(state_key(name), after.to_json(), expected_version=_version(record))
+        self.metrics.observe(name, after)
+        for event in after.events[len(state.events):] if len(after.events) > len(state.events) else ():
+            log.info("rollout %s: %s: %s", name, event.kind, event.message)
+        return 0.0
+
+    async def _carry_out(
+        self, name: str, spec: RolloutSpec, stages: list[Stage], state: RolloutState, action: Action
+    ) -> HookResult | TrafficResult | AnalysisResult | None:
+        if isinstance(action, Hooks):
+            hooks = [h for h in spec.analysis.webhooks if h.type == action.type]
+            outcomes = await self._hooks.call_all(hooks, payload(name, spec, state.phase.value, state.weight))
+            failed = [o.detail for o in outcomes if not o.ok]
+            return HookResult(not failed, "; ".join(failed) or f"{len(outcomes)} passed")
+        if isinstance(action, SetTraffic):
+            return await self._set_traffic(name, spec, action)
+        if isinstance(action, Analyze):
+            return await self._analyze(name, spec, state, action)
+        return None
+
+    async def _set_traffic(self, name: str, spec: RolloutSpec, action: SetTraffic) -> TrafficResult:
+        message = f"rollout/{name}: {action.reason}: {action.traffic.describe(spec)}"
+        try:
+            result = await self.controller.edit(
+                "Service", spec.service, lambda raw: write_traffic(raw, spec, action.traffic),
+                author=f"rollout/{name}", message=message,
+            )
+        except (ConfigError, NotFound) as exc:
+            return TrafficResult(False, None, str(exc))
+        return TrafficResult(True, result.revision, message)
+
+    async def _analyze(self, name: str, spec: RolloutSpec, state: RolloutState, action: Analyze) -> AnalysisResult:
+        hooks = spec.analysis.webhooks
+        body = payload(name, spec, state.phase.value, state.weight)
+        rollback = [h for h in hooks if h.type == "rollback"]
+        if rollback:
+            asked = [o.detail for o in await self._hooks.call_all(rollback, body) if o.ok]
+            if asked:
+                return AnalysisResult(None, rollback_requested="; ".join(asked))
+        load = [h for h in hooks if h.type == "rollout"]
+        if load:
+            failed = [o.detail for o in await self._hooks.call_all(load, body) if not o.ok]
+            if failed:
+                return AnalysisResult(None, hook_failure="; ".join(failed))
+        if spec.skip_analysis:
+            return AnalysisResult(Verdict(Outcome.PASSED, "analysis skipped (skipAnalysis)", None, {}))
+        lag = self.settings.analysis_lag
+        cluster = version_cluster(spec.service, spec.canary)
+        measurement: Measurement = await self.source.measure(
+            cluster, action.start - lag, action.end - lag, spec.analysis.reporter
+        )
+        return AnalysisResult(judge(spec.analysis, measurement))
+
+    # -- the API's side (any replica) ---------------------------------------------
+
+    def _spec(self, name: str) -> tuple[RolloutSpec, Mapping[str, Any]]:
+        found = self._specs.get(name)
+        if found is None:
+            raise RolloutNotFound(f"rollout/{name} does not exist")
+        return found
+
+    async def status(self, name: str) -> dict[str, Any]:
+        """Where rollout ``name`` stands, as the API shows it."""
+        spec, raw_spec = self._spec(name)
+        record = await self.store.get_state(state_key(name))
+        state = RolloutState.from_json(record.value) if record is not None else None
+        stages = plan(spec)
+        current = state if state is not None and state.generation == generation_of(raw_spec) else None
+        return {
+            "name": name,
+            "service": spec.service,
+            "stable": spec.stable,
+            "canary": spec.canary,
+            "strategy": spec.strategy,
+            "interval": spec.analysis.interval,
+            "threshold": spec.analysis.threshold,
+            "stages": [s.name for s in stages],
+            "driver": await self.store.lease_holder(_lease(name)),
+            "state": current.to_json() if current is not None else None,
+            "previousRun": state.to_json() if state is not None and current is None else None,
+        }
+
+    async def names(self) -> list[str]:
+        return sorted(self._specs)
+
+    async def command(self, name: str, verb: str, by: str) -> dict[str, Any]:
+        """Apply a person's command to the stored run (any replica; the driver sees it at its next turn)."""
+        spec, raw_spec = self._spec(name)
+        generation = generation_of(raw_spec)
+        for _ in range(20):
+            record = await self.store.get_state(state_key(name))
+            if record is None:
+                raise CommandRefused(f"rollout/{name} has not started yet")
+            state = RolloutState.from_json(record.value)
+            if state.generation != generation:
+                raise CommandRefused(f"rollout/{name} is starting a new run; try again")
+            now = self.clock()
+            changed = command(state, verb, by, now)
+            if verb == "retry":
+                changed = start(spec, generation, state.run + 1, now)
+            try:
+                await self.store.put_state(state_key(name), changed.to_json(), expected_version=record.version)
+            except ConflictError:
+                continue
+            driver = self._drivers.get(name)
+            if driver is not None:
+                driver.poke.set()
+            return await self.status(name)
+        raise ConflictError(f"rollout/{name} changed too often to apply {verb}; try again")
+
+
+def _lease(name: str) -> str:
+    return f"rollout/{name}"
+
+
+def _version(record: _Record | None) -> int | None:
+    return record.version if record is not None else None
+
+
+async def _sleep(poke: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if poked."""
+    if seconds <= 0:
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await poke.wait()
+    poke.clear()
+
