@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,7 +107,7 @@ def test_a_healthy_canary_steps_up_one_interval_at_a_time_and_is_promoted() -> N
     assert run.state.phase is Phase.SUCCEEDED
     assert [w for _, w, _ in run.traffic] == [25, 50, 75, 100]
     times = [t for t, _, _ in run.traffic]
-    assert [b - a for a, b in zip(times, times[1:], strict=False)] == [2.0, 2.0, 2.0]
+    assert [b - a for a, b in itertools.pairwise(times)] == [2.0, 2.0, 2.0]
     assert run.kinds() == ["Started", "Advanced", "Advanced", "Advanced", "Promoted", "Succeeded"]
     assert run.state.weight == 100 and run.state.revision == 14
 
