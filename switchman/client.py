@@ -370,6 +370,23 @@ class SwitchmanClient:
         """``{"revision", "nodes": [...]}``: every connected Envoy, its ACKed version per type and last NACK."""
         return await self._object("GET", "/v1/status")
 
+    # -- rollouts --------------------------------------------------------------
+
+    async def rollouts(self) -> JsonList:
+        """Every rollout in the configuration and where its run stands."""
+        found: JsonList = (await self._object("GET", "/v1/rollouts"))["rollouts"]
+        return found
+
+    async def rollout(self, name: str) -> JsonObject:
+        """Where rollout ``name`` stands: phase, stage, weight, last analysis with its numbers, events."""
+        return await self._object("GET", f"/v1/rollouts/{quote(name, safe='')}")
+
+    async def rollout_command(self, name: str, command: str, *, full: bool = False) -> JsonObject:
+        """``pause``, ``resume``, ``promote`` (``full``: to the end), ``abort`` or ``retry`` rollout ``name``;
+        returns its status with the command recorded (the driving replica carries it out next)."""
+        path = f"/v1/rollouts/{quote(name, safe='')}/{quote(command, safe='')}"
+        return await self._object("POST", path, body={"full": True} if full else {})
+
     # -- plumbing --------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:

@@ -9,9 +9,11 @@ from aiohttp import web
 from switchman.api.auth import Handler, Tokens, auth_middleware
 from switchman.api.errors import error_response, status_of
 from switchman.api.handlers import routes
-from switchman.api.keys import CONTROLLER, XDS
+from switchman.api.keys import CONTROLLER, ROLLOUTS, XDS
+from switchman.api.rollouts import rollout_routes
 from switchman.control import Controller
 from switchman.errors import ConfigError, SwitchmanError
+from switchman.rollout import RolloutEngine
 from switchman.xds import XdsServer
 
 __all__ = ["api_app"]
@@ -38,9 +40,14 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return error_response(500, "internal", "internal error; the server log has the details")
 
 
-def api_app(controller: Controller, xds: XdsServer, tokens: Tokens | None = None) -> web.Application:
+def api_app(
+    controller: Controller, xds: XdsServer, tokens: Tokens | None = None, rollouts: RolloutEngine | None = None
+) -> web.Application:
     app = web.Application(middlewares=[_errors, auth_middleware(tokens or Tokens())], client_max_size=64 * 1024**2)
     app[CONTROLLER] = controller
     app[XDS] = xds
     app.add_routes(routes)
+    if rollouts is not None:
+        app[ROLLOUTS] = rollouts
+        app.add_routes(rollout_routes)
     return app

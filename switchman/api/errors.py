@@ -12,6 +12,7 @@ from aiohttp import web
 
 from switchman.control import NotFound
 from switchman.errors import ConfigError, SwitchmanError
+from switchman.rollout.machine import CommandRefused
 from switchman.store.base import ConflictError, RevisionNotFound, StoreError
 
 __all__ = ["ApiError", "error_response", "status_of"]
@@ -30,6 +31,7 @@ class ApiError(SwitchmanError):
 _TABLE: Final[tuple[tuple[type[Exception], int, str], ...]] = (
     (ConfigError, 422, "invalid_config"),
     (ConflictError, 409, "conflict"),
+    (CommandRefused, 409, "conflict"),
     (RevisionNotFound, 404, "not_found"),
     (NotFound, 404, "not_found"),
     (StoreError, 503, "store_unavailable"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from switchman.control import Controller
+from switchman.rollout import RolloutEngine
 from switchman.xds import XdsServer
 
-__all__ = ["CONTROLLER", "XDS"]
+__all__ = ["CONTROLLER", "ROLLOUTS", "XDS"]
 
 CONTROLLER = web.AppKey("controller", Controller)
 XDS = web.AppKey("xds", XdsServer)
+ROLLOUTS = web.AppKey("rollouts", RolloutEngine)

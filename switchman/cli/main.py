@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Final
 
-from switchman.cli import apply, delete, demo, diff, get, history, lab, render, rollback, serve, status
+from switchman.cli import apply, delete, demo, diff, get, history, lab, render, rollback, rollout, serve, status
 from switchman.cli.config import add_global_options
 from switchman.client import ClientError, InvalidConfig, Unreachable
 from switchman.errors import ConfigError, LabError, ProtocolError, SwitchmanError
@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     demo.add_parser(sub)
     lab.add_parser(sub)
-    for command in (apply, diff, get, delete, history, rollback, status, render):
+    for command in (apply, diff, get, delete, history, rollback, status, render, rollout):
         command.add_parser(sub)
     return parser
 
