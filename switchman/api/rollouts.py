@@ -17,10 +17,10 @@ from switchman.api.auth import AUTHOR_KEY
 from switchman.api.errors import ApiError
 from switchman.api.keys import ROLLOUTS
 
-__all__ = ["rollout_routes"]
+__all__ = ["ROLLOUT_VERBS", "rollout_routes"]
 
 rollout_routes = web.RouteTableDef()
-_VERBS = ("pause", "resume", "promote", "abort", "retry")
+ROLLOUT_VERBS = ("pause", "resume", "promote", "abort", "retry")
 
 
 @rollout_routes.get("/v1/rollouts")
@@ -37,8 +37,8 @@ async def get_rollout(request: web.Request) -> web.Response:
 @rollout_routes.post("/v1/rollouts/{name}/{verb}")
 async def rollout_command(request: web.Request) -> web.Response:
     verb = request.match_info["verb"]
-    if verb not in _VERBS:
-        raise ApiError(404, "not_found", f"there is no rollout command {verb!r} (commands: {', '.join(_VERBS)})")
+    if verb not in ROLLOUT_VERBS:
+        raise ApiError(404, "not_found", f"there is no rollout command {verb!r} (commands: {', '.join(ROLLOUT_VERBS)})")
     body: object = {}
     if request.can_read_body:
         try:

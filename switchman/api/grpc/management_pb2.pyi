@@ -250,3 +250,35 @@ class TypeStatus(_message.Message):
     synced: bool
     documents: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, type: _Optional[str] = ..., acked_version: _Optional[str] = ..., resources: _Optional[int] = ..., pending_version: _Optional[str] = ..., nack_version: _Optional[str] = ..., nack_message: _Optional[str] = ..., nacked_resources: _Optional[_Iterable[str]] = ..., waiting: _Optional[str] = ..., synced: _Optional[bool] = ..., documents: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListRolloutsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRolloutsResponse(_message.Message):
+    __slots__ = ("rollouts",)
+    ROLLOUTS_FIELD_NUMBER: _ClassVar[int]
+    rollouts: _containers.RepeatedCompositeFieldContainer[RolloutStatus]
+    def __init__(self, rollouts: _Optional[_Iterable[_Union[RolloutStatus, _Mapping]]] = ...) -> None: ...
+
+class GetRolloutRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class RolloutCommandRequest(_message.Message):
+    __slots__ = ("name", "command", "full")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    FULL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    command: str
+    full: bool
+    def __init__(self, name: _Optional[str] = ..., command: _Optional[str] = ..., full: _Optional[bool] = ...) -> None: ...
+
+class RolloutStatus(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: _struct_pb2.Struct
+    def __init__(self, status: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...

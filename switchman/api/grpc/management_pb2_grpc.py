@@ -90,6 +90,21 @@ class ManagementStub:
                 request_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.StatusRequest.SerializeToString,
                 response_deserializer=switchman_dot_api_dot_grpc_dot_management__pb2.StatusResponse.FromString,
                 _registered_method=True)
+        self.ListRollouts = channel.unary_unary(
+                '/switchman.v1.Management/ListRollouts',
+                request_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.ListRolloutsRequest.SerializeToString,
+                response_deserializer=switchman_dot_api_dot_grpc_dot_management__pb2.ListRolloutsResponse.FromString,
+                _registered_method=True)
+        self.GetRollout = channel.unary_unary(
+                '/switchman.v1.Management/GetRollout',
+                request_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.GetRolloutRequest.SerializeToString,
+                response_deserializer=switchman_dot_api_dot_grpc_dot_management__pb2.RolloutStatus.FromString,
+                _registered_method=True)
+        self.RolloutCommand = channel.unary_unary(
+                '/switchman.v1.Management/RolloutCommand',
+                request_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.RolloutCommandRequest.SerializeToString,
+                response_deserializer=switchman_dot_api_dot_grpc_dot_management__pb2.RolloutStatus.FromString,
+                _registered_method=True)
 
 
 class ManagementServicer:
@@ -173,6 +188,27 @@ class ManagementServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRollouts(self, request, context):
+        """Every rollout and where its run stands (as REST's GET /v1/rollouts).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRollout(self, request, context):
+        """One rollout: phase, stage, weight, the last analysis with its numbers, events (GET /v1/rollouts/NAME).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RolloutCommand(self, request, context):
+        """pause, resume, promote (full: to the end), abort or retry a rollout (POST /v1/rollouts/NAME/COMMAND).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ManagementServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -230,6 +266,21 @@ def add_ManagementServicer_to_server(servicer, server):
                     servicer.Status,
                     request_deserializer=switchman_dot_api_dot_grpc_dot_management__pb2.StatusRequest.FromString,
                     response_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.StatusResponse.SerializeToString,
+            ),
+            'ListRollouts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRollouts,
+                    request_deserializer=switchman_dot_api_dot_grpc_dot_management__pb2.ListRolloutsRequest.FromString,
+                    response_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.ListRolloutsResponse.SerializeToString,
+            ),
+            'GetRollout': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRollout,
+                    request_deserializer=switchman_dot_api_dot_grpc_dot_management__pb2.GetRolloutRequest.FromString,
+                    response_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.RolloutStatus.SerializeToString,
+            ),
+            'RolloutCommand': grpc.unary_unary_rpc_method_handler(
+                    servicer.RolloutCommand,
+                    request_deserializer=switchman_dot_api_dot_grpc_dot_management__pb2.RolloutCommandRequest.FromString,
+                    response_serializer=switchman_dot_api_dot_grpc_dot_management__pb2.RolloutStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -530,6 +581,87 @@ class Management:
             '/switchman.v1.Management/Status',
             switchman_dot_api_dot_grpc_dot_management__pb2.StatusRequest.SerializeToString,
             switchman_dot_api_dot_grpc_dot_management__pb2.StatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRollouts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchman.v1.Management/ListRollouts',
+            switchman_dot_api_dot_grpc_dot_management__pb2.ListRolloutsRequest.SerializeToString,
+            switchman_dot_api_dot_grpc_dot_management__pb2.ListRolloutsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRollout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchman.v1.Management/GetRollout',
+            switchman_dot_api_dot_grpc_dot_management__pb2.GetRolloutRequest.SerializeToString,
+            switchman_dot_api_dot_grpc_dot_management__pb2.RolloutStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RolloutCommand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/switchman.v1.Management/RolloutCommand',
+            switchman_dot_api_dot_grpc_dot_management__pb2.RolloutCommandRequest.SerializeToString,
+            switchman_dot_api_dot_grpc_dot_management__pb2.RolloutStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,10 +27,12 @@ from switchman.api.errors import ApiError
 from switchman.api.grpc import management_pb2 as pb
 from switchman.api.grpc import management_pb2_grpc as pb_grpc
 from switchman.api.grpc.errors import GrpcError, grpc_error
+from switchman.api.rollouts import ROLLOUT_VERBS
 from switchman.control import ApplyResult, Controller
 from switchman.control.controller import RenderedDiff
 from switchman.errors import SwitchmanError
 from switchman.model.document import KINDS
+from switchman.rollout import RolloutEngine
 from switchman.store.base import RevisionSummary
 from switchman.xds import DEFAULT_GROUP, XdsServer
 from switchman.xds import resources as rt
@@ -171,10 +173,14 @@ def _kind(text: str) -> str:
 class ManagementService(pb_grpc.ManagementServicer):
     """``switchman.v1.Management`` on a :class:`Controller`; register it with :func:`add_management_service`."""
 
-    def __init__(self, controller: Controller, xds: XdsServer, tokens: Tokens | None = None) -> None:
+    def __init__(
+        self, controller: Controller, xds: XdsServer, tokens: Tokens | None = None,
+        rollouts: RolloutEngine | None = None,
+    ) -> None:
         self.controller = controller
         self.xds = xds
         self.tokens = tokens or Tokens()
+        self.rollouts = rollouts
 
     # -- changes (admin) ---------------------------------------------------------------------------------------------
 
@@ -317,6 +323,44 @@ class ManagementService(pb_grpc.ManagementServicer):
 
         return await self._call("Status", context, status, change=False)
 
+    # -- rollouts ----------------------------------------------------------------------------------------------------
+
+    def _engine(self) -> RolloutEngine:
+        if self.rollouts is None:
+            raise ApiError(404, "not_found", "this server runs no rollout engine")
+        return self.rollouts
+
+    async def ListRollouts(
+        self, request: pb.ListRolloutsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListRolloutsResponse:
+        async def rollouts(author: str) -> pb.ListRolloutsResponse:
+            engine = self._engine()
+            found = [pb.RolloutStatus(status=_to_struct(await engine.status(n))) for n in await engine.names()]
+            return pb.ListRolloutsResponse(rollouts=found)
+
+        return await self._call("ListRollouts", context, rollouts, change=False)
+
+    async def GetRollout(self, request: pb.GetRolloutRequest, context: grpc.aio.ServicerContext) -> pb.RolloutStatus:
+        async def rollout(author: str) -> pb.RolloutStatus:
+            return pb.RolloutStatus(status=_to_struct(await self._engine().status(request.name)))
+
+        return await self._call("GetRollout", context, rollout, change=False)
+
+    async def RolloutCommand(
+        self, request: pb.RolloutCommandRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RolloutStatus:
+        async def rollout_command(author: str) -> pb.RolloutStatus:
+            verb = request.command
+            if verb not in ROLLOUT_VERBS:
+                choices = ", ".join(ROLLOUT_VERBS)
+                raise ApiError(400, "bad_request", f"there is no rollout command {verb!r} (commands: {choices})")
+            if request.full and verb != "promote":
+                raise ApiError(400, "bad_request", "full goes with promote only")
+            command = "promote-full" if request.full else verb
+            return pb.RolloutStatus(status=_to_struct(await self._engine().command(request.name, command, author)))
+
+        return await self._call("RolloutCommand", context, rollout_command, change=True)
+
     # -- auth and errors ---------------------------------------------------------------------------------------------
 
     def _author(self, context: grpc.aio.ServicerContext, *, change: bool) -> str:
@@ -363,16 +407,18 @@ async def _abort(context: grpc.aio.ServicerContext, error: GrpcError) -> NoRetur
 
 
 def add_management_service(
-    server: grpc.aio.Server, controller: Controller, xds: XdsServer, tokens: Tokens | None = None
+    server: grpc.aio.Server, controller: Controller, xds: XdsServer, tokens: Tokens | None = None,
+    rollouts: RolloutEngine | None = None,
 ) -> ManagementService:
     """Serve ``switchman.v1.Management`` on ``server`` (before it starts)."""
-    service = ManagementService(controller, xds, tokens)
+    service = ManagementService(controller, xds, tokens, rollouts)
     pb_grpc.add_ManagementServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     return service
 
 
 def management_methods(
-    controller: Controller, xds: XdsServer, tokens: Tokens | None = None
+    controller: Controller, xds: XdsServer, tokens: Tokens | None = None, rollouts: RolloutEngine | None = None
 ) -> list[AsyncUnaryMethod]:
     """``switchman.v1.Management`` as methods of the HTTP/2 xDS transport (:mod:`switchman.xds.h2`)."""
-    return unary_methods(ManagementService(controller, xds, tokens), pb.DESCRIPTOR.services_by_name["Management"])
+    service = ManagementService(controller, xds, tokens, rollouts)
+    return unary_methods(service, pb.DESCRIPTOR.services_by_name["Management"])
