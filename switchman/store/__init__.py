@@ -1,4 +1,5 @@
-"""The store: every applied configuration as a numbered, immutable revision.
+"""The store: every applied configuration as a numbered, immutable revision,
+and runtime state records and leases beside the revisions (:class:`StateStore`).
 
 :func:`open_store` picks the backend from a URL:
 
@@ -20,11 +21,14 @@ import os
 from urllib.parse import urlsplit
 
 from switchman.store.base import (
+    MAX_STATE_BYTES,
     ConflictError,
     Document,
     Revision,
     RevisionNotFound,
     RevisionSummary,
+    StateRecord,
+    StateStore,
     Store,
     StoreError,
 )
@@ -33,6 +37,7 @@ from switchman.store.etcd import DEFAULT_PORT, DEFAULT_PREFIX, EtcdStore
 from switchman.store.sqlite import SqliteStore
 
 __all__ = [
+    "MAX_STATE_BYTES",
     "Changes",
     "ConflictError",
     "Document",
@@ -41,6 +46,8 @@ __all__ = [
     "RevisionNotFound",
     "RevisionSummary",
     "SqliteStore",
+    "StateRecord",
+    "StateStore",
     "Store",
     "StoreError",
     "diff",

@@ -1,22 +1,50 @@
-"""The store: every applied configuration as a numbered, immutable revision.
+"""The store: every applied configuration as a numbered, immutable revision,
+and beside the revisions, runtime state and leases.
 
 The store knows nothing of the config model: a revision holds documents as
 plain JSON-able mappings, already validated by the caller. Backends:
 SQLite (one file, the default) and etcd (several Switchman replicas share
 one config and see each other's commits through watches).
+
+Runtime state (a rollout's phase, step and analysis results) is not config:
+people do not change it, and the history must not fill with a revision per
+analysis tick. So it lives apart, as versioned records written with
+optimistic concurrency, and with leases that let exactly one replica drive
+a given rollout.
+
+Two Protocols: :class:`StateStore` (records and leases) and :class:`Store`,
+which extends it with revisions. The rollout engine needs only the first,
+and names it so that its dependency is no wider than it uses; ``serve``
+wires one store object to both the config controller and the engine, so
+the type :func:`~switchman.store.open_store` returns must promise both,
+which is why :class:`Store` inherits rather than sits beside it.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from switchman.errors import SwitchmanError
 
-__all__ = ["ConflictError", "Revision", "RevisionNotFound", "RevisionSummary", "Store", "StoreError"]
+__all__ = [
+    "MAX_STATE_BYTES",
+    "ConflictError",
+    "Revision",
+    "RevisionNotFound",
+    "RevisionSummary",
+    "StateRecord",
+    "StateStore",
+    "Store",
+    "StoreError",
+]
 
 Document = Mapping[str, Any]
+
+#: The largest state value, as encoded JSON (UTF-8): well under etcd's default
+#: 1.5 MiB request limit, so both backends accept the same values.
+MAX_STATE_BYTES: Final = 1024 * 1024
 
 
 class StoreError(SwitchmanError):
@@ -24,7 +52,8 @@ class StoreError(SwitchmanError):
 
 
 class ConflictError(StoreError):
-    """Raised when a commit expected a head revision that is no longer the head."""
+    """Raised when a write expected something that is no longer so: a commit's head
+    revision, or a state record's version (or its absence)."""
 
 
 class RevisionNotFound(StoreError):
@@ -57,7 +86,70 @@ class Revision:
         return self.summary.number
 
 
-class Store(Protocol):
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """One runtime state record, as of one write.
+
+    ``version`` changes on every write and is never given again under the
+    same key, even after a delete and a re-create (etcd's mod_revision; a
+    counter across the SQLite file): compare it for equality, nothing else.
+    A stale writer can therefore never match a record it did not read.
+    """
+
+    key: str
+    value: Mapping[str, Any]
+    version: int
+    updated_at: float
+
+
+class StateStore(Protocol):
+    """Runtime state records and leases, shared by every replica on the same store.
+
+    Every write is durable when it returns. Arguments that cannot be right
+    (an empty key, name or holder, a version below 1, a TTL that is not a
+    positive number) raise ``ValueError``: they are the caller's bug.
+    """
+
+    async def get_state(self, key: str) -> StateRecord | None:
+        """The record under ``key``, or None."""
+
+    async def list_state(self, prefix: str) -> list[StateRecord]:
+        """Every record whose key starts with ``prefix`` (``""``: all), sorted by key."""
+
+    async def put_state(self, key: str, value: Mapping[str, Any], *, expected_version: int | None) -> StateRecord:
+        """Write ``value`` under ``key`` if the record is still at ``expected_version``.
+
+        None means the record must not exist yet. Raises
+        :class:`ConflictError` (and writes nothing) otherwise, and
+        :class:`StoreError` naming the key for a value that is not plain JSON
+        or is over :data:`MAX_STATE_BYTES` encoded.
+        """
+
+    async def delete_state(self, key: str, *, expected_version: int | None = None) -> None:
+        """Delete the record under ``key``; with ``expected_version``, only if it is at that version.
+
+        A version that does not match (or a record that is not there) raises
+        :class:`ConflictError`; a delete without one of a missing record
+        does nothing.
+        """
+
+    async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Take or renew the lease ``name`` for ``holder``, for ``ttl`` seconds from now.
+
+        True when ``holder`` holds it now (it was free or expired, or
+        ``holder`` already held it); False when another holder has it.
+        A holder that stops renewing loses the lease when the TTL runs out,
+        also when its process dies.
+        """
+
+    async def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease up, if ``holder`` holds it; otherwise do nothing."""
+
+    async def lease_holder(self, name: str) -> str | None:
+        """Who holds the lease ``name`` now, or None."""
+
+
+class Store(StateStore, Protocol):
     """What every backend offers. A commit is atomic and durable when it returns."""
 
     async def head(self) -> Revision | None:

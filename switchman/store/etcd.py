@@ -4,6 +4,8 @@ Layout under a prefix (``/switchman`` by default)::
 
     <prefix>/revisions/000000000042   JSON of revision 42 (summary and documents)
     <prefix>/head                     "42"
+    <prefix>/state/...                runtime state records (:mod:`switchman.store.etcd_state`)
+    <prefix>/leases/...               leases, each attached to an etcd lease
 
 A commit is one etcd transaction that compares the head key with the head
 the caller expected (for the first commit: that the key does not exist) and
@@ -41,6 +43,7 @@ from switchman.store.base import (
     StoreError,
 )
 from switchman.store.diff import decode, diff, encode
+from switchman.store.etcd_state import EtcdState
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_PREFIX", "EtcdStore"]
 
@@ -68,8 +71,8 @@ class _Watcher:
         self.after = after
 
 
-class EtcdStore:
-    """A :class:`~switchman.store.base.Store` on etcd v3, under one key prefix.
+class EtcdStore(EtcdState):
+    """A :class:`~switchman.store.base.Store` on etcd v3, under one key prefix (state and leases: :class:`EtcdState`).
 
     Creating the object opens no connection; the first call does.
     """

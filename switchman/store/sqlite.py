@@ -18,6 +18,12 @@ Concurrency. A commit is one ``BEGIN IMMEDIATE`` transaction: the write lock
 is taken before the head is read, so the ``expected_head`` check, the diff
 against the head and the insert see the same head, even when another
 process writes the same file.
+
+Schema. ``PRAGMA user_version`` holds the schema version: 1 is the
+revisions table, 2 adds runtime state and leases
+(:mod:`switchman.store.sqlite_state`). A file of an older version is brought
+up to date when it is opened, in one transaction; a file of a newer version
+is refused, since this code cannot know what the newer tables promise.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from switchman.store.base import (
     StoreError,
 )
 from switchman.store.diff import decode, diff, encode
+from switchman.store.sqlite_state import STATE_SCHEMA, SqliteState
 
 __all__ = ["POLL_INTERVAL", "SqliteStore"]
 
@@ -53,11 +60,10 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL: Final = 0.5
 #: How long a writer waits for another process's write lock before failing.
 BUSY_TIMEOUT: Final = 10.0
-SCHEMA_VERSION: Final = 1
 #: Revisions read per worker call while a watch catches up.
 _WATCH_BATCH: Final = 64
 
-_SCHEMA: Final = """
+_REVISIONS_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS revisions (
     number      INTEGER PRIMARY KEY,
     author      TEXT    NOT NULL,
@@ -70,6 +76,11 @@ CREATE TABLE IF NOT EXISTS revisions (
     documents   TEXT    NOT NULL
 )
 """
+#: The statements that take a file from version N to N + 1, at index N. Each
+#: may run again harmlessly (IF NOT EXISTS, OR IGNORE): two processes opening
+#: an old file at once may both upgrade it.
+_MIGRATIONS: Final = ((_REVISIONS_SCHEMA,), STATE_SCHEMA)
+SCHEMA_VERSION: Final = len(_MIGRATIONS)
 _SUMMARY_COLUMNS: Final = "number, author, created_at, message, added, changed, removed, rollback_of"
 _ALL_COLUMNS: Final = f"{_SUMMARY_COLUMNS}, documents"
 
@@ -89,8 +100,8 @@ class _Watcher:
         self.after = after
 
 
-class SqliteStore:
-    """A :class:`~switchman.store.base.Store` in one SQLite file.
+class SqliteStore(SqliteState):
+    """A :class:`~switchman.store.base.Store` in one SQLite file (state and leases: :class:`SqliteState`).
 
     Creating the object touches nothing: the file (and its parent folder) is
     opened or created by the first call, on the worker thread.
@@ -308,7 +319,9 @@ class SqliteStore:
         if version < SCHEMA_VERSION:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute(_SCHEMA)
+                for migration in _MIGRATIONS[version:]:
+                    for statement in migration:
+                        conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 conn.execute("COMMIT")
             except BaseException:

@@ -1,19 +1,17 @@
 """The etcd backend against a real etcd (``SWITCHMAN_TEST_ETCD=host:port``; CI starts one).
 
-Every test works under its own key prefix, removed afterwards, so tests
-never see each other's revisions. Two store objects on one etcd stand for
-two Switchman replicas.
+Every test works under its own key prefix (conftest.py's ``prefix``),
+removed afterwards, so tests never see each other's revisions. Two store
+objects on one etcd stand for two Switchman replicas.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import socket
 import subprocess
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -21,32 +19,10 @@ import aetcd  # type: ignore[import-untyped]
 import pytest
 
 from switchman.store import EtcdStore, StoreError, open_store
+from tests.functional.store.etcd_env import ENDPOINT, host_port, needs_etcd
 from tests.unit.store import contract
 
-ENDPOINT = os.environ.get("SWITCHMAN_TEST_ETCD", "")
-
-needs_etcd = pytest.mark.skipif(
-    not ENDPOINT, reason="SWITCHMAN_TEST_ETCD is not set (host:port of an etcd to test against; .ci/run starts one)"
-)
-
 StoreFactory = Callable[[], EtcdStore]
-
-
-def host_port(endpoint: str) -> tuple[str, int]:
-    host, _, port = endpoint.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-@pytest.fixture
-async def prefix() -> AsyncIterator[str]:
-    prefix = f"/switchman-test/{uuid.uuid4().hex}"
-    yield prefix
-    host, port = host_port(ENDPOINT)
-    client = aetcd.Client(host=host, port=port, timeout=10)
-    try:
-        await client.delete_prefix(f"{prefix}/".encode())
-    finally:
-        await client.close()
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
-"""SQLite under kill -9: every commit that returned survives, and the file stays sound.
+"""SQLite under kill -9: every commit and state write that returned survives, and the file stays sound.
 
-A child process commits in a loop and prints each number only after
-``commit`` returned; the test SIGKILLs it at a random moment (often in the
-middle of a commit) and reopens the file. This proves crash durability of
+A child process commits (or writes a state record) in a loop and prints each
+number only after the call returned; the test SIGKILLs it at a random moment
+(often in the middle of a write) and reopens the file. This proves crash durability of
 the process, not of the machine: the page cache survives a kill -9, a power
 cut does not (that part rests on ``synchronous=FULL`` and the fsyncs).
 """
@@ -122,3 +122,52 @@ async def test_two_processes_writing_one_file_never_share_a_number(tmp_path: Pat
                 assert (await store.get(number)).summary.author == author
     finally:
         await store.close()
+
+
+# argv: path. Writes one state record over and over, each write on the version
+# the previous one returned; ~40 KiB a value, like the commits above.
+STATE_CHILD = """
+import asyncio, sys
+from switchman.store import SqliteStore
+
+async def main(path):
+    store = SqliteStore(path)
+    record = await store.get_state("rollouts/checkout")
+    step, version = (record.value["step"], record.version) if record else (0, None)
+    while True:
+        step += 1
+        value = {"step": step, "pad": "x" * 40000}
+        record = await store.put_state("rollouts/checkout", value, expected_version=version)
+        version = record.version
+        print(step, flush=True)
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_kill_9_loses_no_returned_state_write(tmp_path: Path) -> None:
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    print(f"seed {seed}")
+    path = tmp_path / "store.db"
+    for _ in range(2):
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", STATE_CHILD, str(path), stdout=asyncio.subprocess.PIPE
+        )
+        assert child.stdout is not None
+        steps = [int(await asyncio.wait_for(child.stdout.readline(), 60))]
+        reader = asyncio.ensure_future(read_numbers(child, steps))
+        await asyncio.sleep(rng.uniform(0.0, 0.4))
+        child.send_signal(signal.SIGKILL)
+        assert await child.wait() == -signal.SIGKILL
+        await asyncio.wait_for(reader, 10)
+
+        check_file(path)
+        store = SqliteStore(path)
+        try:
+            record = await store.get_state("rollouts/checkout")
+        finally:
+            await store.close()
+        assert record is not None
+        # Every printed step is in; at most the one being written when the kill came is too.
+        assert max(steps) <= record.value["step"] <= max(steps) + 1, (steps[0], steps[-1], record.value["step"])
