@@ -46,7 +46,8 @@ UNKNOWN: dict[str, tuple[Raw, str, str]] = {
     ),
     "service-spec": (
         service(split={"v1": 1}), "service/s: spec.split",
-        "circuitBreakers, cohort, connectTimeout, healthCheck, http2, lbPolicy, mirror, outlierDetection, versions, weights",
+        "circuitBreakers, cohort, connectTimeout, healthCheck, http2, lbPolicy, mirror, outlierDetection, versions, "
+        "weights",
     ),
     "routes-spec": (routes() | {"spec": {**routes()["spec"], "hosts": []}}, "routes/r: spec.hosts", "virtualHosts"),
     "virtual-host": (
