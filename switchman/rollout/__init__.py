@@ -9,7 +9,7 @@ into the Service), ``state`` (what is stored per run), ``webhooks``,
 from __future__ import annotations
 
 from switchman.rollout.analysis import Measurement, MetricsSource, Outcome, Verdict, judge
-from switchman.rollout.engine import EngineSettings, RolloutEngine, RolloutNotFound, RuntimeStore
+from switchman.rollout.engine import EngineSettings, RolloutEngine, RolloutNotFound
 from switchman.rollout.machine import COMMANDS, CommandRefused
 from switchman.rollout.plan import Stage, plan
 from switchman.rollout.state import Event, Phase, RolloutState
@@ -26,7 +26,6 @@ __all__ = [
     "RolloutEngine",
     "RolloutNotFound",
     "RolloutState",
-    "RuntimeStore",
     "Stage",
     "Verdict",
     "judge",

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from switchman.control import Controller, NotFound
 from switchman.errors import ConfigError
@@ -51,9 +51,9 @@ from switchman.rollout.plan import Stage, plan
 from switchman.rollout.state import RolloutState, generation_of, state_key
 from switchman.rollout.traffic import write_traffic
 from switchman.rollout.webhooks import WebhookCaller, payload
-from switchman.store.base import ConflictError, StoreError
+from switchman.store import ConflictError, StateRecord, StateStore, StoreError
 
-__all__ = ["EngineSettings", "RolloutEngine", "RolloutNotFound", "RuntimeStore"]
+__all__ = ["EngineSettings", "RolloutEngine", "RolloutNotFound"]
 
 log = logging.getLogger(__name__)
 
@@ -62,24 +62,6 @@ _STORE_RETRY: Final = 1.0  # seconds between tries while the store cannot be rea
 
 class RolloutNotFound(NotFound):
     """Raised when a rollout asked for is not in the served configuration."""
-
-
-class _Record(Protocol):
-    @property
-    def value(self) -> Mapping[str, Any]: ...
-    @property
-    def version(self) -> int: ...
-
-
-class RuntimeStore(Protocol):
-    """What the engine needs of the store besides revisions: runtime state and leases."""
-
-    async def get_state(self, key: str) -> _Record | None: ...
-    async def put_state(self, key: str, value: Mapping[str, Any], *, expected_version: int | None) -> _Record: ...
-    async def delete_state(self, key: str, *, expected_version: int | None = None) -> None: ...
-    async def acquire_lease(self, name: str, holder: str, ttl: float) -> bool: ...
-    async def release_lease(self, name: str, holder: str) -> None: ...
-    async def lease_holder(self, name: str) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +85,7 @@ class RolloutEngine:
     def __init__(
         self,
         controller: Controller,
-        store: RuntimeStore,
+        store: StateStore,
         source: MetricsSource,
         settings: EngineSettings | None = None,
         clock: Callable[[], float] = time.time,
@@ -335,7 +317,7 @@ def _lease(name: str) -> str:
     return f"rollout/{name}"
 
 
-def _version(record: _Record | None) -> int | None:
+def _version(record: StateRecord | None) -> int | None:
     return record.version if record is not None else None
 
 

@@ -11,7 +11,8 @@ interval), ``pre-rollout`` webhooks (a failure is a failed check), stage 0's
 traffic; then per stage, an analysis every interval (``rollout`` webhooks
 first; a ``rollback`` webhook answering 2xx asks for a rollback); a stage ends
 when it has its passing analyses, its hold time and, for a gate, a promote;
-``confirm-promotion`` webhooks gate the last stage; ``post-rollout`` webhooks
+``confirm-traffic-increase`` webhooks gate each stage that raises the
+canary's weight, ``confirm-promotion`` webhooks the last stage; ``post-rollout`` webhooks
 run after it. ``threshold`` failed checks send traffic back to the stable
 version (a rollback).
 """
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 COMMANDS: Final = ("pause", "resume", "promote", "promote-full", "abort", "retry")
-_GATES: Final = ("confirm-rollout", "confirm-promotion")
+_GATES: Final = ("confirm-rollout", "confirm-traffic-increase", "confirm-promotion")
 
 
 class CommandRefused(SwitchmanError):
@@ -296,9 +297,13 @@ def _settle_advance(spec: RolloutSpec, stages: Sequence[Stage], state: RolloutSt
         pending = [*(["hooks:post-rollout"] if _has_hooks(spec, "post-rollout") else []), "finish"]
         return replace(state, pending=tuple(pending))
     target = last if full else state.stage + 1
-    gate = ["hooks:confirm-promotion"] if stages[target].promotion and _has_hooks(spec, "confirm-promotion") else []
+    gate = []
     if full:
-        gate = []  # a person promoted it: the promotion gate is theirs to pass
+        pass  # a person promoted it: the gates are theirs to pass
+    elif stages[target].promotion:
+        gate = ["hooks:confirm-promotion"] if _has_hooks(spec, "confirm-promotion") else []
+    elif stages[target].traffic.canary_weight > stages[state.stage].traffic.canary_weight:
+        gate = ["hooks:confirm-traffic-increase"] if _has_hooks(spec, "confirm-traffic-increase") else []
     return replace(state, pending=(*gate, f"enter:{target}"))
 
 

@@ -6,7 +6,8 @@ Every strategy is the same machine over a different plan:
 canary      a stage per ``setWeight`` (one passing analysis each), ``pause``
             stages (a while, or until promoted), then promotion (100 %)
 blueGreen   preview (the ``match`` cohort to the new version, ``iterations``
-            passing analyses), then the flip to 100 % judged ``iterations``
+            passing analyses; without ``match`` there is nothing to judge
+            before the flip), then the flip to 100 % judged ``iterations``
             more times: a failure flips back
 abTest      the ``match`` cohort to the new version for ``iterations``
             passing analyses, then promotion
@@ -63,7 +64,7 @@ def plan(spec: RolloutSpec) -> list[Stage]:
         stages = _steps(spec, stable_traffic())
     elif spec.strategy == "blueGreen":
         preview = Traffic(0, cohort=analysis.matches)
-        stages = [Stage("preview", preview, checks=iterations)]
+        stages = [Stage("preview", preview, checks=iterations if analysis.matches else 0)]
         done = Stage("promoted", canary_traffic(), checks=iterations, promotion=True)
     elif spec.strategy == "abTest":
         stages = [Stage("cohort", Traffic(0, cohort=analysis.matches), checks=iterations)]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
+from switchman.model.document import GROUP_PATTERN
 from switchman.model.fields import Node
 
 __all__ = [
@@ -42,8 +43,11 @@ STRATEGIES: Final = ("canary", "blueGreen", "abTest", "mirror")
 #: Flagger's built-in metric names: success rate in percent (min), p99 latency in milliseconds (max);
 #: and p50 latency in milliseconds, which Flagger lacks.
 METRICS: Final = {"request-success-rate": "min", "request-duration": "max", "request-duration-p50": "max"}
-#: When each webhook type is called (Flagger's types and meanings).
-WEBHOOK_TYPES: Final = ("confirm-rollout", "pre-rollout", "confirm-promotion", "post-rollout", "rollback", "event")
+#: When each webhook type is called (Flagger's types and meanings; ``rollout``, the default, before every analysis).
+WEBHOOK_TYPES: Final = (
+    "confirm-rollout", "pre-rollout", "rollout", "confirm-traffic-increase", "confirm-promotion", "post-rollout",
+    "rollback", "event",
+)
 _HEADER_NAME: Final = r"[a-z0-9!#$%&'*+.^_`|~-]+"
 
 
@@ -116,7 +120,8 @@ class RolloutSpec:
 
 def _webhook(node: Node) -> Webhook:
     name = node["name"].text()
-    kind = node["type"].choice(*WEBHOOK_TYPES)
+    type_node = node.get("type")
+    kind = type_node.choice(*WEBHOOK_TYPES) if type_node else "rollout"
     url_node = node["url"]
     url = url_node.text()
     parts = urlsplit(url)
@@ -196,7 +201,10 @@ def _weights(analysis: Node) -> tuple[Step, ...] | None:
     top = most.integer(1, 100) if most is not None else 100
     if top < size:
         most.fail(f"{top} is below stepWeight ({size})")  # type: ignore[union-attr]
-    return tuple(SetWeight(w) for w in range(size, top + 1, size))
+    weights = list(range(size, top + 1, size))
+    if weights[-1] != top:
+        weights.append(top)  # as Flagger does: the last step stops at maxWeight
+    return tuple(SetWeight(w) for w in weights)
 
 
 def _analysis(node: Node, strategy: str) -> tuple[Analysis, tuple[Step, ...] | None]:
@@ -237,7 +245,7 @@ def _analysis(node: Node, strategy: str) -> tuple[Analysis, tuple[Step, ...] | N
         iterations=iterations.integer(1, 10_000) if iterations else 10,
         matches=matches,
         mirror_weight=mirror_weight.integer(1, 100) if mirror_weight else 100,
-        reporter=reporter.text() if reporter else None,
+        reporter=reporter.text(GROUP_PATTERN, "a node group name") if reporter else None,
     )
     node.done()
     return result, steps

@@ -112,6 +112,8 @@ def _cohort(node: Node, versions: Mapping[str, object]) -> Cohort:
             cookie_value = cookie_node["value"].text(_COOKIE_VALUE, "a cookie value (no spaces, quotes, ; or ,)")
             cookie_node.done()
             headers.append(cookie_match(cookie_name, cookie_value))
+        if not headers:
+            item.fail("needs at least one header or a cookie (an empty match would take every request)")
         item.done()
         matches.append(tuple(headers))
     node.done()
@@ -121,6 +123,9 @@ def _cohort(node: Node, versions: Mapping[str, object]) -> Cohort:
 def _mirror(node: Node, versions: Mapping[str, object]) -> ServiceMirror:
     version = _version(node["version"], versions)
     percent = node.get("percent")
-    result = ServiceMirror(version, percent.number(0, 100) if percent else 100.0)
+    share = percent.number(0, 100) if percent else 100.0
+    if share == 0:
+        percent.fail("0 mirrors nothing: remove the mirror instead")  # type: ignore[union-attr]
+    result = ServiceMirror(version, share)
     node.done()
     return result

@@ -128,9 +128,9 @@ def test_step_weight_rises_to_max_weight() -> None:
     assert steps == tuple(SetWeight(w) for w in (5, 10, 15, 20))
 
 
-def test_max_weight_that_is_not_a_multiple_of_step_weight_stops_below_it() -> None:
-    # The last step is the last multiple of stepWeight below maxWeight (Flagger would end on maxWeight itself).
-    assert _spec(rollout(analysis={"stepWeight": 30, "maxWeight": 50})).steps == (SetWeight(30),)
+def test_max_weight_that_is_not_a_multiple_of_step_weight_is_the_last_step() -> None:
+    # As Flagger does: the steps go up by stepWeight and the last one stops at maxWeight.
+    assert _spec(rollout(analysis={"stepWeight": 30, "maxWeight": 50})).steps == (SetWeight(30), SetWeight(50))
 
 
 def test_step_weights_as_listed() -> None:
@@ -341,8 +341,8 @@ def test_webhook_types_are_flaggers() -> None:
     doc = rollout(analysis={"webhooks": [{"name": "w", "type": "pre-promotion", "url": "http://x/"}]})
     path, reason = _why(doc)
     assert path == "rollout/r: spec.analysis.webhooks[0].type"
-    assert reason == ("'pre-promotion' is not one of confirm-rollout, pre-rollout, confirm-promotion, post-rollout, "
-                      "rollback, event")
+    assert reason == ("'pre-promotion' is not one of confirm-rollout, pre-rollout, rollout, confirm-traffic-increase, "
+                      "confirm-promotion, post-rollout, rollback, event")
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/x", "http://", "example.com/hook", "http:///path"])

@@ -378,3 +378,28 @@ def test_advance_and_finish_need_no_io() -> None:
     state = settle(spec, stages, state, SetTraffic(stages[1].traffic, ""), TrafficResult(True, 2, ""), 0.0)
     state = settle(spec, stages, state, Advance(), None, 0.0)
     assert isinstance(decide(spec, stages, state, 0.0), Finish)
+
+
+def test_confirm_traffic_increase_gates_each_raise_but_not_the_promotion() -> None:
+    hooks = [WEBHOOK | {"type": "confirm-traffic-increase"}]
+    run = Run(rollout(analysis={"interval": "1s", "stepWeights": [10, 20], "webhooks": hooks}))
+    asked: list[float] = []
+
+    def gate(kind: str, now: float) -> bool:
+        asked.append(now)
+        return now >= 1004.0
+
+    run.hooks = gate
+    run.finish()
+    assert [w for _, w, _ in run.traffic] == [10, 20, 100]
+    assert run.traffic[1][0] == pytest.approx(1004.0)  # held at 10 % until the gate opened
+    assert run.traffic[2][0] == pytest.approx(1005.0)  # the promotion is not a traffic increase gate
+    assert all(t <= 1004.0 for t in asked)
+
+
+def test_blue_green_without_a_preview_flips_at_once_and_judges_after() -> None:
+    run = Run(rollout(strategy="blueGreen", analysis={"interval": "1s", "iterations": 2}))
+    run.finish()
+    assert [(w, r) for _, w, r in run.traffic] == [(0, "preview"), (100, "promoted")]
+    assert run.traffic[1][0] == pytest.approx(run.traffic[0][0])
+    assert run.state.finished_at is not None and run.state.finished_at - run.traffic[1][0] == pytest.approx(2.0)
