@@ -105,6 +105,7 @@ class Analysis:
     matches: tuple[TrafficMatch, ...]
     mirror_weight: int
     reporter: str | None  # judge only what Envoys of this node group report; None: every Envoy
+    prometheus: str | None = None  # a Prometheus's base URL to ask instead of Envoy's own reports
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +218,18 @@ def _analysis(node: Node, strategy: str) -> tuple[Analysis, tuple[Step, ...] | N
     match_node = node.get("match")
     mirror_weight = node.get("mirrorWeight")
     reporter = node.get("reporter")
+    provider = node.get("provider")
+    prometheus = None
+    if provider is not None:
+        address = provider["prometheus"]["address"]
+        prometheus = address.text()
+        parts = urlsplit(prometheus)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            address.fail(f"{prometheus!r} is not an http:// or https:// URL")
+        provider["prometheus"].done()
+        provider.done()
+        if reporter is not None:
+            reporter.fail("goes with Envoy's own reports, not with a Prometheus provider")
     steps = _weights(node)
     metrics = tuple(_metric(m) for m in metrics_node.elements()) if metrics_node else (
         MetricCheck("request-success-rate", 99.0, None),
@@ -246,6 +259,7 @@ def _analysis(node: Node, strategy: str) -> tuple[Analysis, tuple[Step, ...] | N
         matches=matches,
         mirror_weight=mirror_weight.integer(1, 100) if mirror_weight else 100,
         reporter=reporter.text(GROUP_PATTERN, "a node group name") if reporter else None,
+        prometheus=prometheus,
     )
     node.done()
     return result, steps
