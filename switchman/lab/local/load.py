@@ -25,7 +25,7 @@ import httpx
 
 from switchman.lab.local.upstream import VERSION_HEADER
 
-__all__ = ["ClientKind", "LoadResult", "Sample", "run_load"]
+__all__ = ["ClientKind", "Cohort", "LoadResult", "Sample", "run_load"]
 
 
 class ClientKind(StrEnum):
@@ -44,10 +44,23 @@ class Sample:
     version: str
     error: str = ""
     client: str = ClientKind.H1_KEEPALIVE.value
+    cohort: bool = False  # sent with the cohort's headers (see :class:`Cohort`)
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300 and not self.error
+
+
+@dataclass(frozen=True, slots=True)
+class Cohort:
+    """A share of the requests that carries extra headers (an A/B cohort, a preview header, a cookie),
+    spread evenly over the load: request ``i`` is in it when ``floor((i + 1) * share)`` rises."""
+
+    share: float
+    headers: tuple[tuple[str, str], ...]
+
+    def has(self, i: int) -> bool:
+        return int((i + 1) * self.share) > int(i * self.share)
 
 
 @dataclass(slots=True)
@@ -70,8 +83,8 @@ class LoadResult:
         return latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else 0.0
 
 
-# One GET: (status, answering version); raises on transport errors.
-Getter = Callable[[str], Awaitable[tuple[int, str]]]
+# One GET with extra headers: (status, answering version); raises on transport errors.
+Getter = Callable[[str, dict[str, str]], Awaitable[tuple[int, str]]]
 
 
 @contextlib.asynccontextmanager
@@ -79,8 +92,8 @@ async def _client(kind: ClientKind, timeout: float) -> AsyncIterator[Getter]:
     if kind is ClientKind.H2:
         async with httpx.AsyncClient(http1=False, http2=True, timeout=timeout) as h2:
 
-            async def get_h2(url: str) -> tuple[int, str]:
-                resp = await h2.get(url)
+            async def get_h2(url: str, headers: dict[str, str]) -> tuple[int, str]:
+                resp = await h2.get(url, headers=headers)
                 return resp.status_code, resp.headers.get(VERSION_HEADER, "")
 
             yield get_h2
@@ -88,23 +101,25 @@ async def _client(kind: ClientKind, timeout: float) -> AsyncIterator[Getter]:
     connector = aiohttp.TCPConnector(limit=0, force_close=kind is ClientKind.H1_NEW)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as h1:
 
-        async def get_h1(url: str) -> tuple[int, str]:
-            async with h1.get(url) as resp:
+        async def get_h1(url: str, headers: dict[str, str]) -> tuple[int, str]:
+            async with h1.get(url, headers=headers) as resp:
                 await resp.read()
                 return resp.status, resp.headers.get(VERSION_HEADER, "")
 
         yield get_h1
 
 
-async def _one(get: Getter, kind: ClientKind, url: str, out: list[Sample]) -> None:
+async def _one(get: Getter, kind: ClientKind, url: str, headers: dict[str, str], out: list[Sample]) -> None:
     started = time.time()
     t0 = time.perf_counter()
+    cohort = bool(headers)
     try:
-        status, version = await get(url)
-        out.append(Sample(started, status, (time.perf_counter() - t0) * 1000, version, client=kind.value))
+        status, version = await get(url, headers)
+        latency = (time.perf_counter() - t0) * 1000
+        out.append(Sample(started, status, latency, version, client=kind.value, cohort=cohort))
     except (aiohttp.ClientError, httpx.HTTPError, TimeoutError) as exc:
         latency = (time.perf_counter() - t0) * 1000
-        out.append(Sample(started, 0, latency, "", type(exc).__name__, client=kind.value))
+        out.append(Sample(started, 0, latency, "", type(exc).__name__, client=kind.value, cohort=cohort))
 
 
 async def run_load(
@@ -116,6 +131,7 @@ async def run_load(
     stop: asyncio.Event | None = None,
     into: LoadResult | None = None,
     kinds: Sequence[ClientKind] = (ClientKind.H1_KEEPALIVE,),
+    cohort: Cohort | None = None,
 ) -> LoadResult:
     """Send ``count`` GETs at ``rate`` per second, round-robin over ``targets`` (URLs) and ``kinds``.
 
@@ -141,7 +157,8 @@ async def run_load(
                 break
             kind, get = getters[i % len(getters)]
             url = targets[(i // len(getters)) % len(targets)]
-            tasks.append(asyncio.create_task(_one(get, kind, url, result.samples)))
+            headers = dict(cohort.headers) if cohort is not None and cohort.has(i) else {}
+            tasks.append(asyncio.create_task(_one(get, kind, url, headers, result.samples)))
         await asyncio.gather(*tasks)
     result.samples.sort(key=lambda s: s.started)
     return result
