@@ -1,4 +1,4 @@
-"""The composition root: the one place that wires store, controller, xDS server, HTTP API and gRPC API."""
+"""The composition root: the one place that wires store, controller, xDS server, HTTP API, gRPC API and telemetry."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ from switchman.api.grpc import add_management_service, management_methods
 from switchman.control import Controller
 from switchman.errors import ConfigError
 from switchman.store import Store, open_store
+from switchman.telemetry import (
+    TelemetryMetrics,
+    TelemetrySettings,
+    TrafficRecorder,
+    add_telemetry_services,
+    telemetry_methods,
+)
 from switchman.xds import SnapshotCache, XdsServer, XdsSettings
 
 __all__ = ["ServeSettings", "Switchman", "split_address"]
@@ -39,6 +46,7 @@ class ServeSettings:
     xds: XdsSettings | None = None
     gc_freeze_seconds: float = 0.0  # see switchman.xds.server.collector; serve's flag sets it
     xds_transport: str = "h2"  # switchman.xds.h2; or "grpc": grpc.aio
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
 
 
 class Switchman:
@@ -56,8 +64,16 @@ class Switchman:
         self.xds = XdsServer(self.cache, xds)
         # The gRPC management API shares the xDS port, on either transport.
         self.xds.add_service(lambda server: add_management_service(server, self.controller, self.xds, settings.tokens))
+        # What Envoys report of their traffic (access logs, load reports), on the same port.
+        self.telemetry = TrafficRecorder()
+        metrics = TelemetryMetrics(self.xds.metrics.registry)
+        group_of = self.xds.context.group_of
+        self.xds.add_service(
+            lambda server: add_telemetry_services(server, self.telemetry, group_of, metrics, settings.telemetry)
+        )
         if xds.transport == "h2":
             self.xds.add_methods(management_methods(self.controller, self.xds, settings.tokens))
+            self.xds.add_methods(telemetry_methods(self.telemetry, group_of, metrics, settings.telemetry))
         self._runner: web.AppRunner | None = None
         self.xds_port = 0
         self.api_port = 0

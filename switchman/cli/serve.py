@@ -36,6 +36,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "every so often collect young garbage and gc.freeze() what lives on, so full collections do not stall "
         "pushes to many streams; 0 leaves Python's collector as it is",
     )
+    option(
+        parser, "--load-reporting-interval", "SWITCHMAN_LOAD_REPORTING_INTERVAL", "1",
+        "how often, in seconds, Envoys with load_stats_config report their clusters' load to Switchman (LRS)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -67,6 +71,7 @@ def _transport(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from switchman.api import Tokens
     from switchman.app import ServeSettings
+    from switchman.telemetry import TelemetrySettings
 
     settings = ServeSettings(
         xds_address=args.xds_address,
@@ -76,6 +81,9 @@ def run(args: argparse.Namespace) -> int:
         tokens=Tokens(admin=Tokens.parse(args.admin_tokens), read=Tokens.parse(args.read_tokens)),
         gc_freeze_seconds=seconds(args.gc_freeze_seconds, "--gc-freeze-seconds", zero_ok=True),
         xds_transport=_transport(args.xds_transport),
+        telemetry=TelemetrySettings(
+            load_reporting_interval=seconds(args.load_reporting_interval, "--load-reporting-interval"),
+        ),
     )
     asyncio.run(_serve(settings))
     return 0

@@ -1,10 +1,16 @@
-"""Listener documents -> Envoy Listeners (HTTP connection managers over RDS, or TCP proxies)."""
+"""Listener documents -> Envoy Listeners (HTTP connection managers over RDS, or TCP proxies).
+
+A listener's ``accessLogService`` becomes an ``envoy.access_loggers.http_grpc``
+access log on each of its HTTP connection managers.
+"""
 
 from __future__ import annotations
 
-from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
+from envoy.config.accesslog.v3 import accesslog_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, grpc_service_pb2
 from envoy.config.listener.v3 import listener_components_pb2 as lc
 from envoy.config.listener.v3 import listener_pb2
+from envoy.extensions.access_loggers.grpc.v3 import als_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
@@ -15,13 +21,15 @@ from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
 from switchman.model.config import Config
-from switchman.model.kinds.listener import FilterChain, HttpSettings, ListenerSpec, Tls
+from switchman.model.kinds.listener import AccessLogService, FilterChain, HttpSettings, ListenerSpec, Tls
 from switchman.model.kinds.routes import Split
 from switchman.translate.clusters import duration
 from switchman.translate.routes import FAULT_FILTER
 from switchman.translate.targets import weighted_clusters
 
 __all__ = ["listener"]
+
+_LOG_NAME = "switchman"  # the log_name Envoy sends in its access-log stream's identifier
 
 
 def _ads() -> config_source_pb2.ConfigSource:
@@ -36,7 +44,23 @@ def _packed(message: Message) -> any_pb2.Any:
     return out
 
 
-def _hcm(stat_prefix: str, routes: str, http: HttpSettings) -> hcm_pb2.HttpConnectionManager:
+def _access_log(service: AccessLogService) -> accesslog_pb2.AccessLog:
+    config = als_pb2.HttpGrpcAccessLogConfig(
+        common_config=als_pb2.CommonGrpcAccessLogConfig(
+            log_name=_LOG_NAME,
+            transport_api_version=config_source_pb2.V3,
+            grpc_service=grpc_service_pb2.GrpcService(
+                envoy_grpc=grpc_service_pb2.GrpcService.EnvoyGrpc(cluster_name=service.cluster)
+            ),
+            buffer_flush_interval=duration(service.buffer_flush_interval),
+        )
+    )
+    return accesslog_pb2.AccessLog(name="envoy.access_loggers.http_grpc", typed_config=_packed(config))
+
+
+def _hcm(
+    stat_prefix: str, routes: str, http: HttpSettings, logs: AccessLogService | None
+) -> hcm_pb2.HttpConnectionManager:
     out = hcm_pb2.HttpConnectionManager(
         stat_prefix=stat_prefix,
         codec_type=hcm_pb2.HttpConnectionManager.CodecType.Value(http.codec),
@@ -55,6 +79,8 @@ def _hcm(stat_prefix: str, routes: str, http: HttpSettings) -> hcm_pb2.HttpConne
         out.common_http_protocol_options.idle_timeout.CopyFrom(duration(http.idle_timeout))
     if http.request_timeout is not None:
         out.request_timeout.CopyFrom(duration(http.request_timeout))
+    if logs is not None:
+        out.access_log.append(_access_log(logs))
     return out
 
 
@@ -73,7 +99,9 @@ def _tls(tls: Tls) -> base_pb2.TransportSocket:
     return base_pb2.TransportSocket(name="envoy.transport_sockets.tls", typed_config=_packed(context))
 
 
-def _chain(config: Config, name: str, index: int, chain: FilterChain) -> lc.FilterChain:
+def _chain(
+    config: Config, name: str, index: int, chain: FilterChain, logs: AccessLogService | None
+) -> lc.FilterChain:
     out = lc.FilterChain(name=f"{name}-{index}")
     match = chain.match
     if match.server_names or match.alpn or match.destination_port is not None:
@@ -85,7 +113,7 @@ def _chain(config: Config, name: str, index: int, chain: FilterChain) -> lc.Filt
         out.filters.append(
             lc.Filter(
                 name="envoy.filters.network.http_connection_manager",
-                typed_config=_packed(_hcm(name, chain.routes, chain.http)),
+                typed_config=_packed(_hcm(name, chain.routes, chain.http, logs)),
             )
         )
     else:
@@ -109,7 +137,7 @@ def listener(config: Config, name: str, spec: ListenerSpec) -> listener_pb2.List
         address=address_pb2.Address(
             socket_address=address_pb2.SocketAddress(address=spec.address, port_value=spec.port)
         ),
-        filter_chains=[_chain(config, name, i, chain) for i, chain in enumerate(spec.chains)],
+        filter_chains=[_chain(config, name, i, chain, spec.access_log_service) for i, chain in enumerate(spec.chains)],
     )
     if any(c.match.server_names or c.match.alpn for c in spec.chains):
         # SNI and ALPN are read from the TLS ClientHello by this listener filter.

@@ -173,3 +173,12 @@ KNOWN_GAPS = [
 @pytest.mark.parametrize("case", KNOWN_GAPS)
 async def test_what_the_model_accepts_envoy_accepts(lab: Lab, case: str) -> None:
     await lab.apply_and_wait_for_acks(_case(case), timeout=5.0, may_refuse=True)
+
+
+@pytest.mark.parametrize("log_cluster", ["xds", "not-in-the-bootstrap"])
+async def test_envoy_accepts_a_listener_that_logs_to_switchman(lab: Lab, log_cluster: str) -> None:
+    """Envoy 1.40 takes an access-log cluster it does not have too (its gRPC client fails when it logs)."""
+    logs = {"cluster": log_cluster, "bufferFlushInterval": "100ms"}
+    chains = [{"routes": "r", "match": {"serverNames": ["a.example"]}}, {"routes": "r"}]
+    await lab.apply_and_wait_for_acks([cluster(), routes(), listener(port=0, accessLogService=logs),
+                                       listener("l2", port=0, filterChains=chains, accessLogService=logs)])

@@ -116,6 +116,7 @@ async def test_served_config_drives_envoy_refuses_bad_input_and_survives_kill_9(
 
 @pytest.mark.parametrize(("flag", "value"), [
     ("--gc-freeze-seconds", "soon"), ("--gc-freeze-seconds", "-1"), ("--xds-transport", "quic"),
+    ("--load-reporting-interval", "0"),
 ])
 def test_a_bad_serve_flag_is_refused_naming_it(tmp_path: Path, flag: str, value: str) -> None:
     import subprocess

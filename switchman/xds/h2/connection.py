@@ -396,7 +396,8 @@ class Connection(asyncio.Protocol):
             self._send(call, response)
 
     def _half_closed(self, stream_id: int) -> None:
-        """The client sent its last message: a fetch is answered, a stream ends (as grpc.aio's would)."""
+        """The client sent its last message: a fetch or a client-streaming call is answered, a stream ends
+        (as grpc.aio's would)."""
         call = self.calls.get(stream_id)
         if call is None or call.finishing is not None:
             return
@@ -405,7 +406,10 @@ class Connection(asyncio.Protocol):
             return
         method = call.method
         if isinstance(method, StreamMethod):
-            self._finish(call, Code.OK)
+            if method.final is not None:  # a client-streaming call answers once, at the client's end
+                self._reply(call, method.final)
+            else:
+                self._finish(call, Code.OK)
             return
         if call.request is None:
             self._finish(call, Code.INVALID_ARGUMENT, "a unary call takes one request")

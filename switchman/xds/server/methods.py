@@ -83,11 +83,16 @@ class StreamHandler(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class StreamMethod:
-    """A bidirectional stream: each call gets a new handler (an xDS :class:`Stream`, or CSDS's)."""
+    """A streaming call: each call gets a new handler (an xDS :class:`Stream`, CSDS's, a telemetry stream).
+
+    A bidirectional call ends when the client ends its side. A client-streaming
+    call (``final`` set) then answers its one response, ``final``, and ends.
+    """
 
     path: str
     parse: Callable[[bytes], Message]
     stream: Callable[[], StreamHandler]
+    final: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -308,6 +308,11 @@ def _http_settings() -> st.SearchStrategy[Raw]:
 def listener_doc(draw: Draw[Any], name: str, routes: str, port: int) -> Raw:
     spec: Raw = {"address": "127.0.0.1", "port": port}
     if draw(st.booleans()):
+        # "xds": the bootstrap cluster that reaches Switchman in the lab's (and the tests') Envoys
+        spec["accessLogService"] = draw(st.fixed_dictionaries(
+            {"cluster": st.just("xds")}, optional={"bufferFlushInterval": duration(1, 10_000)}
+        ))
+    if draw(st.booleans()):
         spec["routes"] = routes
         if draw(st.booleans()):
             spec["http"] = draw(_http_settings())

@@ -90,7 +90,7 @@ UNKNOWN: dict[str, tuple[Raw, str, str]] = {
     "rewrite": (routes("r", route(rewrite={"prefix": "/", "host": "x"})), f"{R0}.rewrite.host", "prefix"),
     "header-rewrite": (routes("r", route(requestHeaders={"set": {}})), f"{R0}.requestHeaders.set", "add, remove"),
     "listener-spec": (listener(protocol="http"), "listener/l: spec.protocol",
-                      "address, filterChains, http, port, routes, tcp, tls"),
+                      "accessLogService, address, filterChains, http, port, routes, tcp, tls"),
     "filter-chain": (listener(filterChains=[{"routes": "r", "name": "x"}]), "listener/l: spec.filterChains[0].name",
                      "http, match, routes, tcp, tls"),
     "chain-match": (listener(filterChains=[{"routes": "r", "match": {"sni": "x"}}]),

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from switchman.model.kinds.listener import ChainMatch, ListenerSpec, Tls
+from switchman.model.kinds.listener import AccessLogService, ChainMatch, ListenerSpec, Tls
 from switchman.model.kinds.routes import Target
 from tests.unit.model.docs import Raw, listener, parse, rejected
 
@@ -137,3 +137,35 @@ def test_http_settings() -> None:
     assert (http.codec, http.idle_timeout, http.use_remote_address) == ("HTTP2", 30.0, True)
     err = rejected(listener(http={"codec": "HTTP3"}))
     assert (err.path, err.reason) == ("listener/l: spec.http.codec", "'HTTP3' is not one of AUTO, HTTP1, HTTP2")
+
+
+def test_access_log_service_defaults_and_settings() -> None:
+    assert _spec(listener()).access_log_service is None
+    assert _spec(listener(accessLogService={"cluster": "xds"})).access_log_service == AccessLogService("xds", 0.5)
+    spec = _spec(listener(accessLogService={"cluster": "telemetry", "bufferFlushInterval": "250ms"}))
+    assert spec.access_log_service == AccessLogService("telemetry", 0.25)
+    chains = [{"routes": "r", "match": {"serverNames": ["a.example"]}}, {"tcp": {"cluster": "c"}}]
+    assert _spec(listener(filterChains=chains, accessLogService={"cluster": "xds"})).access_log_service is not None
+
+
+@pytest.mark.parametrize(("logs", "path", "reason"), [
+    ({}, "spec.accessLogService.cluster", "is required"),
+    ({"cluster": ""}, "spec.accessLogService.cluster", "must be a non-empty string, not an empty string"),
+    ({"cluster": "xds", "bufferFlushInterval": "0s"}, "spec.accessLogService.bufferFlushInterval",
+     "must be at least 0.001s"),
+    ({"cluster": "xds", "bufferFlushInterval": "2h"}, "spec.accessLogService.bufferFlushInterval",
+     "must be at most 3600s"),
+    ({"cluster": "xds", "logName": "x"}, "spec.accessLogService.logName",
+     "unknown field (allowed here: bufferFlushInterval, cluster)"),
+    ("xds", "spec.accessLogService", "must be a mapping, not the string 'xds'"),
+])
+def test_access_log_service_errors_name_the_field(logs: Any, path: str, reason: str) -> None:
+    err = rejected(listener(accessLogService=logs))
+    assert (err.path, err.reason) == (f"listener/l: {path}", reason)
+
+
+def test_access_log_service_on_a_tcp_proxy_alone_is_refused() -> None:
+    err = rejected(listener(tcp={"cluster": "c"}, accessLogService={"cluster": "xds"}))
+    assert (err.path, err.reason) == (
+        "listener/l: spec.accessLogService", "logs HTTP requests: this listener has no routes, only a TCP proxy"
+    )

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.core.v3 import config_source_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.extensions.access_loggers.grpc.v3 import als_pb2
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.transport_sockets.tls.v3 import tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
@@ -288,6 +290,31 @@ def test_http_settings() -> None:
     assert manager.request_timeout.seconds == 60
     assert manager.use_remote_address.value is True
     assert (manager.xff_num_trusted_hops, manager.server_name, manager.stat_prefix) == (2, "shop", "l")
+
+
+def test_access_log_service_logs_every_http_chain_over_grpc() -> None:
+    chains = [{"match": {"serverNames": ["a.example"]}, "routes": "r"}, {"routes": "r"},
+              {"match": {"destinationPort": 5432}, "tcp": {"cluster": "c"}}]
+    logs = {"cluster": "xds", "bufferFlushInterval": "250ms"}
+    found = listener(build([cluster_doc(), routes(), listener_doc(filterChains=chains, accessLogService=logs)]), "l")
+    sni, default, tcp = found.filter_chains
+    for chain in (sni, default):
+        [access_log] = hcm(chain).access_log
+        assert access_log.name == "envoy.access_loggers.http_grpc"
+        config = als_pb2.HttpGrpcAccessLogConfig()
+        assert access_log.typed_config.Unpack(config)
+        common = config.common_config
+        assert (common.log_name, common.transport_api_version) == ("switchman", config_source_pb2.V3)
+        assert common.grpc_service.envoy_grpc.cluster_name == "xds"
+        assert (common.buffer_flush_interval.seconds, common.buffer_flush_interval.nanos) == (0, 250_000_000)
+    assert tcp_proxy(tcp).cluster == "c"  # a TCP proxy logs nothing
+    short = listener(build([cluster_doc(), routes(), listener_doc(accessLogService={"cluster": "xds"})]), "l")
+    [access_log] = hcm(short.filter_chains[0]).access_log
+    config = als_pb2.HttpGrpcAccessLogConfig()
+    assert access_log.typed_config.Unpack(config)
+    assert config.common_config.buffer_flush_interval.nanos == 500_000_000
+    plain = listener(build([cluster_doc(), routes(), listener_doc()]), "l")
+    assert not hcm(plain.filter_chains[0]).access_log
 
 
 def test_tls_and_sni_chains_get_the_tls_inspector() -> None:
