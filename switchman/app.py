@@ -11,6 +11,8 @@ from switchman.api import Tokens, api_app
 from switchman.api.grpc import add_management_service, management_methods
 from switchman.control import Controller
 from switchman.errors import ConfigError
+from switchman.rollout import EngineSettings, RolloutEngine
+from switchman.rollout.sources import EnvoyReports
 from switchman.store import Store, open_store
 from switchman.telemetry import (
     TelemetryMetrics,
@@ -47,6 +49,7 @@ class ServeSettings:
     gc_freeze_seconds: float = 0.0  # see switchman.xds.server.collector; serve's flag sets it
     xds_transport: str = "h2"  # switchman.xds.h2; or "grpc": grpc.aio
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    rollouts: EngineSettings = field(default_factory=EngineSettings)
 
 
 class Switchman:
@@ -57,22 +60,27 @@ class Switchman:
         self.cache = SnapshotCache()
         self.store = store or open_store(settings.store)
         self.controller = Controller(self.store, self.cache)
+        self.telemetry = TrafficRecorder()
+        # Rollouts run here, judged by what the Envoys report to this Switchman (or a Prometheus).
+        self.rollouts = RolloutEngine(self.controller, self.store, EnvoyReports(self.telemetry), settings.rollouts)
         xds = settings.xds or XdsSettings(
             group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds,
             transport=settings.xds_transport,
         )
         self.xds = XdsServer(self.cache, xds)
+        self.xds.metrics.registry.register(self.rollouts.metrics)
         # The gRPC management API shares the xDS port, on either transport.
-        self.xds.add_service(lambda server: add_management_service(server, self.controller, self.xds, settings.tokens))
+        self.xds.add_service(
+            lambda server: add_management_service(server, self.controller, self.xds, settings.tokens, self.rollouts)
+        )
         # What Envoys report of their traffic (access logs, load reports), on the same port.
-        self.telemetry = TrafficRecorder()
         metrics = TelemetryMetrics(self.xds.metrics.registry)
         group_of = self.xds.context.group_of
         self.xds.add_service(
             lambda server: add_telemetry_services(server, self.telemetry, group_of, metrics, settings.telemetry)
         )
         if xds.transport == "h2":
-            self.xds.add_methods(management_methods(self.controller, self.xds, settings.tokens))
+            self.xds.add_methods(management_methods(self.controller, self.xds, settings.tokens, self.rollouts))
             self.xds.add_methods(telemetry_methods(self.telemetry, group_of, metrics, settings.telemetry))
         self._runner: web.AppRunner | None = None
         self.xds_port = 0
@@ -82,7 +90,9 @@ class Switchman:
         await self.controller.start()
         self.xds_port = await self.xds.start(self.settings.xds_address)
         host, port = split_address(self.settings.api_address, "api address")
-        self._runner = web.AppRunner(api_app(self.controller, self.xds, self.settings.tokens), access_log=None)
+        await self.rollouts.start()
+        app = api_app(self.controller, self.xds, self.settings.tokens, self.rollouts)
+        self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
@@ -96,6 +106,7 @@ class Switchman:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.rollouts.stop()
         await self.xds.stop(grace)
         await self.controller.stop()
         await self.store.close()

@@ -257,15 +257,19 @@ class RolloutEngine:
 
     # -- the API's side (any replica) ---------------------------------------------
 
-    def _spec(self, name: str) -> tuple[RolloutSpec, Mapping[str, Any]]:
-        found = self._specs.get(name)
-        if found is None:
-            raise RolloutNotFound(f"rollout/{name} does not exist")
-        return found
+    async def _spec(self, name: str) -> tuple[RolloutSpec, Mapping[str, Any]]:
+        """The Rollout as the store's head has it (the driver may not have seen a fresh apply yet)."""
+        try:
+            raw = await self.controller.document("Rollout", name)
+        except NotFound:
+            raise RolloutNotFound(f"rollout/{name} does not exist") from None
+        doc = parse_document(raw, f"rollout/{name}")
+        assert isinstance(doc.spec, RolloutSpec)
+        return doc.spec, raw["spec"]
 
     async def status(self, name: str) -> dict[str, Any]:
         """Where rollout ``name`` stands, as the API shows it."""
-        spec, raw_spec = self._spec(name)
+        spec, raw_spec = await self._spec(name)
         record = await self.store.get_state(state_key(name))
         state = RolloutState.from_json(record.value) if record is not None else None
         stages = plan(spec)
@@ -285,11 +289,11 @@ class RolloutEngine:
         }
 
     async def names(self) -> list[str]:
-        return sorted(self._specs)
+        return sorted(raw["metadata"]["name"] for raw in await self.controller.documents("Rollout"))
 
     async def command(self, name: str, verb: str, by: str) -> dict[str, Any]:
         """Apply a person's command to the stored run (any replica; the driver sees it at its next turn)."""
-        spec, raw_spec = self._spec(name)
+        spec, raw_spec = await self._spec(name)
         generation = generation_of(raw_spec)
         for _ in range(20):
             record = await self.store.get_state(state_key(name))
