@@ -40,6 +40,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         parser, "--load-reporting-interval", "SWITCHMAN_LOAD_REPORTING_INTERVAL", "1",
         "how often, in seconds, Envoys with load_stats_config report their clusters' load to Switchman (LRS)",
     )
+    option(
+        parser, "--rollout-lease-seconds", "SWITCHMAN_ROLLOUT_LEASE_SECONDS", "6",
+        "how long a replica keeps a rollout it stopped renewing: with replicas on etcd, how soon another takes "
+        "over a rollout whose driver died (etcd's minimum is 2)",
+    )
+    option(
+        parser, "--replica-name", "SWITCHMAN_REPLICA_NAME", "",
+        "this replica's name in rollout leases (what `rollout status` shows as the driver); empty: a random one",
+    )
     parser.set_defaults(run=run)
 
 
@@ -71,6 +80,7 @@ def _transport(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from switchman.api import Tokens
     from switchman.app import ServeSettings
+    from switchman.rollout import EngineSettings
     from switchman.telemetry import TelemetrySettings
 
     settings = ServeSettings(
@@ -83,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
         xds_transport=_transport(args.xds_transport),
         telemetry=TelemetrySettings(
             load_reporting_interval=seconds(args.load_reporting_interval, "--load-reporting-interval"),
+        ),
+        rollouts=EngineSettings(
+            lease_ttl=seconds(args.rollout_lease_seconds, "--rollout-lease-seconds"),
+            replica=args.replica_name,
         ),
     )
     asyncio.run(_serve(settings))

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import re
 import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -16,51 +13,9 @@ import pytest
 from switchman.lab.local import EnvoyProcess, Upstream, bootstrap
 from switchman.xds.server.server import TRANSPORTS
 from tests.e2e.helpers import checkout_documents, wait_for_version
+from tests.e2e.serve_process import Serve
 
 pytestmark = pytest.mark.envoy
-
-_SERVING = re.compile(r"serving: xDS on port (\d+), API on port (\d+)")
-
-
-class Serve:
-    """One ``switchman serve`` process."""
-
-    def __init__(self, store: Path, xds_port: int = 0, transport: str = "grpc") -> None:
-        self.store, self.wanted_xds_port, self.transport = store, xds_port, transport
-        self.proc: asyncio.subprocess.Process | None = None
-        self.xds_port = self.api_port = 0
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "switchman", "serve", "--store", str(self.store),
-            "--xds-address", f"127.0.0.1:{self.wanted_xds_port}", "--api-address", "127.0.0.1:0",
-            "--xds-transport", self.transport,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        assert self.proc.stderr is not None
-        for _ in range(100):
-            line = (await asyncio.wait_for(self.proc.stderr.readline(), 15)).decode()
-            if match := _SERVING.search(line):
-                self.xds_port, self.api_port = int(match.group(1)), int(match.group(2))
-                asyncio.get_running_loop().create_task(self._drain())
-                return
-        raise AssertionError("switchman serve did not say where it serves")
-
-    async def _drain(self) -> None:
-        assert self.proc is not None and self.proc.stderr is not None
-        while await self.proc.stderr.readline():
-            pass
-
-    async def apply(self, docs: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-        url = f"http://127.0.0.1:{self.api_port}/v1/apply"
-        async with aiohttp.ClientSession() as s, s.post(url, json={"documents": docs}) as r:
-            return r.status, await r.json()
-
-    async def kill(self, sig: int) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        await asyncio.wait_for(self.proc.wait(), 10)
-
 
 @pytest.fixture
 async def upstream_pair() -> AsyncIterator[tuple[Upstream, Upstream]]:
@@ -110,8 +65,7 @@ async def test_served_config_drives_envoy_refuses_bad_input_and_survives_kill_9(
         await again.kill(signal.SIGTERM)
     finally:
         await envoy.stop()
-        if serve.proc is not None and serve.proc.returncode is None:
-            serve.proc.kill()
+        await serve.ensure_stopped()
 
 
 @pytest.mark.parametrize(("flag", "value"), [
