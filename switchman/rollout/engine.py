@@ -250,10 +250,9 @@ class RolloutEngine:
             return AnalysisResult(Verdict(Outcome.PASSED, "analysis skipped (skipAnalysis)", None, {}))
         lag = self.settings.analysis_lag
         cluster = version_cluster(spec.service, spec.canary)
-        measurement: Measurement = await self.source.measure(
-            cluster, action.start - lag, action.end - lag, spec.analysis.reporter
-        )
-        return AnalysisResult(judge(spec.analysis, measurement))
+        window = (action.start - lag, action.end - lag)
+        measurement: Measurement = await self.source.measure(cluster, *window, spec.analysis.reporter)
+        return AnalysisResult(judge(spec.analysis, measurement), window=window)
 
     # -- the API's side (any replica) ---------------------------------------------
 

@@ -27,7 +27,7 @@ from switchman.errors import SwitchmanError
 from switchman.model.kinds.rollout import RolloutSpec
 from switchman.rollout.analysis import Outcome, Verdict
 from switchman.rollout.plan import Stage
-from switchman.rollout.state import ENDED, Event, Phase, RolloutState
+from switchman.rollout.state import ENDED, MAX_ANALYSES, Event, Phase, RolloutState
 from switchman.rollout.traffic import Traffic, stable_traffic
 
 __all__ = [
@@ -130,6 +130,7 @@ class AnalysisResult:
     verdict: Verdict | None  # None when a webhook decided first
     hook_failure: str | None = None  # a ``rollout`` webhook failed: a failed check
     rollback_requested: str | None = None  # a ``rollback`` webhook answered 2xx
+    window: tuple[float, float] | None = None  # the time the measurement covers (wall clock)
 
 
 Result = HookResult | TrafficResult | AnalysisResult | None
@@ -277,7 +278,10 @@ def _settle_analysis(spec: RolloutSpec, state: RolloutState, result: AnalysisRes
         return _failed_check(spec, state, now, f"rollout webhook: {result.hook_failure}", {})
     verdict = result.verdict
     assert verdict is not None
-    state = replace(state, last_verdict=verdict.to_json())
+    record = {"at": now, "stage": state.stage, "weight": state.weight, **verdict.to_json()}
+    if result.window is not None:
+        record["start"], record["end"] = result.window
+    state = replace(state, last_verdict=verdict.to_json(), analyses=(*state.analyses, record)[-MAX_ANALYSES:])
     values: dict[str, object] = {k: v for k, v in verdict.values.items()}
     if verdict.measurement is not None:
         values["requests"] = verdict.measurement.requests

@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
 
-__all__ = ["ENDED", "MAX_EVENTS", "Event", "Phase", "RolloutState", "generation_of", "state_key"]
+__all__ = ["ENDED", "MAX_ANALYSES", "MAX_EVENTS", "Event", "Phase", "RolloutState", "generation_of", "state_key"]
 
 MAX_EVENTS: Final = 200
+MAX_ANALYSES: Final = 60  # the newest analyses of a run, each with its window and numbers
 
 
 class Phase(StrEnum):
@@ -88,6 +89,7 @@ class RolloutState:
     last_verdict: Mapping[str, Any] | None = None
     revision: int | None = None  # the last revision this run committed
     events: tuple[Event, ...] = ()
+    analyses: tuple[Mapping[str, Any], ...] = ()  # {"at", "start", "end", "outcome", "measurement"}, newest last
 
     def with_event(self, event: Event) -> RolloutState:
         return replace(self, events=(*self.events, event)[-MAX_EVENTS:], message=event.message)
@@ -98,6 +100,7 @@ class RolloutState:
         data["pending"] = list(self.pending)
         data["events"] = [e.to_json() for e in self.events]
         data["last_verdict"] = dict(self.last_verdict) if self.last_verdict is not None else None
+        data["analyses"] = [dict(a) for a in self.analyses]
         return data
 
     @classmethod
@@ -106,5 +109,6 @@ class RolloutState:
         fields["phase"] = Phase(fields["phase"])
         fields["pending"] = tuple(fields.get("pending") or ())
         fields["events"] = tuple(Event.from_json(e) for e in fields.get("events") or ())
+        fields["analyses"] = tuple(dict(a) for a in fields.get("analyses") or ())
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in fields.items() if k in known})

@@ -162,6 +162,10 @@ def front_documents(
         {
             "kind": "Listener",
             "metadata": {"name": FRONT_LISTENER, **meta},
-            "spec": {"address": "127.0.0.1", "port": 0, "routes": FRONT_ROUTES},
+            # Every request the front serves is logged to Switchman: what rollouts are judged by.
+            "spec": {
+                "address": "127.0.0.1", "port": 0, "routes": FRONT_ROUTES,
+                "accessLogService": {"cluster": "xds", "bufferFlushInterval": "250ms"},
+            },
         },
     ]
