@@ -8,7 +8,21 @@ import os
 import sys
 from typing import Final
 
-from switchman.cli import apply, delete, demo, diff, get, history, lab, render, rollback, rollout, serve, status
+from switchman.cli import (
+    apply,
+    delete,
+    demo,
+    diff,
+    drill,
+    get,
+    history,
+    lab,
+    render,
+    rollback,
+    rollout,
+    serve,
+    status,
+)
 from switchman.cli.config import add_global_options
 from switchman.client import ClientError, InvalidConfig, Unreachable
 from switchman.errors import ConfigError, LabError, ProtocolError, SwitchmanError
@@ -40,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve.add_parser(sub)
     demo.add_parser(sub)
+    drill.add_parser(sub)
     lab.add_parser(sub)
     for command in (apply, diff, get, delete, history, rollback, status, render, rollout):
         command.add_parser(sub)

@@ -46,6 +46,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "over a rollout whose driver died (etcd's minimum is 2)",
     )
     option(
+        parser, "--analysis-lag", "SWITCHMAN_ANALYSIS_LAG", "1",
+        "seconds before now that a rollout's analysis window ends: Envoys send access logs in batches "
+        "(a Listener's accessLogService.bufferFlushInterval, 0.5 s by default), so the newest arrive late",
+    )
+    option(
         parser, "--replica-name", "SWITCHMAN_REPLICA_NAME", "",
         "this replica's name in rollout leases (what `rollout status` shows as the driver); empty: a random one",
     )
@@ -96,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
         ),
         rollouts=EngineSettings(
             lease_ttl=seconds(args.rollout_lease_seconds, "--rollout-lease-seconds"),
+            analysis_lag=seconds(args.analysis_lag, "--analysis-lag", zero_ok=True),
             replica=args.replica_name,
         ),
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -53,7 +54,7 @@ from switchman.rollout.traffic import write_traffic
 from switchman.rollout.webhooks import WebhookCaller, payload
 from switchman.store import ConflictError, StateRecord, StateStore, StoreError
 
-__all__ = ["EngineSettings", "RolloutEngine", "RolloutNotFound"]
+__all__ = ["EngineSettings", "RolloutEngine", "RolloutNotFound", "analysis_window"]
 
 log = logging.getLogger(__name__)
 
@@ -248,9 +249,8 @@ class RolloutEngine:
                 return AnalysisResult(None, hook_failure="; ".join(failed))
         if spec.skip_analysis:
             return AnalysisResult(Verdict(Outcome.PASSED, "analysis skipped (skipAnalysis)", None, {}))
-        lag = self.settings.analysis_lag
         cluster = version_cluster(spec.service, spec.canary)
-        window = (action.start - lag, action.end - lag)
+        window = analysis_window(action.start, action.end, self.settings.analysis_lag)
         measurement: Measurement = await self.source.measure(cluster, *window, spec.analysis.reporter)
         return AnalysisResult(judge(spec.analysis, measurement), window=window)
 
@@ -314,6 +314,18 @@ class RolloutEngine:
                 driver.poke.set()
             return await self.status(name)
         raise ConflictError(f"rollout/{name} changed too often to apply {verb}; try again")
+
+
+def analysis_window(start: float, end: float, lag: float) -> tuple[float, float]:
+    """The window an analysis due over ``[start, end)`` measures: ``lag`` earlier (the newest access logs are still
+    on their way), and on whole seconds when the interval is a second or more, as the telemetry recorder's
+    buckets are, so that its counts are exact rather than scaled at the edges."""
+    width = end - start
+    end -= lag
+    if width >= 1.0:
+        end = float(math.floor(end))
+        return end - round(width), end
+    return end - width, end
 
 
 def _lease(name: str) -> str:

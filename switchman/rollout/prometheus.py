@@ -136,16 +136,16 @@ class PrometheusSource:
                 f"{CLUSTER_LABEL} (and the rest in the metric names), so its requests cannot be queried"
             )
         asked = queries(cluster, window_seconds(start, end))
+        in_order = (asked.requests, asked.errors, asked.p50, asked.p99)
+        tasks = [asyncio.create_task(self.value(query, end)) for query in in_order]
         try:
             async with asyncio.timeout(self.timeout):
-                requests, errors, p50, p99 = await asyncio.gather(
-                    self.value(asked.requests, end),
-                    self.value(asked.errors, end),
-                    self.value(asked.p50, end),
-                    self.value(asked.p99, end),
-                )
+                requests, errors, p50, p99 = await asyncio.gather(*tasks)
         except TimeoutError:
             raise MetricsUnavailable(f"Prometheus at {self.address} did not answer in {self.timeout:g}s") from None
+        finally:
+            for task in tasks:
+                task.cancel()  # the others, when one failed: nothing waits for them any more
         total = round(requests) if requests is not None else 0
         failed = round(errors) if errors is not None else 0
         # Each series is extrapolated on its own: a window where every request failed can show a few
@@ -169,7 +169,7 @@ class PrometheusSource:
         url = f"{self.address}/api/v1/query"
         try:
             async with self._client().get(url, params={"query": query, "time": f"{at:.3f}"}) as resp:
-                text = await resp.text()
+                text = (await resp.read()).decode(errors="replace")
                 status = resp.status
         except aiohttp.ClientError as exc:
             raise MetricsUnavailable(f"Prometheus at {self.address} cannot be reached: {exc}") from exc

@@ -250,6 +250,8 @@ class Supervisor:
                 "--store", str(self.run_dir / "switchman.db"),
                 "--xds-address", f"{xds_host}:0", "--api-address", "127.0.0.1:0",
                 "--group-by", "cluster", "--admin-tokens", "", "--read-tokens", "",
+                # the front flushes its access logs every 250 ms (topology.py): half a second covers it
+                "--analysis-lag", "0.5",
             ],
             serve_log,
         )

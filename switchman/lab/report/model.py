@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from switchman.lab.local.load import Sample
 
-__all__ = ["DemoRun", "Phase", "PhaseKind", "StepResult"]
+__all__ = ["CheckRow", "DemoRun", "Phase", "PhaseKind", "StepResult"]
 
 PhaseKind = Literal["ramp", "fault", "retries"]
 
@@ -46,9 +46,19 @@ class Phase:
         return (self.synced - self.applied) * 1000
 
 
+@dataclass(frozen=True, slots=True)
+class CheckRow:
+    """One pass/fail criterion of a run, and the numbers behind it."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
 @dataclass(slots=True)
 class DemoRun:
-    """Everything the report is written from."""
+    """Everything the report is written from: the demo's, or a drill's (``title``, ``checks``, ``facts``,
+    ``events`` say what a drill adds)."""
 
     stamp: str
     passed: bool
@@ -57,3 +67,7 @@ class DemoRun:
     samples: list[Sample] = field(default_factory=list)  # every request of every load, by start time
     initial_v2: float = 0.0  # the v2 weight before the first phase
     lab: str = ""  # the topology that served the traffic, in one line
+    title: str = "Switchman demo: canary ramp and retries"
+    checks: list[CheckRow] = field(default_factory=list)  # empty: the demo's own verdict (splits and failures)
+    facts: dict[str, Any] = field(default_factory=dict)  # figures a drill measured, shown and kept in report.json
+    events: list[dict[str, Any]] = field(default_factory=list)  # the rollout's events, as its API shows them

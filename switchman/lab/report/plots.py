@@ -29,7 +29,7 @@ def _figure(title: str) -> tuple[Figure, Axes]:
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     ax.set_title(title, fontsize=14, pad=28)
-    ax.set_xlabel("time since the demo started (s)", fontsize=12)
+    ax.set_xlabel("time since the run started (s)", fontsize=12)
     ax.tick_params(labelsize=11)
     ax.grid(True, alpha=0.3)
     return fig, ax
@@ -52,7 +52,7 @@ def _mark_phases(ax: Axes, phases: Sequence[Phase], origin: float) -> None:
         ax.axvline(start, color="0.45", linestyle=":", linewidth=1)
         if phase.kind in ("fault", "retries"):
             colour = _FAULT if phase.kind == "fault" else _RETRIES
-            name = "fault: v2 fails 20 %" if phase.kind == "fault" else "fault + retries on"
+            name = f"fault: {phase.name}" if phase.kind == "fault" else "fault + retries on"
             ax.axvspan(start, end, color=colour, alpha=0.10, label=None if phase.kind in shaded else name)
             shaded.add(phase.kind)
         centres.append((start + end) / 2)

@@ -118,13 +118,46 @@ figcaption { color: #555; font-size: 0.95rem; }
 """
 
 
+def _drill_html(run: DemoRun) -> str:
+    """A drill's checks, figures and the rollout's events (nothing for the demo)."""
+    if not run.checks:
+        return ""
+    checks = "".join(
+        f"<tr><td class='name'>{escape(c.name)}</td><td class='{'good' if c.passed else 'bad'}'>"
+        f"{'pass' if c.passed else 'FAIL'}</td><td class='name'>{escape(c.detail)}</td></tr>"
+        for c in run.checks
+    )
+    facts = "".join(
+        f"<tr><td class='name'>{escape(k)}</td><td class='name'>{escape(json.dumps(v))}</td></tr>"
+        for k, v in run.facts.items() if k != "analysisAgreement"
+    )
+    origin = min((s.started for s in run.samples), default=0.0)
+    events = "".join(
+        f"<tr><td>{float(e.get('at', 0)) - origin:.2f}</td><td class='name'>{escape(str(e.get('kind')))}</td>"
+        f"<td>{e.get('weight')}%</td><td class='name'>{escape(str(e.get('message')))}</td></tr>"
+        for e in run.events
+    )
+    return f"""<h2>Checks</h2>
+<table><thead><tr><th class=name>check</th><th>result</th><th class=name>numbers</th></tr></thead>
+<tbody>{checks}</tbody></table>
+<h2>Figures</h2>
+<table><tbody>{facts}</tbody></table>
+<h2>Rollout events</h2>
+<table><thead><tr><th>s</th><th class=name>event</th><th>weight</th><th class=name>message</th></tr></thead>
+<tbody>{events}</tbody></table>"""
+
+
 def _html(run: DemoRun, phases: list[dict[str, Any]], outside: int, bins: int) -> str:
     verdict = "PASS" if run.passed else "FAIL"
-    detail = (
-        "every split within binomial 3σ of the requested weight, and no request failed while traffic moved"
-        if run.passed
-        else "a split was outside 3σ of the requested weight, or a request failed while traffic moved"
-    )
+    if run.checks:
+        failed = [c.name for c in run.checks if not c.passed]
+        detail = "every check held" if not failed else "not held: " + "; ".join(failed)
+    else:
+        detail = (
+            "every split within binomial 3σ of the requested weight, and no request failed while traffic moved"
+            if run.passed
+            else "a split was outside 3σ of the requested weight, or a request failed while traffic moved"
+        )
     step_head = "".join(
         f"<th{' class=name' if h == 'step' else ''}>{h}</th>"
         for h in ("step", "want v2", "got v2", "3σ", "requests", "failures", "success", "p99 ms", "in verdict")
@@ -142,14 +175,15 @@ def _html(run: DemoRun, phases: list[dict[str, Any]], outside: int, bins: int) -
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<title>Switchman demo {escape(run.stamp)}: {verdict}</title>
+<title>{escape(run.title)} {escape(run.stamp)}: {verdict}</title>
 <style>{_CSS}</style>
 </head>
 <body>
-<h1>Switchman demo: canary ramp and retries</h1>
+<h1>{escape(run.title)}</h1>
 <p class="meta">Run {escape(run.stamp)} · {len(run.samples)} requests · times in seconds since the demo started</p>
 <p class="meta">{escape(run.lab)}</p>
 <div class="verdict {verdict.lower()}"><strong>{verdict}</strong>: {escape(detail)}.</div>
+{_drill_html(run)}
 <h2>Steps</h2>
 <table><thead><tr>{step_head}</tr></thead><tbody>
 {"".join(_step_row(r) for r in run.steps)}
@@ -203,6 +237,9 @@ def write_report(run: DemoRun, folder: Path) -> Path:
             "bins": [_bin_json(b) for b in bins],
         },
         "figures": {name: {"file": name, "caption": text} for name, text in FIGURES.items()},
+        "checks": [asdict(c) for c in run.checks],
+        "facts": run.facts,
+        "events": run.events,
         "samples": "samples.csv",
         "html": "report.html",
     }

@@ -1,0 +1,208 @@
+"""What a drill run shows, and whether it passed: figures and checks from the client's record and the rollout's.
+
+Every figure comes from two records kept apart on purpose: the load
+generator's (every request, when it started, who answered, what failed) and
+the rollout's own (its events and analyses, as the API shows them). The
+checks compare them: the split the front served against the weight the
+rollout set, the access-log counts the analysis used against the requests
+the clients sent, the blast radius of a bad canary against when it was
+rolled back.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from switchman.lab.drill.scenario import Scenario
+from switchman.lab.local.load import Sample
+
+__all__ = ["Check", "Mark", "StageWindow", "Verdict", "judge", "stage_windows"]
+
+SETTLE = 0.5  # seconds after a traffic change before its split is judged (Envoys apply it within ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Something the drill did, and when (wall clock)."""
+
+    at: float
+    what: str
+
+
+@dataclass(frozen=True, slots=True)
+class StageWindow:
+    """A stretch of time over which the canary's weight stayed the same."""
+
+    name: str
+    weight: int
+    start: float
+    end: float
+    cohort: bool  # a cohort went to the canary meanwhile
+    mirror: int  # percent mirrored to the canary meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(slots=True)
+class Verdict:
+    passed: bool
+    checks: list[Check] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+
+def stage_windows(timeline: Sequence[tuple[float, int, str, bool, int]], end: float) -> list[StageWindow]:
+    """``(at, weight, stage name, cohort, mirror)`` changes -> the windows between them, up to ``end``."""
+    windows = []
+    for i, (at, weight, name, cohort, mirror) in enumerate(timeline):
+        until = timeline[i + 1][0] if i + 1 < len(timeline) else end
+        if until > at:
+            windows.append(StageWindow(name, weight, at, until, cohort, mirror))
+    return windows
+
+
+def _within_3_sigma(hits: int, n: int, p: float) -> bool:
+    return abs(hits - n * p) <= 3 * math.sqrt(n * p * (1 - p)) + 1e-9
+
+
+def _split_rows(samples: Sequence[Sample], windows: Sequence[StageWindow]) -> list[dict[str, Any]]:
+    rows = []
+    for w in windows:
+        inside = [s for s in samples if w.start + SETTLE <= s.started < w.end and not s.cohort and s.ok]
+        if not inside:
+            continue
+        hits = sum(1 for s in inside if s.version == "v2")
+        rows.append({
+            "stage": w.name, "weight": w.weight, "requests": len(inside), "v2": hits,
+            "share": round(hits / len(inside), 4), "within3Sigma": _within_3_sigma(hits, len(inside), w.weight / 100),
+        })
+    return rows
+
+
+def _agreement(samples: Sequence[Sample], analyses: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each analysis's request count (from Envoy's access logs) against the clients' own count of requests the
+    canary answered or failed in the same window."""
+    rows = []
+    for a in analyses:
+        measurement = a.get("measurement") or {}
+        if "start" not in a or measurement.get("requests") is None:
+            continue
+        start, end = float(a["start"]), float(a["end"])
+        sent = sum(1 for s in samples if start <= s.started < end and s.version == "v2")
+        reported = int(measurement["requests"])
+        error = abs(reported - sent) / sent if sent else (0.0 if reported == 0 else 1.0)
+        rows.append({"at": a["at"], "clients": sent, "reported": reported, "error": round(error, 4),
+                     "source": measurement.get("source")})
+    return rows
+
+
+def judge(
+    scenario: Scenario,
+    samples: Sequence[Sample],
+    windows: Sequence[StageWindow],
+    status: Mapping[str, Any],
+    marks: Sequence[Mark],
+    mirror_counts: Mapping[str, int] | None = None,
+) -> Verdict:
+    """Figures and checks of one run; ``mirror_counts``: requests the canary's apps received, and the share
+    of the front's requests it should have been (``received``, ``front``)."""
+    state = status.get("state") or {}
+    events: list[Mapping[str, Any]] = list(state.get("events") or [])
+    interval = float(status.get("interval") or 1.0)
+    verdict = Verdict(passed=True)
+    figures = verdict.figures
+    phase = state.get("phase")
+    figures["phase"] = phase
+    figures["requests"] = len(samples)
+    figures["failedRequests"] = sum(1 for s in samples if not s.ok)
+    expect = scenario.expect
+
+    def check(name: str, passed: bool, detail: str) -> None:
+        verdict.checks.append(Check(name, passed, detail))
+        verdict.passed = verdict.passed and passed
+
+    if expect.phase is not None:
+        check("the run ends as expected", phase == expect.phase, f"ended {phase}, expected {expect.phase}")
+
+    # the split the front served, per stage
+    rows = _split_rows(samples, [w for w in windows if not w.cohort])
+    verdict.stages = rows
+    off = [r for r in rows if not r["within3Sigma"]]
+    check("every stage's split within binomial 3σ of its weight", not off,
+          f"{len(rows) - len(off)} of {len(rows)} stages within 3σ"
+          + ("" if not off else f"; off: {', '.join(str(r['stage']) for r in off)}"))
+
+    # failures, and what a bad canary cost
+    faults = [m for m in marks if m.what.startswith("fault")]
+    rolled_back = next((float(e["at"]) for e in events if e.get("kind") == "RolledBack"), None)
+    if faults:
+        bad_from = faults[0].at
+        bad_until = (rolled_back + SETTLE) if rolled_back is not None else math.inf
+        blast = [s for s in samples if bad_from <= s.started < bad_until and (s.version == "v2" or not s.ok)]
+        figures["blastRadius"] = {
+            "requestsToCanary": len(blast), "failed": sum(1 for s in blast if not s.ok),
+            "window_s": round((bad_until if rolled_back is not None else samples[-1].started) - bad_from, 3)
+            if samples else 0.0,
+        }
+        outside = [s for s in samples if not s.ok and not bad_from <= s.started < bad_until]
+        halted = next((float(e["at"]) for e in events if e.get("kind") == "Halted" and float(e["at"]) >= bad_from),
+                      None)
+        figures["timeToDetect_s"] = round(halted - bad_from, 3) if halted is not None else None
+        figures["timeToWeightZero_s"] = round(rolled_back - bad_from, 3) if rolled_back is not None else None
+        if expect.rolled_back_within is not None:
+            limit = expect.rolled_back_within * interval
+            took = figures["timeToWeightZero_s"]
+            check(f"rolled back within {expect.rolled_back_within:g} analysis intervals of turning bad",
+                  took is not None and took <= limit,
+                  f"traffic back on stable {took} s after the fault (limit {limit:g} s)")
+    else:
+        outside = [s for s in samples if not s.ok]
+    check("no failed request outside a bad canary's blast radius", len(outside) <= expect.failed_requests,
+          f"{len(outside)} failed (allowed {expect.failed_requests})")
+
+    # cohorts: every cohort request to the canary, no other request to it
+    cohort_windows = [w for w in windows if w.cohort]
+    if cohort_windows and scenario.cohort is not None:
+        inside = [s for s in samples if s.ok and any(w.start + SETTLE <= s.started < w.end for w in cohort_windows)]
+        to_stable = sum(1 for s in inside if s.cohort and s.version != "v2")
+        to_canary = sum(1 for s in inside if not s.cohort and s.version == "v2")
+        figures["leakage"] = {"cohortToStable": to_stable, "othersToCanary": to_canary,
+                              "cohortRequests": sum(1 for s in inside if s.cohort)}
+        if expect.leakage is not None:
+            check("no leakage: the cohort all to the canary, nobody else", to_stable + to_canary <= expect.leakage,
+                  f"{to_stable} cohort requests answered by the stable version, {to_canary} others by the canary")
+
+    # mirroring: the canary got its share of copies, and no client saw its answers
+    if expect.mirror and mirror_counts is not None:
+        received, front = mirror_counts.get("received", 0), mirror_counts.get("front", 0)
+        share = max((w.mirror for w in windows), default=0) / 100
+        mirrored_windows = [w for w in windows if w.mirror]
+        answered_by_canary = sum(
+            1 for s in samples if s.version == "v2" and any(w.start <= s.started < w.end for w in mirrored_windows)
+        )
+        figures["mirror"] = {"frontRequests": front, "canaryReceived": received, "setting": share,
+                             "clientsAnsweredByCanary": answered_by_canary}
+        check("mirrored share within 3σ of the setting", front > 0 and _within_3_sigma(received, front, share),
+              f"the canary received {received} of {front} requests ({received / front if front else 0:.1%}); "
+              f"setting {share:.0%}")
+        check("no client saw a shadow answer", answered_by_canary == 0,
+              f"{answered_by_canary} answers came from the canary while it was only mirrored")
+
+    # the analysis counted what the clients sent
+    agreement = _agreement(samples, state.get("analyses") or [])
+    figures["analysisAgreement"] = agreement
+    counted = [a for a in agreement if a["clients"] >= 20]
+    worst = max((a["error"] for a in counted), default=0.0)
+    figures["analysisAgreementWorst"] = worst
+    check("the access-log counts behind each analysis agree with the clients' within 1 %",
+          all(a["error"] <= 0.01 or abs(a["reported"] - a["clients"]) <= 1 for a in counted),
+          f"{len(counted)} analyses of 20+ canary requests; worst difference {worst:.2%}")
+    return verdict
