@@ -1,0 +1,61 @@
+"""Every drill in examples/drills runs against the lab under load and passes, with the figures it promises."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from switchman.lab.drill import read_scenario, run_drill, write_drill_report
+
+pytestmark = [pytest.mark.envoy, pytest.mark.heavy]
+
+ROOT = Path(__file__).parents[2]
+DRILLS = sorted((ROOT / "examples" / "drills").glob("*.yaml"))
+
+
+async def _run(name: str, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
+    path = ROOT / "examples" / "drills" / f"{name}.yaml"
+    scenario = read_scenario(yaml.safe_load(path.read_text()), str(path))
+    result = await run_drill(scenario, tmp_path, out=io.StringIO())
+    await write_drill_report(result, tmp_path)
+    report: dict[str, Any] = json.loads((tmp_path / "report.json").read_text())
+    return result, report
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("path", DRILLS, ids=lambda p: p.stem)
+async def test_every_example_drill_passes(path: Path, tmp_path: Path) -> None:
+    result, report = await _run(path.stem, tmp_path)
+    failed = [f"{c.name}: {c.detail}" for c in result.verdict.checks if not c.passed]
+    assert result.verdict.passed, failed
+    assert report["passed"] and report["checks"] and all(c["passed"] for c in report["checks"])
+    assert {"split.png", "latency.png", "success.png", "report.html", "samples.csv"} <= {
+        p.name for p in tmp_path.iterdir()  # noqa: ASYNC240
+    }
+    facts = report["facts"]
+    if path.stem == "canary-5xx":
+        assert facts["phase"] == "Failed"
+        assert facts["timeToWeightZero_s"] <= 4.0  # two 2 s intervals
+        assert facts["blastRadius"]["failed"] > 0  # the fault was real, and the report counts what it cost
+    if path.stem in ("blue-green", "ab-header", "ab-cookie"):
+        assert facts["leakage"]["cohortRequests"] > 100
+    if path.stem == "mirror":
+        assert facts["mirror"]["canaryReceived"] > 100
+    if path.stem in ("canary-healthy", "blue-green"):
+        assert facts["failedRequests"] == 0
+
+
+def test_drill_cli_refuses_a_bad_file_naming_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: Drill\nmetadata: {name: x}\nspec:\n  rollout: {}\n  actions: [{when: {weight: 30}}]\n")
+    done = subprocess.run([sys.executable, "-m", "switchman", "drill", "run", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"switchman: {bad}: spec.actions[0]: needs exactly one of faults, command"

@@ -1,0 +1,93 @@
+"""The drill's judge: figures and checks from the clients' record and the rollout's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from switchman.lab.drill.judge import Mark, judge, stage_windows
+from switchman.lab.drill.scenario import read_scenario
+from switchman.lab.local.load import Sample
+
+T0 = 1000.0
+
+
+def scenario(**expect: Any) -> Any:
+    doc = {"kind": "Drill", "metadata": {"name": "d"}, "spec": {"rollout": {}, "expect": expect}}
+    return read_scenario(doc, "d.yaml")
+
+
+def status(events: list[dict[str, Any]], analyses: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"interval": 2.0, "state": {"phase": "Failed", "events": events, "analyses": analyses or []}}
+
+
+def traffic(start: float, end: float, rate: int, share: float, fail_v2: float = 0.0) -> list[Sample]:
+    """Requests at ``rate`` a second; every 1/share-th to v2; a share of v2's answers 503."""
+    out = []
+    n = int((end - start) * rate)
+    every = round(1 / share) if share else 0
+    failed = 0
+    for i in range(n):
+        to_v2 = bool(every) and i % every == 0
+        t = start + i / rate
+        if to_v2 and fail_v2 and (failed + 1) / max(1, i // every + 1) <= fail_v2:
+            failed += 1
+            out.append(Sample(t, 503, 2.0, "v2"))
+        else:
+            out.append(Sample(t, 200, 2.0, "v2" if to_v2 else "v1"))
+    return out
+
+
+def test_a_split_off_its_weight_fails_the_check() -> None:
+    windows = stage_windows([(T0, 50, "weight 50%", False, 0)], T0 + 10)
+    good = judge(scenario(), traffic(T0, T0 + 10, 100, 0.5), windows, status([]), [])
+    assert good.passed and good.stages[0]["within3Sigma"]
+    bad = judge(scenario(), traffic(T0, T0 + 10, 100, 0.25), windows, status([]), [])
+    assert not bad.passed
+    assert [c.name for c in bad.checks if not c.passed] == ["every stage's split within binomial 3σ of its weight"]
+
+
+def test_blast_radius_and_times_from_the_fault_to_the_rollback() -> None:
+    samples = traffic(T0, T0 + 4, 100, 0.5) + traffic(T0 + 4, T0 + 6, 100, 0.5, fail_v2=0.2) + traffic(
+        T0 + 6.6, T0 + 8, 100, 0.0
+    )
+    windows = stage_windows([(T0, 50, "weight 50%", False, 0), (T0 + 6.1, 0, "rolled back", False, 0)], T0 + 8)
+    events = [{"kind": "Halted", "at": T0 + 5.0}, {"kind": "RolledBack", "at": T0 + 6.1}]
+    verdict = judge(scenario(phase="Failed", rolledBackWithin=2), samples, windows, status(events),
+                    [Mark(T0 + 4, "fault: v2: 20% errors")])
+    assert verdict.figures["timeToDetect_s"] == 1.0
+    assert verdict.figures["timeToWeightZero_s"] == 2.1
+    assert verdict.figures["blastRadius"]["failed"] == 20
+    assert verdict.passed, [c for c in verdict.checks if not c.passed]
+    late = judge(scenario(rolledBackWithin=1), samples, windows, status(events), [Mark(T0 + 4, "fault: x")])
+    assert [c.detail for c in late.checks if not c.passed] == [
+        "traffic back on stable 2.1 s after the fault (limit 2 s)"
+    ]
+
+
+def test_a_failure_before_any_fault_counts_against_the_drill() -> None:
+    samples = [*traffic(T0, T0 + 2, 100, 0.5), Sample(T0 + 1.5, 0, 3.0, "", "ClientConnectorError")]
+    verdict = judge(scenario(), sorted(samples, key=lambda s: s.started),
+                    stage_windows([(T0, 50, "w", False, 0)], T0 + 2), status([]), [])
+    assert [c.detail for c in verdict.checks if not c.passed] == ["1 failed (allowed 0)"]
+
+
+def test_leakage_counts_cohort_requests_that_missed_the_canary_and_others_that_hit_it() -> None:
+    samples = [Sample(T0 + 1 + i / 10, 200, 1.0, "v2" if i % 3 else "v1", cohort=i % 2 == 0) for i in range(30)]
+    windows = stage_windows([(T0, 0, "cohort", True, 0)], T0 + 5)
+    doc = {"kind": "Drill", "metadata": {"name": "d"}, "spec": {
+        "rollout": {"strategy": "abTest", "analysis": {"match": [{"headers": {"x": {"exact": "1"}}}]}},
+        "cohort": {"share": 0.5, "headers": {"x": "1"}}, "expect": {"leakage": 0}}}
+    verdict = judge(read_scenario(doc, "d.yaml"), samples, windows, status([]), [])
+    leakage = verdict.figures["leakage"]
+    assert (leakage["cohortToStable"], leakage["othersToCanary"]) == (5, 10)
+    assert not verdict.passed
+
+
+def test_analysis_counts_are_compared_with_the_clients_in_the_same_window() -> None:
+    samples = traffic(T0, T0 + 4, 100, 0.5)
+    analyses = [{"at": T0 + 3, "start": T0, "end": T0 + 2, "measurement": {"requests": 100, "source": "als"}},
+                {"at": T0 + 5, "start": T0 + 2, "end": T0 + 4, "measurement": {"requests": 90, "source": "als"}}]
+    verdict = judge(scenario(), samples, stage_windows([(T0, 50, "w", False, 0)], T0 + 4), status([], analyses), [])
+    assert [(a["clients"], a["reported"]) for a in verdict.figures["analysisAgreement"]] == [(100, 100), (100, 90)]
+    assert verdict.figures["analysisAgreementWorst"] == 0.1
+    assert not verdict.passed
