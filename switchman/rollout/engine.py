@@ -199,6 +199,8 @@ class RolloutEngine:
         if isinstance(action, Idle):
             self.metrics.observe(name, state)
             return self.settings.lease_ttl
+        if isinstance(action, Analyze):
+            self.metrics.late(max(0.0, now - action.end))  # decide() asks for it once it is due: at action.end
         result = await self._carry_out(name, spec, stages, state, action)
         after = settle(spec, stages, state, action, result, self.clock())
         if isinstance(action, Analyze) and isinstance(result, AnalysisResult) and result.verdict is not None:

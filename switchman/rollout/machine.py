@@ -186,8 +186,9 @@ def decide(spec: RolloutSpec, stages: Sequence[Stage], state: RolloutState, now:
     if head == "finish":
         return Finish()
     if state.stage >= 0:
-        if state.promote is None and now >= state.last_analysis_at + interval:
-            return Analyze(now - interval, now)
+        due = state.last_analysis_at + interval
+        if state.promote is None and now >= due:
+            return Analyze(due - interval, due)
         stage = stages[state.stage]
         if head is None and _stage_done(spec, stage, state, now):
             return Advance()
@@ -269,8 +270,12 @@ def _settle_traffic(
     return _event(state, now, kind, message, **previous)
 
 
-def _settle_analysis(spec: RolloutSpec, state: RolloutState, result: AnalysisResult, now: float) -> RolloutState:
-    state = replace(state, last_analysis_at=now)
+def _settle_analysis(
+    spec: RolloutSpec, state: RolloutState, action: Analyze, result: AnalysisResult, now: float
+) -> RolloutState:
+    # The next analysis is due one interval after this one was: the windows tile, and a late turn does not
+    # push every later one back. After a long stop (a restart), the missed windows are not judged one by one.
+    state = replace(state, last_analysis_at=max(action.end, now - spec.analysis.interval))
     if result.rollback_requested is not None:
         state = replace(state, pending=("rollback",), retry_at=0.0, promote=None)
         return _event(state, now, "RollingBack", f"rollback webhook: {result.rollback_requested}")
@@ -323,7 +328,7 @@ def settle(
         return _settle_traffic(spec, stages, state, result, now)
     if isinstance(action, Analyze):
         assert isinstance(result, AnalysisResult)
-        return _settle_analysis(spec, state, result, now)
+        return _settle_analysis(spec, state, action, result, now)
     if isinstance(action, Advance):
         return _settle_advance(spec, stages, state, now)
     if isinstance(action, Finish):

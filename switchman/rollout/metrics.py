@@ -6,10 +6,12 @@ the configuration leaves no series behind (:meth:`RolloutMetrics.forget`).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Final
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from switchman.rollout.state import Phase, RolloutState
@@ -26,9 +28,22 @@ class _Seen:
     verdicts: dict[str, int] = field(default_factory=dict)
 
 
+#: Upper bounds (seconds) of the lateness histogram: how long after it was due an analysis ran.
+LATENESS_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
 class RolloutMetrics(Collector):
     def __init__(self) -> None:
         self._seen: dict[str, _Seen] = {}
+        self.lateness = [0] * (len(LATENESS_BUCKETS) + 1)  # per bucket, not cumulative; the last is +Inf
+        self.lateness_sum = 0.0
+        self.lateness_max = 0.0
+
+    def late(self, seconds: float) -> None:
+        """Record how long after it was due an analysis started."""
+        self.lateness[bisect.bisect_left(LATENESS_BUCKETS, seconds)] += 1
+        self.lateness_sum += seconds
+        self.lateness_max = max(self.lateness_max, seconds)
 
     def observe(self, name: str, state: RolloutState) -> None:
         seen = self._seen.get(name)
@@ -65,4 +80,12 @@ class RolloutMetrics(Collector):
             failed.add_metric([name], seen.failed)
             for outcome, count in sorted(seen.verdicts.items()):
                 verdicts.add_metric([name, outcome], count)
-        yield from (phase, weight, stage, failed, verdicts)
+        cumulative, buckets = 0, []
+        for bound, count in zip((*LATENESS_BUCKETS, float("inf")), self.lateness, strict=True):
+            cumulative += count
+            buckets.append(("+Inf" if bound == float("inf") else f"{bound:g}", cumulative))
+        late = HistogramMetricFamily(
+            "switchman_rollout_analysis_lateness_seconds", "how long after it was due each analysis started",
+        )
+        late.add_metric([], buckets, self.lateness_sum)
+        yield from (phase, weight, stage, failed, verdicts, late)
