@@ -99,6 +99,7 @@ class RolloutEngine:
         self.clock = clock
         self.metrics = RolloutMetrics()
         self._hooks = WebhookCaller()
+        self._told: set[asyncio.Task[Any]] = set()  # event webhooks on their way
         self._drivers: dict[str, _Driver] = {}
         self._specs: dict[str, tuple[RolloutSpec, Mapping[str, Any]]] = {}
         self._wake = asyncio.Event()
@@ -117,7 +118,7 @@ class RolloutEngine:
             tasks.append(self._follower)
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, *self._told, return_exceptions=True)
         for name in list(self._drivers):
             with contextlib.suppress(StoreError):
                 await self.store.release_lease(_lease(name), self.replica)
@@ -190,7 +191,8 @@ class RolloutEngine:
         now = self.clock()
         record = await self.store.get_state(state_key(name))
         state = RolloutState.from_json(record.value) if record is not None else None
-        if state is None or state.generation != generation:
+        fresh = state is None or state.generation != generation
+        if state is None or fresh:
             state = start(spec, generation, (state.run + 1) if state is not None else 1, now)
         action = decide(spec, stages, state, now)
         if isinstance(action, Wait):
@@ -207,8 +209,17 @@ class RolloutEngine:
             self.metrics.analysed(name, result.verdict.outcome.value)
         await self.store.put_state(state_key(name), after.to_json(), expected_version=_version(record))
         self.metrics.observe(name, after)
-        for event in after.events[len(state.events):] if len(after.events) > len(state.events) else ():
+        new = [e for e in after.events if fresh or e not in state.events]  # a new run's events are all news
+        for event in new:
             log.info("rollout %s: %s: %s", name, event.kind, event.message)
+        event_hooks = [h for h in spec.analysis.webhooks if h.type == "event"]
+        if new and event_hooks:
+            # told, not asked: their answers change nothing, and a slow one must not hold the run up
+            for event in new:
+                body = {**payload(name, spec, after.phase.value, after.weight), "event": event.to_json()}
+                task = asyncio.create_task(self._hooks.call_all(event_hooks, body))
+                self._told.add(task)
+                task.add_done_callback(self._told.discard)
         return 0.0
 
     async def _carry_out(
