@@ -162,6 +162,9 @@ def check_rollouts(config: Config) -> None:
                 versions = ", ".join(service.spec.versions)
                 reason = f"service {spec.service!r} has no version {version!r} (it has {versions})"
                 raise ConfigError(f"{doc.id}: spec.{field}", reason)
+        if spec.analysis.prometheus is not None and "." in spec.service:
+            reason = f"service {spec.service!r} has a dot: Envoy's Prometheus stats cannot name it (tags split it)"
+            raise ConfigError(f"{doc.id}: spec.analysis.provider", reason)
         other = drivers.get(spec.service)
         if other is not None:
             raise ConfigError(f"{doc.id}: spec.service", f"service {spec.service!r} is already rolled out by {other}")

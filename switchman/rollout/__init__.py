@@ -12,6 +12,7 @@ from switchman.rollout.analysis import Measurement, MetricsSource, Outcome, Verd
 from switchman.rollout.engine import EngineSettings, RolloutEngine, RolloutNotFound
 from switchman.rollout.machine import COMMANDS, CommandRefused
 from switchman.rollout.plan import Stage, plan
+from switchman.rollout.prometheus import MetricsUnavailable, PrometheusSource
 from switchman.rollout.state import Event, Phase, RolloutState
 
 __all__ = [
@@ -21,8 +22,10 @@ __all__ = [
     "Event",
     "Measurement",
     "MetricsSource",
+    "MetricsUnavailable",
     "Outcome",
     "Phase",
+    "PrometheusSource",
     "RolloutEngine",
     "RolloutNotFound",
     "RolloutState",

@@ -49,6 +49,7 @@ from switchman.rollout.machine import (
 )
 from switchman.rollout.metrics import RolloutMetrics
 from switchman.rollout.plan import Stage, plan
+from switchman.rollout.prometheus import MetricsUnavailable, PrometheusSource
 from switchman.rollout.state import RolloutState, generation_of, state_key
 from switchman.rollout.traffic import write_traffic
 from switchman.rollout.webhooks import WebhookCaller, payload
@@ -72,6 +73,9 @@ class EngineSettings:
     #: listener's bufferFlushInterval, 0.5 s by default), so the newest requests arrive late.
     analysis_lag: float = 1.0
     replica: str = ""  # this replica's name in leases; empty: a random one
+    #: The same for rollouts judged by a Prometheus: the window must end before its last scrape (and, for
+    #: latency, Envoy's stats flush, 5 s by default, lags further).
+    prometheus_lag: float = 2.0
 
 
 @dataclass(slots=True)
@@ -102,6 +106,7 @@ class RolloutEngine:
         self._told: set[asyncio.Task[Any]] = set()  # event webhooks on their way
         self._drivers: dict[str, _Driver] = {}
         self._specs: dict[str, tuple[RolloutSpec, Mapping[str, Any]]] = {}
+        self._prometheus: dict[str, PrometheusSource] = {}  # by address, for rollouts that ask a Prometheus
         self._wake = asyncio.Event()
         self._follower: asyncio.Task[None] | None = None
 
@@ -124,6 +129,9 @@ class RolloutEngine:
                 await self.store.release_lease(_lease(name), self.replica)
         self._drivers.clear()
         await self._hooks.close()
+        for source in self._prometheus.values():
+            await source.close()
+        self._prometheus.clear()
 
     def _revision_served(self, revision: int) -> None:
         self._wake.set()
@@ -263,9 +271,23 @@ class RolloutEngine:
         if spec.skip_analysis:
             return AnalysisResult(Verdict(Outcome.PASSED, "analysis skipped (skipAnalysis)", None, {}))
         cluster = version_cluster(spec.service, spec.canary)
-        window = analysis_window(action.start, action.end, self.settings.analysis_lag)
-        measurement: Measurement = await self.source.measure(cluster, *window, spec.analysis.reporter)
+        lag = self.settings.prometheus_lag if spec.analysis.prometheus else self.settings.analysis_lag
+        window = analysis_window(action.start, action.end, lag)
+        try:
+            measurement: Measurement = await self._source(spec).measure(cluster, *window, spec.analysis.reporter)
+        except MetricsUnavailable as exc:  # nothing was measured: neither a pass nor a failure
+            verdict = Verdict(Outcome.INCONCLUSIVE, f"no measurement: {exc}", None, {})
+            return AnalysisResult(verdict, window=window)
         return AnalysisResult(judge(spec.analysis, measurement), window=window)
+
+    def _source(self, spec: RolloutSpec) -> MetricsSource:
+        """Envoy's own reports, or the Prometheus the Rollout names (one client per address)."""
+        address = spec.analysis.prometheus
+        if address is None:
+            return self.source
+        if address not in self._prometheus:
+            self._prometheus[address] = PrometheusSource(address)
+        return self._prometheus[address]
 
     # -- the API's side (any replica) ---------------------------------------------
 

@@ -283,7 +283,7 @@ def _settle_analysis(
         return _failed_check(spec, state, now, f"rollout webhook: {result.hook_failure}", {})
     verdict = result.verdict
     assert verdict is not None
-    record = {"at": now, "stage": state.stage, "weight": state.weight, **verdict.to_json()}
+    record = {"at": now, "due": action.end, "stage": state.stage, "weight": state.weight, **verdict.to_json()}
     if result.window is not None:
         record["start"], record["end"] = result.window
     state = replace(state, last_verdict=verdict.to_json(), analyses=(*state.analyses, record)[-MAX_ANALYSES:])

@@ -22,6 +22,9 @@ from switchman.lab.local.load import Sample
 __all__ = ["Check", "Mark", "StageWindow", "Verdict", "judge", "stage_windows"]
 
 SETTLE = 0.5  # seconds after a traffic change before its split is judged (Envoys apply it within ms)
+#: Seconds before the next change that are not judged either: a stage's end is when the rollout recorded the
+#: next stage, which is just after the Envoys may already have run it.
+END_GUARD = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +79,7 @@ def _within_3_sigma(hits: int, n: int, p: float) -> bool:
 def _split_rows(samples: Sequence[Sample], windows: Sequence[StageWindow]) -> list[dict[str, Any]]:
     rows = []
     for w in windows:
-        inside = [s for s in samples if w.start + SETTLE <= s.started < w.end and not s.cohort and s.ok]
+        inside = [s for s in samples if w.start + SETTLE <= s.started < w.end - END_GUARD and not s.cohort and s.ok]
         if not inside:
             continue
         hits = sum(1 for s in inside if s.version == "v2")
@@ -171,7 +174,8 @@ def judge(
     # cohorts: every cohort request to the canary, no other request to it
     cohort_windows = [w for w in windows if w.cohort]
     if cohort_windows and scenario.cohort is not None:
-        inside = [s for s in samples if s.ok and any(w.start + SETTLE <= s.started < w.end for w in cohort_windows)]
+        inside = [s for s in samples
+                  if s.ok and any(w.start + SETTLE <= s.started < w.end - END_GUARD for w in cohort_windows)]
         to_stable = sum(1 for s in inside if s.cohort and s.version != "v2")
         to_canary = sum(1 for s in inside if not s.cohort and s.version == "v2")
         figures["leakage"] = {"cohortToStable": to_stable, "othersToCanary": to_canary,

@@ -221,12 +221,13 @@ def _analysis(node: Node, strategy: str) -> tuple[Analysis, tuple[Step, ...] | N
     provider = node.get("provider")
     prometheus = None
     if provider is not None:
-        address = provider["prometheus"]["address"]
+        server = provider["prometheus"]
+        address = server["address"]
         prometheus = address.text()
         parts = urlsplit(prometheus)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             address.fail(f"{prometheus!r} is not an http:// or https:// URL")
-        provider["prometheus"].done()
+        server.done()
         provider.done()
         if reporter is not None:
             reporter.fail("goes with Envoy's own reports, not with a Prometheus provider")

@@ -478,3 +478,14 @@ def test_served_config_checks_rollouts_against_every_group_and_serves_nothing_of
     with pytest.raises(ConfigError) as info:
         build_served([parse(d, f"request[{i}]") for i, d in enumerate([*docs[:3], rollout(stable="v3")])])
     assert info.value.path == "rollout/r: spec.stable"
+
+
+def test_a_prometheus_provider_is_read_with_its_address() -> None:
+    spec = _spec(rollout(analysis={"provider": {"prometheus": {"address": "http://127.0.0.1:9090"}}}))
+    assert spec.analysis.prometheus == "http://127.0.0.1:9090"
+    assert _why(rollout(analysis={"provider": {"prometheus": {"address": "prom:9090"}}})) == (
+        "rollout/r: spec.analysis.provider.prometheus.address", "'prom:9090' is not an http:// or https:// URL"
+    )
+    assert _why(rollout(analysis={"provider": {"prometheus": {"address": "http://p", "query": "up"}}})) == (
+        "rollout/r: spec.analysis.provider.prometheus.query", "unknown field (allowed here: address)"
+    )

@@ -1,0 +1,188 @@
+"""The rollout engine's overhead: many concurrent rollouts on one Switchman while many real Envoys report.
+
+One Switchman (in-process, SQLite in a temp folder, the default h2
+transport), two upstreams (v1 and v2), N real Envoys (ADS, load reports to
+Switchman every second, one listener that logs every request to Switchman),
+and R Services, each with v1 and v2 and a Rollout of many steps judged every
+``--interval`` seconds. A bounded open-loop load goes through the Envoys
+(each request names one service in its Host header). For every analysis
+the engine records how long after it was due it started; for every step,
+how long after its interval it came. Nothing here asserts: it prints.
+
+    python bench/rollouts.py                       # 100 rollouts, 50 Envoys, 2 s analyses, 40 s
+    python bench/rollouts.py --rollouts 20 --envoys 10 --seconds 20
+
+Prints a table and, last, one JSON line with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from switchman.app import ServeSettings, Switchman
+from switchman.client import SwitchmanClient
+from switchman.lab.local import EnvoyProcess, Upstream, bootstrap
+from switchman.rollout import EngineSettings
+from switchman.rollout.metrics import LATENESS_BUCKETS
+from switchman.telemetry import TelemetrySettings
+
+
+def documents(rollouts: int, v1: int, v2: int, interval: float, steps: int) -> list[dict[str, Any]]:
+    docs: list[dict[str, Any]] = []
+    hosts = []
+    for i in range(rollouts):
+        name = f"svc-{i}"
+        docs.append({"kind": "Service", "metadata": {"name": name}, "spec": {
+            "versions": {"v1": {"endpoints": [{"address": "127.0.0.1", "port": v1}]},
+                         "v2": {"endpoints": [{"address": "127.0.0.1", "port": v2}]}},
+            "weights": {"v1": 100, "v2": 0}}})
+        hosts.append({"name": name, "domains": [name], "routes": [{"match": {"prefix": "/"}, "service": name}]})
+        docs.append({"kind": "Rollout", "metadata": {"name": name}, "spec": {
+            "service": name, "stable": "v1", "canary": "v2",
+            "analysis": {"interval": f"{interval}s", "threshold": 1000, "minRequests": 1,
+                         # from 50 %: at a few requests a second per service, the canary gets enough to judge
+                         "stepWeights": [50 + k for k in range(min(steps, 50))]}}})
+    docs.append({"kind": "Routes", "metadata": {"name": "bench-routes"}, "spec": {"virtualHosts": hosts}})
+    docs.append({"kind": "Listener", "metadata": {"name": "bench"}, "spec": {
+        "address": "127.0.0.1", "port": 0, "routes": "bench-routes",
+        "accessLogService": {"cluster": "xds", "bufferFlushInterval": "250ms"}}})
+    return docs
+
+
+async def load(ports: list[int], rollouts: int, rate: float, seconds: float) -> tuple[int, int]:
+    """Open loop at ``rate`` a second, round-robin over Envoys and services; returns (sent, failed)."""
+    sent = failed = 0
+    tasks: list[asyncio.Task[None]] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+
+        async def one(port: int, host: str) -> None:
+            nonlocal failed
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/", headers={"Host": host}) as resp:
+                    await resp.read()
+                    failed += resp.status != 200
+            except (aiohttp.ClientError, TimeoutError):
+                failed += 1
+
+        start = time.monotonic()
+        for i in range(int(rate * seconds)):
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(ports[i % len(ports)], f"svc-{i % rollouts}")))
+            sent += 1
+        await asyncio.gather(*tasks)
+    return sent, failed
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] if ordered else 0.0
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="switchman-bench-"))
+    app = Switchman(ServeSettings(
+        xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(folder / "s.db"),
+        gc_freeze_seconds=1.0, telemetry=TelemetrySettings(load_reporting_interval=1.0),
+        rollouts=EngineSettings(analysis_lag=0.5),
+    ))
+    await app.start()
+    blue, green = Upstream("svc", "v1"), Upstream("svc", "v2")
+    await blue.start()
+    await green.start()
+    envoys = [EnvoyProcess(bootstrap(f"bench-{i}", app.xds_port, cluster="bench")) for i in range(args.envoys)]
+    try:
+        async with SwitchmanClient(f"http://127.0.0.1:{app.api_port}", author="bench") as api:
+            docs = documents(args.rollouts, blue.port, green.port, args.interval, args.steps)
+            await api.apply([d for d in docs if d["kind"] != "Rollout"])
+            print(f"starting {args.envoys} Envoys ...", file=sys.stderr)
+            await asyncio.gather(*(e.start() for e in envoys))
+            ports = list(await asyncio.gather(*(e.wait_listener("bench") for e in envoys)))
+            loading = asyncio.create_task(load(ports, args.rollouts, args.rate, args.seconds + 3))
+            await asyncio.sleep(2.0)  # reports flowing before the rollouts start
+            started = time.time()
+            await api.apply([d for d in docs if d["kind"] == "Rollout"], message="bench: rollouts")
+            print(f"{args.rollouts} rollouts applied; running {args.seconds:g}s ...", file=sys.stderr)
+            await asyncio.sleep(args.seconds)
+            statuses = await api.rollouts()
+            sent, failed = await loading
+    finally:
+        await asyncio.gather(*(e.stop() for e in envoys))
+        await app.stop(0.1)
+        await blue.stop()
+        await green.stop()
+    metrics = app.rollouts.metrics
+    analyses = sum(metrics.lateness)
+    # Steps: how long after the passing analysis was due each next stage was entered (its revision committed
+    # and served): the analysis, the Service's edit, the snapshot for every group, the stored state.
+    step_late: list[float] = []
+    verdicts: dict[str, int] = {}
+    for status in statuses:
+        state = status.get("state") or {}
+        passed = [a for a in state.get("analyses", []) if a["outcome"] == "Passed"]
+        for event in state.get("events", []):
+            if event["kind"] not in ("Advanced", "Promoted"):
+                continue
+            before = [a for a in passed if a["at"] <= event["at"]]
+            if before:
+                step_late.append(max(0.0, float(event["at"]) - float(before[-1]["due"])))
+        for analysis in state.get("analyses", []):
+            verdicts[analysis["outcome"]] = verdicts.get(analysis["outcome"], 0) + 1
+    buckets = {f"<= {b * 1000:g} ms": c for b, c in zip(LATENESS_BUCKETS, metrics.lateness, strict=False)}
+    return {
+        "machine": f"{platform.machine()}, Python {platform.python_version()}",
+        "rollouts": args.rollouts, "envoys": args.envoys, "interval_s": args.interval, "seconds": args.seconds,
+        "requests": sent, "failed_requests": failed,
+        "analyses": analyses, "verdicts": verdicts,
+        "analysis_late_max_ms": round(metrics.lateness_max * 1000, 1),
+        "analysis_late_mean_ms": round(metrics.lateness_sum / analyses * 1000, 2) if analyses else None,
+        "analysis_late_buckets": buckets,
+        "steps": len(step_late),
+        "step_late_p50_ms": round(percentile(step_late, 50) * 1000, 1),
+        "step_late_p99_ms": round(percentile(step_late, 99) * 1000, 1),
+        "step_late_max_ms": round(max(step_late, default=0.0) * 1000, 1),
+        "steps_late_over_100ms": sum(1 for x in step_late if x > 0.1),
+        "run_wall_s": round(time.time() - started, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rollouts", type=int, default=100)
+    parser.add_argument("--envoys", type=int, default=50)
+    parser.add_argument("--interval", type=float, default=2.0, help="analysis interval, seconds")
+    parser.add_argument("--steps", type=int, default=40, help="steps per rollout (more than the run can take)")
+    parser.add_argument("--rate", type=float, default=300.0, help="requests a second through the Envoys")
+    parser.add_argument("--seconds", type=float, default=40.0, help="how long the rollouts run")
+    args = parser.parse_args()
+    figures = asyncio.run(run(args))
+    rows = [
+        ("rollouts / Envoys / interval", f"{figures['rollouts']} / {figures['envoys']} / {figures['interval_s']:g} s"),
+        ("requests (failed)", f"{figures['requests']} ({figures['failed_requests']})"),
+        ("analyses run (verdicts)", f"{figures['analyses']} {figures['verdicts']}"),
+        ("analysis started late: mean / max", f"{figures['analysis_late_mean_ms']} / "
+         f"{figures['analysis_late_max_ms']} ms"),
+        ("steps taken", str(figures["steps"])),
+        ("step late: p50 / p99 / max", f"{figures['step_late_p50_ms']} / {figures['step_late_p99_ms']} / "
+         f"{figures['step_late_max_ms']} ms"),
+        ("steps late by more than 100 ms", str(figures["steps_late_over_100ms"])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
