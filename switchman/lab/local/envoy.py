@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -100,18 +101,28 @@ class EnvoyProcess:
         component_log_level: str | None = None,
         concurrency: int = 1,
         wrapper: Sequence[str] = (),
+        name: str | None = None,
+        drain_time_s: int = 1,
+        parent_shutdown_time_s: int = 3,
+        capture_stderr: bool = False,
     ) -> None:
         self.config = config
         self.wrapper = tuple(wrapper)
         self.node_id = str(config["node"]["id"])
+        self.name = name or self.node_id  # the stem of its files in the run dir
         self._own_dir = run_dir is None
-        self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"envoy-{self.node_id}-"))
+        self.run_dir = run_dir or Path(tempfile.mkdtemp(prefix=f"envoy-{self.name}-"))
         self.log_level = log_level
         self.component_log_level = component_log_level
         self.concurrency = concurrency
+        self.drain_time_s = drain_time_s
+        self.parent_shutdown_time_s = parent_shutdown_time_s
         self.admin_url = ""
         self.proc: asyncio.subprocess.Process | None = None
-        self.log_path = self.run_dir / f"{self.node_id}.log"
+        self.log_path = self.run_dir / f"{self.name}.log"
+        # Envoy writes what stops it before its log file is open (a hot-restart base id in use,
+        # a parent still initializing) to stderr only.
+        self.stderr_path: Path | None = self.run_dir / f"{self.name}.stderr" if capture_stderr else None
 
     @property
     def pid(self) -> int:
@@ -120,11 +131,16 @@ class EnvoyProcess:
         return self.proc.pid
 
     async def start(self, timeout: float = 15.0, restart_epoch: int = 0, base_id: int | None = None) -> None:
-        """Start Envoy and wait until its admin API answers."""
+        """Start Envoy and wait until its admin API answers.
+
+        With ``base_id`` it runs as epoch ``restart_epoch`` of a hot-restart family (see
+        :mod:`switchman.lab.local.hot_restart`); without, Envoy picks a base id no other Envoy
+        on the machine holds (``--use-dynamic-base-id``).
+        """
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        config_path = self.run_dir / f"{self.node_id}.json"
+        config_path = self.run_dir / f"{self.name}.json"
         config_path.write_text(json.dumps(self.config))
-        admin_path = self.run_dir / f"{self.node_id}.admin"
+        admin_path = self.run_dir / f"{self.name}.admin"
         admin_path.unlink(missing_ok=True)
         args = [
             *self.wrapper,
@@ -134,8 +150,8 @@ class EnvoyProcess:
             "--log-level", self.log_level,
             "--log-path", str(self.log_path),
             "--concurrency", str(self.concurrency),
-            "--drain-time-s", "1",
-            "--parent-shutdown-time-s", "3",
+            "--drain-time-s", str(self.drain_time_s),
+            "--parent-shutdown-time-s", str(self.parent_shutdown_time_s),
             "--file-flush-interval-msec", "50",
         ]
         if base_id is None:
@@ -144,10 +160,16 @@ class EnvoyProcess:
             args += ["--base-id", str(base_id), "--restart-epoch", str(restart_epoch)]
         if self.component_log_level:
             args += ["--component-log-level", self.component_log_level]
-        self.proc = await asyncio.create_subprocess_exec(
-            *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        if self.stderr_path is None:
+            self.proc = await asyncio.create_subprocess_exec(
+                *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+        else:
+            with self.stderr_path.open("wb") as err:
+                self.proc = await asyncio.create_subprocess_exec(
+                    *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=err,
+                )
         Watchdog.shared().guard(self.proc.pid)
         deadline = time.monotonic() + timeout
         while not admin_path.exists() or not admin_path.read_text().strip():
@@ -159,10 +181,23 @@ class EnvoyProcess:
         self.admin_url = "http://" + admin_path.read_text().strip()
 
     def log_tail(self, lines: int = 20) -> str:
+        """The last lines of Envoy's log, and of its stderr when that is kept."""
+        out = []
+        for path in (self.log_path, self.stderr_path):
+            if path is None:
+                continue
+            with contextlib.suppress(OSError):
+                out += path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(out)
+
+    def stderr_tail(self, lines: int = 20) -> list[str]:
+        """The last lines Envoy wrote to stderr (none unless ``capture_stderr``)."""
+        if self.stderr_path is None:
+            return []
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            return self.stderr_path.read_text(errors="replace").splitlines()[-lines:]
         except OSError:
-            return ""
+            return []
 
     async def admin(self, path: str, method: str = "GET") -> str:
         """The body of an admin API call (``/clusters``, ``/stats?format=json``, ...)."""

@@ -7,7 +7,10 @@ kind of error. Three kinds of client, as real downstreams are:
 
 * ``http1-new-connection``: HTTP/1.1, a new TCP connection per request;
 * ``http1-keepalive``: HTTP/1.1 over pooled, reused connections;
-* ``http2``: HTTP/2 with prior knowledge (h2c), many requests per connection.
+* ``http2``: HTTP/2 with prior knowledge (h2c), many requests per connection
+  (:mod:`switchman.lab.local.h2client`: in-flight requests finish after a
+  server's graceful GOAWAY, as RFC 9113 lets them, and a request the server
+  did not take is sent again on a new connection).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import aiohttp
-import httpx
 
+from switchman.lab.local.h2client import H2Client, H2ClientError
 from switchman.lab.local.upstream import VERSION_HEADER
 
 __all__ = ["ClientKind", "Cohort", "LoadResult", "Sample", "run_load"]
@@ -66,6 +69,9 @@ class Cohort:
 @dataclass(slots=True)
 class LoadResult:
     samples: list[Sample] = field(default_factory=list)
+    # HTTP/2 requests sent again on a new connection because the server had not taken them (a GOAWAY
+    # below their stream, or REFUSED_STREAM): RFC 9113 lets a client do so; each counts once in samples.
+    resent: int = 0
 
     @property
     def versions(self) -> Counter[str]:
@@ -88,15 +94,18 @@ Getter = Callable[[str, dict[str, str]], Awaitable[tuple[int, str]]]
 
 
 @contextlib.asynccontextmanager
-async def _client(kind: ClientKind, timeout: float) -> AsyncIterator[Getter]:
+async def _client(kind: ClientKind, timeout: float, result: LoadResult) -> AsyncIterator[Getter]:
     if kind is ClientKind.H2:
-        async with httpx.AsyncClient(http1=False, http2=True, timeout=timeout) as h2:
+        async with H2Client(timeout=timeout) as h2:
 
             async def get_h2(url: str, headers: dict[str, str]) -> tuple[int, str]:
-                resp = await h2.get(url, headers=headers)
-                return resp.status_code, resp.headers.get(VERSION_HEADER, "")
+                status, answer = await h2.get(url, headers)
+                return status, answer.get(VERSION_HEADER, "")
 
-            yield get_h2
+            try:
+                yield get_h2
+            finally:
+                result.resent += h2.retried
         return
     connector = aiohttp.TCPConnector(limit=0, force_close=kind is ClientKind.H1_NEW)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=timeout)) as h1:
@@ -117,7 +126,7 @@ async def _one(get: Getter, kind: ClientKind, url: str, headers: dict[str, str],
         status, version = await get(url, headers)
         latency = (time.perf_counter() - t0) * 1000
         out.append(Sample(started, status, latency, version, client=kind.value, cohort=cohort))
-    except (aiohttp.ClientError, httpx.HTTPError, TimeoutError) as exc:
+    except (aiohttp.ClientError, H2ClientError, OSError, TimeoutError) as exc:
         latency = (time.perf_counter() - t0) * 1000
         out.append(Sample(started, 0, latency, "", type(exc).__name__, client=kind.value, cohort=cohort))
 
@@ -145,7 +154,7 @@ async def run_load(
         raise ValueError("kinds must name at least one client kind")
     result = into if into is not None else LoadResult()
     async with contextlib.AsyncExitStack() as stack:
-        getters = [(kind, await stack.enter_async_context(_client(kind, timeout))) for kind in kinds]
+        getters = [(kind, await stack.enter_async_context(_client(kind, timeout, result))) for kind in kinds]
         tasks: list[asyncio.Task[None]] = []
         start = time.monotonic()
         for i in range(count):
