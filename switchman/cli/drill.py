@@ -54,6 +54,7 @@ def _read(path: str) -> object:
 
 def run(args: argparse.Namespace) -> int:
     from switchman.lab.drill import read_scenario, run_drill, summary, write_drill_report
+    from switchman.lab.drill.scenario import HotRestartScenario
 
     scenario = read_scenario(_read(args.file), args.file)
     folder = Path(args.run_dir) / f"drill-{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -63,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        if isinstance(scenario, HotRestartScenario):
+            return await _hot_restart(scenario, folder)
         result = await run_drill(scenario, folder, netns=args.netns, out=sys.stdout)
         html = await write_drill_report(result, folder)
         print(summary(result))
@@ -74,3 +77,28 @@ def run(args: argparse.Namespace) -> int:
     except asyncio.CancelledError:
         return 128 + signal.SIGTERM
     return 0 if passed else 1
+
+
+async def _hot_restart(scenario: object, folder: Path) -> bool:
+    """An Envoy hot-restarted under load; its own report (report.json, report.html, requests.png)."""
+    from switchman.lab.drill.scenario import HotRestartScenario
+    from switchman.lab.local.hot_restart_drill import HotRestartDrillSettings, run_hot_restart_drill
+
+    assert isinstance(scenario, HotRestartScenario)
+    report = await run_hot_restart_drill(HotRestartDrillSettings(
+        rate=scenario.rate, duration_s=scenario.seconds, restarts=scenario.restarts, clients=scenario.clients,
+        negative_drills=scenario.negative_drills, run_dir=folder,
+    ))
+    print(f"{'PASS' if report.passed else 'FAIL'}: drill {scenario.name}")
+    for problem in report.problems:
+        print(f"  NOT {problem}")
+    for restart in report.restarts:
+        h = restart.handover
+        print(f"  restart epoch {h.old_epoch} -> {h.new_epoch}: LIVE after {h.live_s:.3f}s, old epoch exited "
+              f"{h.old_exit_code} after {h.old_exited_s:.2f}s; generation {h.generation_before} -> "
+              f"{h.generation_after}; {restart.requests} requests during it, {restart.failures} failed")
+    print(f"  load: {report.load.requests} requests, {report.load.requests - report.load.successes} failed")
+    for note in report.notes:
+        print(f"  note: {note}")
+    print(f"report: {folder / 'report.html'}")
+    return report.passed

@@ -38,7 +38,7 @@ from switchman.model.config import parse_document
 from switchman.model.fields import Node
 from switchman.model.kinds.rollout import RolloutSpec
 
-__all__ = ["Action", "Condition", "Expectations", "FaultSpec", "Scenario", "read_scenario"]
+__all__ = ["Action", "Condition", "Expectations", "FaultSpec", "HotRestartScenario", "Scenario", "read_scenario"]
 
 _PHASES: Final = ("Progressing", "Paused", "Succeeded", "Failed", "Aborted")
 _COMMANDS: Final = ("pause", "resume", "promote", "abort")
@@ -117,6 +117,33 @@ class Scenario:
     timeout: float = 120.0
 
 
+@dataclass(frozen=True, slots=True)
+class HotRestartScenario:
+    """``spec.hotRestart``: an Envoy hot-restarted under load (:mod:`switchman.lab.local.hot_restart_drill`)."""
+
+    name: str
+    rate: float
+    seconds: float
+    restarts: int
+    clients: tuple[ClientKind, ...]
+    negative_drills: bool
+
+
+def _hot_restart(name: str, spec: Node, node: Node, rate: float | None, seconds: float | None,
+                 clients: tuple[ClientKind, ...]) -> HotRestartScenario:
+    restarts, negative = node.get("restarts"), node.get("negativeDrills")
+    result = HotRestartScenario(
+        name=name, rate=rate or 200.0, seconds=seconds or 6.0, restarts=restarts.integer(1, 20) if restarts else 1,
+        clients=clients, negative_drills=negative.flag() if negative else True,
+    )
+    node.done()
+    for other in ("rollout", "actions", "cohort", "expect", "pods"):
+        if spec.get(other) is not None:
+            spec.fail(f"a hotRestart drill takes load and hotRestart only, not {other}")
+    spec.done()
+    return result
+
+
 def _condition(node: Node) -> Condition:
     after, weight, stage, phase = node.get("after"), node.get("weight"), node.get("stage"), node.get("phase")
     condition = Condition(
@@ -192,7 +219,7 @@ def _expect(node: Node | None) -> Expectations:
     return result
 
 
-def read_scenario(raw: Any, where: str) -> Scenario:
+def read_scenario(raw: Any, where: str) -> Scenario | HotRestartScenario:
     """Check a drill document; raises ConfigError naming ``where`` and the field."""
     top = Node(where, "", raw)
     top.mapping()
@@ -213,6 +240,9 @@ def read_scenario(raw: Any, where: str) -> Scenario:
         if clients_node is not None:
             clients = tuple(ClientKind(c.choice(*(k.value for k in ClientKind))) for c in clients_node.elements(1))
         load.done()
+    hot = spec.get("hotRestart")
+    if hot is not None:
+        return _hot_restart(name, spec, hot, rate, seconds, clients)
     rollout_doc, rollout_spec = _rollout(spec["rollout"], name)
     scenario = Scenario(
         name=name,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from switchman.errors import ConfigError
-from switchman.lab.drill.scenario import Condition, read_scenario
+from switchman.lab.drill.scenario import Condition, HotRestartScenario, Scenario, read_scenario
 from switchman.lab.local.load import ClientKind
 
 EXAMPLES = sorted((Path(__file__).parents[3] / "examples" / "drills").glob("*.yaml"))
@@ -29,11 +29,13 @@ def refused(doc: Any) -> tuple[str, str]:
 def test_every_example_reads(path: Path) -> None:
     scenario = read_scenario(yaml.safe_load(path.read_text()), str(path))
     assert scenario.name == path.stem
-    assert scenario.rate >= 200 and scenario.expect.phase in ("Succeeded", "Failed")
+    assert scenario.rate >= 200
+    assert isinstance(scenario, HotRestartScenario) or scenario.expect.phase in ("Succeeded", "Failed")
 
 
 def test_defaults_are_the_lab_and_all_three_clients() -> None:
     scenario = read_scenario(drill(), "d.yaml")
+    assert isinstance(scenario, Scenario)
     assert (scenario.pods, scenario.rate, scenario.seconds) == (2, 200.0, 120.0)
     assert scenario.clients == tuple(ClientKind)
     assert (scenario.spec.service, scenario.spec.stable, scenario.spec.canary) == ("checkout", "v1", "v2")
@@ -67,8 +69,8 @@ def test_the_rollout_moves_the_lab_s_service() -> None:
     ({"expect": {"phase": "Done"}}, "d.yaml: spec.expect.phase",
      "'Done' is not one of Progressing, Paused, Succeeded, Failed, Aborted"),
     ({"pods": 1}, "d.yaml: spec.pods", "1 is below 2"),
-    ({"surprise": 1}, "d.yaml: spec.surprise", "unknown field (allowed here: actions, cohort, expect, load, pods, "
-     "rollout, timeout)"),
+    ({"surprise": 1}, "d.yaml: spec.surprise", "unknown field (allowed here: actions, cohort, expect, hotRestart, "
+     "load, pods, rollout, timeout)"),
 ])
 def test_errors_name_the_field(spec: dict[str, Any], path: str, reason: str) -> None:
     assert refused(drill(**spec)) == (path, reason)
@@ -76,3 +78,12 @@ def test_errors_name_the_field(spec: dict[str, Any], path: str, reason: str) -> 
 
 def test_conditions_describe_themselves() -> None:
     assert Condition(after=5, weight=30).describe() == "5s after the rollout started and weight 30%"
+
+
+def test_a_hot_restart_drill_takes_load_and_restarts_only() -> None:
+    doc = {"kind": "Drill", "metadata": {"name": "h"}, "spec": {"load": {"rate": 300}, "hotRestart": {"restarts": 2}}}
+    scenario = read_scenario(doc, "h.yaml")
+    assert isinstance(scenario, HotRestartScenario)
+    assert (scenario.rate, scenario.seconds, scenario.restarts, scenario.negative_drills) == (300.0, 6.0, 2, True)
+    doc["spec"]["rollout"] = {}
+    assert refused(doc) == ("d.yaml: spec", "a hotRestart drill takes load and hotRestart only, not rollout")
