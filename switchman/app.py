@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
@@ -15,8 +16,10 @@ from switchman.rollout import EngineSettings, RolloutEngine
 from switchman.rollout.sources import EnvoyReports
 from switchman.store import Store, open_store
 from switchman.telemetry import (
+    ShareSettings,
     TelemetryMetrics,
     TelemetrySettings,
+    TelemetryShare,
     TrafficRecorder,
     add_telemetry_services,
     telemetry_methods,
@@ -50,6 +53,7 @@ class ServeSettings:
     xds_transport: str = "h2"  # switchman.xds.h2; or "grpc": grpc.aio
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     rollouts: EngineSettings = field(default_factory=EngineSettings)
+    share: ShareSettings = field(default_factory=ShareSettings)
 
 
 class Switchman:
@@ -61,20 +65,27 @@ class Switchman:
         self.store = store or open_store(settings.store)
         self.controller = Controller(self.store, self.cache)
         self.telemetry = TrafficRecorder()
-        # Rollouts run here, judged by what the Envoys report to this Switchman (or a Prometheus).
-        self.rollouts = RolloutEngine(self.controller, self.store, EnvoyReports(self.telemetry), settings.rollouts)
         xds = settings.xds or XdsSettings(
             group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds,
             transport=settings.xds_transport,
         )
         self.xds = XdsServer(self.cache, xds)
+        metrics = TelemetryMetrics(self.xds.metrics.registry)
+        # One name for this replica's rollout leases and its published traffic.
+        engine = settings.rollouts
+        if not engine.replica:
+            engine = replace(engine, replica=f"switchman-{uuid.uuid4().hex[:8]}")
+        # Rollouts run here, judged by what the Envoys report to this Switchman and, through the store,
+        # to the other replicas (or a Prometheus).
+        self.share = TelemetryShare(self.telemetry, self.store, engine.replica, settings.share, metrics)
+        reports = EnvoyReports(self.telemetry, self.share, settle=engine.analysis_lag)
+        self.rollouts = RolloutEngine(self.controller, self.store, reports, engine)
         self.xds.metrics.registry.register(self.rollouts.metrics)
         # The gRPC management API shares the xDS port, on either transport.
         self.xds.add_service(
             lambda server: add_management_service(server, self.controller, self.xds, settings.tokens, self.rollouts)
         )
         # What Envoys report of their traffic (access logs, load reports), on the same port.
-        metrics = TelemetryMetrics(self.xds.metrics.registry)
         group_of = self.xds.context.group_of
         self.xds.add_service(
             lambda server: add_telemetry_services(server, self.telemetry, group_of, metrics, settings.telemetry)
@@ -91,6 +102,7 @@ class Switchman:
         self.xds_port = await self.xds.start(self.settings.xds_address)
         host, port = split_address(self.settings.api_address, "api address")
         await self.rollouts.start()
+        await self.share.start(self.rollouts.watched_clusters)
         app = api_app(self.controller, self.xds, self.settings.tokens, self.rollouts)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -106,6 +118,7 @@ class Switchman:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.share.stop()
         await self.rollouts.stop()
         await self.xds.stop(grace)
         await self.controller.stop()

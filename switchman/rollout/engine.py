@@ -50,7 +50,7 @@ from switchman.rollout.machine import (
 from switchman.rollout.metrics import RolloutMetrics
 from switchman.rollout.plan import Stage, plan
 from switchman.rollout.prometheus import MetricsUnavailable, PrometheusSource
-from switchman.rollout.state import RolloutState, generation_of, state_key
+from switchman.rollout.state import ENDED, RolloutState, generation_of, state_key
 from switchman.rollout.traffic import write_traffic
 from switchman.rollout.webhooks import WebhookCaller, payload
 from switchman.store import ConflictError, StateRecord, StateStore, StoreError
@@ -321,6 +321,26 @@ class RolloutEngine:
             "state": current.to_json() if current is not None else None,
             "previousRun": state.to_json() if state is not None and current is None else None,
         }
+
+    async def watched_clusters(self) -> set[str]:
+        """The Envoy clusters the rollouts in the served configuration judge: each one's canary version
+        cluster, unless its run has ended, it skips analysis or it asks a Prometheus. Every replica publishes
+        its Envoys' traffic to these for whichever replica drives the rollout (:mod:`switchman.telemetry.share`)."""
+        specs = {
+            name: spec for name, spec in self._specs.items()
+            if not spec[0].skip_analysis and spec[0].analysis.prometheus is None
+        }
+        if not specs:
+            return set()
+        records = {r.key: r for r in await self.store.list_state(state_key(""))}
+        watched = set()
+        for name, (spec, raw_spec) in specs.items():
+            record = records.get(state_key(name))
+            state = RolloutState.from_json(record.value) if record is not None else None
+            if state is not None and state.generation == generation_of(raw_spec) and state.phase in ENDED:
+                continue
+            watched.add(version_cluster(spec.service, spec.canary))
+        return watched
 
     async def names(self) -> list[str]:
         return sorted(raw["metadata"]["name"] for raw in await self.controller.documents("Rollout"))

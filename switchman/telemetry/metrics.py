@@ -36,3 +36,15 @@ class TelemetryMetrics:
             "switchman_telemetry_load_reports_dropped", "Per-cluster load reports received and not recorded",
             ["reason"], registry=self.registry,
         )
+        self.share_record_bytes = Gauge(
+            "switchman_telemetry_share_record_bytes",
+            "Size of the traffic record this replica last published for the other replicas", registry=self.registry,
+        )
+        self.share_peers = Gauge(
+            "switchman_telemetry_share_peers", "Other replicas whose published traffic is followed (not stale)",
+            registry=self.registry,
+        )
+        self.share_failures = Counter(
+            "switchman_telemetry_share_failures", "Periods in which publishing or reading the replicas' traffic failed",
+            registry=self.registry,
+        )

@@ -254,6 +254,17 @@ class TrafficRecorder:
             return als
         return _from_reports(self.load_reports(cluster, start, end, reporter=reporter))
 
+    def latencies(
+        self, cluster: str, start: float, end: float, *, reporter: str | None = None
+    ) -> list[tuple[float, float]]:
+        """The latencies (ms) of the access-log entries to ``cluster`` that started in ``[start, end)``, as
+        ``(ms, weight)``: the entries kept, each weighing the entries of its bucket it stands for. What
+        :meth:`window`'s percentiles come from, for whoever merges them with another's."""
+        tally = _Tally()
+        for series in self._matching(cluster, reporter):
+            self._tally(series, tally, start, end)
+        return tally.latencies
+
     def load_reports(self, cluster: str, start: float, end: float, *, reporter: str | None = None) -> list[LoadReport]:
         """The load reports for ``cluster`` that arrived in ``[start, end)``, oldest first."""
         oldest = self.clock() - self.horizon
