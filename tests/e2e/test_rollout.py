@@ -124,8 +124,10 @@ async def test_a_canary_that_fails_20_percent_is_rolled_back_within_two_interval
     kinds = [e["kind"] for e in state["events"]]
     assert kinds[:2] == ["Started", "Advanced"] and kinds[-1] == "RolledBack", kinds
     assert kinds.count("Halted") == 2
-    halted = next(e for e in state["events"] if e["kind"] == "Halted")
-    assert 70 < halted["values"]["request-success-rate"] < 90, halted  # 20 % of v2's answers fail
+    halted = [e for e in state["events"] if e["kind"] == "Halted"]
+    # 20 % of v2's answers fail: over both failed checks, the share of errors says so (a window alone is small)
+    errors, requests = sum(e["values"]["errors"] for e in halted), sum(e["values"]["requests"] for e in halted)
+    assert requests >= 20 and 0.08 < errors / requests < 0.4, halted
     entered = next(e["at"] for e in state["events"] if e["kind"] == "Advanced")
     back = state["events"][-1]["at"]
     assert back - entered < 2 * 1.0 + 1.5, (entered, back)  # two intervals, and the analysis lag

@@ -173,7 +173,9 @@ async def test_the_driver_rolls_back_a_canary_that_fails_20_percent_on_the_other
     kinds = [e["kind"] for e in state["events"]]
     assert kinds[-1] == "RolledBack" and kinds.count("Halted") == 2, kinds
     halted = [e for e in state["events"] if e["kind"] == "Halted"]
-    for event in halted:
-        assert 70 < event["values"]["request-success-rate"] < 90, event  # 20 % of v2's answers fail
-        assert event["values"]["requests"] >= 10
+    assert all(e["values"]["request-success-rate"] < 95 for e in halted), halted
+    # 20 % of v2's answers fail: over both failed checks, the share of errors says so (a window alone is small)
+    errors, requests = sum(e["values"]["errors"] for e in halted), sum(e["values"]["requests"] for e in halted)
+    assert requests >= 20 and 0.08 < errors / requests < 0.4, halted
+    assert all(e["values"]["requests"] >= 10 for e in halted), halted
     assert (await r.api.get("Service", "checkout"))["spec"]["weights"] == {"v1": 100, "v2": 0}
