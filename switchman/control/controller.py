@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +87,36 @@ def _split_entry(entry: Mapping[str, Any]) -> str:
     return f"{target}{version}={entry.get('weight')}"
 
 
+@dataclass(slots=True)
+class _QueuedEdit:
+    target: str  # a document id
+    change: Callable[[dict[str, Any]], dict[str, Any]]
+    author: str
+    message: str
+    done: asyncio.Future[ApplyResult]
+
+
+def _apply_edits(current: dict[str, Document], edits: Sequence[_QueuedEdit]) -> dict[str, Document]:
+    """``current`` with each edit made in turn; an edit that does not apply fails its caller and is left out."""
+    proposed = dict(current)
+    for edit in edits:
+        try:
+            doc = proposed.get(edit.target)
+            if doc is None:
+                raise NotFound(f"{edit.target} does not exist")
+            raw = edit.change(copy.deepcopy(dict(doc.raw)))
+            proposed[edit.target] = parse_document(raw, edit.target)
+        except SwitchmanError as exc:
+            if not edit.done.done():
+                edit.done.set_exception(exc)
+    return proposed
+
+
+def _joined(authors: Iterable[str]) -> str:
+    """Every author once, in order: ``rollout/a, rollout/b``."""
+    return ", ".join(dict.fromkeys(authors))
+
+
 class Controller:
     """Owns the path from documents to served snapshots."""
 
@@ -98,6 +129,8 @@ class Controller:
         self._parsed: tuple[int, dict[str, Document]] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._listeners: list[Callable[[int], None]] = []
+        self._queued: list[_QueuedEdit] = []  # edit_together's, waiting for the lock
+        self._committer: asyncio.Task[None] | None = None
 
     # -- serving -------------------------------------------------------------
 
@@ -217,6 +250,67 @@ class Controller:
             edited, author=author, message=message, dry_run=dry_run, expected_revision=expected_revision
         )
 
+    async def edit_together(
+        self,
+        kind: str,
+        name: str,
+        change: Callable[[dict[str, Any]], dict[str, Any]],
+        *,
+        author: str,
+        message: str,
+    ) -> ApplyResult:
+        """:meth:`edit`, but edits that arrive while another change is being made are committed together, in
+        one revision (a group commit): what many rollouts stepping at the same moment need — one check,
+        one snapshot build and one commit for all of them, not one each, one after the other. The revision's
+        author names every author in it, its message every message. Each edit is still checked: one that
+        does not apply (NotFound, ConfigError) fails alone, and if the edits are wrong only together, each is
+        made on its own so that the culprit alone fails."""
+        done: asyncio.Future[ApplyResult] = asyncio.get_running_loop().create_future()
+        self._queued.append(_QueuedEdit(document_id(kind, name), change, author, message, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_queued())
+        return await done
+
+    async def _commit_queued(self) -> None:
+        while self._queued:
+            async with self._lock:
+                batch, self._queued = self._queued, []
+                try:
+                    # Those that do not apply fail now, so that the revision names only the others' authors.
+                    _apply_edits(self._documents_of(await self.store.head()), batch)
+                    batch = [e for e in batch if not e.done.done()]
+                    if not batch:
+                        continue
+                    result = await self._change_locked(
+                        functools.partial(_apply_edits, edits=batch), author=_joined(e.author for e in batch),
+                        message="; ".join(e.message for e in batch),
+                    )
+                except ConfigError:
+                    for edit in batch:  # wrong together: each on its own, so the culprit alone fails
+                        if not edit.done.done():
+                            await self._edit_alone(edit)
+                    continue
+                except Exception as exc:  # the store, or a bug: every caller hears of it, none waits forever
+                    for edit in batch:
+                        if not edit.done.done():
+                            edit.done.set_exception(exc)
+                    continue
+                for edit in batch:
+                    if not edit.done.done():
+                        edit.done.set_result(result)
+
+    async def _edit_alone(self, edit: _QueuedEdit) -> None:
+        try:
+            result = await self._change_locked(
+                functools.partial(_apply_edits, edits=[edit]), author=edit.author, message=edit.message
+            )
+        except SwitchmanError as exc:
+            if not edit.done.done():
+                edit.done.set_exception(exc)
+        else:
+            if not edit.done.done():
+                edit.done.set_result(result)
+
     async def set_weights(
         self, service: str, weights: Mapping[str, int], *, author: str, expected_revision: int | None = None
     ) -> ApplyResult:
@@ -279,41 +373,57 @@ class Controller:
         expected_revision: int | None = None,
     ) -> ApplyResult:
         async with self._lock:
-            head = await self.store.head()
-            if expected_revision is not None and (head.number if head is not None else 0) != expected_revision:
-                now = head.number if head is not None else 0
-                raise ConflictError(f"the head is revision {now}, not {expected_revision} as expected: read it again")
-            current = self._documents_of(head)
-            proposed: dict[str, Document] = mutate(current)
-            served = build_served(proposed.values())
-            if head is not None and head.number == self._served_revision and self._served is not None:
-                old = self._served.snapshots
-            else:
-                old = build_served(current.values()).snapshots if current else {}
-            new = served.snapshots
-            envoy = _diff_snapshots(old.get(DEFAULT_GROUP), new.get(DEFAULT_GROUP))
-            groups = {
-                g: _diff_snapshots(old.get(g), new.get(g)) for g in sorted((old.keys() | new.keys()) - {DEFAULT_GROUP})
-            }
-            created = tuple(sorted(proposed.keys() - current.keys()))
-            deleted = tuple(sorted(current.keys() - proposed.keys()))
-            both = sorted(proposed.keys() & current.keys())
-            configured = tuple(k for k in both if proposed[k].raw != current[k].raw)
-            unchanged = tuple(k for k in both if proposed[k].raw == current[k].raw)
-            if dry_run or (not (created or deleted or configured) and rollback_of is None):
-                return ApplyResult(None, created, configured, unchanged, deleted, envoy, dry_run, groups)
-            revision = await self.store.commit(
-                [proposed[k].raw for k in sorted(proposed)],
-                author=author,
-                message=message,
-                expected_head=head.number if head is not None else None,
-                rollback_of=rollback_of,
+            return await self._change_locked(
+                mutate, author=author, message=message, dry_run=dry_run, rollback_of=rollback_of,
+                expected_revision=expected_revision,
             )
-            self._install(served)
-            self._parsed = (revision.number, dict(proposed))  # what was committed, already checked
-            self._served_now(revision.number)
-            log.info("revision %d by %s: %s; serving it", revision.number, author, message)
-            return ApplyResult(revision.number, created, configured, unchanged, deleted, envoy, False, groups)
+
+    async def _change_locked(
+        self,
+        mutate: Callable[[dict[str, Document]], dict[str, Document]],
+        *,
+        author: str,
+        message: str,
+        dry_run: bool = False,
+        rollback_of: int | None = None,
+        expected_revision: int | None = None,
+    ) -> ApplyResult:
+        """:meth:`_change`, with the lock held by the caller."""
+        head = await self.store.head()
+        if expected_revision is not None and (head.number if head is not None else 0) != expected_revision:
+            now = head.number if head is not None else 0
+            raise ConflictError(f"the head is revision {now}, not {expected_revision} as expected: read it again")
+        current = self._documents_of(head)
+        proposed: dict[str, Document] = mutate(current)
+        served = build_served(proposed.values())
+        if head is not None and head.number == self._served_revision and self._served is not None:
+            old = self._served.snapshots
+        else:
+            old = build_served(current.values()).snapshots if current else {}
+        new = served.snapshots
+        envoy = _diff_snapshots(old.get(DEFAULT_GROUP), new.get(DEFAULT_GROUP))
+        groups = {
+            g: _diff_snapshots(old.get(g), new.get(g)) for g in sorted((old.keys() | new.keys()) - {DEFAULT_GROUP})
+        }
+        created = tuple(sorted(proposed.keys() - current.keys()))
+        deleted = tuple(sorted(current.keys() - proposed.keys()))
+        both = sorted(proposed.keys() & current.keys())
+        configured = tuple(k for k in both if proposed[k].raw != current[k].raw)
+        unchanged = tuple(k for k in both if proposed[k].raw == current[k].raw)
+        if dry_run or (not (created or deleted or configured) and rollback_of is None):
+            return ApplyResult(None, created, configured, unchanged, deleted, envoy, dry_run, groups)
+        revision = await self.store.commit(
+            [proposed[k].raw for k in sorted(proposed)],
+            author=author,
+            message=message,
+            expected_head=head.number if head is not None else None,
+            rollback_of=rollback_of,
+        )
+        self._install(served)
+        self._parsed = (revision.number, dict(proposed))  # what was committed, already checked
+        self._served_now(revision.number)
+        log.info("revision %d by %s: %s; serving it", revision.number, author, message)
+        return ApplyResult(revision.number, created, configured, unchanged, deleted, envoy, False, groups)
 
     # -- reading -------------------------------------------------------------
 

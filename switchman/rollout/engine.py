@@ -50,7 +50,7 @@ from switchman.rollout.machine import (
 from switchman.rollout.metrics import RolloutMetrics
 from switchman.rollout.plan import Stage, plan
 from switchman.rollout.prometheus import MetricsUnavailable, PrometheusSource
-from switchman.rollout.state import ENDED, RolloutState, generation_of, state_key
+from switchman.rollout.state import ENDED, Event, RolloutState, generation_of, state_key
 from switchman.rollout.traffic import write_traffic
 from switchman.rollout.webhooks import WebhookCaller, payload
 from switchman.store import ConflictError, StateRecord, StateStore, StoreError
@@ -60,6 +60,7 @@ __all__ = ["EngineSettings", "RolloutEngine", "RolloutNotFound", "analysis_windo
 log = logging.getLogger(__name__)
 
 _STORE_RETRY: Final = 1.0  # seconds between tries while the store cannot be reached
+_ACTIONS_PER_TURN: Final = 8  # then the state is stored and the lease renewed before going on
 
 
 class RolloutNotFound(NotFound):
@@ -192,7 +193,12 @@ class RolloutEngine:
                 await _sleep(poke, min(pause, ttl / 3))
 
     async def _turn(self, name: str) -> float:
-        """One decision and its action; returns how long to wait before the next turn."""
+        """Decisions and their actions until the run has to wait, then one store of the state; returns how
+        long to wait before the next turn.
+
+        One store a turn, not one an action: a passing analysis, the stage it ends and the next stage's
+        traffic are one turn and one write. That is safe because every action may be done again: a run
+        resumed from an older state repeats an analysis or re-writes the same traffic (no new revision)."""
         spec, raw_spec = self._specs[name]
         stages = plan(spec)
         generation = generation_of(raw_spec)
@@ -202,33 +208,41 @@ class RolloutEngine:
         fresh = state is None or state.generation != generation
         if state is None or fresh:
             state = start(spec, generation, (state.run + 1) if state is not None else 1, now)
-        action = decide(spec, stages, state, now)
-        if isinstance(action, Wait):
-            self.metrics.observe(name, state)
-            return max(0.0, action.until - now)
-        if isinstance(action, Idle):
-            self.metrics.observe(name, state)
-            return self.settings.lease_ttl
-        if isinstance(action, Analyze):
-            self.metrics.late(max(0.0, now - action.end))  # decide() asks for it once it is due: at action.end
-        result = await self._carry_out(name, spec, stages, state, action)
-        after = settle(spec, stages, state, action, result, self.clock())
-        if isinstance(action, Analyze) and isinstance(result, AnalysisResult) and result.verdict is not None:
-            self.metrics.analysed(name, result.verdict.outcome.value)
-        await self.store.put_state(state_key(name), after.to_json(), expected_version=_version(record))
-        self.metrics.observe(name, after)
-        new = [e for e in after.events if fresh or e not in state.events]  # a new run's events are all news
+        before = state
+        pause = 0.0
+        for _ in range(_ACTIONS_PER_TURN):
+            action = decide(spec, stages, state, now)
+            if isinstance(action, Wait):
+                pause = max(0.0, action.until - now)
+                break
+            if isinstance(action, Idle):
+                pause = self.settings.lease_ttl
+                break
+            if isinstance(action, Analyze):
+                self.metrics.late(max(0.0, now - action.end))  # decide() asks for it once it is due: at action.end
+            result = await self._carry_out(name, spec, stages, state, action)
+            now = self.clock()
+            state = settle(spec, stages, state, action, result, now)
+            if isinstance(action, Analyze) and isinstance(result, AnalysisResult) and result.verdict is not None:
+                self.metrics.analysed(name, result.verdict.outcome.value)
+        self.metrics.observe(name, state)
+        if state is before:
+            return pause
+        await self.store.put_state(state_key(name), state.to_json(), expected_version=_version(record))
+        self._announce(name, spec, state, [e for e in state.events if fresh or e not in before.events])
+        return pause
+
+    def _announce(self, name: str, spec: RolloutSpec, state: RolloutState, new: list[Event]) -> None:
+        """Log a turn's events, and tell the ``event`` webhooks (told, not asked: their answers change nothing,
+        and a slow one must not hold the run up)."""
         for event in new:
             log.info("rollout %s: %s: %s", name, event.kind, event.message)
         event_hooks = [h for h in spec.analysis.webhooks if h.type == "event"]
-        if new and event_hooks:
-            # told, not asked: their answers change nothing, and a slow one must not hold the run up
-            for event in new:
-                body = {**payload(name, spec, after.phase.value, after.weight), "event": event.to_json()}
-                task = asyncio.create_task(self._hooks.call_all(event_hooks, body))
-                self._told.add(task)
-                task.add_done_callback(self._told.discard)
-        return 0.0
+        for event in new if event_hooks else []:
+            body = {**payload(name, spec, state.phase.value, state.weight), "event": event.to_json()}
+            task = asyncio.create_task(self._hooks.call_all(event_hooks, body))
+            self._told.add(task)
+            task.add_done_callback(self._told.discard)
 
     async def _carry_out(
         self, name: str, spec: RolloutSpec, stages: list[Stage], state: RolloutState, action: Action
@@ -247,7 +261,8 @@ class RolloutEngine:
     async def _set_traffic(self, name: str, spec: RolloutSpec, action: SetTraffic) -> TrafficResult:
         message = f"rollout/{name}: {action.reason}: {action.traffic.describe(spec)}"
         try:
-            result = await self.controller.edit(
+            # Rollouts that step at the same moment share one revision: one check and snapshot build for all.
+            result = await self.controller.edit_together(
                 "Service", spec.service, lambda raw: write_traffic(raw, spec, action.traffic),
                 author=f"rollout/{name}", message=message,
             )
