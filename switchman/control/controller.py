@@ -432,6 +432,12 @@ class Controller:
         docs = self._documents_of(head).values()
         return [d.raw for d in sorted(docs, key=lambda d: d.id) if kind is None or d.kind.lower() == kind.lower()]
 
+    async def parsed(self, kind: str) -> list[Document]:
+        """The head's checked documents of ``kind`` (parsed once per revision), by id."""
+        head = await self.store.head()
+        docs = self._documents_of(head).values()
+        return sorted((d for d in docs if d.kind.lower() == kind.lower()), key=lambda d: d.id)
+
     async def document(self, kind: str, name: str) -> Mapping[str, Any]:
         for raw in await self.documents(kind):
             if raw.get("metadata", {}).get("name") == name:

@@ -79,6 +79,16 @@ class EngineSettings:
     prometheus_lag: float = 2.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A Rollout as the served configuration has it, with what every turn needs of it worked out once."""
+
+    spec: RolloutSpec
+    raw_spec: Mapping[str, Any]
+    generation: str
+    stages: list[Stage]
+
+
 @dataclass(slots=True)
 class _Driver:
     task: asyncio.Task[None]
@@ -106,7 +116,7 @@ class RolloutEngine:
         self._hooks = WebhookCaller()
         self._told: set[asyncio.Task[Any]] = set()  # event webhooks on their way
         self._drivers: dict[str, _Driver] = {}
-        self._specs: dict[str, tuple[RolloutSpec, Mapping[str, Any]]] = {}
+        self._specs: dict[str, _Known] = {}
         self._prometheus: dict[str, PrometheusSource] = {}  # by address, for rollouts that ask a Prometheus
         self._wake = asyncio.Event()
         self._follower: asyncio.Task[None] | None = None
@@ -142,24 +152,29 @@ class RolloutEngine:
         while True:
             self._wake.clear()
             try:
-                rollouts = await self.controller.documents("Rollout")
+                rollouts = await self.controller.parsed("Rollout")
             except StoreError as exc:
                 log.warning("rollouts: cannot read the configuration: %s", exc)
                 await asyncio.sleep(_STORE_RETRY)
                 continue
             specs = {}
-            for raw in rollouts:
-                doc = parse_document(raw, "rollout")
+            changed = set()
+            for doc in rollouts:
                 assert isinstance(doc.spec, RolloutSpec)
-                specs[doc.name] = (doc.spec, raw["spec"])
+                known = self._specs.get(doc.name)
+                raw_spec = doc.raw["spec"]
+                if known is None or known.raw_spec != raw_spec:
+                    known = _Known(doc.spec, raw_spec, generation_of(raw_spec), plan(doc.spec))
+                    changed.add(doc.name)
+                specs[doc.name] = known
             self._specs = specs
             for name in specs:
                 driver = self._drivers.get(name)
                 if driver is None or driver.task.done():
                     poke = asyncio.Event()
                     self._drivers[name] = _Driver(asyncio.create_task(self._drive(name, poke), name=name), poke)
-                else:
-                    driver.poke.set()  # its spec may have changed
+                elif name in changed:
+                    driver.poke.set()  # a new spec: a new run
             for name in set(self._drivers) - set(specs):
                 driver = self._drivers.pop(name)
                 driver.task.cancel()
@@ -199,9 +214,8 @@ class RolloutEngine:
         One store a turn, not one an action: a passing analysis, the stage it ends and the next stage's
         traffic are one turn and one write. That is safe because every action may be done again: a run
         resumed from an older state repeats an analysis or re-writes the same traffic (no new revision)."""
-        spec, raw_spec = self._specs[name]
-        stages = plan(spec)
-        generation = generation_of(raw_spec)
+        known = self._specs[name]
+        spec, stages, generation = known.spec, known.stages, known.generation
         now = self.clock()
         record = await self.store.get_state(state_key(name))
         state = RolloutState.from_json(record.value) if record is not None else None
@@ -229,7 +243,7 @@ class RolloutEngine:
         if state is before:
             return pause
         await self.store.put_state(state_key(name), state.to_json(), expected_version=_version(record))
-        self._announce(name, spec, state, [e for e in state.events if fresh or e not in before.events])
+        self._announce(name, spec, state, _new_events(before, state, fresh))
         return pause
 
     def _announce(self, name: str, spec: RolloutSpec, state: RolloutState, new: list[Event]) -> None:
@@ -342,8 +356,8 @@ class RolloutEngine:
         cluster, unless its run has ended, it skips analysis or it asks a Prometheus. Every replica publishes
         its Envoys' traffic to these for whichever replica drives the rollout (:mod:`switchman.telemetry.share`)."""
         specs = {
-            name: spec for name, spec in self._specs.items()
-            if not spec[0].skip_analysis and spec[0].analysis.prometheus is None
+            name: (known.spec, known.raw_spec) for name, known in self._specs.items()
+            if not known.spec.skip_analysis and known.spec.analysis.prometheus is None
         }
         if not specs:
             return set()
@@ -384,6 +398,18 @@ class RolloutEngine:
                 driver.poke.set()
             return await self.status(name)
         raise ConflictError(f"rollout/{name} changed too often to apply {verb}; try again")
+
+
+def _new_events(before: RolloutState, after: RolloutState, fresh: bool) -> list[Event]:
+    """The events ``after`` has that ``before`` had not (all of them for a new run). Events are only ever
+    appended (the oldest dropped past MAX_EVENTS), and a turn's state keeps the event objects it was given."""
+    if fresh or not before.events:
+        return list(after.events)
+    last = before.events[-1]
+    for i in range(len(after.events) - 1, -1, -1):
+        if after.events[i] is last:
+            return list(after.events[i + 1:])
+    return list(after.events)
 
 
 def analysis_window(start: float, end: float, lag: float) -> tuple[float, float]:

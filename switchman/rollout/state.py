@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
 
@@ -95,7 +95,8 @@ class RolloutState:
         return replace(self, events=(*self.events, event)[-MAX_EVENTS:], message=event.message)
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        # Field by field, not dataclasses.asdict: that deep-copies every event and analysis, every turn.
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["phase"] = self.phase.value
         data["pending"] = list(self.pending)
         data["events"] = [e.to_json() for e in self.events]
