@@ -98,7 +98,8 @@ class Connection(Lifetime, asyncio.Protocol):
     """One client connection of an :class:`~switchman.xds.h2.server.H2Server` (its life: :class:`Lifetime`)."""
 
     __slots__ = (
-        "_blocked", "_buffered", "_deferred", "_framed", "_last_read", "_last_stream", "_paused", "_peer", "_unsent",
+        "_blocked", "_buffered", "_deferred", "_framed", "_fresh", "_last_read", "_last_stream", "_paused", "_peer",
+        "_unsent",
         "_wake_scheduled", "_woken", "address_key", "calls", "guard", "h2", "server", "settings", "transport",
     )
 
@@ -113,6 +114,7 @@ class Connection(Lifetime, asyncio.Protocol):
         self._blocked: dict[int, Call] = {}  # calls whose outbox waits for a window or for the socket
         self._deferred: dict[int, Call] = {}  # calls to pull once the connection has room (first in, first out)
         self._woken: list[Call] = []
+        self._fresh: list[Call] = []  # calls opened in this read
         self._wake_scheduled = False
         self._last_read = time.monotonic()
         self._buffered = 0  # request bytes held by all calls: unfinished messages, unanswered unary requests
@@ -229,6 +231,11 @@ class Connection(Lifetime, asyncio.Protocol):
                 self._abuse(guard.control(now))
             if self.closing:  # a call or a limit ended the connection
                 return
+        if self._fresh:
+            fresh, self._fresh = self._fresh, []
+            for call in fresh:
+                if self.calls.get(call.id) is call:
+                    self._time_request(call)
         self._after()
 
     # -- sending ---------------------------------------------------------------
@@ -422,10 +429,9 @@ class Connection(Lifetime, asyncio.Protocol):
                 self._refuse(stream_id, [*HEADERS, *trailers(Code.INTERNAL, str(exc))])
                 return
         call = self.calls[stream_id] = Call(stream_id, method, metadata(headers))
-        loop = asyncio.get_running_loop()
-        call.timer = loop.call_later(self.settings.request_timeout_seconds, self._request_timed_out, call)
+        self._fresh.append(call)  # its request timer, if this read did not bring its request whole
         if seconds is not None:
-            call.deadline = loop.call_later(seconds, self._deadline, call)
+            call.deadline = asyncio.get_running_loop().call_later(seconds, self._deadline, call)
         if isinstance(method, StreamMethod):
             stream = call.stream = method.stream()
             stream.waker = lambda: self._wake(call)
@@ -468,7 +474,7 @@ class Connection(Lifetime, asyncio.Protocol):
 
     def _time_request(self, call: Call) -> None:
         """Run the request timer while the call waits for a request: its first one, or the rest of one begun."""
-        if call.waiting:
+        if call.finishing is None and call.waiting:
             if call.timer is None:
                 call.timer = asyncio.get_running_loop().call_later(
                     self.settings.request_timeout_seconds, self._request_timed_out, call)
