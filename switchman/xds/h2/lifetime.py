@@ -42,6 +42,8 @@ __all__ = ["Lifetime"]
 log = logging.getLogger(__name__)
 
 _LINGER: Final = 2.0  # seconds a closing connection reads and drops what the client still sends
+# A connection turned away has said nothing yet but its preface: it lingers less, since a flood of them holds sockets.
+_TURNED_AWAY_LINGER: Final = 0.5
 
 
 class Lifetime:
@@ -112,7 +114,7 @@ class Lifetime:
         log.info("connection from %s refused: %s", self._peer, reason)
         self.server.refused(reason)
         self._goaway(ErrorCodes.ENHANCE_YOUR_CALM, reason)
-        self._abort(graceful=True)
+        self._abort(graceful=True, linger=_TURNED_AWAY_LINGER)
 
     def _goaway(self, code: ErrorCodes, reason: str = "") -> None:
         """GOAWAY naming the last stream processed, written here: h2's would stop it sending anything after."""
@@ -202,8 +204,9 @@ class Lifetime:
         """Drop the connection now."""
         self._abort()
 
-    def _abort(self, graceful: bool = False) -> None:
-        """Close the connection: after what is written has gone out (``graceful``), or at once."""
+    def _abort(self, graceful: bool = False, linger: float = _LINGER) -> None:
+        """Close the connection: after what is written has gone out (``graceful``, then ``linger`` seconds at most),
+        or at once."""
         self.closing = True
         self._drop_calls()
         transport = self.transport
@@ -220,7 +223,7 @@ class Lifetime:
             except OSError:  # the client is gone already
                 transport.abort()
             self._shut = True
-            self._later("linger", min(_LINGER, self.settings.max_write_stall_seconds), transport.abort)
+            self._later("linger", min(linger, self.settings.max_write_stall_seconds), transport.abort)
         else:
             self._shut = True
             transport.abort()
