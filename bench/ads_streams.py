@@ -43,6 +43,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import dataclasses
 import functools
 import gc
 import io
@@ -205,8 +206,10 @@ class _Switchman:
         self._cache = SnapshotCache()
         self._cache.set_snapshot(DEFAULT_GROUP, self._snapshots[0])
         # As switchman serve runs it: collect-then-freeze rounds (switchman.xds.server.collector).
+        # Every load generator connects from 127.0.0.1: no limit per address (--per-channel 1 opens 10,000).
         settings = XdsSettings(
-            group_by="cluster", gc_freeze_seconds=1.0 if args.server_gc == "serve" else 0.0, transport=args.transport
+            group_by="cluster", gc_freeze_seconds=1.0 if args.server_gc == "serve" else 0.0, transport=args.transport,
+            max_connections_per_address=None,
         )
         if args.server_option:
             settings = _with_options(settings, args.server_option)
@@ -608,7 +611,7 @@ def _with_options(settings: Any, options: Sequence[str]) -> Any:
         def grpc_options(self) -> list[tuple[str, int]]:
             return [*XdsSettings.grpc_options(self), *extra]
 
-    return Tuned(group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds, transport=settings.transport)
+    return Tuned(**{f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)})
 
 
 async def _serve(args: argparse.Namespace) -> None:

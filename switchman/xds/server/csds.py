@@ -2,14 +2,23 @@
 
 For every connected node: each resource it was sent, with the version, the
 client's status (ACKED, NACKED, REQUESTED) and, after a NACK, Envoy's error.
+
+A request's node matchers are the caller's: a ``safe_regex`` runs on RE2
+(``google-re2``), as Envoy's own, whose matching takes time linear in the
+text whatever the pattern; Python's ``re`` backtracks, and ``(a+)+$``
+against a 26-character node id stalled the event loop for 1.4 s. What RE2
+refuses (backreferences, lookaround, programs over ``_MAX_PROGRAM``
+instructions) is refused with INVALID_ARGUMENT, as are more than
+``_MAX_MATCHERS`` matchers.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from typing import Any, Final
 
+import grpc
+import re2
 from envoy.admin.v3 import config_dump_shared_pb2 as dump_pb2
 from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from envoy.type.matcher.v3 import node_pb2
@@ -17,37 +26,78 @@ from google.protobuf import any_pb2, timestamp_pb2
 from google.protobuf.message import Message
 from grpc import aio
 
+from switchman.errors import ProtocolError
 from switchman.xds.cache import SnapshotCache
-from switchman.xds.server.methods import FetchMethod, StreamMethod
+from switchman.xds.server.methods import CallError, Code, FetchMethod, StreamMethod
 from switchman.xds.server.state import TypeState
 from switchman.xds.server.stream import Stream, StreamContext
 
 __all__ = ["ClientStatusService", "CsdsStream", "csds_methods"]
 
 _Status = dump_pb2.ClientResourceStatus
+_MAX_MATCHERS: Final = 100
+_MAX_PATTERN: Final = 4096  # bytes of one regex
+_MAX_PROGRAM: Final = 1000  # RE2 instructions (Envoy refuses over 100 by default)
+_MAX_MEM: Final = 256 * 1024  # RE2's memory for one pattern, its DFAs included (its default is 8 MiB)
+_RE2_OPTIONS: Final = re2.Options()
+_RE2_OPTIONS.max_mem = _MAX_MEM
+_RE2_OPTIONS.log_errors = False
+
+Selector = Callable[[str], bool]
 
 
-def _matches_text(matcher: Any, text: str) -> bool:
+def _text_matcher(matcher: Any, where: str) -> Selector:
+    """``envoy.type.matcher.v3.StringMatcher`` as a predicate; ProtocolError (naming ``where``) when refused."""
     kind = matcher.WhichOneof("match_pattern")
+    fold = bool(matcher.ignore_case) and kind != "safe_regex"
+
+    def text(value: str) -> str:
+        return value.lower() if fold else value
+
     if kind == "exact":
-        return bool(text == matcher.exact)
+        exact = text(matcher.exact)
+        return lambda s: text(s) == exact
     if kind == "prefix":
-        return text.startswith(matcher.prefix)
+        prefix = text(matcher.prefix)
+        return lambda s: text(s).startswith(prefix)
     if kind == "suffix":
-        return text.endswith(matcher.suffix)
+        suffix = text(matcher.suffix)
+        return lambda s: text(s).endswith(suffix)
     if kind == "contains":
-        return matcher.contains in text
+        part = text(matcher.contains)
+        return lambda s: part in text(s)
     if kind == "safe_regex":
-        return re.fullmatch(matcher.safe_regex.regex, text) is not None
-    return True
+        pattern = matcher.safe_regex.regex
+        if len(pattern.encode()) > _MAX_PATTERN:
+            raise ProtocolError(f"{where}.safe_regex: longer than {_MAX_PATTERN} bytes")
+        try:
+            compiled = re2.compile(pattern, _RE2_OPTIONS)
+        except re2.error as exc:
+            detail = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+            raise ProtocolError(f"{where}.safe_regex: RE2 refuses {pattern[:100]!r}: {detail}") from None
+        if compiled.programsize > _MAX_PROGRAM:
+            raise ProtocolError(
+                f"{where}.safe_regex: a program of {compiled.programsize} instructions, over {_MAX_PROGRAM}"
+            )
+        return lambda s: compiled.fullmatch(s) is not None
+    return lambda s: True
 
 
-def _selected(stream: Stream, matchers: Iterable[node_pb2.NodeMatcher]) -> bool:
+def node_selector(matchers: Iterable[node_pb2.NodeMatcher]) -> Selector:
+    """Which node ids a request's ``node_matchers`` select (all when there are none).
+
+    Raises ProtocolError when a matcher is refused (INVALID_ARGUMENT at the edges).
+    """
     matchers = list(matchers)
+    if len(matchers) > _MAX_MATCHERS:
+        raise ProtocolError(f"node_matchers: {len(matchers)}, more than {_MAX_MATCHERS}")
     if not matchers:
-        return True
-    node_id = stream.node.id if stream.node is not None else ""
-    return any(not m.HasField("node_id") or _matches_text(m.node_id, node_id) for m in matchers)
+        return lambda node_id: True
+    tests = [
+        _text_matcher(m.node_id, f"node_matchers[{i}].node_id") if m.HasField("node_id") else (lambda s: True)
+        for i, m in enumerate(matchers)
+    ]
+    return lambda node_id: any(test(node_id) for test in tests)
 
 
 def _timestamp(seconds: float) -> timestamp_pb2.Timestamp:
@@ -97,13 +147,19 @@ def _type_configs(
 
 
 def client_configs(
-    streams: Iterable[Stream], cache: SnapshotCache, request: csds_pb2.ClientStatusRequest
+    streams: Iterable[Stream], cache: SnapshotCache, request: csds_pb2.ClientStatusRequest,
+    selected: Selector | None = None,
 ) -> csds_pb2.ClientStatusResponse:
-    """The CSDS answer for ``request``: one ClientConfig per matching node."""
+    """The CSDS answer for ``request``: one ClientConfig per matching node.
+
+    ``selected`` is :func:`node_selector` of the request's matchers, when the caller has it already.
+    """
+    if selected is None:
+        selected = node_selector(request.node_matchers)
     response = csds_pb2.ClientStatusResponse()
     by_node: dict[str, csds_pb2.ClientConfig] = {}
     for stream in sorted(streams, key=lambda s: s.id):
-        if stream.node is None or not _selected(stream, request.node_matchers):
+        if stream.node is None or not selected(stream.node.id):
             continue
         config = by_node.get(stream.node.id)
         if config is None:
@@ -122,31 +178,45 @@ def client_configs(
     return response
 
 
-def status_now(ctx: StreamContext, request: csds_pb2.ClientStatusRequest) -> csds_pb2.ClientStatusResponse:
-    """The CSDS answer for ``request`` over the streams of one server, as they are now."""
-    return client_configs(tuple(ctx.streams), ctx.cache, request)
+def status_now(
+    ctx: StreamContext, request: csds_pb2.ClientStatusRequest, selected: Selector | None = None
+) -> csds_pb2.ClientStatusResponse:
+    """The CSDS answer for ``request`` over the streams of one server, as they are now.
+
+    Raises ProtocolError when the request's node matchers are refused.
+    """
+    return client_configs(tuple(ctx.streams), ctx.cache, request, selected)
+
+
+_MAX_WAITING: Final = 16
 
 
 class CsdsStream:
-    """CSDS's bidirectional stream for a transport that drives calls itself: each request gets the status now."""
+    """CSDS's bidirectional stream for a transport that drives calls itself: each request gets the status.
 
-    waker: Callable[[], None] | None = None
+    A request is checked when it comes and answered when the transport asks
+    for responses (when its client has taken the previous ones); at most
+    ``_MAX_WAITING`` wait, or the call ends with RESOURCE_EXHAUSTED.
+    """
 
     def __init__(self, ctx: StreamContext) -> None:
         self.ctx = ctx
         self.id = 0
-        self._out: list[bytes] = []
+        self.waker: Callable[[], None] | None = None
+        self._waiting: list[tuple[csds_pb2.ClientStatusRequest, Selector]] = []
 
     def opened(self) -> None:
         """Nothing to count: CSDS clients are not xDS streams."""
 
     def receive(self, request: Message) -> None:
         assert isinstance(request, csds_pb2.ClientStatusRequest)
-        self._out.append(status_now(self.ctx, request).SerializeToString())
+        if len(self._waiting) >= _MAX_WAITING:
+            raise CallError(Code.RESOURCE_EXHAUSTED, f"more than {_MAX_WAITING} CSDS requests wait for an answer")
+        self._waiting.append((request, node_selector(request.node_matchers)))
 
     def responses(self) -> list[bytes]:
-        out, self._out = self._out, []
-        return out
+        waiting, self._waiting = self._waiting, []
+        return [status_now(self.ctx, request, selected).SerializeToString() for request, selected in waiting]
 
     def closed(self) -> None:
         """Nothing to forget."""
@@ -159,7 +229,10 @@ def csds_methods(ctx: StreamContext) -> list[StreamMethod | FetchMethod]:
 
     def fetch(request: Message) -> bytes:
         assert isinstance(request, csds_pb2.ClientStatusRequest)
-        return bytes(status_now(ctx, request).SerializeToString())
+        try:
+            return bytes(status_now(ctx, request).SerializeToString())
+        except ProtocolError as exc:
+            raise CallError(Code.INVALID_ARGUMENT, str(exc)) from None
 
     return [
         StreamMethod(f"{service}/StreamClientStatus", parse, lambda: CsdsStream(ctx)),
@@ -176,7 +249,11 @@ class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):  
     async def FetchClientStatus(
         self, request: csds_pb2.ClientStatusRequest, context: aio.ServicerContext[Any, Any]
     ) -> csds_pb2.ClientStatusResponse:
-        return status_now(self._ctx, request)
+        try:
+            return status_now(self._ctx, request)
+        except ProtocolError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise AssertionError("unreachable") from None
 
     async def StreamClientStatus(
         self,
@@ -184,4 +261,8 @@ class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):  
         context: aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[csds_pb2.ClientStatusResponse]:
         async for request in requests:
-            yield status_now(self._ctx, request)
+            try:
+                response = status_now(self._ctx, request)
+            except ProtocolError as exc:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            yield response

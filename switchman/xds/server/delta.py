@@ -30,6 +30,8 @@ class DeltaStream(Stream):
         assert isinstance(request, discovery_pb2.DeltaDiscoveryRequest)
         self._bind_node(request.node, request.HasField("node"))
         state = self._state(request.type_url)
+        if state is None:
+            return
         if not state.subscription.started:
             # After a reconnect the client tells what it already has, so
             # that nothing it has is sent again.

@@ -14,6 +14,7 @@ from grpc import aio
 from switchman.errors import ConfigError
 from switchman.xds.cache import SnapshotCache, grouper
 from switchman.xds.h2 import H2Server, H2Settings
+from switchman.xds.h2.guard import FloodLimits
 from switchman.xds.server.collector import CollectorPolicy
 from switchman.xds.server.csds import ClientStatusService, csds_methods
 from switchman.xds.server.methods import AnyMethod, xds_methods
@@ -28,57 +29,187 @@ log = logging.getLogger(__name__)
 
 _MIB = 1024 * 1024
 TRANSPORTS: Final = ("h2", "grpc")  # what can serve the xDS port: switchman.xds.h2, or grpc.aio
+_POSITIVE: Final = (
+    "max_response_bytes", "max_request_bytes", "max_node_bytes", "max_connections", "max_concurrent_streams",
+    "max_header_list_bytes", "request_timeout_seconds", "max_send_buffer_bytes", "max_write_stall_seconds",
+    "max_stream_resets_per_second", "max_control_frames_per_second",
+)
 
 
 @dataclass(frozen=True, slots=True)
 class XdsSettings:
-    """How the xDS server behaves on the wire.
+    """How the xDS server behaves on the wire, and what a client may make it hold.
 
-    ``max_response_bytes`` is the client's receive limit (gRPC's default is
-    4 MiB); a larger response is not sent. ``max_request_bytes`` bounds what
-    a client may send. Keepalive pings find dead peers; a maximum
-    connection age spreads clients over replicas when they reconnect.
-    ``transport`` is ``grpc`` (grpc.aio serves the xDS methods, CSDS and
-    the services added with :meth:`XdsServer.add_service`) or ``h2``
-    (:mod:`switchman.xds.h2` serves the xDS methods, CSDS and the methods
-    added with :meth:`XdsServer.add_methods`), all on the one xDS port.
-    ``gc_freeze_seconds`` > 0 runs the :class:`CollectorPolicy` rounds that
-    often; it changes the whole process's garbage collector, so it is off
-    unless the process's owner asks (``switchman serve`` does).
+    ``transport`` is ``h2`` (:mod:`switchman.xds.h2` serves the xDS methods,
+    CSDS and the methods added with :meth:`XdsServer.add_methods`) or
+    ``grpc`` (grpc.aio serves the xDS methods, CSDS and the services added
+    with :meth:`XdsServer.add_service`), all on the one xDS port.
+    ``group_by`` picks a node's snapshot. ``gc_freeze_seconds`` > 0 runs the
+    :class:`CollectorPolicy` rounds that often; it changes the whole
+    process's garbage collector, so it is off unless the process's owner
+    asks (``switchman serve`` does).
+
+    Messages and the node:
+
+    * ``max_response_bytes`` (4 MiB): the client's receive limit, gRPC's
+      default; a larger response is not sent.
+    * ``max_request_bytes`` (4 MiB): the largest request; gRPC's default too.
+      A connection holds at most 4x that in requests not yet whole or not yet
+      answered (h2), enough for a few of the largest at once.
+    * ``max_node_bytes`` (64 KiB): what a stream keeps of the node of its
+      first request: id, cluster, metadata, locality and user agent (not
+      Envoy's list of extensions, which nothing here reads). A larger node
+      is refused with INVALID_ARGUMENT. Envoy's and Istio's nodes are a few
+      KB; 64 KiB leaves room for generous metadata while 10,000 streams of
+      it stay under a gigabyte.
+
+    Connections and streams (the grpc.aio option that bounds the same on
+    the ``grpc`` transport in brackets, where there is one):
+
+    * ``max_connections`` (20,000; ``grpc.max_allowed_incoming_connections``):
+      room for the 10,000 one-stream connections of the design's aim, and
+      for a reconnect storm while the old ones close.
+    * ``max_connections_per_address`` (1,000; none: grpc.aio cannot): per
+      IPv4 address or IPv6 /64, so that one host cannot take every
+      connection. Sidecars have an address each; a Kubernetes node's pods
+      (110 at most by default) share a /64 in IPv6; 1,000 leaves room for a
+      NAT. None: no limit (a load test from one address).
+    * ``max_concurrent_streams`` (1,000 a connection;
+      ``grpc.max_concurrent_streams``): an Envoy needs one (ADS) or a few
+      per cluster without ADS; the load generators put 100 on a connection.
+      Past it a stream is refused with RST_STREAM(REFUSED_STREAM).
+    * ``max_header_list_bytes`` (16 KiB; ``grpc.max_metadata_size`` and
+      ``grpc.absolute_max_metadata_size``): gRPC's own hard limit; a larger
+      header block ends the connection (GOAWAY, ENHANCE_YOUR_CALM).
+    * ``request_timeout_seconds`` (10 s; grpc.aio cannot): a call's first
+      request (an xDS stream's node), and any request once its first byte
+      has come, must arrive whole in this time, or the call ends with
+      DEADLINE_EXCEEDED. Clients send their first request at once and a
+      whole message in milliseconds; 10 s allows a slow link.
+    * ``max_send_buffer_bytes`` (1 MiB a connection; grpc.aio has its own
+      flow control): responses a connection holds that its client has not
+      taken. Past it, its streams wait (they lose nothing: a stream sends
+      the state of the moment when it resumes), so a client that does not
+      read holds that, one stream's responses and the socket's 256 KiB.
+      Large responses still go (one at a time); 1 MiB is dozens of ordinary
+      pushes in flight.
+    * ``max_write_stall_seconds`` (30 s; grpc.aio: its keepalive ping goes
+      unanswered): a connection whose socket takes nothing for this long is
+      dropped; a live client takes its bytes in milliseconds.
+
+    Frames that ask for nothing (h2; grpc-core has its own defences and
+    the ping policy below):
+
+    * ``min_ping_interval_seconds`` (5 s) and ``max_ping_strikes`` (2;
+      ``grpc.http2.min_recv_ping_interval_without_data_ms``,
+      ``grpc.http2.max_ping_strikes``): gRPC's ping policy, with gRPC's
+      default strikes: a PING sooner than the interval after the last, with
+      no response sent in between, is a strike; one too many ends the
+      connection with GOAWAY "too_many_pings", which gRPC clients answer by
+      pinging less.
+    * ``max_stream_resets_per_second`` (100): the "rapid reset" attack
+      (CVE-2023-44487). A client may reset (or open past the limit) as many
+      streams as it may have open at once, then this many a second; beyond,
+      GOAWAY with ENHANCE_YOUR_CALM. Envoy resets a stream when a cluster
+      goes; 100 a second more than covers churn.
+    * ``max_control_frames_per_second`` (100, bursts of 1,000): SETTINGS
+      (counting 10), PRIORITY, empty DATA frames, unknown frames and
+      WINDOW_UPDATEs beyond two per DATA frame sent. Clients send a few.
+
+    Timers:
+
+    * ``keepalive_seconds`` (30 s) and ``keepalive_timeout_seconds`` (10 s):
+      a quiet connection is pinged, and dropped when the ping goes
+      unanswered; this finds dead peers within 40 s.
+    * ``max_connection_idle_seconds`` (300 s; ``grpc.max_connection_idle_ms``):
+      a connection without calls this long gets GOAWAY and is closed. An
+      Envoy always has a stream open; other clients reconnect when they call.
+    * ``max_connection_age_seconds`` (none) spreads clients over replicas
+      when they reconnect: at that age (+-10 %) the connection gets GOAWAY,
+      and its calls ``max_connection_age_grace_seconds`` (30 s) before they
+      end with UNAVAILABLE (``grpc.max_connection_age_ms`` and
+      ``grpc.max_connection_age_grace_ms``).
+    * ``max_pending_calls`` (20,000; grpc.aio only): calls gRPC core queues
+      while the event loop accepts them; past it, a connect storm gets
+      CANCELLED and clients back off and retry.
     """
 
     group_by: str = "cluster"
     max_response_bytes: int = 4 * _MIB
     max_request_bytes: int = 4 * _MIB
+    max_node_bytes: int = 64 * 1024
+    max_connections: int = 20_000
+    max_connections_per_address: int | None = 1_000
+    max_concurrent_streams: int = 1_000
+    max_header_list_bytes: int = 16 * 1024
+    request_timeout_seconds: float = 10.0
+    max_send_buffer_bytes: int = 1 * _MIB
+    max_write_stall_seconds: float = 30.0
+    min_ping_interval_seconds: float = 5.0
+    max_ping_strikes: int = 2
+    max_stream_resets_per_second: float = 100.0
+    max_control_frames_per_second: float = 100.0
     keepalive_seconds: float = 30.0
     keepalive_timeout_seconds: float = 10.0
+    max_connection_idle_seconds: float | None = 300.0
     max_connection_age_seconds: float | None = None
     max_connection_age_grace_seconds: float = 30.0
-    # Calls gRPC core queues while the event loop accepts them; past it,
-    # a connect storm gets CANCELLED and clients back off and retry.
     max_pending_calls: int = 20_000
     gc_freeze_seconds: float = 0.0
     transport: str = "h2"
 
     def grpc_options(self) -> list[tuple[str, int]]:
+        """The same bounds for grpc.aio, where it has them (the docstring says which it lacks)."""
         options = [
             ("grpc.max_receive_message_length", self.max_request_bytes),
             ("grpc.max_send_message_length", max(self.max_response_bytes, 4 * _MIB)),
             ("grpc.keepalive_time_ms", int(self.keepalive_seconds * 1000)),
             ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_seconds * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
-            ("grpc.http2.max_ping_strikes", 0),
+            ("grpc.http2.min_recv_ping_interval_without_data_ms", int(self.min_ping_interval_seconds * 1000)),
+            ("grpc.http2.max_ping_strikes", self.max_ping_strikes),
             ("grpc.so_reuseport", 0),
             ("grpc.server.max_pending_requests", self.max_pending_calls),
             ("grpc.server.max_pending_requests_hard_limit", self.max_pending_calls),
+            ("grpc.max_allowed_incoming_connections", self.max_connections),
+            ("grpc.max_concurrent_streams", self.max_concurrent_streams),
+            ("grpc.max_metadata_size", self.max_header_list_bytes),
+            ("grpc.absolute_max_metadata_size", self.max_header_list_bytes),
         ]
+        if self.max_connection_idle_seconds is not None:
+            options.append(("grpc.max_connection_idle_ms", int(self.max_connection_idle_seconds * 1000)))
         if self.max_connection_age_seconds is not None:
             options += [
                 ("grpc.max_connection_age_ms", int(self.max_connection_age_seconds * 1000)),
                 ("grpc.max_connection_age_grace_ms", int(self.max_connection_age_grace_seconds * 1000)),
             ]
         return options
+
+    def h2_settings(self) -> H2Settings:
+        """The same bounds for the h2 transport."""
+        return H2Settings(
+            max_request_bytes=self.max_request_bytes,
+            max_connection_buffer_bytes=4 * self.max_request_bytes,
+            max_send_buffer_bytes=self.max_send_buffer_bytes,
+            max_write_stall_seconds=self.max_write_stall_seconds,
+            max_connections=self.max_connections,
+            max_connections_per_address=self.max_connections_per_address,
+            max_concurrent_streams=self.max_concurrent_streams,
+            max_header_list_bytes=self.max_header_list_bytes,
+            request_timeout_seconds=self.request_timeout_seconds,
+            keepalive_seconds=self.keepalive_seconds,
+            keepalive_timeout_seconds=self.keepalive_timeout_seconds,
+            max_connection_idle_seconds=self.max_connection_idle_seconds,
+            max_connection_age_seconds=self.max_connection_age_seconds,
+            max_connection_age_grace_seconds=self.max_connection_age_grace_seconds,
+            floods=FloodLimits(
+                min_ping_interval_seconds=self.min_ping_interval_seconds,
+                max_ping_strikes=self.max_ping_strikes,
+                max_stream_resets_per_second=self.max_stream_resets_per_second,
+                stream_reset_burst=self.max_concurrent_streams,
+                max_control_frames_per_second=self.max_control_frames_per_second,
+            ),
+        )
 
 
 class XdsServer:
@@ -92,8 +223,9 @@ class XdsServer:
     def __init__(self, cache: SnapshotCache, settings: XdsSettings | None = None,
                  metrics: XdsMetrics | None = None) -> None:
         self.settings = settings or XdsSettings()
-        if self.settings.max_response_bytes <= 0:
-            raise ConfigError("max_response_bytes", "must be positive")
+        for name in _POSITIVE:
+            if getattr(self.settings, name) <= 0:
+                raise ConfigError(name, "must be positive")
         if self.settings.transport not in TRANSPORTS:
             raise ConfigError("xds transport", f"{self.settings.transport!r} is not one of {', '.join(TRANSPORTS)}")
         self.cache = cache
@@ -103,6 +235,7 @@ class XdsServer:
             group_of=grouper(self.settings.group_by),
             metrics=self.metrics,
             max_response_bytes=self.settings.max_response_bytes,
+            max_node_bytes=self.settings.max_node_bytes,
         )
         self._server: aio.Server | None = None
         self._h2: H2Server | None = None
@@ -135,13 +268,8 @@ class XdsServer:
         """Bind ``address`` (``host:port``) and start serving; returns the bound xDS port."""
         if self.settings.transport == "h2":
             methods = [*xds_methods(self.context), *csds_methods(self.context), *self._methods]
-            self._h2 = H2Server(methods, H2Settings(
-                max_request_bytes=self.settings.max_request_bytes,
-                max_connection_buffer_bytes=4 * self.settings.max_request_bytes,
-                keepalive_seconds=self.settings.keepalive_seconds,
-                keepalive_timeout_seconds=self.settings.keepalive_timeout_seconds,
-                max_connection_age_seconds=self.settings.max_connection_age_seconds,
-            ))
+            self._h2 = H2Server(methods, self.settings.h2_settings(), on_refusal=self.metrics.refused)
+            self.metrics.transport = self._h2
             self.port = await self._h2.start(address)
         else:
             self.port = await self._start_grpc(address)
@@ -170,6 +298,7 @@ class XdsServer:
         if self._h2 is not None:
             await self._h2.stop(grace)
             self._h2 = None
+            self.metrics.transport = None
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None

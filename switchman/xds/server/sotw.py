@@ -59,6 +59,8 @@ class SotwStream(Stream):
         assert isinstance(request, discovery_pb2.DiscoveryRequest)
         self._bind_node(request.node, request.HasField("node"))
         state = self._state(request.type_url)
+        if state is None:
+            return
         pending = state.pending
         if request.response_nonce and pending is not None:
             if request.response_nonce != pending.nonce:

@@ -76,6 +76,26 @@ class Inbox:
         return items
 
 
+def _kept(node: base_pb2.Node) -> base_pb2.Node:
+    """What a stream keeps of its node: a copy of what status, CSDS and grouping read.
+
+    A copy, so that the first request (its extension list, and anything else
+    a client put in it) is not kept alive with it.
+    """
+    kept = base_pb2.Node(id=node.id, cluster=node.cluster, user_agent_name=node.user_agent_name)
+    if node.HasField("metadata"):
+        kept.metadata.CopyFrom(node.metadata)
+    if node.HasField("locality"):
+        kept.locality.CopyFrom(node.locality)
+    version = node.WhichOneof("user_agent_version_type")
+    if version == "user_agent_version":
+        kept.user_agent_version = node.user_agent_version
+    elif version == "user_agent_build_version":
+        kept.user_agent_build_version.CopyFrom(node.user_agent_build_version)
+    return kept
+
+
+_NACK_KEPT: Final = 16 * 1024  # characters of a NACK's message kept: Envoy's run to a few hundred
 _WAKE: Final = object()
 _END: Final = object()
 _ids = itertools.count(1)
@@ -89,6 +109,7 @@ class StreamContext:
     group_of: NodeGrouper
     metrics: XdsMetrics
     max_response_bytes: int = 4 * 1024 * 1024
+    max_node_bytes: int = 64 * 1024
     streams: set[Stream] = field(default_factory=set)
     on_change: Callable[[], None] | None = None
 
@@ -119,6 +140,7 @@ class Stream(ABC):
         self._wake_queued = False
         self._nonces = itertools.count(1)
         self._unwatch: Callable[[], None] | None = None
+        self._ignored_type = False  # a request for a type this server does not serve was logged
 
     # -- what a transport calls ----------------------------------------------
 
@@ -203,18 +225,49 @@ class Stream(ABC):
             return
         if not has_node or node is None:
             raise ProtocolError("the first request on a stream must carry the node")
-        self.node = node
-        self.group = self.ctx.group_of(node)
+        kept = _kept(node)
+        size = kept.ByteSize()
+        if size > self.ctx.max_node_bytes:
+            self.ctx.metrics.refused("node_too_large")
+            raise ProtocolError(
+                f"the node is {size} bytes (id, cluster, metadata, locality, user agent), "
+                f"over the limit of {self.ctx.max_node_bytes}"
+            )
+        self.node = kept
+        self.group = self.ctx.group_of(kept)
         self._unwatch = self.ctx.cache.watch(self.group, self.wake)
-        log.info("stream %s: node %r (group %r) on %s/%s", self.id, node.id, self.group, self.service, self.mode)
+        log.info("stream %s: node %r (group %r) on %s/%s", self.id, kept.id[:200], self.group[:200], self.service,
+                 self.mode)
 
-    def _state(self, type_url: str) -> TypeState:
+    def _state(self, type_url: str) -> TypeState | None:
+        """The state of ``type_url`` on this stream; None for a type this server does not serve (ADS).
+
+        Such a request gets no answer and leaves nothing behind (no state,
+        no metric label), so any number of them costs nothing. The xDS
+        protocol does not say what a server does with a type it does not
+        serve; it does say that a client cannot tell a resource that does
+        not exist from one that has not come yet, and waits for it
+        ("Knowing When a Requested Resource Does Not Exist": 15 s, then it
+        goes on without), which is what silence gives; a go-control-plane
+        snapshot cache does the same (a watch that never fires). Ending the
+        stream instead (INVALID_ARGUMENT) would cut an Envoy whose config
+        names such a type (runtime, extension configs over ADS) off from
+        every type it is served, and it would reconnect and ask again, in a
+        loop.
+        """
         if self.only_type is not None:
             type_url = type_url or self.only_type
             if type_url != self.only_type:
-                raise ProtocolError(f"{self.service} serves {self.only_type}, not {type_url}")
+                raise ProtocolError(f"{self.service} serves {self.only_type}, not {type_url[:200]}")
         elif not type_url:
             raise ProtocolError("a request on an aggregated stream must name its type_url")
+        elif type_url not in rt.TYPE_URLS:
+            self.ctx.metrics.refused("unknown_type")
+            if not self._ignored_type:
+                self._ignored_type = True
+                log.info("stream %s: ignoring requests for %r, a type this server does not serve (and any other)",
+                         self.id, type_url[:200])
+            return None
         state = self.states.get(type_url)
         if state is None:
             state = self.states[type_url] = TypeState(type_url)
@@ -244,15 +297,15 @@ class Stream(ABC):
         suspects = tuple(
             sorted(n for n, r in pending.upserts.items() if (had := acked.get(n)) is None or had.version != r.version)
         )
+        if len(message) > _NACK_KEPT:  # what status and CSDS show; a client's novel is not kept per stream
+            message = f"{message[:_NACK_KEPT]}... ({len(message)} characters)"
         state.nack = Nack(pending.version, pending.nonce, message, time.time(), suspects)
         label = self.ctx.metrics.label(state.type_url)
         metrics = self.ctx.metrics.of(state.type_url)
         metrics.nacks += 1
         metrics.push_to_ack(time.monotonic() - pending.sent_at)
-        node_id = self.node.id if self.node is not None else "?"
-        log.warning(
-            "node %r NACKed %s version %s: %s", node_id, label, pending.version, message
-        )
+        node_id = self.node.id[:200] if self.node is not None else "?"
+        log.warning("node %r NACKed %s version %s: %s", node_id, label, pending.version, message[:1000])
         self._notify()
 
     def next_nonce(self) -> str:
@@ -261,8 +314,7 @@ class Stream(ABC):
     # -- responses ------------------------------------------------------
 
     def _ordered_types(self) -> list[str]:
-        known = [t for t in rt.ORDERED_TYPES if t in self.states]
-        return known + sorted(t for t in self.states if t not in rt.TYPE_URLS)
+        return [t for t in rt.ORDERED_TYPES if t in self.states]
 
     def _reconcile(self) -> list[bytes]:
         snapshot = self.ctx.cache.snapshot(self.group) if self.node is not None else None
