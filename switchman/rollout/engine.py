@@ -22,7 +22,7 @@ import math
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from switchman.control import Controller, NotFound
@@ -53,7 +53,7 @@ from switchman.rollout.prometheus import MetricsUnavailable, PrometheusSource
 from switchman.rollout.state import ENDED, Event, RolloutState, generation_of, state_key
 from switchman.rollout.traffic import write_traffic
 from switchman.rollout.webhooks import WebhookCaller, payload
-from switchman.store import ConflictError, StateRecord, StateStore, StoreError
+from switchman.store import ConflictError, StateStore, StoreError
 
 __all__ = ["EngineSettings", "RolloutEngine", "RolloutNotFound", "analysis_window"]
 
@@ -91,8 +91,13 @@ class _Known:
 
 @dataclass(slots=True)
 class _Driver:
-    task: asyncio.Task[None]
-    poke: asyncio.Event
+    """One rollout's task here, and what it keeps between turns: the run as it last stored it (read again
+    only when a store of it conflicts, or a command here changed it) and when its lease needs renewing."""
+
+    poke: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    stored: tuple[RolloutState, int] | None = None  # the state and the version it was stored at
+    renew_at: float = 0.0  # monotonic
 
 
 class RolloutEngine:
@@ -129,7 +134,7 @@ class RolloutEngine:
 
     async def stop(self) -> None:
         self.controller.remove_listener(self._revision_served)
-        tasks = [d.task for d in self._drivers.values()]
+        tasks = [d.task for d in self._drivers.values() if d.task is not None]
         if self._follower is not None:
             tasks.append(self._follower)
         for task in tasks:
@@ -170,31 +175,39 @@ class RolloutEngine:
             self._specs = specs
             for name in specs:
                 driver = self._drivers.get(name)
-                if driver is None or driver.task.done():
-                    poke = asyncio.Event()
-                    self._drivers[name] = _Driver(asyncio.create_task(self._drive(name, poke), name=name), poke)
+                if driver is None or driver.task is None or driver.task.done():
+                    driver = self._drivers[name] = _Driver()
+                    driver.task = asyncio.create_task(self._drive(name, driver), name=name)
                 elif name in changed:
                     driver.poke.set()  # a new spec: a new run
             for name in set(self._drivers) - set(specs):
                 driver = self._drivers.pop(name)
-                driver.task.cancel()
+                if driver.task is not None:
+                    driver.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, StoreError):
-                    await driver.task
+                    if driver.task is not None:
+                        await driver.task
                     await self.store.release_lease(_lease(name), self.replica)
                 self.metrics.forget(name)
             await self._wake.wait()
 
     # -- one rollout --------------------------------------------------------------
 
-    async def _drive(self, name: str, poke: asyncio.Event) -> None:
+    async def _drive(self, name: str, driver: _Driver) -> None:
         ttl = self.settings.lease_ttl
+        poke = driver.poke
         while name in self._specs:
             try:
-                if not await self.store.acquire_lease(_lease(name), self.replica, ttl):
-                    await _sleep(poke, ttl / 3)
-                    continue
-                pause = await self._turn(name)
+                # The lease is renewed every third of its TTL, not every turn: a renewal is a store write.
+                if time.monotonic() >= driver.renew_at:
+                    if not await self.store.acquire_lease(_lease(name), self.replica, ttl):
+                        driver.stored = None  # another replica drives it: what we stored may be old
+                        await _sleep(poke, ttl / 3)
+                        continue
+                    driver.renew_at = time.monotonic() + ttl / 3
+                pause = await self._turn(name, driver)
             except (StoreError, ConflictError) as exc:
+                driver.stored = None
                 if isinstance(exc, ConflictError):
                     continue  # a command landed: start again from the stored state
                 log.warning("rollout %s: the store failed, trying again: %s", name, exc)
@@ -205,9 +218,9 @@ class RolloutEngine:
                 log.exception("rollout %s: turn failed", name)
                 pause = _STORE_RETRY
             if pause > 0:
-                await _sleep(poke, min(pause, ttl / 3))
+                await _sleep(poke, min(pause, max(0.0, driver.renew_at - time.monotonic())))
 
-    async def _turn(self, name: str) -> float:
+    async def _turn(self, name: str, driver: _Driver) -> float:
         """Decisions and their actions until the run has to wait, then one store of the state; returns how
         long to wait before the next turn.
 
@@ -217,8 +230,14 @@ class RolloutEngine:
         known = self._specs[name]
         spec, stages, generation = known.spec, known.stages, known.generation
         now = self.clock()
-        record = await self.store.get_state(state_key(name))
-        state = RolloutState.from_json(record.value) if record is not None else None
+        version: int | None
+        state: RolloutState | None
+        if driver.stored is not None:
+            state, version = driver.stored
+        else:
+            record = await self.store.get_state(state_key(name))
+            state = RolloutState.from_json(record.value) if record is not None else None
+            version = record.version if record is not None else None
         fresh = state is None or state.generation != generation
         if state is None or fresh:
             state = start(spec, generation, (state.run + 1) if state is not None else 1, now)
@@ -242,7 +261,8 @@ class RolloutEngine:
         self.metrics.observe(name, state)
         if state is before:
             return pause
-        await self.store.put_state(state_key(name), state.to_json(), expected_version=_version(record))
+        stored = await self.store.put_state(state_key(name), state.to_json(), expected_version=version)
+        driver.stored = (state, stored.version)
         self._announce(name, spec, state, _new_events(before, state, fresh))
         return pause
 
@@ -395,6 +415,7 @@ class RolloutEngine:
                 continue
             driver = self._drivers.get(name)
             if driver is not None:
+                driver.stored = None  # read the run again, with the command in it
                 driver.poke.set()
             return await self.status(name)
         raise ConflictError(f"rollout/{name} changed too often to apply {verb}; try again")
@@ -426,10 +447,6 @@ def analysis_window(start: float, end: float, lag: float) -> tuple[float, float]
 
 def _lease(name: str) -> str:
     return f"rollout/{name}"
-
-
-def _version(record: StateRecord | None) -> int | None:
-    return record.version if record is not None else None
 
 
 async def _sleep(poke: asyncio.Event, seconds: float) -> None:

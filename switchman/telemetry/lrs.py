@@ -94,6 +94,10 @@ class LoadStatsStream:
                 errors += locality.total_error_requests
                 issued += locality.total_issued_requests
                 in_progress += locality.total_requests_in_progress
+            if not (successes or errors or issued or in_progress or stats.total_dropped_requests):
+                # Envoy reports every cluster it has (send_all_clusters), busy or not: an empty report adds
+                # nothing to any window, and would take one of the recorder's bounded series for nothing.
+                continue
             interval = stats.load_report_interval
             why = self.recorder.record_load(
                 self.reporter, stats.cluster_name, successes=successes, errors=errors, issued=issued,
