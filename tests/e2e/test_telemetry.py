@@ -90,10 +90,16 @@ async def test_access_logs_and_load_reports_match_what_the_client_saw(
         recorder = app.telemetry
 
         # Envoy reports a cluster's load from the period after it starts reporting it, and drops what came
-        # before: wait until the reports name both versions, and until what came before is reported.
-        await _until(lambda: all(recorder.load_reports(c, 0, time.time() + 1, reporter="front")
-                                 for c in CLUSTERS.values()), 10, lambda: "load reports naming both versions")
-        await _send(port, 4)  # the listener serves
+        # before: send a little until the reports name both versions (a cluster with no traffic is not
+        # recorded), and until what came before is reported.
+        async def reported() -> bool:
+            await _send(port, 4)
+            return all(recorder.load_reports(c, 0, time.time() + 1, reporter="front") for c in CLUSTERS.values())
+
+        deadline = time.monotonic() + 10
+        while not await reported():
+            assert time.monotonic() < deadline, "load reports naming both versions"
+            await asyncio.sleep(0.2)
         async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/healthz") as resp:
             assert resp.status == 200  # a direct response: logged without an upstream cluster
         await asyncio.sleep(1.2)  # the warm-up's entries and reports are all before start, in earlier buckets

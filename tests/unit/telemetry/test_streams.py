@@ -146,7 +146,9 @@ def test_load_stats_are_answered_once_and_recorded_per_cluster(recorder: Traffic
     [v2] = recorder.load_reports("checkout-v2", NOW - 1, NOW + 1)
     assert (v2.reporter, v2.successes, v2.errors, v2.issued, v2.in_progress, v2.dropped, v2.interval) == (
         "front", 10, 2, 12, 2, 4, 1.0)
-    assert [r.successes for r in recorder.load_reports("idle", NOW - 1, NOW + 1)] == [0]
+    assert recorder.load_reports("idle", NOW - 1, NOW + 1) == []  # nothing happened: nothing recorded
+    assert ("front", "idle") not in recorder.series()  # and no series taken for it
+    assert [r.in_progress for r in recorder.load_reports("xds", NOW - 1, NOW + 1)] == [1]
     stats = recorder.window("checkout-v2", NOW - 1, NOW + 1)
     assert (stats.source, stats.requests, stats.errors_5xx) == ("lrs", 12, 2)
     assert value(metrics, "switchman_telemetry_load_reports_total") == 3
