@@ -24,10 +24,11 @@ from typing import Any, Final
 
 import yaml
 
-from switchman.cli.config import add_option, add_switch, client_options, run_client, yaml_problem
+from switchman.cli.config import add_option, add_switch, client_options, run_client
 from switchman.cli.options import env_default
 from switchman.client import ApplyResult, ClientError, EnvoyChanges, SwitchmanClient, dumps
 from switchman.errors import ConfigError
+from switchman.model.loader import load_documents, yaml_problem
 
 __all__ = ["Documents", "add_file_option", "add_parser", "print_result", "read_documents", "run"]
 
@@ -83,9 +84,11 @@ def files_of(args: argparse.Namespace) -> list[str]:
 
 def _parse(text: str, label: str, is_json: bool) -> list[Any]:
     try:
-        loaded: list[Any] = [json.loads(text)] if is_json else list(yaml.safe_load_all(text))
+        loaded: list[Any] = [json.loads(text)] if is_json else load_documents(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(label, f"is not JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError(label, "is not JSON Switchman takes: it nests too deeply") from None
     except yaml.YAMLError as exc:
         raise ConfigError(label, f"is not YAML: {yaml_problem(exc)}") from None
     docs: list[Any] = []
