@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from switchman.api import Tokens, api_app
+from switchman.api.app import DEFAULT_MAX_BODY_BYTES
 from switchman.api.grpc import add_management_service, management_methods
 from switchman.control import Controller
 from switchman.errors import ConfigError
@@ -23,9 +24,12 @@ from switchman.telemetry import (
 )
 from switchman.xds import SnapshotCache, XdsServer, XdsSettings
 
-__all__ = ["ServeSettings", "Switchman", "split_address"]
+__all__ = ["DEFAULT_HISTORY_KEEP", "ServeSettings", "Switchman", "split_address"]
 
 log = logging.getLogger(__name__)
+
+#: Revisions kept in the store by default (serve --history-keep).
+DEFAULT_HISTORY_KEEP = 1000
 
 
 def split_address(address: str, what: str) -> tuple[str, int]:
@@ -50,6 +54,8 @@ class ServeSettings:
     xds_transport: str = "h2"  # switchman.xds.h2; or "grpc": grpc.aio
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     rollouts: EngineSettings = field(default_factory=EngineSettings)
+    history_keep: int = DEFAULT_HISTORY_KEEP  # revisions kept after each commit; 0 keeps them all
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # the REST API's largest request body
 
 
 class Switchman:
@@ -59,7 +65,7 @@ class Switchman:
         self.settings = settings
         self.cache = SnapshotCache()
         self.store = store or open_store(settings.store)
-        self.controller = Controller(self.store, self.cache)
+        self.controller = Controller(self.store, self.cache, history_keep=settings.history_keep)
         self.telemetry = TrafficRecorder()
         # Rollouts run here, judged by what the Envoys report to this Switchman (or a Prometheus).
         self.rollouts = RolloutEngine(self.controller, self.store, EnvoyReports(self.telemetry), settings.rollouts)
@@ -91,7 +97,9 @@ class Switchman:
         self.xds_port = await self.xds.start(self.settings.xds_address)
         host, port = split_address(self.settings.api_address, "api address")
         await self.rollouts.start()
-        app = api_app(self.controller, self.xds, self.settings.tokens, self.rollouts)
+        app = api_app(
+            self.controller, self.xds, self.settings.tokens, self.rollouts, max_body_bytes=self.settings.max_body_bytes
+        )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
