@@ -30,7 +30,9 @@ from switchman.client import ApplyResult, ClientError, EnvoyChanges, SwitchmanCl
 from switchman.errors import ConfigError
 from switchman.model.loader import load_documents, yaml_problem
 
-__all__ = ["Documents", "add_file_option", "add_parser", "print_result", "read_documents", "run"]
+__all__ = [
+    "Documents", "add_expect_option", "add_file_option", "add_parser", "print_result", "read_documents", "run",
+]
 
 SUFFIXES: Final = (".yaml", ".yml", ".json")
 FILE_ENV: Final = "SWITCHMAN_FILE"
@@ -69,6 +71,27 @@ def add_file_option(parser: argparse.ArgumentParser) -> None:
         "-f", "--filename", action="append", metavar="FILE|DIR|-",
         help=f"documents to apply: a YAML/JSON file (several documents allowed), a folder (its *.yaml, *.yml "
         f"and *.json, sorted) or - for stdin; repeatable [env {FILE_ENV}]",
+    )
+
+
+def _revision_number(text: str) -> int | None:
+    if not text.strip():
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a revision number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a revision number (0 is an empty store)")
+    return number
+
+
+def add_expect_option(parser: argparse.ArgumentParser) -> None:
+    """``--expect-revision N``: change only if the store's head is still revision N."""
+    add_option(
+        parser, "--expect-revision", env="SWITCHMAN_EXPECT_REVISION", default="", type=_revision_number,
+        metavar="N", help="change only if the store's head is still revision N ('switchman history' and every "
+        "change's output name it; 0: an empty store); otherwise nothing is stored and the exit status is 5",
     )
 
 
@@ -192,6 +215,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         parser, "-m", "--message", env="SWITCHMAN_MESSAGE", default="",
         help="why: recorded in the history (default: the apply command)",
     )
+    add_expect_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -208,7 +232,10 @@ def run(args: argparse.Namespace) -> int:
 
     async def action(client: SwitchmanClient) -> int:
         try:
-            result = await client.apply(docs.documents, message=_message(args, files), dry_run=args.dry_run)
+            result = await client.apply(
+                docs.documents, message=_message(args, files), dry_run=args.dry_run,
+                expected_revision=args.expect_revision,
+            )
         except ClientError as exc:
             raise docs.locate(exc) from None
         print_result(result, docs.ids())

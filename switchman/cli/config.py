@@ -185,7 +185,8 @@ def _add_api_options(parser: argparse.ArgumentParser, default: Any) -> None:
     )
     group.add_argument(
         "--author", default=default, metavar="NAME",
-        help=f"the name the history records for a change (default: the token's name) [env {AUTHOR_ENV}]",
+        help="whom a change is made for: the history keeps it beside the token's name (on behalf of); with no "
+        f"tokens on the server it is the author [env {AUTHOR_ENV}]",
     )
 
 

@@ -294,7 +294,7 @@ async def test_history_and_rollback(cli: Cli, server: Switchman) -> None:
     history = await cli("history")
     assert history.code == 0, history
     header, newest, oldest = history.out.splitlines()
-    assert header.split() == ["REVISION", "WHEN", "AUTHOR", "MESSAGE", "CHANGES"]
+    assert header.split() == ["REVISION", "WHEN", "AUTHOR", "FOR", "MESSAGE", "CHANGES"]
     assert newest.startswith("2 ") and " alice " in newest and newest.endswith("~service/checkout")
     assert "weights of service/checkout" in newest
     assert oldest.startswith("1 ") and " anonymous " in oldest and " first " in oldest
@@ -358,7 +358,7 @@ async def test_status_shows_nodes_acks_and_nacks_traced_to_documents(
     result = await cli("status")
     assert result.code == 0, result
     lines = result.out.splitlines()
-    assert lines[0] == "serving revision 1"
+    assert lines[0] == "serving revision 1 (the store's head is 1)"
     assert lines[1].split() == ["NODE", "GROUP", "STREAMS", "SYNCED", "CDS", "EDS"]
     row = lines[2].split()
     assert row[:4] == ["envoy-1", "demo", "1", "no"]  # it did not take the endpoints
