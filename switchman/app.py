@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from aiohttp import web
 
 from switchman.api import Tokens, api_app
+from switchman.api.app import DEFAULT_MAX_BODY_BYTES
 from switchman.api.grpc import add_management_service, management_methods
 from switchman.control import Controller
 from switchman.errors import ConfigError
@@ -26,9 +27,12 @@ from switchman.telemetry import (
 )
 from switchman.xds import SnapshotCache, XdsServer, XdsSettings
 
-__all__ = ["ServeSettings", "Switchman", "split_address"]
+__all__ = ["DEFAULT_HISTORY_KEEP", "ServeSettings", "Switchman", "split_address"]
 
 log = logging.getLogger(__name__)
+
+#: Revisions kept in the store by default (serve --history-keep).
+DEFAULT_HISTORY_KEEP = 1000
 
 
 def split_address(address: str, what: str) -> tuple[str, int]:
@@ -54,6 +58,8 @@ class ServeSettings:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     rollouts: EngineSettings = field(default_factory=EngineSettings)
     share: ShareSettings = field(default_factory=ShareSettings)
+    history_keep: int = DEFAULT_HISTORY_KEEP  # revisions kept after each commit; 0 keeps them all
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # the REST API's largest request body
 
 
 class Switchman:
@@ -63,7 +69,7 @@ class Switchman:
         self.settings = settings
         self.cache = SnapshotCache()
         self.store = store or open_store(settings.store)
-        self.controller = Controller(self.store, self.cache)
+        self.controller = Controller(self.store, self.cache, history_keep=settings.history_keep)
         self.telemetry = TrafficRecorder()
         xds = settings.xds or XdsSettings(
             group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds,
@@ -103,7 +109,9 @@ class Switchman:
         host, port = split_address(self.settings.api_address, "api address")
         await self.rollouts.start()
         await self.share.start(self.rollouts.watched_clusters)
-        app = api_app(self.controller, self.xds, self.settings.tokens, self.rollouts)
+        app = api_app(
+            self.controller, self.xds, self.settings.tokens, self.rollouts, max_body_bytes=self.settings.max_body_bytes
+        )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)

@@ -6,8 +6,15 @@
         result = await client.apply(documents, message="canary 10 %")
         await client.set_weights("checkout", {"v1": 90, "v2": 10})
 
-Changes (apply, delete, set_weights, rollback) return an :class:`ApplyResult`;
-reads return the API's JSON as dicts and lists. Every refusal raises a
+Changes (apply, delete, set_weights, set_route_split, rollback) return an
+:class:`ApplyResult`; reads return the API's JSON as dicts and lists. Each
+change takes ``expected_revision=N``: it is made only if the store's head is
+still revision N (sent as ``If-Match``), else :class:`Conflict` is raised
+and nothing is stored; ``ApplyResult.head`` is the N to give the next one::
+
+    result = await client.set_weights("checkout", {"v1": 90, "v2": 10}, expected_revision=7)
+    await client.set_weights("checkout", {"v1": 50, "v2": 50}, expected_revision=result.head)
+ Every refusal raises a
 :class:`ClientError` (a :class:`~switchman.errors.SwitchmanError`) chosen by
 the API's stable error ``code`` in one table; an API that cannot be reached
 raises :class:`Unreachable`.
@@ -144,6 +151,9 @@ class ApplyResult:
     envoy: EnvoyChanges  # for every node (the default group)
     dry_run: bool
     groups: Mapping[str, EnvoyChanges] = field(default_factory=dict)  # for each named node group
+    # The store's head as the change left it (the new revision; for a dry run or no change, the head it
+    # was checked against): what expected_revision takes next. None: an empty store.
+    head: int | None = None
 
     @property
     def changes(self) -> bool:
@@ -154,6 +164,7 @@ class ApplyResult:
     def from_json(cls, body: Mapping[str, Any]) -> ApplyResult:
         envoy = body.get("envoy") or {}
         revision = body.get("revision")
+        head = body.get("head")
 
         def changes(entry: Mapping[str, Any]) -> EnvoyChanges:
             return EnvoyChanges(
@@ -169,6 +180,7 @@ class ApplyResult:
             envoy=changes(envoy),
             dry_run=bool(body.get("dry_run", False)),
             groups={g: changes(c) for g, c in (body.get("groups") or {}).items()},
+            head=int(head) if head is not None else None,
         )
 
 
@@ -280,8 +292,10 @@ def dumps(value: object) -> str:
 class SwitchmanClient:
     """The REST API at ``base_url`` (``http://127.0.0.1:8080``), with a bearer ``token`` if given.
 
-    Use ``async with`` (or call :meth:`close`). ``author`` is recorded in the
-    history instead of the token's name; ``timeout`` bounds each request.
+    Use ``async with`` (or call :meth:`close`). ``author`` is whom the changes
+    are made for (``X-Switchman-Author``): the history records it beside the
+    token's name as ``on_behalf_of`` (with no tokens configured on the server,
+    as the author). ``timeout`` bounds each request.
     """
 
     def __init__(
@@ -310,33 +324,66 @@ class SwitchmanClient:
 
     # -- changes ---------------------------------------------------------------
 
-    async def apply(self, documents: Iterable[object], message: str = "", dry_run: bool = False) -> ApplyResult:
+    async def apply(
+        self,
+        documents: Iterable[object],
+        message: str = "",
+        dry_run: bool = False,
+        *,
+        expected_revision: int | None = None,
+    ) -> ApplyResult:
         """Create or replace ``documents``, all or nothing (a dry run only says what would change)."""
         body = {"documents": [to_document(d) for d in documents], "message": message, "dryRun": dry_run}
-        return ApplyResult.from_json(await self._object("POST", "/v1/apply", body=body))
+        return await self._change("POST", "/v1/apply", expected_revision, body=body)
 
-    async def delete(self, kind: str, name: str, dry_run: bool = False) -> ApplyResult:
+    async def delete(
+        self, kind: str, name: str, dry_run: bool = False, *, expected_revision: int | None = None
+    ) -> ApplyResult:
         """Delete one document (refused while others refer to it)."""
         params = {"dryRun": "true"} if dry_run else None
-        return ApplyResult.from_json(await self._object("DELETE", _document_path(kind, name), params=params))
+        return await self._change("DELETE", _document_path(kind, name), expected_revision, params=params)
 
-    async def set_weights(self, service: str, weights: Mapping[str, int]) -> ApplyResult:
+    async def set_weights(
+        self, service: str, weights: Mapping[str, int], *, expected_revision: int | None = None
+    ) -> ApplyResult:
         """Set a Service's split between its versions: ``{"v1": 90, "v2": 10}``."""
         path = f"/v1/services/{quote(service, safe='')}/weights"
-        return ApplyResult.from_json(await self._object("PATCH", path, body=dict(weights)))
+        return await self._change("PATCH", path, expected_revision, body=dict(weights))
 
     async def set_route_split(
-        self, routes: str, route: str, split: Iterable[Mapping[str, object]], dry_run: bool = False
+        self,
+        routes: str,
+        route: str,
+        split: Iterable[Mapping[str, object]],
+        dry_run: bool = False,
+        *,
+        expected_revision: int | None = None,
     ) -> ApplyResult:
         """Set the weighted split of the route named ``route`` in Routes ``routes``."""
         path = f"/v1/routes/{quote(routes, safe='')}/split"
         body = {"route": route, "split": [dict(s) for s in split]}
         params = {"dryRun": "true"} if dry_run else None
-        return ApplyResult.from_json(await self._object("PATCH", path, body=body, params=params))
+        return await self._change("PATCH", path, expected_revision, body=body, params=params)
 
-    async def rollback(self, revision: int) -> ApplyResult:
-        """A new revision with the documents of revision ``revision``."""
-        return ApplyResult.from_json(await self._object("POST", "/v1/rollback", body={"revision": revision}))
+    async def rollback(self, revision: int, *, expected_revision: int | None = None) -> ApplyResult:
+        """A new revision with the documents of revision ``revision`` (NotFound: it does not exist, or was pruned)."""
+        return await self._change("POST", "/v1/rollback", expected_revision, body={"revision": revision})
+
+    async def _change(
+        self,
+        method: str,
+        path: str,
+        expected_revision: int | None,
+        *,
+        body: object = None,
+        params: Mapping[str, str] | None = None,
+    ) -> ApplyResult:
+        headers: dict[str, str] = {}
+        if expected_revision is not None:
+            if isinstance(expected_revision, bool) or not isinstance(expected_revision, int) or expected_revision < 0:
+                raise ValueError(f"expected_revision is a revision number (0 or more), not {expected_revision!r}")
+            headers["If-Match"] = f'"{expected_revision}"'
+        return ApplyResult.from_json(await self._object(method, path, body=body, params=params, headers=headers))
 
     # -- reads -----------------------------------------------------------------
 
@@ -351,7 +398,8 @@ class SwitchmanClient:
         return documents
 
     async def history(self, limit: int = 50) -> JsonList:
-        """The newest ``limit`` revisions, newest first: number, author, created_at, message, added/changed/removed."""
+        """The newest ``limit`` revisions, newest first: number, author, on_behalf_of, created_at, message,
+        added/changed/removed, rollback_of."""
         revisions: JsonList = (await self._object("GET", "/v1/history", params={"limit": str(limit)}))["revisions"]
         return revisions
 
@@ -367,7 +415,9 @@ class SwitchmanClient:
         return await self._object("GET", "/v1/render", params=params)
 
     async def status(self) -> JsonObject:
-        """``{"revision", "nodes": [...]}``: every connected Envoy, its ACKed version per type and last NACK."""
+        """``{"revision", "store", "nodes": [...]}``: the revision served, how this replica follows the store
+        (``store``: ready, reason, store_head, last_contact, last_error...), every connected Envoy, its ACKed
+        version per type and last NACK."""
         return await self._object("GET", "/v1/status")
 
     # -- rollouts --------------------------------------------------------------
@@ -403,10 +453,16 @@ class SwitchmanClient:
         return self._session
 
     async def _object(
-        self, method: str, path: str, *, body: object = None, params: Mapping[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: object = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> JsonObject:
         url = self.base_url + path
-        headers = self._headers()
+        headers = {**self._headers(), **(headers or {})}
         data: str | None = None
         if body is not None:
             data = dumps(body)

@@ -1,30 +1,45 @@
-"""The REST API application: routes, auth, and errors mapped in one place."""
+"""The REST API application: routes, auth, and errors mapped in one place.
+
+Bodies are limited to ``max_body_bytes`` (``switchman serve --max-body-bytes``,
+8 MiB by default: a thousand Services with their routes take some 200 KiB of
+YAML, and etcd refuses a revision over 1.5 MiB anyway); a larger one is
+refused with 413 ``too_large`` before it is read whole.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 from aiohttp import web
 
 from switchman.api.auth import Handler, Tokens, auth_middleware
 from switchman.api.errors import error_response, status_of
 from switchman.api.handlers import routes
-from switchman.api.keys import CONTROLLER, ROLLOUTS, XDS
+from switchman.api.keys import CONTROLLER, MAX_BODY_BYTES, ROLLOUTS, XDS
 from switchman.api.rollouts import rollout_routes
 from switchman.control import Controller
 from switchman.errors import ConfigError, SwitchmanError
 from switchman.rollout import RolloutEngine
 from switchman.xds import XdsServer
 
-__all__ = ["api_app"]
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "api_app"]
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES: Final = 8 * 1024 * 1024
 
 
 @web.middleware
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[MAX_BODY_BYTES]
+        return error_response(
+            413, "too_large", f"the body is over the limit of {limit} bytes ({limit / 1024**2:g} MiB;"
+            " switchman serve --max-body-bytes)",
+        )
     except web.HTTPException as exc:
         if exc.status >= 400:
             return error_response(exc.status, "not_found" if exc.status == 404 else "bad_request", exc.reason)
@@ -41,9 +56,15 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def api_app(
-    controller: Controller, xds: XdsServer, tokens: Tokens | None = None, rollouts: RolloutEngine | None = None
+    controller: Controller,
+    xds: XdsServer,
+    tokens: Tokens | None = None,
+    rollouts: RolloutEngine | None = None,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> web.Application:
-    app = web.Application(middlewares=[_errors, auth_middleware(tokens or Tokens())], client_max_size=64 * 1024**2)
+    app = web.Application(middlewares=[_errors, auth_middleware(tokens or Tokens())], client_max_size=max_body_bytes)
+    app[MAX_BODY_BYTES] = max_body_bytes
     app[CONTROLLER] = controller
     app[XDS] = xds
     app.add_routes(routes)

@@ -2,6 +2,11 @@
 
 Every error body is ``{"error": {"code": ..., "message": ..., "path": ...}}``;
 ``code`` is stable and meant for programs, ``message`` for people.
+
+The codes: ``invalid_config`` 422, ``bad_request`` 400, ``unauthorized``
+401, ``forbidden`` 403, ``not_found`` 404, ``conflict`` 409, ``too_large``
+413 (a body over ``--max-body-bytes``), ``store_unavailable`` 503,
+``internal`` 500.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from switchman.errors import ConfigError, SwitchmanError
 from switchman.rollout.machine import CommandRefused
 from switchman.store.base import ConflictError, RevisionNotFound, StoreError
 
-__all__ = ["ApiError", "error_response", "status_of"]
+__all__ = ["CODES", "ApiError", "error_response", "status_of"]
+
+#: Every stable code, as the OpenAPI document lists them.
+CODES: Final = (
+    "invalid_config", "bad_request", "unauthorized", "forbidden", "not_found", "conflict", "too_large",
+    "store_unavailable", "internal",
+)
 
 
 class ApiError(SwitchmanError):

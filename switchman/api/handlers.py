@@ -1,58 +1,132 @@
-"""The REST handlers: documents, apply, delete, weights, history, rollback, render and status."""
+"""The REST handlers: documents, apply, delete, weights, history, rollback, render and status; health.
+
+Changes take ``If-Match: "N"`` (or ``N``): the revision the change was
+made against. When the store's head is another one the change is refused,
+409 ``conflict``, and nothing is stored. Their answer names the head they
+leave, in the body (``head``) and as ``ETag: "N"``; document reads send the
+head they read as their ``ETag`` too, so read, change, then apply with
+``If-Match`` is a change nobody else's can slip under.
+
+Parsing a body takes time in proportion to its size: 1 to 2 ms per KiB of
+YAML with libyaml's events (PyYAML's own parser is ten times slower; 8 MiB,
+the default limit, is 8 to 16 s of CPU) and about 10 ms per MiB of JSON.
+Bodies above :data:`INLINE_YAML_BYTES` of YAML or :data:`INLINE_JSON_BYTES`
+of JSON are parsed on a worker thread, so the event loop (and every xDS
+stream on it) keeps running meanwhile: at most a few milliseconds of parsing
+happen on it. YAML aliases are bounded by :mod:`switchman.model.loader`.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Final, TypeVar
 
 import yaml
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from switchman.api.auth import AUTHOR_KEY
+from switchman.api.auth import CALLER_KEY, Caller
 from switchman.api.errors import ApiError
 from switchman.api.keys import CONTROLLER, XDS
 from switchman.api.openapi import OPENAPI
 from switchman.control import ApplyResult
+from switchman.model.loader import load_documents, yaml_problem
 from switchman.xds import DEFAULT_GROUP
 
-__all__ = ["routes"]
+__all__ = ["INLINE_JSON_BYTES", "INLINE_YAML_BYTES", "routes"]
 
 routes = web.RouteTableDef()
 _YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml")
+#: Bodies up to these sizes are parsed on the event loop (a few ms at most); larger ones on a thread.
+INLINE_YAML_BYTES: Final = 4 * 1024
+INLINE_JSON_BYTES: Final = 256 * 1024
+#: ``"N"`` or ``N``: a revision number as If-Match gives it.
+_REVISION_TAG: Final = re.compile(r'"([0-9]{1,18})"|([0-9]{1,18})')
+
+_T = TypeVar("_T")
 
 
 def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("1", "true", "yes")
 
 
-async def _documents_from(request: web.Request) -> tuple[list[Any], str, bool]:
-    """Documents, message and dry-run from a JSON body or a YAML stream (query: message, dryRun)."""
+async def _parse(parse: Callable[[str], _T], text: str, inline_up_to: int) -> _T:
+    return parse(text) if len(text) <= inline_up_to else await asyncio.to_thread(parse, text)
+
+
+async def _json(request: web.Request) -> Any:
+    """The body as JSON (an empty body: None); 400 when it is not."""
     text = await request.text()
-    message, dry_run = request.query.get("message", ""), _flag(request, "dryRun")
-    if request.content_type in _YAML_TYPES:
-        try:
-            docs = [d for d in yaml.safe_load_all(text) if d is not None]
-        except yaml.YAMLError as exc:
-            raise ApiError(400, "bad_request", f"the body is not YAML: {exc}") from None
-        return docs, message, dry_run
+    if not text:
+        return None
     try:
-        body = json.loads(text)
+        return await _parse(json.loads, text, INLINE_JSON_BYTES)
     except json.JSONDecodeError as exc:
         raise ApiError(400, "bad_request", f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "bad_request", "the body is not JSON this API takes: it nests too deeply") from None
+
+
+async def _documents_from(request: web.Request) -> tuple[list[Any], str, bool]:
+    """Documents, message and dry-run from a JSON body or a YAML stream (query: message, dryRun)."""
+    message, dry_run = request.query.get("message", ""), _flag(request, "dryRun")
+    if request.content_type in _YAML_TYPES:
+        text = await request.text()
+        try:
+            loaded = await _parse(load_documents, text, INLINE_YAML_BYTES)
+        except yaml.YAMLError as exc:
+            raise ApiError(400, "bad_request", f"the body is not YAML: {yaml_problem(exc)}") from None
+        return [d for d in loaded if d is not None], message, dry_run
+    body = await _json(request)
+    if body is None:
+        raise ApiError(400, "bad_request", "the body is not JSON: it is empty")
     if not isinstance(body, dict) or not isinstance(body.get("documents"), list):
         raise ApiError(400, "bad_request", 'the body must be {"documents": [...]} (or YAML documents)')
     return body["documents"], str(body.get("message", message)), bool(body.get("dryRun", dry_run))
 
 
+def _expected_revision(request: web.Request) -> int | None:
+    """The revision ``If-Match`` names (``"N"`` or ``N``), or None without one; 400 for anything else."""
+    values = request.headers.getall("If-Match", [])
+    if not values:
+        return None
+    match = _REVISION_TAG.fullmatch(values[0].strip()) if len(values) == 1 else None
+    if match is None:
+        shown = ", ".join(values)
+        raise ApiError(
+            400, "bad_request",
+            f'If-Match must be one revision number, "N" or N (a change\'s ETag), not {shown[:40]!r}',
+        )
+    return int(match.group(1) or match.group(2))
+
+
+def _etag(head: int | None) -> dict[str, str]:
+    return {"ETag": f'"{head}"'} if head is not None else {}
+
+
 def _result(result: ApplyResult) -> web.Response:
-    return web.json_response(asdict(result))
+    return web.json_response(asdict(result), headers=_etag(result.head))
+
+
+def _caller(request: web.Request) -> Caller:
+    return request[CALLER_KEY]
 
 
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers. Whether it serves the store's head is /readyz."""
     return web.json_response({"ok": True})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 while this replica follows the store and serves its head, else 503 with the reason."""
+    health = request.app[CONTROLLER].health()
+    return web.json_response(health.as_json(), status=200 if health.ready else 503)
 
 
 @routes.get("/metrics")
@@ -68,9 +142,12 @@ async def openapi(request: web.Request) -> web.Response:
 
 @routes.post("/v1/apply")
 async def apply(request: web.Request) -> web.Response:
+    expected = _expected_revision(request)
     docs, message, dry_run = await _documents_from(request)
+    caller = _caller(request)
     result = await request.app[CONTROLLER].apply(
-        docs, author=request[AUTHOR_KEY], message=message, dry_run=dry_run, source="request"
+        docs, author=caller.author, message=message, dry_run=dry_run, source="request", expected_revision=expected,
+        on_behalf_of=caller.on_behalf_of,
     )
     return _result(result)
 
@@ -78,20 +155,24 @@ async def apply(request: web.Request) -> web.Response:
 @routes.get("/v1/documents")
 async def list_documents(request: web.Request) -> web.Response:
     kind = request.query.get("kind")
-    return web.json_response({"documents": await request.app[CONTROLLER].documents(kind)})
+    head, docs = await request.app[CONTROLLER].documents_at(kind)
+    return web.json_response({"documents": docs}, headers=_etag(head))
 
 
 @routes.get("/v1/documents/{kind}/{name}")
 async def get_document(request: web.Request) -> web.Response:
-    doc = await request.app[CONTROLLER].document(request.match_info["kind"], request.match_info["name"])
-    return web.json_response(doc)
+    head, doc = await request.app[CONTROLLER].document_at(request.match_info["kind"], request.match_info["name"])
+    return web.json_response(doc, headers=_etag(head))
 
 
 @routes.delete("/v1/documents/{kind}/{name}")
 async def delete_document(request: web.Request) -> web.Response:
+    expected = _expected_revision(request)
     kind = _kind(request.match_info["kind"])
+    caller = _caller(request)
     result = await request.app[CONTROLLER].delete(
-        kind, request.match_info["name"], author=request[AUTHOR_KEY], dry_run=_flag(request, "dryRun")
+        kind, request.match_info["name"], author=caller.author, dry_run=_flag(request, "dryRun"),
+        expected_revision=expected, on_behalf_of=caller.on_behalf_of,
     )
     return _result(result)
 
@@ -107,14 +188,14 @@ def _kind(text: str) -> str:
 
 @routes.patch("/v1/services/{name}/weights")
 async def set_weights(request: web.Request) -> web.Response:
-    try:
-        weights = await request.json()
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "bad_request", f"the body is not JSON: {exc}") from None
+    expected = _expected_revision(request)
+    weights = await _json(request)
     if not isinstance(weights, dict):
         raise ApiError(400, "bad_request", 'the body must map versions to weights: {"v1": 90, "v2": 10}')
+    caller = _caller(request)
     result = await request.app[CONTROLLER].set_weights(
-        request.match_info["name"], weights, author=request[AUTHOR_KEY]
+        request.match_info["name"], weights, author=caller.author, expected_revision=expected,
+        on_behalf_of=caller.on_behalf_of,
     )
     return _result(result)
 
@@ -122,17 +203,16 @@ async def set_weights(request: web.Request) -> web.Response:
 @routes.patch("/v1/routes/{name}/split")
 async def set_route_split(request: web.Request) -> web.Response:
     """Body: {"route": NAME, "split": [{"service": "checkout", "version": "v2", "weight": 10}, ...]}."""
-    try:
-        body = await request.json()
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "bad_request", f"the body is not JSON: {exc}") from None
+    expected = _expected_revision(request)
+    body = await _json(request)
     if not isinstance(body, dict) or not isinstance(body.get("route"), str) or not isinstance(body.get("split"), list):
         raise ApiError(400, "bad_request", 'the body must be {"route": NAME, "split": [{..., "weight": N}, ...]}')
     if not all(isinstance(item, dict) for item in body["split"]):
         raise ApiError(400, "bad_request", "each split entry must be a mapping")
+    caller = _caller(request)
     result = await request.app[CONTROLLER].set_route_split(
-        request.match_info["name"], body["route"], body["split"], author=request[AUTHOR_KEY],
-        dry_run=_flag(request, "dryRun"),
+        request.match_info["name"], body["route"], body["split"], author=caller.author,
+        dry_run=_flag(request, "dryRun"), expected_revision=expected, on_behalf_of=caller.on_behalf_of,
     )
     return _result(result)
 
@@ -159,14 +239,16 @@ async def revision(request: web.Request) -> web.Response:
 
 @routes.post("/v1/rollback")
 async def rollback(request: web.Request) -> web.Response:
-    try:
-        body = await request.json() if request.can_read_body else {}
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, "bad_request", f"the body is not JSON: {exc}") from None
+    expected = _expected_revision(request)
+    body = await _json(request)
     number = body.get("revision") if isinstance(body, dict) else None
     if not isinstance(number, int) or isinstance(number, bool):
         raise ApiError(400, "bad_request", 'the body must be {"revision": N}')
-    return _result(await request.app[CONTROLLER].rollback(number, author=request[AUTHOR_KEY]))
+    caller = _caller(request)
+    result = await request.app[CONTROLLER].rollback(
+        number, author=caller.author, expected_revision=expected, on_behalf_of=caller.on_behalf_of
+    )
+    return _result(result)
 
 
 @routes.get("/v1/render")
@@ -197,4 +279,5 @@ async def status(request: web.Request) -> web.Response:
             )
         entry["synced"] = all(t["synced"] for t in entry["types"])
         nodes.append(entry)
-    return web.json_response({"revision": controller.served_revision, "nodes": nodes})
+    health = controller.health().as_json()
+    return web.json_response({"revision": controller.served_revision, "store": health, "nodes": nodes})

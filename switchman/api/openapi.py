@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from switchman.api.errors import CODES
+
 __all__ = ["OPENAPI"]
 
 _ERROR = {
@@ -13,13 +15,7 @@ _ERROR = {
             "type": "object",
             "required": ["code", "message"],
             "properties": {
-                "code": {
-                    "type": "string",
-                    "enum": [
-                        "invalid_config", "bad_request", "unauthorized", "forbidden", "not_found",
-                        "conflict", "store_unavailable", "internal",
-                    ],
-                },
+                "code": {"type": "string", "enum": list(CODES)},
                 "message": {"type": "string"},
                 "path": {"type": "string", "description": "document and field, e.g. routes/shop: spec.virtualHosts[0]"},
             },
@@ -40,12 +36,46 @@ _RESULT = {
             "properties": {k: {"type": "array", "items": {"type": "string"}} for k in ("added", "changed", "removed")},
         },
         "dry_run": {"type": "boolean"},
+        "groups": {"type": "object", "description": "the same as envoy, for each named node group"},
+        "head": {
+            "type": ["integer", "null"],
+            "description": "the store's head as the change leaves it (also the ETag): the new revision, or for a "
+            "dry run or a change that changed nothing, the head it was checked against",
+        },
+    },
+}
+_ETAG = {
+    "ETag": {
+        "description": 'the store\'s head revision, "N": what If-Match takes to change from here',
+        "schema": {"type": "string"},
+    }
+}
+_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "description": 'a revision number, "N" or N: change only if the store\'s head is still that revision '
+    "(else 409 conflict, and nothing is stored)",
+    "schema": {"type": "string"},
+}
+_HEALTH = {
+    "type": "object",
+    "properties": {
+        "ready": {"type": "boolean"},
+        "reason": {"type": ["string", "null"], "description": "why not ready: the store unreachable, behind its head"},
+        "served_revision": {"type": ["integer", "null"]},
+        "store_head": {"type": ["integer", "null"], "description": "the store's head revision as last seen"},
+        "last_contact": {"type": ["number", "null"], "description": "when the store last answered (Unix time)"},
+        "last_error": {"type": ["string", "null"]},
+        "last_error_at": {"type": ["number", "null"]},
+        "store": {"type": "string"},
     },
 }
 
 
-def _responses(ok: dict[str, Any], *codes: int) -> dict[str, Any]:
+def _responses(ok: dict[str, Any], *codes: int, etag: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {"200": {"description": "OK", "content": {"application/json": {"schema": ok}}}}
+    if etag:
+        out["200"]["headers"] = _ETAG
     for code in codes:
         out[str(code)] = {"description": "error", "content": {"application/json": {"schema": _ERROR}}}
     return out
@@ -66,6 +96,7 @@ OPENAPI: Final[dict[str, Any]] = {
                 "parameters": [
                     {"name": "dryRun", "in": "query", "schema": {"type": "boolean"}},
                     {"name": "message", "in": "query", "schema": {"type": "string"}},
+                    _IF_MATCH,
                 ],
                 "requestBody": {
                     "required": True,
@@ -84,14 +115,14 @@ OPENAPI: Final[dict[str, Any]] = {
                         "application/yaml": {"schema": {"type": "string"}},
                     },
                 },
-                "responses": _responses(_RESULT, 400, *_AUTH, 409, 422, 503),
+                "responses": _responses(_RESULT, 400, *_AUTH, 409, 413, 422, 503, etag=True),
             }
         },
         "/v1/documents": {
             "get": {
-                "summary": "List documents",
+                "summary": "List documents (ETag: the head revision they were read at)",
                 "parameters": [{"name": "kind", "in": "query", "schema": {"type": "string"}}],
-                "responses": _responses(_ANY, *_AUTH),
+                "responses": _responses(_ANY, *_AUTH, etag=True),
             }
         },
         "/v1/documents/{kind}/{name}": {
@@ -99,17 +130,23 @@ OPENAPI: Final[dict[str, Any]] = {
                 {"name": "kind", "in": "path", "required": True, "schema": {"type": "string"}},
                 {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
             ],
-            "get": {"summary": "One document", "responses": _responses(_ANY, *_AUTH, 404)},
+            "get": {
+                "summary": "One document (ETag: the head revision it was read at)",
+                "responses": _responses(_ANY, *_AUTH, 404, etag=True),
+            },
             "delete": {
                 "summary": "Delete a document (refused while others refer to it)",
-                "parameters": [{"name": "dryRun", "in": "query", "schema": {"type": "boolean"}}],
-                "responses": _responses(_RESULT, *_AUTH, 404, 409, 422, 503),
+                "parameters": [{"name": "dryRun", "in": "query", "schema": {"type": "boolean"}}, _IF_MATCH],
+                "responses": _responses(_RESULT, 400, *_AUTH, 404, 409, 422, 503, etag=True),
             },
         },
         "/v1/services/{name}/weights": {
             "patch": {
                 "summary": "Set a service's split between its versions",
-                "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "parameters": [
+                    {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
+                    _IF_MATCH,
+                ],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -118,7 +155,7 @@ OPENAPI: Final[dict[str, Any]] = {
                         }
                     },
                 },
-                "responses": _responses(_RESULT, 400, *_AUTH, 404, 409, 422, 503),
+                "responses": _responses(_RESULT, 400, *_AUTH, 404, 409, 413, 422, 503, etag=True),
             }
         },
         "/v1/routes/{name}/split": {
@@ -127,6 +164,7 @@ OPENAPI: Final[dict[str, Any]] = {
                 "parameters": [
                     {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}},
                     {"name": "dryRun", "in": "query", "schema": {"type": "boolean"}},
+                    _IF_MATCH,
                 ],
                 "requestBody": {
                     "required": True,
@@ -140,12 +178,13 @@ OPENAPI: Final[dict[str, Any]] = {
                         }
                     },
                 },
-                "responses": _responses(_RESULT, 400, *_AUTH, 404, 409, 422, 503),
+                "responses": _responses(_RESULT, 400, *_AUTH, 404, 409, 413, 422, 503, etag=True),
             }
         },
         "/v1/history": {
             "get": {
-                "summary": "Applied revisions, newest first: who, when, what changed",
+                "summary": "Applied revisions, newest first: who (author: the token's name; on_behalf_of: what "
+                "X-Switchman-Author said), when, what changed",
                 "parameters": [{"name": "limit", "in": "query", "schema": {"type": "integer"}}],
                 "responses": _responses(_ANY, 400, *_AUTH),
             }
@@ -159,7 +198,8 @@ OPENAPI: Final[dict[str, Any]] = {
         },
         "/v1/rollback": {
             "post": {
-                "summary": "A new revision with the documents of an earlier one",
+                "summary": "A new revision with the documents of an earlier one (404 when it was pruned)",
+                "parameters": [_IF_MATCH],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -172,7 +212,7 @@ OPENAPI: Final[dict[str, Any]] = {
                         }
                     },
                 },
-                "responses": _responses(_RESULT, 400, *_AUTH, 404, 409, 422, 503),
+                "responses": _responses(_RESULT, 400, *_AUTH, 404, 409, 413, 422, 503, etag=True),
             }
         },
         "/v1/render": {
@@ -187,12 +227,24 @@ OPENAPI: Final[dict[str, Any]] = {
         },
         "/v1/status": {
             "get": {
-                "summary": "Every connected Envoy: ACKed version per type, last NACK and the documents it traces to",
+                "summary": "The revision served and the store's (store: as /readyz), and every connected Envoy: "
+                "ACKed version per type, last NACK and the documents it traces to",
                 "responses": _responses(_ANY, *_AUTH),
             }
         },
         "/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": _responses(_ANY)}},
         "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": _responses(_ANY)}},
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: 200 while this replica follows the store and serves its head, else 503",
+                "security": [],
+                "responses": {
+                    "200": {"description": "ready", "content": {"application/json": {"schema": _HEALTH}}},
+                    "503": {"description": "not ready; reason says why", "content": {
+                        "application/json": {"schema": _HEALTH}}},
+                },
+            }
+        },
         "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
     },
 }

@@ -24,12 +24,15 @@ from typing import Any, Final
 
 import yaml
 
-from switchman.cli.config import add_option, add_switch, client_options, run_client, yaml_problem
+from switchman.cli.config import add_option, add_switch, client_options, run_client
 from switchman.cli.options import env_default
 from switchman.client import ApplyResult, ClientError, EnvoyChanges, SwitchmanClient, dumps
 from switchman.errors import ConfigError
+from switchman.model.loader import load_documents, yaml_problem
 
-__all__ = ["Documents", "add_file_option", "add_parser", "print_result", "read_documents", "run"]
+__all__ = [
+    "Documents", "add_expect_option", "add_file_option", "add_parser", "print_result", "read_documents", "run",
+]
 
 SUFFIXES: Final = (".yaml", ".yml", ".json")
 FILE_ENV: Final = "SWITCHMAN_FILE"
@@ -71,6 +74,27 @@ def add_file_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _revision_number(text: str) -> int | None:
+    if not text.strip():
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a revision number") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a revision number (0 is an empty store)")
+    return number
+
+
+def add_expect_option(parser: argparse.ArgumentParser) -> None:
+    """``--expect-revision N``: change only if the store's head is still revision N."""
+    add_option(
+        parser, "--expect-revision", env="SWITCHMAN_EXPECT_REVISION", default="", type=_revision_number,
+        metavar="N", help="change only if the store's head is still revision N ('switchman history' and every "
+        "change's output name it; 0: an empty store); otherwise nothing is stored and the exit status is 5",
+    )
+
+
 def files_of(args: argparse.Namespace) -> list[str]:
     """The ``-f`` values, else ``SWITCHMAN_FILE``; ConfigError when there are none."""
     files: list[str] = list(args.filename or [])
@@ -83,9 +107,11 @@ def files_of(args: argparse.Namespace) -> list[str]:
 
 def _parse(text: str, label: str, is_json: bool) -> list[Any]:
     try:
-        loaded: list[Any] = [json.loads(text)] if is_json else list(yaml.safe_load_all(text))
+        loaded: list[Any] = [json.loads(text)] if is_json else load_documents(text)
     except json.JSONDecodeError as exc:
         raise ConfigError(label, f"is not JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError(label, "is not JSON Switchman takes: it nests too deeply") from None
     except yaml.YAMLError as exc:
         raise ConfigError(label, f"is not YAML: {yaml_problem(exc)}") from None
     docs: list[Any] = []
@@ -189,6 +215,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         parser, "-m", "--message", env="SWITCHMAN_MESSAGE", default="",
         help="why: recorded in the history (default: the apply command)",
     )
+    add_expect_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -205,7 +232,10 @@ def run(args: argparse.Namespace) -> int:
 
     async def action(client: SwitchmanClient) -> int:
         try:
-            result = await client.apply(docs.documents, message=_message(args, files), dry_run=args.dry_run)
+            result = await client.apply(
+                docs.documents, message=_message(args, files), dry_run=args.dry_run,
+                expected_revision=args.expect_revision,
+            )
         except ClientError as exc:
             raise docs.locate(exc) from None
         print_result(result, docs.ids())

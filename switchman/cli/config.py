@@ -30,6 +30,7 @@ import yaml
 from switchman.cli.options import env_default
 from switchman.client import ClientError, Forbidden, SwitchmanClient, Unauthorized, Unreachable
 from switchman.errors import ConfigError
+from switchman.model.loader import load_documents, yaml_problem
 
 __all__ = [
     "API_ENV",
@@ -90,9 +91,12 @@ def read_config_file(path: Path, required: bool) -> dict[str, str]:
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
     try:
-        loaded: Any = yaml.safe_load(text)
+        documents = load_documents(text)
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), f"is not YAML: {yaml_problem(exc)}") from None
+    if len(documents) > 1:
+        raise ConfigError(str(path), "holds more than one YAML document: it is one mapping with the keys api and token")
+    loaded: Any = documents[0] if documents else None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -107,15 +111,6 @@ def read_config_file(path: Path, required: bool) -> dict[str, str]:
             raise ConfigError(f"{path}: {key}", f"must be a string, not {type(value).__name__}")
         out[key] = value
     return out
-
-
-def yaml_problem(exc: yaml.YAMLError) -> str:
-    """A YAML error on one line: what is wrong and where (``line 3, column 7``)."""
-    if isinstance(exc, yaml.MarkedYAMLError):
-        mark = exc.problem_mark or exc.context_mark
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        return f"{exc.problem or exc.context or 'not YAML'}{where}"
-    return " ".join(str(exc).split())
 
 
 def _check_url(value: str, source: str) -> str:
@@ -190,7 +185,8 @@ def _add_api_options(parser: argparse.ArgumentParser, default: Any) -> None:
     )
     group.add_argument(
         "--author", default=default, metavar="NAME",
-        help=f"the name the history records for a change (default: the token's name) [env {AUTHOR_ENV}]",
+        help="whom a change is made for: the history keeps it beside the token's name (on behalf of); with no "
+        f"tokens on the server it is the author [env {AUTHOR_ENV}]",
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from switchman.cli.apply import print_result
+from switchman.cli.apply import add_expect_option, print_result
 from switchman.cli.config import add_switch, client_options, run_client
 from switchman.cli.get import canonical_kind
 from switchman.client import InvalidConfig, SwitchmanClient
@@ -21,6 +21,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("kind", metavar="KIND", help=f"one of {', '.join(KINDS)} (any case, or plural)")
     parser.add_argument("name", metavar="NAME")
     add_switch(parser, "--dry-run", "SWITCHMAN_DRY_RUN", "only show what would change; store nothing")
+    add_expect_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def action(client: SwitchmanClient) -> int:
         try:
-            result = await client.delete(kind, args.name, dry_run=args.dry_run)
+            result = await client.delete(kind, args.name, dry_run=args.dry_run, expected_revision=args.expect_revision)
         except InvalidConfig as exc:  # what the rest of the config would lack without it
             raise exc.with_message(f"{doc_id} cannot be deleted: {exc.message}") from None
         print_result(result, [doc_id], show_unchanged=False)

@@ -1,4 +1,9 @@
-"""``switchman history [--limit N]``: applied revisions, newest first: when, who, why and what changed."""
+"""``switchman history [--limit N]``: applied revisions, newest first: when, who, why and what changed.
+
+AUTHOR is the token that made the change (with no tokens on the server: what
+the caller said, or ``anonymous``); FOR is whom it said it acted for
+(``--author``, ``X-Switchman-Author``), when a token made the change.
+"""
 
 from __future__ import annotations
 
@@ -45,8 +50,8 @@ def _when(created_at: object) -> str:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "history", parents=[client_options()], help="applied revisions, newest first",
-        description="Applied revisions, newest first: revision, when (local time), author, message and the "
-        "documents added (+), changed (~) and removed (-).",
+        description="Applied revisions, newest first: revision, when (local time), author (the token's name), "
+        "whom it acted for (--author), message and the documents added (+), changed (~) and removed (-).",
     )
     add_option(
         parser, "--limit", env="SWITCHMAN_HISTORY_LIMIT", default="20", type=_limit, metavar="N",
@@ -67,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
             return 0
         rows = [
             (str(e.get("number", "")), _when(e.get("created_at")), str(e.get("author", "")),
-             str(e.get("message", "")), changes(e))
+             str(e.get("on_behalf_of") or "-"), str(e.get("message", "")), changes(e))
             for e in entries
         ]
-        print(table(("REVISION", "WHEN", "AUTHOR", "MESSAGE", "CHANGES"), rows))
+        print(table(("REVISION", "WHEN", "AUTHOR", "FOR", "MESSAGE", "CHANGES"), rows))
         return 0
 
     return run_client(args, action)

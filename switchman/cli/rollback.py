@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from switchman.cli.apply import print_result
+from switchman.cli.apply import add_expect_option, print_result
 from switchman.cli.config import client_options, run_client
 from switchman.client import SwitchmanClient
 
@@ -27,12 +27,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Store the documents of an earlier revision as a new revision (see 'switchman history').",
     )
     parser.add_argument("revision", type=_revision, metavar="REVISION", help="the revision to go back to")
+    add_expect_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     async def action(client: SwitchmanClient) -> int:
-        result = await client.rollback(args.revision)
+        result = await client.rollback(args.revision, expected_revision=args.expect_revision)
         print(f"rolled back to revision {args.revision}")
         print_result(result, show_unchanged=False)
         return 0

@@ -9,7 +9,7 @@ import logging
 import signal
 from typing import TYPE_CHECKING
 
-from switchman.cli.options import option, seconds
+from switchman.cli.options import option, seconds, whole_number
 from switchman.errors import ConfigError
 
 if TYPE_CHECKING:  # the server is imported only when it is run: other commands start faster
@@ -24,8 +24,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     option(parser, "--api-address", "SWITCHMAN_API_ADDRESS", "127.0.0.1:8080", "the HTTP API")
     option(parser, "--store", "SWITCHMAN_STORE", "switchman.db", "sqlite file, sqlite:///path or etcd://host:port/prefix")
     option(parser, "--group-by", "SWITCHMAN_GROUP_BY", "cluster", "node grouping: id, cluster or metadata:KEY")
-    option(parser, "--admin-tokens", "SWITCHMAN_ADMIN_TOKENS", "", "name=secret,... allowed to change config")
+    option(
+        parser, "--admin-tokens", "SWITCHMAN_ADMIN_TOKENS", "",
+        "name=secret,... allowed to change config; the history records the name (X-Switchman-Author beside it)",
+    )
     option(parser, "--read-tokens", "SWITCHMAN_READ_TOKENS", "", "name=secret,... allowed to read")
+    option(
+        parser, "--history-keep", "SWITCHMAN_HISTORY_KEEP", "1000",
+        "revisions kept in the store: after each commit older ones are deleted (on etcd, the keyspace is then "
+        "compacted); 0 keeps them all",
+    )
+    option(
+        parser, "--max-body-bytes", "SWITCHMAN_MAX_BODY_BYTES", str(8 * 1024 * 1024),
+        "the REST API's largest request body, in bytes (a larger one is refused: 413)",
+    )
     option(
         parser, "--xds-transport", "SWITCHMAN_XDS_TRANSPORT", "h2",
         "what serves xDS, CSDS and the gRPC management API on the xDS port: h2 (Switchman's own HTTP/2 "
@@ -93,7 +105,9 @@ def run(args: argparse.Namespace) -> int:
         api_address=args.api_address,
         store=args.store,
         group_by=args.group_by,
-        tokens=Tokens(admin=Tokens.parse(args.admin_tokens), read=Tokens.parse(args.read_tokens)),
+        tokens=Tokens.from_flags(args.admin_tokens, args.read_tokens),
+        history_keep=whole_number(args.history_keep, "--history-keep"),
+        max_body_bytes=whole_number(args.max_body_bytes, "--max-body-bytes", minimum=1024),
         gc_freeze_seconds=seconds(args.gc_freeze_seconds, "--gc-freeze-seconds", zero_ok=True),
         xds_transport=_transport(args.xds_transport),
         telemetry=TelemetrySettings(

@@ -1,8 +1,9 @@
-"""``switchman status``: every connected Envoy, the version it ACKed per type, and its last NACK.
+"""``switchman status``: the revision served and the store's head, every connected Envoy, the version it
+ACKed per type, and its last NACK.
 
 ::
 
-    serving revision 3
+    serving revision 3 (the store's head is 3)
     NODE     GROUP  STREAMS  SYNCED  CDS             EDS             LDS             RDS
     envoy-1  demo   1        no      4df63a3960 (2)  c19e7e35dd (2)  63f6ed0b40 (2)  22592c2bba (1)
     last NACK: envoy-1 rds version 2ec30bf544: missing ): (unclosed (documents: envoyresource/regex-routes)
@@ -18,7 +19,7 @@ from switchman.cli.config import client_options, run_client
 from switchman.cli.get import add_output_option, print_data, table
 from switchman.client import SwitchmanClient
 
-__all__ = ["add_parser", "nack_lines", "run", "status_table"]
+__all__ = ["add_parser", "nack_lines", "revision_lines", "run", "status_table"]
 
 # The order of an ADS stream: what a resource needs comes first.
 TYPE_ORDER: Final = ("sds", "cds", "eds", "lds", "rds")
@@ -77,10 +78,26 @@ def nack_lines(nodes: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
+def revision_lines(status: Mapping[str, Any]) -> list[str]:
+    """What this replica serves against the store's head, and why it is not ready if it is not."""
+    revision = status.get("revision")
+    store = status.get("store")
+    store = store if isinstance(store, Mapping) else {}
+    head = store.get("store_head")
+    line = f"serving revision {revision}" if revision is not None else "serving nothing yet (no revision)"
+    if head is not None:
+        line += f" (the store's head is {head})"
+    lines = [line]
+    if store and not store.get("ready", True):
+        lines.append(f"not ready: {store.get('reason')}")
+    return lines
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "status", parents=[client_options()], help="connected Envoys: ACKed versions and NACKs",
-        description="Every connected Envoy: its group, whether it runs what it is served now (SYNCED), the "
+        description="The revision this replica serves and the store's head (and why it is not ready, if it is "
+        "not); every connected Envoy: its group, whether it runs what it is served now (SYNCED), the "
         "version it ACKed per type (with the number of resources), and its last NACK with Envoy's message and "
         "the documents it traces to.",
     )
@@ -94,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
         if args.output != "table":
             print_data(status, args.output)
             return 0
-        revision = status.get("revision")
-        print(f"serving revision {revision}" if revision is not None else "serving nothing yet (no revision)")
+        for line in revision_lines(status):
+            print(line)
         nodes = [n for n in status.get("nodes") or () if isinstance(n, Mapping)]
         if not nodes:
             print("no Envoys connected")

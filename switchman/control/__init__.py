@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from switchman.control.controller import ApplyResult, Controller, NotFound
+from switchman.control.follower import StoreHealth
 
-__all__ = ["ApplyResult", "Controller", "NotFound"]
+__all__ = ["ApplyResult", "Controller", "NotFound", "StoreHealth"]

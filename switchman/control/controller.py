@@ -6,6 +6,16 @@ into a snapshot — all before anything is stored. Only then is it committed
 to the store; the snapshot is served when the store says a new head exists
 (from this replica or another), so replicas converge through the store.
 A rejected change leaves the store and the running config untouched.
+
+Every change may name the revision it was made against
+(``expected_revision``, the REST API's ``If-Match``): when the head has
+moved since, it is refused with :class:`~switchman.store.ConflictError`
+and nothing is stored. After a commit, revisions older than the newest
+``history_keep`` are pruned from the store (0 keeps them all).
+
+New heads from the store arrive through a :class:`~switchman.control.follower.Follower`,
+which outlives the store's failures and says how well it follows
+(:meth:`Controller.health`).
 """
 
 from __future__ import annotations
@@ -21,11 +31,12 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from switchman.control.follower import PROBE_INTERVAL, Follower, StoreHealth
 from switchman.control.groups import Served, build_served
 from switchman.errors import ConfigError, SwitchmanError
 from switchman.model.config import Document, parse_document
 from switchman.model.document import document_id
-from switchman.store.base import ConflictError, Revision, RevisionSummary, Store
+from switchman.store.base import ConflictError, Revision, RevisionSummary, Store, StoreError
 from switchman.xds import DEFAULT_GROUP, Snapshot, SnapshotCache
 from switchman.xds import resources as rt
 
@@ -57,6 +68,9 @@ class ApplyResult:
     envoy: RenderedDiff  # for every node (the default group)
     dry_run: bool
     groups: Mapping[str, RenderedDiff] = field(default_factory=dict)  # for each named node group
+    # The store's head as this change leaves it: the new revision, or for a dry run or a change that
+    # changed nothing, the head it was checked against (None: an empty store). What If-Match takes next.
+    head: int | None = None
 
 
 def _parse_revision(revision: Revision) -> dict[str, Document]:
@@ -118,16 +132,26 @@ def _joined(authors: Iterable[str]) -> str:
 
 
 class Controller:
-    """Owns the path from documents to served snapshots."""
+    """Owns the path from documents to served snapshots.
 
-    def __init__(self, store: Store, cache: SnapshotCache) -> None:
+    ``history_keep``: after each commit, keep the newest that many revisions
+    in the store (0: all). ``probe_interval``: how often the follower asks
+    the store for its head (see :mod:`switchman.control.follower`).
+    """
+
+    def __init__(
+        self, store: Store, cache: SnapshotCache, *, history_keep: int = 0, probe_interval: float = PROBE_INTERVAL
+    ) -> None:
+        if history_keep < 0:
+            raise ValueError(f"history_keep is 0 (keep all) or more, not {history_keep}")
         self.store = store
         self.cache = cache
+        self.history_keep = history_keep
         self._lock = asyncio.Lock()
         self._served: Served | None = None
         self._served_revision: int | None = None
         self._parsed: tuple[int, dict[str, Document]] | None = None
-        self._watcher: asyncio.Task[None] | None = None
+        self._follower = Follower(store, self._followed, lambda: self._served_revision, probe_interval=probe_interval)
         self._listeners: list[Callable[[int], None]] = []
         self._queued: list[_QueuedEdit] = []  # edit_together's, waiting for the lock
         self._committer: asyncio.Task[None] | None = None
@@ -140,23 +164,27 @@ class Controller:
         if head is not None:
             self._serve(head)
         # From the head just read on: a commit landing in between is not missed.
-        self._watcher = asyncio.create_task(self._follow(head.number if head is not None else 0))
+        self._follower.start(head.number if head is not None else None)
 
     async def stop(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            await asyncio.gather(self._watcher, return_exceptions=True)
+        await self._follower.stop()
 
-    async def _follow(self, after: int) -> None:
-        async for revision in self.store.watch(after=after):
-            if self._served_revision is None or revision.number > self._served_revision:
-                self._serve(revision)
+    def health(self) -> StoreHealth:
+        """How this replica follows the store: served and head revisions, last contact, last error, ready."""
+        return self._follower.health()
+
+    def _followed(self, revision: Revision) -> None:
+        if self._served_revision is None or revision.number > self._served_revision:
+            self._serve(revision)
 
     def _serve(self, revision: Revision) -> None:
         try:
             served = build_served(self._documents_of(revision).values())
         except SwitchmanError as exc:  # stored by a newer or broken replica: keep serving what we have
             log.error("revision %d not served, still serving %s: %s", revision.number, self._served_revision, exc)
+            return
+        except Exception:  # a bug (in checking or translating): the follower must go on all the same
+            log.exception("revision %d not served, still serving %s", revision.number, self._served_revision)
             return
         self._install(served)
         self._served_now(revision.number)
@@ -199,7 +227,15 @@ class Controller:
     # -- changes -------------------------------------------------------------
 
     async def apply(
-        self, raws: Sequence[Any], *, author: str, message: str = "", dry_run: bool = False, source: str = "request"
+        self,
+        raws: Sequence[Any],
+        *,
+        author: str,
+        message: str = "",
+        dry_run: bool = False,
+        source: str = "request",
+        expected_revision: int | None = None,
+        on_behalf_of: str | None = None,
     ) -> ApplyResult:
         """Create or replace documents (kubectl apply); all or nothing."""
         incoming = [parse_document(raw, f"{source}[{i}]") for i, raw in enumerate(raws)]
@@ -210,10 +246,20 @@ class Controller:
             seen.add(doc.id)
         return await self._change(
             lambda current: {**current, **{d.id: d for d in incoming}},
-            author=author, message=message or "apply", dry_run=dry_run,
+            author=author, message=message or "apply", dry_run=dry_run, expected_revision=expected_revision,
+            on_behalf_of=on_behalf_of,
         )
 
-    async def delete(self, kind: str, name: str, *, author: str, dry_run: bool = False) -> ApplyResult:
+    async def delete(
+        self,
+        kind: str,
+        name: str,
+        *,
+        author: str,
+        dry_run: bool = False,
+        expected_revision: int | None = None,
+        on_behalf_of: str | None = None,
+    ) -> ApplyResult:
         target = document_id(kind, name)
 
         def without(current: dict[str, Document]) -> dict[str, Document]:
@@ -221,7 +267,10 @@ class Controller:
                 raise NotFound(f"{target} does not exist")
             return {k: v for k, v in current.items() if k != target}
 
-        return await self._change(without, author=author, message=f"delete {target}", dry_run=dry_run)
+        return await self._change(
+            without, author=author, message=f"delete {target}", dry_run=dry_run, expected_revision=expected_revision,
+            on_behalf_of=on_behalf_of,
+        )
 
     async def edit(
         self,
@@ -233,6 +282,7 @@ class Controller:
         message: str,
         dry_run: bool = False,
         expected_revision: int | None = None,
+        on_behalf_of: str | None = None,
     ) -> ApplyResult:
         """Replace one document by ``change(copy of it)``: read, changed and committed under the one lock,
         so a change that lands meanwhile (from this replica, or another: the store checks the head) is
@@ -247,7 +297,8 @@ class Controller:
             return {**current, target: parse_document(raw, target)}
 
         return await self._change(
-            edited, author=author, message=message, dry_run=dry_run, expected_revision=expected_revision
+            edited, author=author, message=message, dry_run=dry_run, expected_revision=expected_revision,
+            on_behalf_of=on_behalf_of,
         )
 
     async def edit_together(
@@ -312,7 +363,13 @@ class Controller:
                 edit.done.set_result(result)
 
     async def set_weights(
-        self, service: str, weights: Mapping[str, int], *, author: str, expected_revision: int | None = None
+        self,
+        service: str,
+        weights: Mapping[str, int],
+        *,
+        author: str,
+        expected_revision: int | None = None,
+        on_behalf_of: str | None = None,
     ) -> ApplyResult:
         """Replace a Service's default split (what a traffic shift moves)."""
 
@@ -322,7 +379,7 @@ class Controller:
 
         return await self.edit(
             "Service", service, weighted, author=author, message=f"weights of service/{service}: {dict(weights)}",
-            expected_revision=expected_revision,
+            expected_revision=expected_revision, on_behalf_of=on_behalf_of,
         )
 
     async def set_route_split(
@@ -334,6 +391,7 @@ class Controller:
         author: str,
         dry_run: bool = False,
         expected_revision: int | None = None,
+        on_behalf_of: str | None = None,
     ) -> ApplyResult:
         """Replace the action of the route named ``route`` in Routes ``routes`` by a weighted ``split``
         (entries as in a document: ``{"service": "checkout", "version": "v2", "weight": 10}``)."""
@@ -351,15 +409,18 @@ class Controller:
         weights = ", ".join(_split_entry(s) for s in split)
         return await self.edit(
             "Routes", routes, resplit, author=author, message=f"split of routes/{routes} {route}: {weights}",
-            dry_run=dry_run, expected_revision=expected_revision,
+            dry_run=dry_run, expected_revision=expected_revision, on_behalf_of=on_behalf_of,
         )
 
-    async def rollback(self, number: int, *, author: str) -> ApplyResult:
-        """A new revision with the documents of revision ``number``."""
+    async def rollback(
+        self, number: int, *, author: str, expected_revision: int | None = None, on_behalf_of: str | None = None
+    ) -> ApplyResult:
+        """A new revision with the documents of revision ``number``; RevisionNotFound (saying so) if it was pruned."""
         target = await self.store.get(number)
         docs = self._documents_of(target)
         return await self._change(
-            lambda current: docs, author=author, message=f"rollback to revision {number}", rollback_of=number
+            lambda current: docs, author=author, message=f"rollback to revision {number}", rollback_of=number,
+            expected_revision=expected_revision, on_behalf_of=on_behalf_of,
         )
 
     async def _change(
@@ -371,11 +432,12 @@ class Controller:
         dry_run: bool = False,
         rollback_of: int | None = None,
         expected_revision: int | None = None,
+        on_behalf_of: str | None = None,
     ) -> ApplyResult:
         async with self._lock:
             return await self._change_locked(
                 mutate, author=author, message=message, dry_run=dry_run, rollback_of=rollback_of,
-                expected_revision=expected_revision,
+                expected_revision=expected_revision, on_behalf_of=on_behalf_of,
             )
 
     async def _change_locked(
@@ -387,12 +449,15 @@ class Controller:
         dry_run: bool = False,
         rollback_of: int | None = None,
         expected_revision: int | None = None,
+        on_behalf_of: str | None = None,
     ) -> ApplyResult:
         """:meth:`_change`, with the lock held by the caller."""
         head = await self.store.head()
-        if expected_revision is not None and (head.number if head is not None else 0) != expected_revision:
-            now = head.number if head is not None else 0
-            raise ConflictError(f"the head is revision {now}, not {expected_revision} as expected: read it again")
+        head_number = head.number if head is not None else None
+        if expected_revision is not None and (head_number or 0) != expected_revision:
+            raise ConflictError(
+                f"the head is revision {head_number or 0}, not {expected_revision} as expected: read it again"
+            )
         current = self._documents_of(head)
         proposed: dict[str, Document] = mutate(current)
         served = build_served(proposed.values())
@@ -411,26 +476,51 @@ class Controller:
         configured = tuple(k for k in both if proposed[k].raw != current[k].raw)
         unchanged = tuple(k for k in both if proposed[k].raw == current[k].raw)
         if dry_run or (not (created or deleted or configured) and rollback_of is None):
-            return ApplyResult(None, created, configured, unchanged, deleted, envoy, dry_run, groups)
+            return ApplyResult(None, created, configured, unchanged, deleted, envoy, dry_run, groups, head_number)
         revision = await self.store.commit(
             [proposed[k].raw for k in sorted(proposed)],
             author=author,
             message=message,
-            expected_head=head.number if head is not None else None,
+            expected_head=head_number,
             rollback_of=rollback_of,
+            on_behalf_of=on_behalf_of,
         )
+        self._follower.committed(revision.number)
         self._install(served)
         self._parsed = (revision.number, dict(proposed))  # what was committed, already checked
         self._served_now(revision.number)
-        log.info("revision %d by %s: %s; serving it", revision.number, author, message)
-        return ApplyResult(revision.number, created, configured, unchanged, deleted, envoy, False, groups)
+        log.info(
+            "revision %d by %s%s: %s; serving it", revision.number, author,
+            f" for {on_behalf_of}" if on_behalf_of else "", message,
+        )
+        await self._prune()
+        return ApplyResult(
+            revision.number, created, configured, unchanged, deleted, envoy, False, groups, revision.number
+        )
+    async def _prune(self) -> None:
+        """Keep the newest ``history_keep`` revisions. The commit is done: a prune that fails is logged (the
+        next commit prunes again), not the change's failure."""
+        if not self.history_keep:
+            return
+        try:
+            pruned = await self.store.prune(self.history_keep)
+        except StoreError as exc:
+            log.warning("pruning the history to %d revisions failed: %s", self.history_keep, exc)
+            return
+        if pruned:
+            log.debug("pruned %d revisions (keeping %d)", pruned, self.history_keep)
 
     # -- reading -------------------------------------------------------------
 
     async def documents(self, kind: str | None = None) -> list[Mapping[str, Any]]:
+        return (await self.documents_at(kind))[1]
+
+    async def documents_at(self, kind: str | None = None) -> tuple[int | None, list[Mapping[str, Any]]]:
+        """The head's number (None: an empty store) and its documents (of ``kind``), sorted by id."""
         head = await self.store.head()
         docs = self._documents_of(head).values()
-        return [d.raw for d in sorted(docs, key=lambda d: d.id) if kind is None or d.kind.lower() == kind.lower()]
+        chosen = [d.raw for d in sorted(docs, key=lambda d: d.id) if kind is None or d.kind.lower() == kind.lower()]
+        return (head.number if head is not None else None), chosen
 
     async def parsed(self, kind: str) -> list[Document]:
         """The head's checked documents of ``kind`` (parsed once per revision), by id."""
@@ -439,9 +529,14 @@ class Controller:
         return sorted((d for d in docs if d.kind.lower() == kind.lower()), key=lambda d: d.id)
 
     async def document(self, kind: str, name: str) -> Mapping[str, Any]:
-        for raw in await self.documents(kind):
+        return (await self.document_at(kind, name))[1]
+
+    async def document_at(self, kind: str, name: str) -> tuple[int | None, Mapping[str, Any]]:
+        """The head's number and one of its documents; raises NotFound."""
+        head, docs = await self.documents_at(kind)
+        for raw in docs:
             if raw.get("metadata", {}).get("name") == name:
-                return raw
+                return head, raw
         raise NotFound(f"{document_id(kind, name)} does not exist")
 
     async def history(self, limit: int = 50) -> list[RevisionSummary]:

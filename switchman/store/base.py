@@ -57,12 +57,37 @@ class ConflictError(StoreError):
 
 
 class RevisionNotFound(StoreError):
-    """Raised when a revision number does not exist."""
+    """Raised when a revision number does not exist, or no longer does (pruned from the history)."""
+
+
+def revision_missing(number: int, head: int | None, doing: str = "") -> RevisionNotFound:
+    """The error for a revision that is not there: pruned when it is older than ``head``, else never made.
+
+    Numbers have no gaps and the head is never pruned, so a number from 1 to
+    the head that cannot be read was deleted by :meth:`Store.prune`.
+    """
+    prefix = f"{doing}: " if doing else ""
+    if head is not None and 1 <= number < head:
+        return RevisionNotFound(
+            f"{prefix}revision {number} was pruned from the history (the store keeps the newest revisions only:"
+            " switchman serve --history-keep)"
+        )
+    return RevisionNotFound(f"{prefix}revision {number} does not exist")
+
+
+def check_keep(keep: int) -> None:
+    """``keep`` of :meth:`Store.prune`: a whole number of revisions, 1 or more (the head stays)."""
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"prune keeps 1 or more revisions, not {keep!r}")
 
 
 @dataclass(frozen=True, slots=True)
 class RevisionSummary:
-    """One entry of the history: who, when, why, and what changed (``kind/name`` lists)."""
+    """One entry of the history: who, when, why, and what changed (``kind/name`` lists).
+
+    ``author`` is who made the change as the API knows them (the token's name);
+    ``on_behalf_of`` is whom they said they acted for (``X-Switchman-Author``), if anyone.
+    """
 
     number: int
     author: str
@@ -72,6 +97,7 @@ class RevisionSummary:
     changed: tuple[str, ...]
     removed: tuple[str, ...]
     rollback_of: int | None = None
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +181,12 @@ class Store(StateStore, Protocol):
     async def head(self) -> Revision | None:
         """The newest revision, or None for an empty store."""
 
+    async def head_number(self) -> int | None:
+        """The newest revision's number (None: an empty store), without reading its documents:
+        a cheap way to ask whether the store answers and where its head is."""
+
     async def get(self, number: int) -> Revision:
-        """Revision ``number``; raises :class:`RevisionNotFound`."""
+        """Revision ``number``; raises :class:`RevisionNotFound`, saying so when it was pruned."""
 
     async def commit(
         self,
@@ -166,6 +196,7 @@ class Store(StateStore, Protocol):
         message: str,
         expected_head: int | None,
         rollback_of: int | None = None,
+        on_behalf_of: str | None = None,
     ) -> Revision:
         """Store ``documents`` as the next revision if the head is still ``expected_head``.
 
@@ -176,6 +207,11 @@ class Store(StateStore, Protocol):
 
     async def history(self, limit: int = 50) -> list[RevisionSummary]:
         """The newest ``limit`` revisions, newest first."""
+
+    async def prune(self, keep: int) -> int:
+        """Delete every revision but the newest ``keep`` (1 or more: the head always stays);
+        returns how many were deleted. Numbers are never given again: the next commit is
+        still the head's number plus one."""
 
     def watch(self, *, after: int | None = None) -> AsyncIterator[Revision]:
         """Every new head numbered above ``after`` (None: above the head at the first iteration),

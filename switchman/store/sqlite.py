@@ -21,9 +21,15 @@ process writes the same file.
 
 Schema. ``PRAGMA user_version`` holds the schema version: 1 is the
 revisions table, 2 adds runtime state and leases
-(:mod:`switchman.store.sqlite_state`). A file of an older version is brought
-up to date when it is opened, in one transaction; a file of a newer version
-is refused, since this code cannot know what the newer tables promise.
+(:mod:`switchman.store.sqlite_state`), 3 adds ``revisions.on_behalf_of``. A
+file of an older version is brought up to date when it is opened, in one
+transaction whose write lock is taken before the version is read again, so
+two processes opening an old file at once upgrade it once; a file of a newer
+version is refused, since this code cannot know what the newer tables promise.
+
+Retention. :meth:`SqliteStore.prune` deletes the oldest rows; SQLite reuses
+their pages, so the file stops growing once the history is at its size (it
+does not shrink without a VACUUM, which would rewrite the whole file).
 """
 
 from __future__ import annotations
@@ -45,9 +51,10 @@ from switchman.store.base import (
     ConflictError,
     Document,
     Revision,
-    RevisionNotFound,
     RevisionSummary,
     StoreError,
+    check_keep,
+    revision_missing,
 )
 from switchman.store.diff import decode, diff, encode
 from switchman.store.sqlite_state import STATE_SCHEMA, SqliteState
@@ -76,12 +83,14 @@ CREATE TABLE IF NOT EXISTS revisions (
     documents   TEXT    NOT NULL
 )
 """
-#: The statements that take a file from version N to N + 1, at index N. Each
-#: may run again harmlessly (IF NOT EXISTS, OR IGNORE): two processes opening
-#: an old file at once may both upgrade it.
-_MIGRATIONS: Final = ((_REVISIONS_SCHEMA,), STATE_SCHEMA)
+#: Version 3: whom a change was made for (X-Switchman-Author), apart from the token that made it.
+_ON_BEHALF_OF: Final = ("ALTER TABLE revisions ADD COLUMN on_behalf_of TEXT",)
+#: The statements that take a file from version N to N + 1, at index N. They
+#: run under the write lock, after the version is read again (see _prepare),
+#: so each runs once per file even when two processes open an old file at once.
+_MIGRATIONS: Final = ((_REVISIONS_SCHEMA,), STATE_SCHEMA, _ON_BEHALF_OF)
 SCHEMA_VERSION: Final = len(_MIGRATIONS)
-_SUMMARY_COLUMNS: Final = "number, author, created_at, message, added, changed, removed, rollback_of"
+_SUMMARY_COLUMNS: Final = "number, author, created_at, message, added, changed, removed, rollback_of, on_behalf_of"
 _ALL_COLUMNS: Final = f"{_SUMMARY_COLUMNS}, documents"
 
 T = TypeVar("T")
@@ -136,13 +145,21 @@ class SqliteStore(SqliteState):
         )
         return None if row is None else _revision(row)
 
+    async def head_number(self) -> int | None:
+        """The newest revision's number (None: an empty store), without reading its documents."""
+        number = await self._call(_max_number)
+        return number or None
+
     async def get(self, number: int) -> Revision:
-        """Revision ``number``; raises :class:`RevisionNotFound`."""
-        row = await self._call(
-            lambda c: c.execute(f"SELECT {_ALL_COLUMNS} FROM revisions WHERE number = ?", (number,)).fetchone()
-        )
+        """Revision ``number``; raises :class:`RevisionNotFound` (saying so when it was pruned)."""
+
+        def read(c: sqlite3.Connection) -> tuple[Any, int]:
+            row = c.execute(f"SELECT {_ALL_COLUMNS} FROM revisions WHERE number = ?", (number,)).fetchone()
+            return row, 0 if row is not None else _max_number(c)  # the head, to tell pruned from never made
+
+        row, head = await self._call(read)
         if row is None:
-            raise RevisionNotFound(f"revision {number} does not exist")
+            raise revision_missing(number, head or None)
         return _revision(row)
 
     async def commit(
@@ -153,6 +170,7 @@ class SqliteStore(SqliteState):
         message: str,
         expected_head: int | None,
         rollback_of: int | None = None,
+        on_behalf_of: str | None = None,
     ) -> Revision:
         """Store ``documents`` as the next revision if the head is still ``expected_head``.
 
@@ -163,7 +181,7 @@ class SqliteStore(SqliteState):
         docs = tuple(documents)
 
         def work(conn: sqlite3.Connection) -> Revision:
-            revision = self._commit_on_worker(conn, docs, author, message, expected_head, rollback_of)
+            revision = self._commit_on_worker(conn, docs, author, message, expected_head, rollback_of, on_behalf_of)
             # Told from the worker, not after the await: a cancelled caller never
             # resumes, and the commit is done all the same.
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is watching
@@ -180,6 +198,25 @@ class SqliteStore(SqliteState):
             ).fetchall()
         )
         return [_summary(row) for row in rows]
+
+    async def prune(self, keep: int) -> int:
+        """Delete every revision but the newest ``keep``; returns how many went. One transaction."""
+        check_keep(keep)
+
+        def work(conn: sqlite3.Connection) -> int:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                deleted = conn.execute(
+                    "DELETE FROM revisions WHERE number <= (SELECT max(number) FROM revisions) - ?", (keep,)
+                ).rowcount
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return int(deleted)
+
+        return await self._call(work)
 
     def watch(self, *, after: int | None = None) -> AsyncGenerator[Revision, None]:
         """Every new head, in order, each revision exactly once.
@@ -319,6 +356,8 @@ class SqliteStore(SqliteState):
         if version < SCHEMA_VERSION:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Read again under the write lock: another process may have upgraded the file meanwhile.
+                (version,) = conn.execute("PRAGMA user_version").fetchone()
                 for migration in _MIGRATIONS[version:]:
                     for statement in migration:
                         conn.execute(statement)
@@ -336,6 +375,7 @@ class SqliteStore(SqliteState):
         message: str,
         expected_head: int | None,
         rollback_of: int | None,
+        on_behalf_of: str | None,
     ) -> Revision:
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -348,7 +388,7 @@ class SqliteStore(SqliteState):
             if rollback_of is not None and (
                 conn.execute("SELECT 1 FROM revisions WHERE number = ?", (rollback_of,)).fetchone() is None
             ):
-                raise RevisionNotFound(f"cannot roll back to revision {rollback_of}: it does not exist")
+                raise revision_missing(rollback_of, head, "cannot roll back")
             changes = diff(() if row is None else decode(row[1]), documents)
             summary = RevisionSummary(
                 number=(head or 0) + 1,
@@ -359,10 +399,11 @@ class SqliteStore(SqliteState):
                 changed=changes.changed,
                 removed=changes.removed,
                 rollback_of=rollback_of,
+                on_behalf_of=on_behalf_of,
             )
             text = encode(documents)
             conn.execute(
-                f"INSERT INTO revisions ({_ALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO revisions ({_ALL_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     summary.number,
                     summary.author,
@@ -372,6 +413,7 @@ class SqliteStore(SqliteState):
                     encode(summary.changed),
                     encode(summary.removed),
                     summary.rollback_of,
+                    summary.on_behalf_of,
                     text,
                 ),
             )
@@ -418,7 +460,7 @@ def _describe(head: int | None) -> str:
 
 
 def _summary(row: Sequence[Any]) -> RevisionSummary:
-    number, author, created_at, message, added, changed, removed, rollback_of = row[:8]
+    number, author, created_at, message, added, changed, removed, rollback_of, on_behalf_of = row[:9]
     return RevisionSummary(
         number=number,
         author=author,
@@ -428,8 +470,9 @@ def _summary(row: Sequence[Any]) -> RevisionSummary:
         changed=tuple(decode(changed)),
         removed=tuple(decode(removed)),
         rollback_of=rollback_of,
+        on_behalf_of=on_behalf_of,
     )
 
 
 def _revision(row: Sequence[Any]) -> Revision:
-    return Revision(_summary(row), tuple(decode(row[8])))
+    return Revision(_summary(row), tuple(decode(row[9])))

@@ -213,7 +213,7 @@ async def test_apply_weights_rollback_and_status_drive_envoy(lab: Lab, tmp_path:
     status = await lab.switchman("status")
     assert status.code == 0, status
     lines = status.out.splitlines()
-    assert lines[0] == "serving revision 3"
+    assert lines[0] == "serving revision 3 (the store's head is 3)"
     assert lines[1].split() == ["NODE", "GROUP", "STREAMS", "SYNCED", "CDS", "EDS", "LDS", "RDS"]
     [row] = [line.split() for line in lines[2:] if line.startswith(NODE)]
     assert row[:4] == [NODE, "demo", "1", "yes"]

@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ApplyResponse(_message.Message):
-    __slots__ = ("revision", "created", "configured", "unchanged", "deleted", "envoy", "dry_run", "groups")
+    __slots__ = ("revision", "created", "configured", "unchanged", "deleted", "envoy", "dry_run", "groups", "head")
     class GroupsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class ApplyResponse(_message.Message):
     ENVOY_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    HEAD_FIELD_NUMBER: _ClassVar[int]
     revision: int
     created: _containers.RepeatedScalarFieldContainer[str]
     configured: _containers.RepeatedScalarFieldContainer[str]
@@ -36,7 +37,8 @@ class ApplyResponse(_message.Message):
     envoy: EnvoyChanges
     dry_run: bool
     groups: _containers.MessageMap[str, EnvoyChanges]
-    def __init__(self, revision: _Optional[int] = ..., created: _Optional[_Iterable[str]] = ..., configured: _Optional[_Iterable[str]] = ..., unchanged: _Optional[_Iterable[str]] = ..., deleted: _Optional[_Iterable[str]] = ..., envoy: _Optional[_Union[EnvoyChanges, _Mapping]] = ..., dry_run: _Optional[bool] = ..., groups: _Optional[_Mapping[str, EnvoyChanges]] = ...) -> None: ...
+    head: int
+    def __init__(self, revision: _Optional[int] = ..., created: _Optional[_Iterable[str]] = ..., configured: _Optional[_Iterable[str]] = ..., unchanged: _Optional[_Iterable[str]] = ..., deleted: _Optional[_Iterable[str]] = ..., envoy: _Optional[_Union[EnvoyChanges, _Mapping]] = ..., dry_run: _Optional[bool] = ..., groups: _Optional[_Mapping[str, EnvoyChanges]] = ..., head: _Optional[int] = ...) -> None: ...
 
 class EnvoyChanges(_message.Message):
     __slots__ = ("added", "changed", "removed")
@@ -49,14 +51,16 @@ class EnvoyChanges(_message.Message):
     def __init__(self, added: _Optional[_Iterable[str]] = ..., changed: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ApplyRequest(_message.Message):
-    __slots__ = ("documents", "message", "dry_run")
+    __slots__ = ("documents", "message", "dry_run", "expected_revision")
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     documents: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
     message: str
     dry_run: bool
-    def __init__(self, documents: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., message: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    expected_revision: int
+    def __init__(self, documents: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., message: _Optional[str] = ..., dry_run: _Optional[bool] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class GetDocumentRequest(_message.Message):
     __slots__ = ("kind", "name")
@@ -85,17 +89,19 @@ class ListDocumentsResponse(_message.Message):
     def __init__(self, documents: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
 
 class DeleteDocumentRequest(_message.Message):
-    __slots__ = ("kind", "name", "dry_run")
+    __slots__ = ("kind", "name", "dry_run", "expected_revision")
     KIND_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     kind: str
     name: str
     dry_run: bool
-    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    expected_revision: int
+    def __init__(self, kind: _Optional[str] = ..., name: _Optional[str] = ..., dry_run: _Optional[bool] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class SetWeightsRequest(_message.Message):
-    __slots__ = ("service", "weights")
+    __slots__ = ("service", "weights", "expected_revision")
     class WeightsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -105,21 +111,25 @@ class SetWeightsRequest(_message.Message):
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     service: str
     weights: _containers.ScalarMap[str, int]
-    def __init__(self, service: _Optional[str] = ..., weights: _Optional[_Mapping[str, int]] = ...) -> None: ...
+    expected_revision: int
+    def __init__(self, service: _Optional[str] = ..., weights: _Optional[_Mapping[str, int]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class SetRouteSplitRequest(_message.Message):
-    __slots__ = ("routes", "route", "split", "dry_run")
+    __slots__ = ("routes", "route", "split", "dry_run", "expected_revision")
     ROUTES_FIELD_NUMBER: _ClassVar[int]
     ROUTE_FIELD_NUMBER: _ClassVar[int]
     SPLIT_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     routes: str
     route: str
     split: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
     dry_run: bool
-    def __init__(self, routes: _Optional[str] = ..., route: _Optional[str] = ..., split: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
+    expected_revision: int
+    def __init__(self, routes: _Optional[str] = ..., route: _Optional[str] = ..., split: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., dry_run: _Optional[bool] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class HistoryRequest(_message.Message):
     __slots__ = ("limit",)
@@ -134,7 +144,7 @@ class HistoryResponse(_message.Message):
     def __init__(self, revisions: _Optional[_Iterable[_Union[Revision, _Mapping]]] = ...) -> None: ...
 
 class Revision(_message.Message):
-    __slots__ = ("number", "author", "created_at", "message", "added", "changed", "removed", "rollback_of")
+    __slots__ = ("number", "author", "created_at", "message", "added", "changed", "removed", "rollback_of", "on_behalf_of")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     AUTHOR_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -143,6 +153,7 @@ class Revision(_message.Message):
     CHANGED_FIELD_NUMBER: _ClassVar[int]
     REMOVED_FIELD_NUMBER: _ClassVar[int]
     ROLLBACK_OF_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
     number: int
     author: str
     created_at: _timestamp_pb2.Timestamp
@@ -151,7 +162,8 @@ class Revision(_message.Message):
     changed: _containers.RepeatedScalarFieldContainer[str]
     removed: _containers.RepeatedScalarFieldContainer[str]
     rollback_of: int
-    def __init__(self, number: _Optional[int] = ..., author: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., added: _Optional[_Iterable[str]] = ..., changed: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., rollback_of: _Optional[int] = ...) -> None: ...
+    on_behalf_of: str
+    def __init__(self, number: _Optional[int] = ..., author: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., message: _Optional[str] = ..., added: _Optional[_Iterable[str]] = ..., changed: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ..., rollback_of: _Optional[int] = ..., on_behalf_of: _Optional[str] = ...) -> None: ...
 
 class GetRevisionRequest(_message.Message):
     __slots__ = ("number",)
@@ -168,10 +180,12 @@ class GetRevisionResponse(_message.Message):
     def __init__(self, revision: _Optional[_Union[Revision, _Mapping]] = ..., documents: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ...) -> None: ...
 
 class RollbackRequest(_message.Message):
-    __slots__ = ("revision",)
+    __slots__ = ("revision", "expected_revision")
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     revision: int
-    def __init__(self, revision: _Optional[int] = ...) -> None: ...
+    expected_revision: int
+    def __init__(self, revision: _Optional[int] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class RenderRequest(_message.Message):
     __slots__ = ("node", "group")
@@ -204,12 +218,34 @@ class StatusRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class StatusResponse(_message.Message):
-    __slots__ = ("revision", "nodes")
+    __slots__ = ("revision", "nodes", "store")
     REVISION_FIELD_NUMBER: _ClassVar[int]
     NODES_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     revision: int
     nodes: _containers.RepeatedCompositeFieldContainer[NodeStatus]
-    def __init__(self, revision: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ...) -> None: ...
+    store: StoreHealth
+    def __init__(self, revision: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ..., store: _Optional[_Union[StoreHealth, _Mapping]] = ...) -> None: ...
+
+class StoreHealth(_message.Message):
+    __slots__ = ("ready", "reason", "served_revision", "store_head", "last_contact", "last_error", "last_error_at", "store")
+    READY_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    SERVED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    STORE_HEAD_FIELD_NUMBER: _ClassVar[int]
+    LAST_CONTACT_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_AT_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
+    ready: bool
+    reason: str
+    served_revision: int
+    store_head: int
+    last_contact: _timestamp_pb2.Timestamp
+    last_error: str
+    last_error_at: _timestamp_pb2.Timestamp
+    store: str
+    def __init__(self, ready: _Optional[bool] = ..., reason: _Optional[str] = ..., served_revision: _Optional[int] = ..., store_head: _Optional[int] = ..., last_contact: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_error: _Optional[str] = ..., last_error_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., store: _Optional[str] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
     __slots__ = ("node_id", "cluster", "group", "streams", "types", "synced")

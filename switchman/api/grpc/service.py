@@ -22,13 +22,13 @@ from typing import Any, Final, NoReturn, TypeVar
 import grpc
 from google.protobuf import any_pb2, json_format, struct_pb2, timestamp_pb2
 
-from switchman.api.auth import Tokens
+from switchman.api.auth import Caller, Tokens, authorize
 from switchman.api.errors import ApiError
 from switchman.api.grpc import management_pb2 as pb
 from switchman.api.grpc import management_pb2_grpc as pb_grpc
 from switchman.api.grpc.errors import GrpcError, grpc_error
 from switchman.api.rollouts import ROLLOUT_VERBS
-from switchman.control import ApplyResult, Controller
+from switchman.control import ApplyResult, Controller, StoreHealth
 from switchman.control.controller import RenderedDiff
 from switchman.errors import SwitchmanError
 from switchman.model.document import KINDS
@@ -125,6 +125,7 @@ def _result(result: ApplyResult) -> pb.ApplyResponse:
         envoy=_changes(result.envoy),
         dry_run=result.dry_run,
         groups={group: _changes(changes) for group, changes in result.groups.items()},
+        head=result.head,
     )
 
 
@@ -147,7 +148,31 @@ def _revision(summary: RevisionSummary) -> pb.Revision:
         changed=summary.changed,
         removed=summary.removed,
         rollback_of=summary.rollback_of,
+        on_behalf_of=summary.on_behalf_of,
     )
+
+
+def _health(health: StoreHealth) -> pb.StoreHealth:
+    return pb.StoreHealth(
+        ready=health.ready,
+        reason=health.reason,
+        served_revision=health.served_revision,
+        store_head=health.store_head,
+        last_contact=_timestamp(health.last_contact) if health.last_contact is not None else None,
+        last_error=health.last_error,
+        last_error_at=_timestamp(health.last_error_at) if health.last_error_at is not None else None,
+        store=health.store,
+    )
+
+
+def _expected(request: Any) -> int | None:
+    """A change request's expected_revision, if it has one (REST's If-Match)."""
+    if not request.HasField("expected_revision"):
+        return None
+    expected = int(request.expected_revision)
+    if expected < 0:
+        raise ApiError(400, "bad_request", f"expected_revision is a revision number (0 or more), not {expected}")
+    return expected
 
 
 def _pack(type_url: str, body: Mapping[str, Any]) -> any_pb2.Any:
@@ -185,10 +210,11 @@ class ManagementService(pb_grpc.ManagementServicer):
     # -- changes (admin) ---------------------------------------------------------------------------------------------
 
     async def Apply(self, request: pb.ApplyRequest, context: grpc.aio.ServicerContext) -> pb.ApplyResponse:
-        async def apply(author: str) -> pb.ApplyResponse:
+        async def apply(caller: Caller) -> pb.ApplyResponse:
             docs = [_from_struct(d, f"documents[{i}]") for i, d in enumerate(request.documents)]
             result = await self.controller.apply(
-                docs, author=author, message=request.message, dry_run=request.dry_run, source="request"
+                docs, author=caller.author, message=request.message, dry_run=request.dry_run, source="request",
+                expected_revision=_expected(request), on_behalf_of=caller.on_behalf_of,
             )
             return _result(result)
 
@@ -197,37 +223,51 @@ class ManagementService(pb_grpc.ManagementServicer):
     async def DeleteDocument(
         self, request: pb.DeleteDocumentRequest, context: grpc.aio.ServicerContext
     ) -> pb.ApplyResponse:
-        async def delete(author: str) -> pb.ApplyResponse:
+        async def delete(caller: Caller) -> pb.ApplyResponse:
             kind = _kind(request.kind)
             return _result(
-                await self.controller.delete(kind, request.name, author=author, dry_run=request.dry_run)
+                await self.controller.delete(
+                    kind, request.name, author=caller.author, dry_run=request.dry_run,
+                    expected_revision=_expected(request), on_behalf_of=caller.on_behalf_of,
+                )
             )
 
         return await self._call("DeleteDocument", context, delete, change=True)
 
     async def SetWeights(self, request: pb.SetWeightsRequest, context: grpc.aio.ServicerContext) -> pb.ApplyResponse:
-        async def set_weights(author: str) -> pb.ApplyResponse:
+        async def set_weights(caller: Caller) -> pb.ApplyResponse:
             # A map has no order: by version, so that the history's message does not depend on the wire.
             weights = {str(k): int(v) for k, v in sorted(request.weights.items())}
-            return _result(await self.controller.set_weights(request.service, weights, author=author))
+            return _result(
+                await self.controller.set_weights(
+                    request.service, weights, author=caller.author, expected_revision=_expected(request),
+                    on_behalf_of=caller.on_behalf_of,
+                )
+            )
 
         return await self._call("SetWeights", context, set_weights, change=True)
 
     async def SetRouteSplit(
         self, request: pb.SetRouteSplitRequest, context: grpc.aio.ServicerContext
     ) -> pb.ApplyResponse:
-        async def set_split(author: str) -> pb.ApplyResponse:
+        async def set_split(caller: Caller) -> pb.ApplyResponse:
             split = [_from_struct(entry, f"split[{i}]") for i, entry in enumerate(request.split)]
             result = await self.controller.set_route_split(
-                request.routes, request.route, split, author=author, dry_run=request.dry_run
+                request.routes, request.route, split, author=caller.author, dry_run=request.dry_run,
+                expected_revision=_expected(request), on_behalf_of=caller.on_behalf_of,
             )
             return _result(result)
 
         return await self._call("SetRouteSplit", context, set_split, change=True)
 
     async def Rollback(self, request: pb.RollbackRequest, context: grpc.aio.ServicerContext) -> pb.ApplyResponse:
-        async def rollback(author: str) -> pb.ApplyResponse:
-            return _result(await self.controller.rollback(int(request.revision), author=author))
+        async def rollback(caller: Caller) -> pb.ApplyResponse:
+            return _result(
+                await self.controller.rollback(
+                    int(request.revision), author=caller.author, expected_revision=_expected(request),
+                    on_behalf_of=caller.on_behalf_of,
+                )
+            )
 
         return await self._call("Rollback", context, rollback, change=True)
 
@@ -236,7 +276,7 @@ class ManagementService(pb_grpc.ManagementServicer):
     async def GetDocument(
         self, request: pb.GetDocumentRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetDocumentResponse:
-        async def get(author: str) -> pb.GetDocumentResponse:
+        async def get(caller: Caller) -> pb.GetDocumentResponse:
             doc = await self.controller.document(request.kind, request.name)
             return pb.GetDocumentResponse(document=_to_struct(doc))
 
@@ -245,14 +285,14 @@ class ManagementService(pb_grpc.ManagementServicer):
     async def ListDocuments(
         self, request: pb.ListDocumentsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListDocumentsResponse:
-        async def documents(author: str) -> pb.ListDocumentsResponse:
+        async def documents(caller: Caller) -> pb.ListDocumentsResponse:
             docs = await self.controller.documents(request.kind or None)
             return pb.ListDocumentsResponse(documents=[_to_struct(d) for d in docs])
 
         return await self._call("ListDocuments", context, documents, change=False)
 
     async def History(self, request: pb.HistoryRequest, context: grpc.aio.ServicerContext) -> pb.HistoryResponse:
-        async def history(author: str) -> pb.HistoryResponse:
+        async def history(caller: Caller) -> pb.HistoryResponse:
             limit = min(int(request.limit) or _HISTORY_DEFAULT, _HISTORY_MAX)
             entries = await self.controller.history(limit)
             return pb.HistoryResponse(revisions=[_revision(e) for e in entries])
@@ -262,7 +302,7 @@ class ManagementService(pb_grpc.ManagementServicer):
     async def GetRevision(
         self, request: pb.GetRevisionRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetRevisionResponse:
-        async def revision(author: str) -> pb.GetRevisionResponse:
+        async def revision(caller: Caller) -> pb.GetRevisionResponse:
             found = await self.controller.store.get(int(request.number))
             return pb.GetRevisionResponse(
                 revision=_revision(found.summary), documents=[_to_struct(d) for d in found.documents]
@@ -271,7 +311,7 @@ class ManagementService(pb_grpc.ManagementServicer):
         return await self._call("GetRevision", context, revision, change=False)
 
     async def Render(self, request: pb.RenderRequest, context: grpc.aio.ServicerContext) -> pb.RenderResponse:
-        async def render(author: str) -> pb.RenderResponse:
+        async def render(caller: Caller) -> pb.RenderResponse:
             group = request.group
             if request.node:
                 matches = [s for s in self.xds.statuses() if s.node_id == request.node]
@@ -289,7 +329,7 @@ class ManagementService(pb_grpc.ManagementServicer):
         return await self._call("Render", context, render, change=False)
 
     async def Status(self, request: pb.StatusRequest, context: grpc.aio.ServicerContext) -> pb.StatusResponse:
-        async def status(author: str) -> pb.StatusResponse:
+        async def status(caller: Caller) -> pb.StatusResponse:
             nodes = []
             for node in self.xds.statuses():
                 types = [
@@ -319,7 +359,9 @@ class ManagementService(pb_grpc.ManagementServicer):
                         synced=all(t.synced for t in node.types),
                     )
                 )
-            return pb.StatusResponse(revision=self.controller.served_revision, nodes=nodes)
+            return pb.StatusResponse(
+                revision=self.controller.served_revision, nodes=nodes, store=_health(self.controller.health())
+            )
 
         return await self._call("Status", context, status, change=False)
 
@@ -333,7 +375,7 @@ class ManagementService(pb_grpc.ManagementServicer):
     async def ListRollouts(
         self, request: pb.ListRolloutsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListRolloutsResponse:
-        async def rollouts(author: str) -> pb.ListRolloutsResponse:
+        async def rollouts(caller: Caller) -> pb.ListRolloutsResponse:
             engine = self._engine()
             found = [pb.RolloutStatus(status=_to_struct(await engine.status(n))) for n in await engine.names()]
             return pb.ListRolloutsResponse(rollouts=found)
@@ -341,7 +383,7 @@ class ManagementService(pb_grpc.ManagementServicer):
         return await self._call("ListRollouts", context, rollouts, change=False)
 
     async def GetRollout(self, request: pb.GetRolloutRequest, context: grpc.aio.ServicerContext) -> pb.RolloutStatus:
-        async def rollout(author: str) -> pb.RolloutStatus:
+        async def rollout(caller: Caller) -> pb.RolloutStatus:
             return pb.RolloutStatus(status=_to_struct(await self._engine().status(request.name)))
 
         return await self._call("GetRollout", context, rollout, change=False)
@@ -349,7 +391,7 @@ class ManagementService(pb_grpc.ManagementServicer):
     async def RolloutCommand(
         self, request: pb.RolloutCommandRequest, context: grpc.aio.ServicerContext
     ) -> pb.RolloutStatus:
-        async def rollout_command(author: str) -> pb.RolloutStatus:
+        async def rollout_command(caller: Caller) -> pb.RolloutStatus:
             verb = request.command
             if verb not in ROLLOUT_VERBS:
                 choices = ", ".join(ROLLOUT_VERBS)
@@ -357,40 +399,33 @@ class ManagementService(pb_grpc.ManagementServicer):
             if request.full and verb != "promote":
                 raise ApiError(400, "bad_request", "full goes with promote only")
             command = "promote-full" if request.full else verb
-            return pb.RolloutStatus(status=_to_struct(await self._engine().command(request.name, command, author)))
+            status = await self._engine().command(request.name, command, caller.author)
+            return pb.RolloutStatus(status=_to_struct(status))
 
         return await self._call("RolloutCommand", context, rollout_command, change=True)
 
     # -- auth and errors ---------------------------------------------------------------------------------------------
 
-    def _author(self, context: grpc.aio.ServicerContext, *, change: bool) -> str:
-        """Who is calling (what the history records); raises ApiError for a missing, unknown or read-only token."""
+    def _caller(self, context: grpc.aio.ServicerContext, *, change: bool) -> Caller:
+        """Who is calling (what the history records, as REST does: switchman.api.auth); raises ApiError for a
+        missing, unknown or read-only token."""
         metadata = {str(k).lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
-        author = metadata.get(AUTHOR_METADATA, "")
-        if not self.tokens.enabled:
-            return author or "anonymous"
-        scheme, _, secret = metadata.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise ApiError(401, "unauthorized", "a bearer token is required (authorization: Bearer TOKEN)")
-        found = self.tokens.who(secret.strip())
-        if found is None:
-            raise ApiError(401, "unauthorized", "the token is not known")
-        name, role = found
-        if change and role != "admin":
-            raise ApiError(403, "forbidden", f"token {name!r} may only read")
-        return author or name
+        return authorize(
+            self.tokens, metadata.get("authorization", ""), metadata.get(AUTHOR_METADATA, ""), change=change,
+            token_header="authorization", author_header=AUTHOR_METADATA,
+        )
 
     async def _call(
         self,
         method: str,
         context: grpc.aio.ServicerContext,
-        body: Callable[[str], Awaitable[_T]],
+        body: Callable[[Caller], Awaitable[_T]],
         *,
         change: bool,
     ) -> _T:
-        """Authorize, run ``body(author)``, and turn a refusal into its gRPC status."""
+        """Authorize, run ``body(caller)``, and turn a refusal into its gRPC status."""
         try:
-            return await body(self._author(context, change=change))
+            return await body(self._caller(context, change=change))
         except SwitchmanError as exc:
             error = grpc_error(exc)
             if error.code in ("internal", "store_unavailable"):

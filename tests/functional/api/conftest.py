@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ class Reply:
     status: int
     body: Any  # the JSON body, else the text
     content_type: str
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
     @property
     def error(self) -> dict[str, Any]:
@@ -65,7 +66,7 @@ class Api:
             body: Any = text
             if resp.content_type == "application/json":
                 body = json.loads(text)
-            return Reply(resp.status, body, resp.content_type)
+            return Reply(resp.status, body, resp.content_type, {k.lower(): v for k, v in resp.headers.items()})
 
     async def get(self, path: str, **kw: Any) -> Reply:
         return await self.call("GET", path, **kw)
@@ -94,14 +95,15 @@ Start = Callable[..., Awaitable[Api]]
 
 @pytest.fixture
 async def start(tmp_path: Path) -> AsyncIterator[Start]:
-    """``await start(tokens=..., store=...)``: a running Switchman and an API client without a token."""
+    """``await start(tokens=..., store=..., **settings)``: a running Switchman and an API client without a token
+    (``settings``: more ServeSettings, such as history_keep or max_body_bytes)."""
     running: list[Switchman] = []
     session = aiohttp.ClientSession()
 
-    async def make(tokens: Tokens | None = None, store: Store | None = None) -> Api:
+    async def make(tokens: Tokens | None = None, store: Store | None = None, **more: Any) -> Api:
         settings = ServeSettings(
             xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(tmp_path / f"s{len(running)}.db"),
-            tokens=tokens or Tokens(),
+            tokens=tokens or Tokens(), **more,
         )
         switchman = Switchman(settings, store=store)
         await switchman.start()

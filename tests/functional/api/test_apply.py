@@ -19,7 +19,7 @@ async def test_apply_json_creates_a_revision_and_serves_it(api: Api) -> None:
     assert reply.status == 200, reply.body
     assert reply.body == {
         "revision": 1, "created": CHECKOUT_IDS, "configured": [], "unchanged": [], "deleted": [],
-        "envoy": {"added": CHECKOUT_ENVOY, "changed": [], "removed": []}, "dry_run": False, "groups": {},
+        "envoy": {"added": CHECKOUT_ENVOY, "changed": [], "removed": []}, "dry_run": False, "groups": {}, "head": 1,
     }
     render = await api.get("/v1/render")
     assert [r["name"] for r in render.body["resources"]["lds"]] == ["ingress"]

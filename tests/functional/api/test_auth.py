@@ -31,6 +31,20 @@ async def test_a_wrong_or_malformed_token_is_401(secured: Api, header: str) -> N
     assert (reply.status, reply.error["code"]) == (401, "unauthorized")
 
 
+@pytest.mark.parametrize("header", ["Bearer \u00a0", "Bearer \u00a0\u00a0", "Bearer \t", "Bearer  "])
+async def test_a_blank_bearer_token_never_authenticates(secured: Api, header: str) -> None:
+    for method, path in (("GET", "/v1/documents"), ("POST", "/v1/apply")):
+        reply = await secured.call(method, path, headers={"Authorization": header}, json_body={"documents": []})
+        assert (reply.status, reply.error["code"]) == (401, "unauthorized"), (header, path)
+
+
+async def test_an_author_header_the_history_cannot_keep_is_400(secured: Api) -> None:
+    reply = await secured.as_token(ADMIN).apply(checkout(), headers={"X-Switchman-Author": "x" * 201})
+    assert (reply.status, reply.error["code"]) == (400, "bad_request")
+    assert "X-Switchman-Author" in reply.error["message"]
+    assert await secured.as_token(ADMIN).history() == []
+
+
 async def test_a_read_token_may_not_change_anything(secured: Api) -> None:
     reader = secured.as_token(READ)
     reply = await reader.apply(checkout())
@@ -55,7 +69,8 @@ async def test_an_admin_token_applies_under_its_name(secured: Api) -> None:
     reply = await admin.apply(checkout())
     assert (reply.status, reply.body["revision"]) == (200, 1)
     await admin.delete("listener", "ingress", headers={"X-Switchman-Author": "alice@ci"})
-    assert [e["author"] for e in await admin.history()] == ["alice@ci", "ci"]
+    # The token's name is the author; what the caller says about whom it acts for is kept beside it.
+    assert [(e["author"], e["on_behalf_of"]) for e in await admin.history()] == [("ci", "alice@ci"), ("ci", None)]
 
 
 async def test_health_and_openapi_are_open(secured: Api) -> None:
@@ -85,3 +100,6 @@ async def test_without_tokens_the_api_is_open_and_says_so(start: Start, caplog: 
     assert (await api.apply(checkout())).status == 200
     assert [e["author"] for e in await api.history()] == ["anonymous"]
     assert any("no API tokens configured" in r.getMessage() for r in caplog.records)
+    # Nobody to attribute a change to: what the caller says is the author, and on_behalf_of stays empty.
+    await api.delete("listener", "ingress", headers={"X-Switchman-Author": "alice"})
+    assert [(e["author"], e["on_behalf_of"]) for e in await api.history()] == [("alice", None), ("anonymous", None)]

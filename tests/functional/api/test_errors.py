@@ -73,13 +73,14 @@ class RacingStore(SqliteStore):
 
     async def commit(
         self, documents: Sequence[Document], *, author: str, message: str, expected_head: int | None,
-        rollback_of: int | None = None,
+        rollback_of: int | None = None, on_behalf_of: str | None = None,
     ) -> Revision:
         if self.armed:
             self.armed = False
             await super().commit(documents, author="other-replica", message="raced", expected_head=expected_head)
         return await super().commit(
-            documents, author=author, message=message, expected_head=expected_head, rollback_of=rollback_of
+            documents, author=author, message=message, expected_head=expected_head, rollback_of=rollback_of,
+            on_behalf_of=on_behalf_of,
         )
 
 

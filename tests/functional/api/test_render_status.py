@@ -77,9 +77,12 @@ async def test_render_and_status_of_a_connected_node(api: Api, ads: Callable[[st
 
 async def test_status_with_nobody_connected(api: Api) -> None:
     reply = await api.get("/v1/status")
-    assert reply.body == {"revision": None, "nodes": []}
+    assert (reply.body["revision"], reply.body["nodes"]) == (None, [])
+    assert (reply.body["store"]["ready"], reply.body["store"]["store_head"]) == (True, None)
     await api.apply(checkout())
-    assert (await api.get("/v1/status")).body == {"revision": 1, "nodes": []}
+    body = (await api.get("/v1/status")).body
+    assert (body["revision"], body["nodes"]) == (1, [])
+    assert (body["store"]["served_revision"], body["store"]["store_head"], body["store"]["ready"]) == (1, 1, True)
 
 
 async def test_healthz_and_metrics(api: Api) -> None:

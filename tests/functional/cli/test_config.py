@@ -123,11 +123,13 @@ async def test_tokens_required(secured_cli: Cli, secured: Switchman, home: Path)
         refused = await secured_cli(*args, env=reader)
         assert refused.code == 5 and "token 'viewer' may only read" in refused.err, refused
         assert f"'switchman {args[0]}' needs an admin token" in refused.err
-    # The author defaults to the token's name; --author (or SWITCHMAN_AUTHOR) names someone else.
+    # The author is the token's name; --author (or SWITCHMAN_AUTHOR) says whom the change is for.
     admin = {"SWITCHMAN_TOKEN": ADMIN}
     assert (await secured_cli("apply", "-f", CHECKOUT_FILE, "--author", "alice", env=admin)).code == 0
     history = await secured_cli("history", "-o", "json", env=admin)
-    assert json.loads(history.out)[0]["author"] == "alice"
+    assert (json.loads(history.out)[0]["author"], json.loads(history.out)[0]["on_behalf_of"]) == ("ci", "alice")
+    table = (await secured_cli("history", env=admin)).out.splitlines()
+    assert table[1].split()[3:5] == ["ci", "alice"]
 
 
 @pytest.mark.parametrize(

@@ -78,13 +78,14 @@ async def test_a_read_token_may_read(secured: Grpc, method: str) -> None:
     await READS[method](secured, bearer(READ))
 
 
-async def test_an_admin_token_changes_under_its_name_or_the_author_given(secured: Grpc) -> None:
+async def test_an_admin_token_changes_under_its_name_on_behalf_of_the_author_given(secured: Grpc) -> None:
     await secured.stub.DeleteDocument(pb.DeleteDocumentRequest(kind="listener", name="ingress"),
                                       metadata=(*bearer(ADMIN), ("x-switchman-author", "alice@ci")))
     history = await secured.stub.History(pb.HistoryRequest(), metadata=bearer(ADMIN))
-    assert [e.author for e in history.revisions] == ["alice@ci", "ci"]
+    assert [e.author for e in history.revisions] == ["ci", "ci"]
+    assert [e.on_behalf_of if e.HasField("on_behalf_of") else None for e in history.revisions] == ["alice@ci", None]
     rest = (await secured.rest_get("/v1/history", token=READ))["revisions"]
-    assert [e["author"] for e in rest] == ["alice@ci", "ci"]
+    assert [(e["author"], e["on_behalf_of"]) for e in rest] == [("ci", "alice@ci"), ("ci", None)]
 
 
 async def test_the_rest_tokens_are_the_grpc_tokens(secured: Grpc) -> None:

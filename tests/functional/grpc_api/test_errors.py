@@ -27,6 +27,7 @@ def test_every_stable_code_has_a_grpc_status() -> None:
         "forbidden": grpc.StatusCode.PERMISSION_DENIED,
         "not_found": grpc.StatusCode.NOT_FOUND,
         "conflict": grpc.StatusCode.ABORTED,
+        "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
         "store_unavailable": grpc.StatusCode.UNAVAILABLE,
         "internal": grpc.StatusCode.INTERNAL,
     }

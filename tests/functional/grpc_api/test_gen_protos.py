@@ -41,7 +41,8 @@ def test_check_fails_after_a_proto_edit_and_generating_fixes_it(tmp_path: Path) 
     root = _copy_of_the_repo(tmp_path)
     proto = root / "protos" / "switchman" / "v1" / "management.proto"
     text = proto.read_text()
-    proto.write_text(text.replace("  bool dry_run = 3;\n}", "  bool dry_run = 3;\n  string note = 4;\n}", 1))
+    assert "message StatusRequest {}" in text
+    proto.write_text(text.replace("message StatusRequest {}", "message StatusRequest {\n  string note = 1;\n}", 1))
     result = _run(root, "--check")
     assert result.returncode == 1
     assert "management_pb2.py is not what protos/switchman/v1 generates" in result.stderr

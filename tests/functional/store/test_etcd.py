@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -78,6 +79,36 @@ async def test_bad_documents_are_refused(store: EtcdStore) -> None:
 @needs_etcd
 async def test_racing_replicas_one_wins(replicas: StoreFactory) -> None:
     await contract.racing_commits_one_wins(replicas(), replicas())
+
+
+@needs_etcd
+async def test_on_behalf_of_is_kept(store: EtcdStore) -> None:
+    await contract.on_behalf_of_is_kept(store)
+
+
+@needs_etcd
+async def test_prune_keeps_the_newest(store: EtcdStore) -> None:
+    await contract.prune_keeps_the_newest(store)
+
+
+@needs_etcd
+async def test_a_watch_behind_a_prune_goes_on_with_the_head(store: EtcdStore) -> None:
+    await contract.a_watch_behind_a_prune_goes_on_with_the_head(store)
+
+
+@needs_etcd
+async def test_a_revision_written_before_on_behalf_of_reads_as_none(store: EtcdStore, prefix: str) -> None:
+    host, port = host_port(ENDPOINT)
+    client = aetcd.Client(host=host, port=port, timeout=10)
+    old = {"number": 1, "author": "a", "created_at": 1.0, "message": "m", "added": [], "changed": [], "removed": [],
+           "rollback_of": None, "documents": contract.config(1)}
+    try:
+        await client.put(f"{prefix}/revisions/{1:012d}".encode(), json.dumps(old).encode())
+        await client.put(f"{prefix}/head".encode(), b"1")
+    finally:
+        await client.close()
+    head = await store.head()
+    assert head is not None and (head.summary.author, head.summary.on_behalf_of) == ("a", None)
 
 
 @needs_etcd

@@ -161,6 +161,6 @@ async def test_a_version_1_file_gains_state_and_keeps_its_revisions(tmp_path: Pa
     finally:
         await store.close()
     with sqlite3.connect(path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone() == (2,)
+        assert raw.execute("PRAGMA user_version").fetchone() == (3,)  # state (2), then on_behalf_of (3)
         assert raw.execute("SELECT key, version FROM state").fetchall() == [(KEY, record.version)]
     raw.close()

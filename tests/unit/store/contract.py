@@ -204,6 +204,50 @@ async def replicas_see_each_other(a: SqliteStore | EtcdStore, b: SqliteStore | E
         await stop(revisions)
 
 
+async def on_behalf_of_is_kept(store: Store) -> None:
+    first = await store.commit(config(1), author="ci", message="m", expected_head=None, on_behalf_of="alice")
+    second = await store.commit(config(2), author="ci", message="m", expected_head=1)
+    assert (first.summary.author, first.summary.on_behalf_of) == ("ci", "alice")
+    assert second.summary.on_behalf_of is None
+    assert (await store.get(1)).summary == first.summary
+    assert [s.on_behalf_of for s in await store.history()] == [None, "alice"]
+
+
+async def prune_keeps_the_newest(store: Store) -> None:
+    assert await store.prune(3) == 0  # an empty store
+    for n in range(1, 9):
+        await store.commit(config(n), author="t", message=f"m{n}", expected_head=n - 1 or None)
+    assert await store.prune(3) == 5
+    assert [s.number for s in await store.history()] == [8, 7, 6]
+    assert await store.prune(3) == 0
+    with pytest.raises(RevisionNotFound, match="revision 2 was pruned"):
+        await store.get(2)
+    with pytest.raises(RevisionNotFound, match="revision 9 does not exist"):
+        await store.get(9)
+    with pytest.raises(RevisionNotFound, match="revision 2 was pruned"):
+        await store.commit(config(1), author="t", message="m", expected_head=8, rollback_of=2)
+    ninth = await store.commit(config(9), author="t", message="m9", expected_head=8, rollback_of=6)
+    assert ninth.number == 9 and ninth.summary.changed == ("route/checkout",)  # numbers go on, diffs too
+    assert await store.head_number() == 9
+    assert await store.prune(1) == 3
+    assert await store.history() == [ninth.summary]
+    assert await store.head() == ninth
+    for keep in (0, -1):
+        with pytest.raises(ValueError):
+            await store.prune(keep)
+
+
+async def a_watch_behind_a_prune_goes_on_with_the_head(store: Store) -> None:
+    for n in range(1, 6):
+        await store.commit(config(n), author="t", message="m", expected_head=n - 1 or None)
+    await store.prune(1)
+    revisions = store.watch(after=1)
+    assert (await next_within(revisions)).number == 5
+    await store.commit(config(6), author="t", message="m", expected_head=5)
+    assert (await next_within(revisions)).number == 6
+    await stop(revisions)
+
+
 async def close_ends_watches(store: Store) -> None:
     revisions = store.watch()
     step = asyncio.ensure_future(anext(revisions))

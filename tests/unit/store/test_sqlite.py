@@ -61,6 +61,18 @@ async def test_racing_commits_one_wins(store: SqliteStore, path: Path) -> None:
         await other.close()
 
 
+async def test_on_behalf_of_is_kept(store: SqliteStore) -> None:
+    await contract.on_behalf_of_is_kept(store)
+
+
+async def test_prune_keeps_the_newest(store: SqliteStore) -> None:
+    await contract.prune_keeps_the_newest(store)
+
+
+async def test_a_watch_behind_a_prune_goes_on_with_the_head(store: SqliteStore) -> None:
+    await contract.a_watch_behind_a_prune_goes_on_with_the_head(store)
+
+
 async def test_watch_yields_new_heads_in_order(store: SqliteStore) -> None:
     await contract.watch_yields_new_heads_in_order(store)
 
@@ -164,3 +176,37 @@ async def test_another_processs_commits_arrive_within_the_default_poll(path: Pat
     finally:
         await watched.close()
         await writer.close()
+
+
+_VERSION_2_REVISIONS = """
+CREATE TABLE revisions (
+    number INTEGER PRIMARY KEY, author TEXT NOT NULL, created_at REAL NOT NULL, message TEXT NOT NULL,
+    added TEXT NOT NULL, changed TEXT NOT NULL, removed TEXT NOT NULL, rollback_of INTEGER, documents TEXT NOT NULL
+)
+"""
+
+
+async def test_a_version_2_file_gains_on_behalf_of_once_even_when_two_stores_open_it_at_once(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as raw:
+        raw.execute(_VERSION_2_REVISIONS)
+        raw.execute(
+            "INSERT INTO revisions VALUES (1, 'alice', 1.0, 'm', '[\"cluster/a\"]', '[]', '[]', NULL, ?)",
+            ('[{"kind":"Cluster","metadata":{"name":"a"}}]',),
+        )
+        raw.execute("PRAGMA user_version = 2")
+    raw.close()
+    # ALTER TABLE ADD COLUMN cannot run twice: the second opener must see the first one's upgrade.
+    first, second = SqliteStore(path), SqliteStore(path)
+    try:
+        heads = await asyncio.gather(first.head(), second.head())
+        assert [h.summary.on_behalf_of for h in heads if h is not None] == [None, None]
+        await first.commit(contract.config(1), author="ci", message="m", expected_head=1, on_behalf_of="bob")
+        assert (await second.history(limit=1))[0].on_behalf_of == "bob"
+    finally:
+        await first.close()
+        await second.close()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA user_version").fetchone() == (3,)
+        assert "on_behalf_of" in [row[1] for row in raw.execute("PRAGMA table_info(revisions)")]
+    raw.close()
