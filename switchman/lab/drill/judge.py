@@ -190,7 +190,8 @@ def judge(
         share = max((w.mirror for w in windows), default=0) / 100
         mirrored_windows = [w for w in windows if w.mirror]
         answered_by_canary = sum(
-            1 for s in samples if s.version == "v2" and any(w.start <= s.started < w.end for w in mirrored_windows)
+            1 for s in samples
+            if s.version == "v2" and any(w.start + SETTLE <= s.started < w.end - END_GUARD for w in mirrored_windows)
         )
         figures["mirror"] = {"frontRequests": front, "canaryReceived": received, "setting": share,
                              "clientsAnsweredByCanary": answered_by_canary}

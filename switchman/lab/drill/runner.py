@@ -114,6 +114,7 @@ class _Actions:
         now = time.time()
         for action in [a for a in self.pending if _holds(a.when, state, since, now)]:
             self.pending.remove(action)
+            at = time.time()  # the fault may take effect as soon as it is sent: mark it from then
             if action.faults is not None:
                 f = action.faults
                 faults = Faults(latency_ms=f.latency_ms, error_rate=f.error_rate, reset_rate=f.reset_rate)
@@ -125,8 +126,8 @@ class _Actions:
                 assert action.command is not None
                 await self.client.rollout_command(self.name, action.command)
                 what = f"command: {action.command}"
-            self.marks.append(Mark(time.time(), what))
-            print(f"  {time.time() - since:6.2f}s  {what} (when {action.when.describe()})", file=out)
+            self.marks.append(Mark(at, what))
+            print(f"  {at - since:6.2f}s  {what} (when {action.when.describe()})", file=out)
 
 
 async def run_drill(scenario: Scenario, run_dir: Path, *, netns: bool = False, out: TextIO = sys.stdout) -> DrillResult:
