@@ -27,7 +27,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from google.protobuf import json_format
 
@@ -43,6 +43,10 @@ from switchman.xds import resources as rt
 __all__ = ["ApplyResult", "Controller", "NotFound", "RenderedDiff"]
 
 log = logging.getLogger(__name__)
+
+
+#: How long a group commit waits for more edits before it starts (see Controller.edit_together).
+_LINGER: Final = 0.005
 
 
 class NotFound(SwitchmanError):
@@ -154,6 +158,10 @@ class Controller:
         self._follower = Follower(store, self._followed, lambda: self._served_revision, probe_interval=probe_interval)
         self._listeners: list[Callable[[int], None]] = []
         self._queued: list[_QueuedEdit] = []  # edit_together's, waiting for the lock
+        # The revision this replica last committed, while nothing newer has come from the store: the head
+        # a change starts from without reading it (see _change_locked).
+        self._committed_head: int | None = None
+        self._pruned_at = 0  # the revision the history was last pruned at
         self._committer: asyncio.Task[None] | None = None
 
     # -- serving -------------------------------------------------------------
@@ -324,6 +332,9 @@ class Controller:
 
     async def _commit_queued(self) -> None:
         while self._queued:
+            # Rollouts due at the same moment reach here one after another: give the rest a moment to come,
+            # so that they share this revision rather than queue for the next ones.
+            await asyncio.sleep(_LINGER)
             async with self._lock:
                 batch, self._queued = self._queued, []
                 try:
@@ -451,17 +462,28 @@ class Controller:
         expected_revision: int | None = None,
         on_behalf_of: str | None = None,
     ) -> ApplyResult:
-        """:meth:`_change`, with the lock held by the caller."""
-        head = await self.store.head()
-        head_number = head.number if head is not None else None
+        """:meth:`_change`, with the lock held by the caller.
+
+        The head is the revision this replica serves when it committed that one itself (it knows its
+        documents, checked, and has nothing newer from the store): no read of the store. The commit's own
+        head check catches a commit from another replica meanwhile; the change is then made again on
+        the store's head (unless the caller expected a revision: that is its conflict)."""
+        cached = self._parsed if self._committed_head is not None else None
+        if cached is not None and cached[0] == self._committed_head == self._served_revision:
+            head_number: int | None = cached[0]
+            current = dict(cached[1])
+        else:
+            cached = None
+            head = await self.store.head()
+            head_number = head.number if head is not None else None
+            current = self._documents_of(head)
         if expected_revision is not None and (head_number or 0) != expected_revision:
             raise ConflictError(
                 f"the head is revision {head_number or 0}, not {expected_revision} as expected: read it again"
             )
-        current = self._documents_of(head)
         proposed: dict[str, Document] = mutate(current)
         served = build_served(proposed.values())
-        if head is not None and head.number == self._served_revision and self._served is not None:
+        if head_number is not None and head_number == self._served_revision and self._served is not None:
             old = self._served.snapshots
         else:
             old = build_served(current.values()).snapshots if current else {}
@@ -477,14 +499,24 @@ class Controller:
         unchanged = tuple(k for k in both if proposed[k].raw == current[k].raw)
         if dry_run or (not (created or deleted or configured) and rollback_of is None):
             return ApplyResult(None, created, configured, unchanged, deleted, envoy, dry_run, groups, head_number)
-        revision = await self.store.commit(
-            [proposed[k].raw for k in sorted(proposed)],
-            author=author,
-            message=message,
-            expected_head=head_number,
-            rollback_of=rollback_of,
-            on_behalf_of=on_behalf_of,
-        )
+        try:
+            revision = await self.store.commit(
+                [proposed[k].raw for k in sorted(proposed)],
+                author=author,
+                message=message,
+                expected_head=head_number,
+                rollback_of=rollback_of,
+                on_behalf_of=on_behalf_of,
+            )
+        except ConflictError:
+            self._committed_head = None
+            if cached is None or expected_revision is not None:
+                raise
+            return await self._change_locked(  # another replica committed: again, on the store's head
+                mutate, author=author, message=message, dry_run=dry_run, rollback_of=rollback_of,
+                on_behalf_of=on_behalf_of,
+            )
+        self._committed_head = revision.number
         self._follower.committed(revision.number)
         self._install(served)
         self._parsed = (revision.number, dict(proposed))  # what was committed, already checked
@@ -493,7 +525,10 @@ class Controller:
             "revision %d by %s%s: %s; serving it", revision.number, author,
             f" for {on_behalf_of}" if on_behalf_of else "", message,
         )
-        await self._prune()
+        if self.history_keep and revision.number - self._pruned_at >= max(1, self.history_keep // 10):
+            # Every tenth of the kept history, not every commit: a prune is one more store call in the lock.
+            self._pruned_at = revision.number
+            await self._prune()
         return ApplyResult(
             revision.number, created, configured, unchanged, deleted, envoy, False, groups, revision.number
         )

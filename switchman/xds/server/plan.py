@@ -137,32 +137,57 @@ def _eds_over_ads(cluster: cluster_pb2.Cluster) -> bool:
     return bool(source.WhichOneof("config_source_specifier") == "ads")
 
 
+#: Per cluster type snapshot (by serial): each cluster's version, the endpoint assignment it names (if
+#: any), and whether its endpoints come over ADS. Facts of the snapshot, worked out once for every stream.
+_FACTS: dict[int, dict[str, tuple[str, str | None, bool]]] = {}
+_FACTS_KEPT = 8
+
+
+def _cluster_facts(clusters: TypeSnapshot) -> dict[str, tuple[str, str | None, bool]]:
+    found = _FACTS.get(clusters.serial)
+    if found is None:
+        if len(_FACTS) >= _FACTS_KEPT:
+            _FACTS.clear()
+        found = _FACTS[clusters.serial] = {
+            name: (r.version, next((n for t, n in r.references if t == rt.ENDPOINT), None), _eds_over_ads(r.message))
+            for name, r in clusters.resources.items()
+        }
+    return found
+
+
 def _waiting_for(states: Mapping[str, TypeState], chosen: tuple[Resource, ...], snapshot: Snapshot) -> str:
     """The first cluster (or its endpoints) that ``chosen`` names and the client has not ACKed."""
     cds = states.get(rt.CLUSTER)
     if cds is None or not cds.subscription.started:
         return ""
     eds = states.get(rt.ENDPOINT)
-    clusters = snapshot.get(rt.CLUSTER).resources
+    cluster_snapshot = snapshot.get(rt.CLUSTER)
+    facts = _cluster_facts(cluster_snapshot)
     assignments = snapshot.get(rt.ENDPOINT).resources
+    # The usual case, a route change among clusters the client has: a wildcard CDS subscription ACKed at
+    # this snapshot's version holds every cluster at its current version, so only endpoints are checked.
+    clusters_acked = cds.subscription.selection() is None and cds.acked_version == cluster_snapshot.version
+    eds_subscribed = eds is not None and eds.subscription.started
+    eds_acked = eds.acked if eds is not None else {}
+    covers = cds.subscription.covers
     checked: set[str] = set()
     for resource in chosen:
         for ref_type, name in resource.references:
-            if ref_type != rt.CLUSTER or name in checked or not cds.subscription.covers(name):
+            if ref_type != rt.CLUSTER or name in checked:
                 continue
             checked.add(name)
-            current = clusters.get(name)
-            if current is None:
+            fact = facts.get(name)
+            if fact is None or not covers(name):
                 continue
-            held = cds.acked.get(name)
-            if held is None or held.version != current.version:
-                return f"waiting for the client to ACK cds/{name}"
-            assignment = next((n for t, n in current.references if t == rt.ENDPOINT), None)
+            version, assignment, over_ads = fact
+            if not clusters_acked:
+                held = cds.acked.get(name)
+                if held is None or held.version != version:
+                    return f"waiting for the client to ACK cds/{name}"
             if assignment is None or assignment not in assignments:
                 continue
-            subscribed = eds is not None and eds.subscription.started
-            if not subscribed and not _eds_over_ads(current.message):
+            if not eds_subscribed and not over_ads:
                 continue
-            if eds is None or assignment not in eds.acked:
+            if assignment not in eds_acked:
                 return f"waiting for the client to ACK eds/{assignment}"
     return ""

@@ -84,7 +84,20 @@ class RacingStore(SqliteStore):
         )
 
 
-async def test_a_commit_that_loses_a_race_is_409(start: Start, tmp_path: Path) -> None:
+async def test_a_commit_that_loses_a_race_with_an_expected_revision_is_409(start: Start, tmp_path: Path) -> None:
+    store = RacingStore(str(tmp_path / "race.db"))
+    api = await start(store=store)
+    await api.apply(checkout())
+    store.armed = True
+    docs = checkout()
+    docs[0]["spec"]["weights"] = {"v1": 50, "v2": 50}
+    reply = await api.call("POST", "/v1/apply", json_body={"documents": docs}, headers={"If-Match": '"1"'})
+    assert reply.status == 409
+    assert reply.error["code"] == "conflict"
+    assert [(e["number"], e["author"]) for e in await api.history()] == [(2, "other-replica"), (1, "anonymous")]
+
+
+async def test_a_commit_that_loses_a_race_without_one_is_made_on_the_new_head(start: Start, tmp_path: Path) -> None:
     store = RacingStore(str(tmp_path / "race.db"))
     api = await start(store=store)
     await api.apply(checkout())
@@ -92,8 +105,8 @@ async def test_a_commit_that_loses_a_race_is_409(start: Start, tmp_path: Path) -
     docs = checkout()
     docs[0]["spec"]["weights"] = {"v1": 50, "v2": 50}
     reply = await api.apply(docs)
-    assert reply.status == 409
-    assert reply.error["code"] == "conflict"
+    # the other replica committed these very documents first: on its head, this apply changes nothing more
+    assert reply.status == 200 and reply.body["revision"] is None and reply.body["head"] == 2, reply.body
     assert [(e["number"], e["author"]) for e in await api.history()] == [(2, "other-replica"), (1, "anonymous")]
 
 

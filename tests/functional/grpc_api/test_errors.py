@@ -33,14 +33,16 @@ def test_every_stable_code_has_a_grpc_status() -> None:
     }
 
 
-async def test_a_commit_that_loses_a_race_is_aborted(start: Start, tmp_path: Path) -> None:
+async def test_a_commit_that_loses_a_race_with_an_expected_revision_is_aborted(start: Start, tmp_path: Path) -> None:
     store = RacingStore(str(tmp_path / "race.db"))
     api = await start(store=store)
     await api.stub.Apply(apply_request(checkout()))
     store.armed = True
     docs = checkout()
     docs[0]["spec"]["weights"] = {"v1": 50, "v2": 50}
-    error = await refused(api.stub.Apply(apply_request(docs)))
+    request = apply_request(docs)
+    request.expected_revision = 1
+    error = await refused(api.stub.Apply(request))
     assert (error.code(), trailers(error)) == (grpc.StatusCode.ABORTED, {"switchman-error-code": "conflict"})
     history = (await api.stub.History(pb.HistoryRequest())).revisions
     assert [(e.number, e.author) for e in history] == [(2, "other-replica"), (1, "anonymous")]
