@@ -117,7 +117,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             await asyncio.sleep(2.0)  # reports flowing before the rollouts start
             started = time.time()
-            await api.apply([d for d in docs if d["kind"] == "Rollout"], message="bench: rollouts")
+            rollouts = [d for d in docs if d["kind"] == "Rollout"]
+            if args.together:
+                await api.apply(rollouts, message="bench: rollouts")  # every run due at the same moments
+            else:
+                for doc in rollouts:  # as people start them: one by one, here spread over one interval
+                    await api.apply([doc], message=f"bench: {doc['metadata']['name']}")
+                    await asyncio.sleep(args.interval / len(rollouts))
             print(f"{args.rollouts} rollouts applied; running {args.seconds:g}s ...", file=sys.stderr)
             await asyncio.sleep(args.seconds)
             statuses = await api.rollouts()
@@ -149,6 +155,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
         "rollouts": args.rollouts, "envoys": args.envoys, "interval_s": args.interval, "seconds": args.seconds,
+        "started": "together" if args.together else "one by one over an interval",
         "requests": sent, "failed_requests": failed,
         "analyses": analyses, "verdicts": verdicts,
         "analysis_late_max_ms": round(metrics.lateness_max * 1000, 1),
@@ -171,6 +178,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=40, help="steps per rollout (more than the run can take)")
     parser.add_argument("--rate", type=float, default=300.0, help="requests a second through the Envoys")
     parser.add_argument("--seconds", type=float, default=40.0, help="how long the rollouts run")
+    parser.add_argument(
+        "--together", action="store_true",
+        help="apply every Rollout in one revision, so that all runs are due at the same moments (the worst case)",
+    )
     parser.add_argument("--load-ports", default="", help=argparse.SUPPRESS)  # the load process's own mode
     args = parser.parse_args()
     if args.load_ports:
@@ -181,6 +192,7 @@ def main() -> None:
     figures = asyncio.run(run(args))
     rows = [
         ("rollouts / Envoys / interval", f"{figures['rollouts']} / {figures['envoys']} / {figures['interval_s']:g} s"),
+        ("rollouts started", figures["started"]),
         ("requests (failed)", f"{figures['requests']} ({figures['failed_requests']})"),
         ("analyses run (verdicts)", f"{figures['analyses']} {figures['verdicts']}"),
         ("analysis started late: mean / max", f"{figures['analysis_late_mean_ms']} / "

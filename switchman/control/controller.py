@@ -45,8 +45,10 @@ __all__ = ["ApplyResult", "Controller", "NotFound", "RenderedDiff"]
 log = logging.getLogger(__name__)
 
 
-#: How long a group commit waits for more edits before it starts (see Controller.edit_together).
+#: How long a group commit waits for more edits before it starts, while more keep coming, and at most
+#: (see Controller.edit_together).
 _LINGER: Final = 0.005
+_LINGER_MAX: Final = 0.05
 
 
 class NotFound(SwitchmanError):
@@ -332,9 +334,16 @@ class Controller:
 
     async def _commit_queued(self) -> None:
         while self._queued:
-            # Rollouts due at the same moment reach here one after another: give the rest a moment to come,
-            # so that they share this revision rather than queue for the next ones.
-            await asyncio.sleep(_LINGER)
+            # Rollouts due at the same moment reach here one after another: while more keep coming, wait
+            # for them (a little at a time, up to a bound), so that they share this revision rather than
+            # queue for the next ones, each a full check and build.
+            waited = 0.0
+            while True:
+                seen = len(self._queued)
+                await asyncio.sleep(_LINGER)
+                waited += _LINGER
+                if len(self._queued) == seen or waited >= _LINGER_MAX:
+                    break
             async with self._lock:
                 batch, self._queued = self._queued, []
                 try:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -198,14 +199,15 @@ class RolloutEngine:
         poke = driver.poke
         while name in self._specs:
             try:
-                # The lease is renewed every third of its TTL, not every turn: a renewal is a store write.
-                if time.monotonic() >= driver.renew_at:
-                    if not await self.store.acquire_lease(_lease(name), self.replica, ttl):
-                        driver.stored = None  # another replica drives it: what we stored may be old
-                        await _sleep(poke, ttl / 3)
-                        continue
-                    driver.renew_at = time.monotonic() + ttl / 3
+                if driver.renew_at == 0.0 and not await self._renew(name, driver):
+                    await _sleep(poke, ttl / 3)
+                    continue
                 pause = await self._turn(name, driver)
+                # The lease is renewed after the turn, not before it (a renewal is a store write: due work
+                # goes first), every third of its TTL give or take a little (so that rollouts started
+                # together do not all renew at the same moment).
+                if time.monotonic() >= driver.renew_at and not await self._renew(name, driver):
+                    continue
             except (StoreError, ConflictError) as exc:
                 driver.stored = None
                 if isinstance(exc, ConflictError):
@@ -219,6 +221,16 @@ class RolloutEngine:
                 pause = _STORE_RETRY
             if pause > 0:
                 await _sleep(poke, min(pause, max(0.0, driver.renew_at - time.monotonic())))
+
+    async def _renew(self, name: str, driver: _Driver) -> bool:
+        """Take or renew the rollout's lease; False (and what was stored forgotten) when another has it."""
+        ttl = self.settings.lease_ttl
+        if not await self.store.acquire_lease(_lease(name), self.replica, ttl):
+            driver.stored = None  # another replica drives it: what we stored may be old
+            driver.renew_at = 0.0
+            return False
+        driver.renew_at = time.monotonic() + ttl / 3 * random.uniform(0.8, 1.0)
+        return True
 
     async def _turn(self, name: str, driver: _Driver) -> float:
         """Decisions and their actions until the run has to wait, then one store of the state; returns how

@@ -257,8 +257,14 @@ def _settle_traffic(
     index = int(head.removeprefix("enter:"))
     stage = stages[index]
     previous = state.last_verdict.get("values", {}) if state.last_verdict else {}
+    # Entered right after the analysis that let it (the same turn), a stage keeps the run's cadence: its
+    # first analysis is due one interval after that one was, not after this commit, so that runs due
+    # together stay together (one shared revision a step, see Controller.edit_together) instead of each
+    # drifting by its commit's wait. Entered after a wait (a gate, a person), it starts its own cadence.
+    interval = spec.analysis.interval
+    cadence = state.last_analysis_at if now - state.last_analysis_at < interval / 2 else now
     state = replace(
-        _pop(state), stage=index, stage_started_at=now, last_analysis_at=now, passed=0,
+        _pop(state), stage=index, stage_started_at=now, last_analysis_at=cadence, passed=0,
         weight=stage.traffic.canary_weight, revision=revision, promote=None,
         paused_by="step" if stage.gate else (None if state.paused_by == "step" else state.paused_by),
     )
