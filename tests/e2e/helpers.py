@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,3 +103,16 @@ def checkout_documents(v1_port: int, v2_port: int, weights: dict[str, int]) -> l
     service["spec"]["weights"] = weights
     listener["spec"]["port"] = 0
     return [service, routes, listener]
+
+
+async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
+    """Ask ``check()`` every 0.1 s until it answers something true, and return that; AssertionError naming
+    ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        await asyncio.sleep(0.1)

@@ -9,8 +9,6 @@ upstreams (checkout v1 and v2), and the lab's open-loop load generator at
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,7 @@ from switchman.lab.local.load import ClientKind, LoadResult, run_load
 from switchman.lab.local.upstream import Faults
 from switchman.rollout import EngineSettings
 from switchman.telemetry import TelemetrySettings
-from tests.e2e.helpers import checkout_documents
+from tests.e2e.helpers import checkout_documents, until
 
 pytestmark = pytest.mark.envoy
 
@@ -37,15 +35,6 @@ def _rollout(**analysis: Any) -> dict[str, Any]:
             "spec": {"service": "checkout", "stable": "v1", "canary": "v2", "analysis": body}}
 
 
-async def _until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -85,7 +74,7 @@ async def test_a_healthy_canary_is_promoted_step_by_step_with_no_failed_request(
     try:
         await asyncio.sleep(1.0)
         await api.apply([_rollout(stepWeights=[20, 50])], message="roll out checkout v2")
-        status = await _until(
+        status = await until(
             lambda: _ended(api), 30, "the rollout ends",
         )
     finally:
@@ -114,7 +103,7 @@ async def test_a_canary_that_fails_20_percent_is_rolled_back_within_two_interval
     try:
         await asyncio.sleep(1.0)
         await api.apply([_rollout(stepWeights=[50, 80])])
-        status = await _until(lambda: _ended(api), 30, "the rollout ends")
+        status = await until(lambda: _ended(api), 30, "the rollout ends")
         await asyncio.sleep(1.5)  # the load goes on after the rollback
     finally:
         stop.set()
@@ -145,16 +134,16 @@ async def test_people_pause_resume_and_abort_through_the_api(stack: Any) -> None
     try:
         await asyncio.sleep(1.0)
         await api.apply([_rollout(stepWeights=[10, 20, 30, 40, 50, 60])])
-        await _until(lambda: _weight(api, 10), 10, "the first step")
+        await until(lambda: _weight(api, 10), 10, "the first step")
         paused = await api.rollout_command("checkout", "pause")
         assert paused["state"]["phase"] == "Paused" and paused["state"]["paused_by"] == "tester"
         await asyncio.sleep(2.5)  # more than two intervals: no step while paused
         held = await api.rollout("checkout")
         assert held["state"]["weight"] == 10 and held["state"]["phase"] == "Paused"
         await api.rollout_command("checkout", "resume")
-        await _until(lambda: _weight(api, 20), 10, "the next step after resume")
+        await until(lambda: _weight(api, 20), 10, "the next step after resume")
         await api.rollout_command("checkout", "abort")
-        status = await _until(lambda: _ended(api), 10, "the abort")
+        status = await until(lambda: _ended(api), 10, "the abort")
     finally:
         stop.set()
         result = await load

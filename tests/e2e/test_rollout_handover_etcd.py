@@ -14,7 +14,6 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -22,7 +21,7 @@ import pytest
 from switchman.client import SwitchmanClient
 from switchman.lab.local import EnvoyProcess, Upstream, bootstrap
 from switchman.lab.local.load import ClientKind, run_load
-from tests.e2e.helpers import checkout_documents
+from tests.e2e.helpers import checkout_documents, until
 from tests.e2e.serve_process import Serve
 
 ETCD = os.environ.get("SWITCHMAN_TEST_ETCD", "")
@@ -34,15 +33,6 @@ pytestmark = [
 LEASE_SECONDS = 2  # etcd's minimum
 
 
-async def _until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.1)
 
 
 def _rollout() -> dict[str, Any]:
@@ -72,7 +62,7 @@ async def test_sigkill_of_the_driving_replica_hands_the_rollout_over_mid_run() -
         assert status == 200, body
 
         async with SwitchmanClient(f"http://127.0.0.1:{serves['a'].api_port}") as api:
-            driver: str = await _until(lambda: _driver(api), 10, "a replica drives the rollout")
+            driver: str = await until(lambda: _driver(api), 10, "a replica drives the rollout")
         survivor = "b" if driver == "a" else "a"
         envoy = EnvoyProcess(bootstrap("handover-front", serves[survivor].xds_port, cluster="front"))
         await envoy.start()
@@ -88,7 +78,7 @@ async def test_sigkill_of_the_driving_replica_hands_the_rollout_over_mid_run() -
                 state = (await api.rollout("checkout")).get("state") or {}
                 return state if state.get("stage", -1) >= 3 else None
 
-            before = await _until(at_stage_3, 20, "the driver judges by the other replica's Envoy, stage by stage")
+            before = await until(at_stage_3, 20, "the driver judges by the other replica's Envoy, stage by stage")
             assert (await api.rollout("checkout"))["driver"] == driver
             killed_at = time.monotonic()
             await serves[driver].kill(signal.SIGKILL)
@@ -96,13 +86,13 @@ async def test_sigkill_of_the_driving_replica_hands_the_rollout_over_mid_run() -
             async def taken_over() -> bool:
                 return bool((await api.rollout("checkout"))["driver"] == survivor)
 
-            await _until(taken_over, LEASE_SECONDS + 5, f"{survivor} takes the rollout over")
+            await until(taken_over, LEASE_SECONDS + 5, f"{survivor} takes the rollout over")
             handover = time.monotonic() - killed_at
             print(f"handover after SIGKILL: {handover:.2f} s (lease {LEASE_SECONDS} s)")
             after = (await api.rollout("checkout"))["state"]
             assert after["run"] == before["run"] == 1
             assert after["stage"] >= before["stage"]  # not reset: the same run goes on
-            done = await _until(lambda: _ended(api), 25, "the rollout ends")
+            done = await until(lambda: _ended(api), 25, "the rollout ends")
         assert done["phase"] == "Succeeded", done["events"]
         assert done["run"] == 1
         kinds = [e["kind"] for e in done["events"]]

@@ -10,7 +10,6 @@ load at 100 requests/s.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,22 +24,13 @@ from switchman.lab.local.load import ClientKind, LoadResult, run_load
 from switchman.lab.local.upstream import Faults
 from switchman.rollout import EngineSettings
 from switchman.telemetry import ShareSettings, TelemetrySettings
-from tests.e2e.helpers import checkout_documents
+from tests.e2e.helpers import checkout_documents, until
 
 pytestmark = pytest.mark.envoy
 
 RATE = 100.0
 
 
-async def _until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.1)
 
 
 def _rollout(weights: list[int]) -> dict[str, Any]:
@@ -90,7 +80,7 @@ async def replicas(tmp_path: Path, upstreams: Any) -> AsyncIterator[Callable[[li
         async def driven_by_a() -> bool:
             return bool((await api.rollout("checkout"))["driver"] == "a")
 
-        await _until(driven_by_a, 10, "a drives the rollout")
+        await until(driven_by_a, 10, "a drives the rollout")
         b = Switchman(settings("b"))
         started.append(b)
         await b.start()
@@ -128,7 +118,7 @@ async def test_the_driver_promotes_a_healthy_canary_judged_by_the_other_replicas
     stop = asyncio.Event()
     load = asyncio.create_task(_load(r.url, stop))
     try:
-        status = await _until(lambda: _ended(r.api), 30, "the rollout ends")
+        status = await until(lambda: _ended(r.api), 30, "the rollout ends")
     finally:
         stop.set()
         result = await load
@@ -138,7 +128,7 @@ async def test_the_driver_promotes_a_healthy_canary_judged_by_the_other_replicas
 
     # the run is over: nothing is watched any more, and neither replica writes a record a second
     assert await r.a.rollouts.watched_clusters() == set()
-    await _until(nothing_published, 3, "the replicas take their records away")
+    await until(nothing_published, 3, "the replicas take their records away")
     state = status["state"]
     assert state["phase"] == "Succeeded", state["events"]
     assert status["driver"] == "a"  # a drove it all along ...
@@ -163,7 +153,7 @@ async def test_the_driver_rolls_back_a_canary_that_fails_20_percent_on_the_other
     stop = asyncio.Event()
     load = asyncio.create_task(_load(r.url, stop))
     try:
-        status = await _until(lambda: _ended(r.api), 30, "the rollout ends")
+        status = await until(lambda: _ended(r.api), 30, "the rollout ends")
     finally:
         stop.set()
         await load

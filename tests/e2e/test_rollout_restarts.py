@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +13,12 @@ import pytest
 from switchman.client import SwitchmanClient
 from switchman.lab.local import EnvoyProcess, Upstream, bootstrap
 from switchman.lab.local.load import ClientKind, run_load
-from tests.e2e.helpers import checkout_documents
+from tests.e2e.helpers import checkout_documents, until
 from tests.e2e.serve_process import Serve
 
 pytestmark = pytest.mark.envoy
 
 
-async def _until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.1)
 
 
 def _rollout() -> dict[str, Any]:
@@ -72,7 +61,7 @@ async def test_kill_9_mid_rollout_resumes_the_same_run_at_the_same_stage(tmp_pat
                 state = (await api.rollout("checkout")).get("state") or {}
                 return state if state.get("phase") == "Paused" and state.get("stage") == 1 else None
 
-            before = await _until(at_the_gate, 15, "the rollout waits at its pause step")
+            before = await until(at_the_gate, 15, "the rollout waits at its pause step")
         assert before["weight"] == 20 and before["run"] == 1
 
         await serve.kill(signal.SIGKILL)
@@ -90,7 +79,7 @@ async def test_kill_9_mid_rollout_resumes_the_same_run_at_the_same_stage(tmp_pat
                 state = (await api.rollout("checkout")).get("state") or {}
                 return state if state.get("phase") in ("Succeeded", "Failed", "Aborted") else None
 
-            done = await _until(ended, 20, "the rollout ends after the promote")
+            done = await until(ended, 20, "the rollout ends after the promote")
             assert done["phase"] == "Succeeded", done["events"]
             assert done["run"] == 1
             assert (await api.get("Service", "checkout"))["spec"]["weights"] == {"v1": 0, "v2": 100}
