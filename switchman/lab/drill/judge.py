@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from switchman.lab.drill.scenario import Scenario
+from switchman.lab.drill.scenario import CounterBound, ResilienceScenario, Scenario
 from switchman.lab.local.load import Sample
 
-__all__ = ["Check", "Mark", "StageWindow", "Verdict", "judge", "stage_windows"]
+__all__ = ["Check", "Mark", "StageWindow", "Verdict", "judge", "judge_resilience", "stage_windows"]
 
 SETTLE = 0.5  # seconds after a traffic change before its split is judged (Envoys apply it within ms)
 #: Seconds before the next change that are not judged either: a stage's end is when the rollout recorded the
@@ -107,6 +107,49 @@ def _agreement(samples: Sequence[Sample], analyses: Sequence[Mapping[str, Any]])
     return rows
 
 
+def _counter_checks(verdict: Verdict, bounds: Sequence[CounterBound], counters: Mapping[str, int] | None) -> None:
+    """``expect.envoy``: each stat's change over the run (a stat the front never showed changed by 0)."""
+    if not bounds:
+        return
+    changes = {b.stat: int((counters or {}).get(b.stat, 0)) for b in bounds}
+    verdict.figures["envoy"] = changes
+    for b in bounds:
+        held = counters is not None and b.holds(changes[b.stat])
+        verdict.checks.append(Check(f"front Envoy: {b.describe()}", held,
+                                    f"{b.stat} rose by {changes[b.stat]} over the run"
+                                    if counters is not None else "the front's stats could not be read"))
+        verdict.passed = verdict.passed and held
+
+
+def judge_resilience(
+    scenario: ResilienceScenario,
+    samples: Sequence[Sample],
+    windows: Sequence[StageWindow],
+    marks: Sequence[Mark],
+    counters: Mapping[str, int] | None,
+) -> Verdict:
+    """A drill with no rollout: the front Envoy's counters (their change over the run) against ``expect.envoy``,
+    and every failed request of the run against ``expect.failedRequests``."""
+    verdict = Verdict(passed=True)
+    figures = verdict.figures
+    figures["requests"] = len(samples)
+    failed = [s for s in samples if not s.ok]
+    figures["failedRequests"] = len(failed)
+    faults = [m for m in marks if m.what.startswith("fault")]
+    if faults:
+        after = [s for s in failed if s.started >= faults[0].at]
+        figures["failedAfterFault"] = len(after)
+        # how long the clients saw errors: from the first fault to the last failed request sent
+        figures["lastFailureAfterFault_s"] = round(after[-1].started - faults[0].at, 3) if after else None
+    verdict.stages = _split_rows(samples, windows)
+    limit = scenario.expect.failed_requests
+    verdict.checks.append(Check("failed requests within the limit", len(failed) <= limit,
+                                f"{len(failed)} of {len(samples)} failed (allowed {limit})"))
+    verdict.passed = len(failed) <= limit
+    _counter_checks(verdict, scenario.expect.envoy, counters)
+    return verdict
+
+
 def judge(
     scenario: Scenario,
     samples: Sequence[Sample],
@@ -114,9 +157,11 @@ def judge(
     status: Mapping[str, Any],
     marks: Sequence[Mark],
     mirror_counts: Mapping[str, int] | None = None,
+    counters: Mapping[str, int] | None = None,
 ) -> Verdict:
     """Figures and checks of one run; ``mirror_counts``: requests the canary's apps received, and the share
-    of the front's requests it should have been (``received``, ``front``)."""
+    of the front's requests it should have been (``received``, ``front``); ``counters``: the front Envoy's
+    stats, their change over the run (for ``expect.envoy``)."""
     state = status.get("state") or {}
     events: list[Mapping[str, Any]] = list(state.get("events") or [])
     interval = float(status.get("interval") or 1.0)
@@ -210,4 +255,5 @@ def judge(
     check("the access-log counts behind each analysis agree with the clients' within 1 %",
           all(a["error"] <= 0.01 or abs(a["reported"] - a["clients"]) <= 1 for a in counted),
           f"{len(counted)} analyses of 20+ canary requests; worst difference {worst:.2%}")
+    _counter_checks(verdict, expect.envoy, counters)
     return verdict

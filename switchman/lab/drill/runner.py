@@ -5,6 +5,11 @@ the drill drives Switchman only through its public API, as a user would:
 the Rollout is applied with the Python client, commands are the API's, and
 faults are told to the apps through their sidecars. An open-loop load runs
 from before the Rollout is applied until a little after its run ends.
+
+A resilience drill (``spec.apply``) applies its documents to the front,
+waits for the front Envoy to run them, reads the front's stats, runs the
+load for its seconds with the faults on their clock, and reads the stats
+again: the judge gets their change.
 """
 
 from __future__ import annotations
@@ -21,14 +26,15 @@ from typing import Any, TextIO
 import aiohttp
 
 from switchman.client import SwitchmanClient
-from switchman.lab.drill.judge import Mark, StageWindow, Verdict, judge, stage_windows
-from switchman.lab.drill.scenario import Action, Condition, Scenario
+from switchman.lab.drill.judge import Mark, StageWindow, Verdict, judge, judge_resilience, stage_windows
+from switchman.lab.drill.scenario import Action, Condition, ResilienceScenario, Scenario, resolve_documents
 from switchman.lab.local.load import LoadResult, run_load
-from switchman.lab.local.supervisor import Supervisor
+from switchman.lab.local.supervisor import Supervisor, wait_synced
+from switchman.lab.local.topology import FRONT_NODE, SERVICE, VERSIONS
 from switchman.lab.local.upstream import Faults, set_faults
 from switchman.rollout.plan import plan
 
-__all__ = ["DrillResult", "run_drill"]
+__all__ = ["DrillResult", "front_counters", "run_drill"]
 
 _ENDED = ("Succeeded", "Failed", "Aborted")
 _POLL = 0.1  # seconds between looks at the rollout's status
@@ -37,7 +43,7 @@ _AFTER = 2.0  # seconds of load after the run ends: what traffic does once it se
 
 @dataclass(slots=True)
 class DrillResult:
-    scenario: Scenario
+    scenario: Scenario | ResilienceScenario
     verdict: Verdict
     status: dict[str, Any]
     samples: LoadResult
@@ -63,6 +69,23 @@ async def _sidecar_requests(admin_url: str, cluster: str) -> int:
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         body = await resp.json(content_type=None)
     return sum(int(s.get("value", 0)) for s in body.get("stats", []) if "value" in s)
+
+
+async def front_counters(admin_url: str) -> dict[str, int]:
+    """Every numeric stat on the Envoy at ``admin_url`` (counters and gauges; text readouts left out), by name."""
+    url = f"{admin_url.rstrip('/')}/stats?format=json"
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        resp.raise_for_status()
+        body = await resp.json(content_type=None)
+    return {
+        str(s["name"]): int(s["value"]) for s in body.get("stats", [])
+        if "name" in s and isinstance(s.get("value"), int | float)
+    }
+
+
+def _changes(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """Each stat's change between two readings; a stat absent before (not yet created) counts from 0."""
+    return {name: value - before.get(name, 0) for name, value in after.items()}
 
 
 class _MirrorCount:
@@ -103,8 +126,9 @@ class _Actions:
     """The file's actions, each done once, the first time its condition holds."""
 
     def __init__(self, actions: tuple[Action, ...], pods: list[dict[str, Any]], client: SwitchmanClient,
-                 name: str) -> None:
+                 name: str, start: str = "the rollout started") -> None:
         self.pending = list(actions)
+        self.start = start
         self.pods = pods
         self.client = client
         self.name = name
@@ -119,7 +143,7 @@ class _Actions:
                 f = action.faults
                 faults = Faults(latency_ms=f.latency_ms, error_rate=f.error_rate, reset_rate=f.reset_rate)
                 for pod in self.pods:
-                    if pod["version"] == f.version:
+                    if pod["name"] == f.pod if f.pod is not None else pod["version"] == f.version:
                         await set_faults(str(pod["sidecar"]["url"]), faults)
                 what = f"fault: {action.describe()}"
             else:
@@ -127,11 +151,14 @@ class _Actions:
                 await self.client.rollout_command(self.name, action.command)
                 what = f"command: {action.command}"
             self.marks.append(Mark(at, what))
-            print(f"  {at - since:6.2f}s  {what} (when {action.when.describe()})", file=out)
+            print(f"  {at - since:6.2f}s  {what} (when {action.when.describe(self.start)})", file=out)
 
 
-async def run_drill(scenario: Scenario, run_dir: Path, *, netns: bool = False, out: TextIO = sys.stdout) -> DrillResult:
+async def run_drill(scenario: Scenario | ResilienceScenario, run_dir: Path, *, netns: bool = False,
+                    out: TextIO = sys.stdout) -> DrillResult:
     """Run ``scenario`` on a lab of its own in ``run_dir`` (the lab's files in ``run_dir / "lab"``)."""
+    if isinstance(scenario, ResilienceScenario):
+        return await _run_resilience(scenario, run_dir, netns=netns, out=out)
     lab = Supervisor(run_dir / "lab", scenario.pods, netns=netns)
     stop = asyncio.Event()
     load_task: asyncio.Task[LoadResult] | None = None
@@ -151,6 +178,7 @@ async def run_drill(scenario: Scenario, run_dir: Path, *, netns: bool = False, o
             [str(front["listener_url"])], scenario.rate, int(scenario.rate * scenario.seconds),
             max_seconds=scenario.seconds, stop=stop, into=load, kinds=scenario.clients, cohort=scenario.cohort,
         ))
+        before = await front_counters(str(front["admin_url"])) if scenario.expect.envoy else {}
         async with SwitchmanClient(str(state["api_url"]), author="drill") as client:
             await asyncio.sleep(1.5)  # the front reports load before the rollout starts judging it
             mirrored = _MirrorCount([p for p in pods if p["version"] == scenario.spec.canary])
@@ -195,6 +223,8 @@ async def run_drill(scenario: Scenario, run_dir: Path, *, netns: bool = False, o
             stop.set()
             await load_task
             mirror = await mirrored.result(load.samples)
+            after = await front_counters(str(front["admin_url"])) if scenario.expect.envoy else None
+            counters = _changes(before, after) if after is not None else None
     finally:
         stop.set()
         if load_task is not None and not load_task.done():
@@ -203,8 +233,69 @@ async def run_drill(scenario: Scenario, run_dir: Path, *, netns: bool = False, o
         await lab.stop()
     load.samples.sort(key=lambda s: s.started)
     windows = stage_windows(sorted(timeline), time.time())
-    verdict = judge(scenario, load.samples, windows, status, actions.marks, mirror)
+    verdict = judge(scenario, load.samples, windows, status, actions.marks, mirror, counters)
     return DrillResult(scenario, verdict, status, load, windows, actions.marks, started, lab_line)
+
+
+def _canary_weight(documents: list[dict[str, Any]]) -> int:
+    """The percent of ``checkout`` on v2 once the documents are applied (the lab's default: 0)."""
+    service = next((d for d in documents if d.get("kind") == "Service" and d["metadata"]["name"] == SERVICE), None)
+    weights = (service or {}).get("spec", {}).get("weights") or {}
+    total = sum(int(weights.get(v, 0)) for v in VERSIONS)
+    return round(100 * int(weights.get(VERSIONS[1], 0)) / total) if total else 0
+
+
+async def _run_resilience(scenario: ResilienceScenario, run_dir: Path, *, netns: bool, out: TextIO) -> DrillResult:
+    lab = Supervisor(run_dir / "lab", scenario.pods, netns=netns)
+    stop = asyncio.Event()
+    load_task: asyncio.Task[LoadResult] | None = None
+    try:
+        state = await lab.start()
+        pods: list[dict[str, Any]] = state["pods"]
+        front = state["front"]
+        admin = str(front["admin_url"])
+        lab_line = (
+            f"Lab: clients → front Envoy → {len(pods)} pods ({', '.join(p['name'] for p in pods)}), "
+            f"{'each in its own network namespace' if netns else 'on loopback'}; judged by the front Envoy's "
+            "counters and the clients' record"
+        )
+        print(lab_line, file=out)
+        endpoints: dict[str, list[tuple[str, int]]] = {}
+        for pod in pods:
+            endpoints.setdefault(str(pod["version"]), []).append(
+                (str(pod["address"]), int(pod["sidecar"]["listener_port"]))
+            )
+        documents = resolve_documents(scenario.documents, endpoints)
+        async with SwitchmanClient(str(state["api_url"]), author="drill") as client:
+            applied = await client.apply(documents, message=f"drill {scenario.name}")
+            await wait_synced(client, applied.revision or 0, {FRONT_NODE}, 30.0)
+            names = ", ".join(f"{d['kind']}/{d['metadata']['name']}" for d in documents)
+            print(f"drill {scenario.name}: applied {names}; the front runs them", file=out)
+            before = await front_counters(admin)
+            load = LoadResult()
+            started = time.time()
+            load_task = asyncio.create_task(run_load(
+                [str(front["listener_url"])], scenario.rate, int(scenario.rate * scenario.seconds),
+                max_seconds=scenario.seconds, stop=stop, into=load, kinds=scenario.clients, cohort=scenario.cohort,
+            ))
+            actions = _Actions(scenario.actions, pods, client, scenario.name, start="the load started")
+            while not load_task.done():
+                await actions.run({}, started, out)
+                await asyncio.sleep(_POLL)
+            await load_task
+            ended = time.time()
+            counters = _changes(before, await front_counters(admin))
+            print(f"  {ended - started:6.2f}s  the load ended: {len(load.samples)} requests", file=out)
+    finally:
+        stop.set()
+        if load_task is not None and not load_task.done():
+            load_task.cancel()
+            await asyncio.gather(load_task, return_exceptions=True)
+        await lab.stop()
+    load.samples.sort(key=lambda s: s.started)
+    windows = stage_windows([(started, _canary_weight(documents), "under load", False, 0)], ended)
+    verdict = judge_resilience(scenario, load.samples, windows, actions.marks, counters)
+    return DrillResult(scenario, verdict, {}, load, windows, actions.marks, started, lab_line)
 
 
 def summary(result: DrillResult) -> str:

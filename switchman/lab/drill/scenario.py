@@ -22,41 +22,75 @@
         leakage: 0                 # cohort requests answered by the stable version and others by the canary
         mirror: true               # the canary got the mirrored share (3σ) and no client saw its answers
 
+A **resilience drill** applies documents instead of a Rollout (``spec.apply``:
+Routes, Service, ... for the front, ``metadata.groups: [front]``) before the
+load, and is judged by the front Envoy's own counters over the run::
+
+    spec:
+      pods: 3                      # checkout-v1-0, checkout-v2-0, checkout-v1-1
+      load: {rate: 200, seconds: 10}   # the run ends when the load does
+      apply:                       # each over the lab's document of that kind and name: a Service's spec
+        - kind: Service            # keeps the lab's fields it does not give (versions: the sidecars' ports)
+          metadata: {name: checkout, groups: [front]}
+          spec: {outlierDetection: {consecutive5xx: 3, interval: 1s}}
+      actions:
+        - when: {after: 1s}        # after only: there is no rollout
+          faults: {pod: checkout-v1-1, errorRate: 1}   # one pod; or {version: v1, ...} for all of a version's
+      expect:
+        envoy:                     # the front's counters, their change over the run
+          cluster.checkout-v1.outlier_detection.ejections_enforced_total: {min: 1}
+        failedRequests: 20         # every failed request of the run counts
+
 Read field by field (:class:`switchman.model.fields.Node`): every error
 names the file and the field.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from switchman.errors import ConfigError
 from switchman.lab.local.load import ClientKind, Cohort
-from switchman.lab.local.topology import SERVICE, VERSIONS
+from switchman.lab.local.topology import FRONT_GROUP, SERVICE, VERSIONS, front_documents, pod_specs
 from switchman.model.config import parse_document
 from switchman.model.fields import Node
 from switchman.model.kinds.rollout import RolloutSpec
 
-__all__ = ["Action", "Condition", "Expectations", "FaultSpec", "HotRestartScenario", "Scenario", "read_scenario"]
+__all__ = [
+    "Action",
+    "Condition",
+    "CounterBound",
+    "Expectations",
+    "FaultSpec",
+    "HotRestartScenario",
+    "ResilienceScenario",
+    "Scenario",
+    "read_scenario",
+    "resolve_documents",
+]
 
 _PHASES: Final = ("Progressing", "Paused", "Succeeded", "Failed", "Aborted")
 _COMMANDS: Final = ("pause", "resume", "promote", "abort")
+_NO_ROLLOUT: Final = "a drill with spec.apply has no rollout"
+_STAT: Final = r"[A-Za-z0-9_][A-Za-z0-9_.:-]*"
 
 
 @dataclass(frozen=True, slots=True)
 class Condition:
     """When an action runs: the first moment every given part holds."""
 
-    after: float | None = None  # seconds since the rollout was applied
+    after: float | None = None  # seconds since the rollout was applied (with spec.apply: since the load started)
     weight: int | None = None  # the canary's weight reached at least this
     stage: int | None = None  # the run entered this stage (1-based, as status shows it)
     phase: str | None = None
 
-    def describe(self) -> str:
+    def describe(self, start: str = "the rollout started") -> str:
         parts = []
         if self.after is not None:
-            parts.append(f"{self.after:g}s after the rollout started")
+            parts.append(f"{self.after:g}s after {start}")
         if self.weight is not None:
             parts.append(f"weight {self.weight}%")
         if self.stage is not None:
@@ -72,6 +106,7 @@ class FaultSpec:
     error_rate: float = 0.0
     latency_ms: float = 0.0
     reset_rate: float = 0.0
+    pod: str | None = None  # one pod of ``version`` only (its name, checkout-v1-1); None: all of them
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,8 +124,25 @@ class Action:
                     (f"{f.reset_rate:.0%} resets", f.reset_rate),
                 ) if on
             ) or "no faults"
-            return f"{f.version}: {what}"
+            return f"{f.pod or f.version}: {what}"
         return f"{self.command}"
+
+
+@dataclass(frozen=True, slots=True)
+class CounterBound:
+    """``expect.envoy.STAT``: how much one of the front Envoy's stats may change over the run."""
+
+    stat: str
+    min: int | None = None
+    max: int | None = None
+
+    def describe(self) -> str:
+        if self.min is not None and self.max is not None:
+            return f"{self.min} ≤ {self.stat} ≤ {self.max}"
+        return f"{self.stat} ≥ {self.min}" if self.min is not None else f"{self.stat} ≤ {self.max}"
+
+    def holds(self, value: int) -> bool:
+        return (self.min is None or value >= self.min) and (self.max is None or value <= self.max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +152,7 @@ class Expectations:
     failed_requests: int = 0
     leakage: int | None = None
     mirror: bool = False
+    envoy: tuple[CounterBound, ...] = ()  # the front's counters, deltas over the run
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +168,22 @@ class Scenario:
     actions: tuple[Action, ...] = ()
     expect: Expectations = field(default_factory=Expectations)
     timeout: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class ResilienceScenario:
+    """``spec.apply``: documents for the front applied before the load, faults on a clock, judged by the front
+    Envoy's counters and the clients' record; the run lasts as long as the load."""
+
+    name: str
+    pods: int
+    rate: float
+    seconds: float
+    clients: tuple[ClientKind, ...]
+    cohort: Cohort | None
+    documents: tuple[Mapping[str, Any], ...]  # as the file gives them; :func:`resolve_documents` completes them
+    actions: tuple[Action, ...] = ()
+    expect: Expectations = field(default_factory=Expectations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +206,7 @@ def _hot_restart(name: str, spec: Node, node: Node, rate: float | None, seconds:
         clients=clients, negative_drills=negative.flag() if negative else True,
     )
     node.done()
-    for other in ("rollout", "actions", "cohort", "expect", "pods"):
+    for other in ("rollout", "apply", "actions", "cohort", "expect", "pods"):
         if spec.get(other) is not None:
             spec.fail(f"a hotRestart drill takes load and hotRestart only, not {other}")
     spec.done()
@@ -158,11 +227,23 @@ def _condition(node: Node) -> Condition:
     return condition
 
 
-def _faults(node: Node) -> FaultSpec:
-    version = node["version"].choice(*VERSIONS)
+def _faults(node: Node, pods: Sequence[tuple[str, str]]) -> FaultSpec:
+    """``pods``: the lab's ``(name, version)``."""
+    version_node, pod_node = node.get("version"), node.get("pod")
+    if version_node is None and pod_node is None:
+        node.fail("needs version, pod or both")
+    version = version_node.choice(*VERSIONS) if version_node else None
+    pod = None
+    if pod_node is not None:
+        versions = dict(pods)
+        pod = pod_node.choice(*versions)
+        if version is not None and versions[pod] != version:
+            pod_node.fail(f"runs {versions[pod]}, not {version}")
+        version = versions[pod]
+    assert version is not None
     error, latency, reset = node.get("errorRate"), node.get("latencyMs"), node.get("resetRate")
     result = FaultSpec(
-        version,
+        version, pod=pod,
         error_rate=error.number(0, 1) if error else 0.0,
         latency_ms=latency.number(0, 60_000) if latency else 0.0,
         reset_rate=reset.number(0, 1) if reset else 0.0,
@@ -171,12 +252,19 @@ def _faults(node: Node) -> FaultSpec:
     return result
 
 
-def _action(node: Node) -> Action:
+def _action(node: Node, pods: Sequence[tuple[str, str]], rollout: bool = True) -> Action:
     when = _condition(node["when"])
     faults, command = node.get("faults"), node.get("command")
+    if not rollout:
+        if command is not None:
+            command.fail(f"{_NO_ROLLOUT} to command: its actions are faults")
+        if when != Condition(after=when.after):
+            node["when"].fail(f"{_NO_ROLLOUT}: its actions run on after only")
     if (faults is None) == (command is None):
         node.fail("needs exactly one of faults, command")
-    action = Action(when, _faults(faults) if faults else None, command.choice(*_COMMANDS) if command else None)
+    action = Action(
+        when, _faults(faults, pods) if faults else None, command.choice(*_COMMANDS) if command else None
+    )
     node.done()
     return action
 
@@ -203,9 +291,32 @@ def _rollout(node: Node, name: str) -> tuple[Mapping[str, Any], RolloutSpec]:
     return doc, parsed.spec
 
 
-def _expect(node: Node | None) -> Expectations:
+def _counters(node: Node) -> tuple[CounterBound, ...]:
+    bounds = []
+    for stat, bound in node.items():
+        if not re.fullmatch(_STAT, stat):
+            bound.fail("is not an Envoy stat name (cluster.checkout-v2.upstream_rq_retry)")
+        low, high = bound.get("min"), bound.get("max")
+        result = CounterBound(stat, low.integer(0, None) if low else None, high.integer(0, None) if high else None)
+        bound.done()
+        if result.min is None and result.max is None:
+            bound.fail("needs min, max or both")
+        if result.min is not None and result.max is not None and result.min > result.max:
+            bound.fail(f"min {result.min} is above max {result.max}")
+        bounds.append(result)
+    if not bounds:
+        node.fail("needs at least one stat")
+    return tuple(bounds)
+
+
+def _expect(node: Node | None, rollout: bool = True) -> Expectations:
     if node is None:
         return Expectations()
+    if not rollout:
+        for key in ("phase", "rolledBackWithin", "leakage", "mirror"):
+            if node.get(key) is not None:
+                node[key].fail(f"{_NO_ROLLOUT} to judge: expect envoy and failedRequests")
+    envoy = node.get("envoy")
     phase, within = node.get("phase"), node.get("rolledBackWithin")
     failed, leakage, mirror = node.get("failedRequests"), node.get("leakage"), node.get("mirror")
     result = Expectations(
@@ -214,12 +325,83 @@ def _expect(node: Node | None) -> Expectations:
         failed_requests=failed.integer(0) if failed else 0,
         leakage=leakage.integer(0) if leakage else None,
         mirror=mirror.flag() if mirror else False,
+        envoy=_counters(envoy) if envoy else (),
     )
     node.done()
     return result
 
 
-def read_scenario(raw: Any, where: str) -> Scenario | HotRestartScenario:
+def _placeholder_endpoints(pods: int) -> dict[str, list[tuple[str, int]]]:
+    endpoints: dict[str, list[tuple[str, int]]] = {}
+    for pod in pod_specs(pods):
+        endpoints.setdefault(pod.version, []).append(("127.0.0.1", 1 + pod.index))
+    return endpoints
+
+
+def resolve_documents(
+    documents: Iterable[Mapping[str, Any]], endpoints: Mapping[str, Iterable[tuple[str, int]]]
+) -> list[dict[str, Any]]:
+    """A drill's documents as they are applied: each over the lab's front document of the same kind and name
+    (``endpoints``: the sidecars' ``(address, port)`` per version), the spec's fields given replacing the lab's
+    (a Service keeps the lab's versions, whose ports exist only once the lab is up, unless it gives its own)."""
+    lab = {(d["kind"], d["metadata"]["name"]): d for d in front_documents(endpoints)}
+    resolved = []
+    for doc in documents:
+        metadata = doc.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        base = lab.get((doc.get("kind"), name))
+        spec = doc.get("spec")
+        if base is not None and isinstance(spec, Mapping):
+            resolved.append({**doc, "spec": {**base["spec"], **spec}})
+        else:
+            resolved.append(dict(doc))
+    return resolved
+
+
+def _documents(node: Node, pods: int) -> tuple[Mapping[str, Any], ...]:
+    placeholders = _placeholder_endpoints(pods)
+    documents: list[Mapping[str, Any]] = []
+    for element in node.elements(1):
+        raw = element.mapping()
+        metadata = raw.get("metadata")
+        groups = metadata.get("groups") if isinstance(metadata, Mapping) else None
+        if groups != [FRONT_GROUP]:
+            element.fail(f"needs metadata.groups: [{FRONT_GROUP}] (a drill's documents configure the front Envoy)")
+        [resolved] = resolve_documents([raw], placeholders)
+        try:
+            parse_document(resolved, element.path)
+        except ConfigError as exc:  # name the file and the entry, then the document's field
+            raise ConfigError(f"{node.doc}: {element.path} ({exc.path})", exc.reason) from None
+        documents.append(raw)
+    return tuple(documents)
+
+
+def _resilience(name: str, spec: Node, apply: Node, rate: float | None, seconds: float | None,
+                clients: tuple[ClientKind, ...]) -> ResilienceScenario:
+    if spec.get("rollout") is not None:
+        apply.fail("a drill applies either documents (spec.apply) or a Rollout (spec.rollout), not both")
+    timeout = spec.get("timeout")
+    if timeout is not None:
+        timeout.fail(f"{_NO_ROLLOUT}: it ends when the load does (spec.load.seconds)")
+    pods_node, cohort, actions = spec.get("pods"), spec.get("cohort"), spec.get("actions")
+    pods = pods_node.integer(2, 16) if pods_node else 2
+    names = [(p.name, p.version) for p in pod_specs(pods)]
+    scenario = ResilienceScenario(
+        name=name,
+        pods=pods,
+        rate=rate or 200.0,
+        seconds=seconds or 10.0,
+        clients=clients,
+        cohort=_cohort(cohort) if cohort else None,
+        documents=_documents(apply, pods),
+        actions=tuple(_action(a, names, rollout=False) for a in actions.elements()) if actions else (),
+        expect=_expect(spec.get("expect"), rollout=False),
+    )
+    spec.done()
+    return scenario
+
+
+def read_scenario(raw: Any, where: str) -> Scenario | HotRestartScenario | ResilienceScenario:
     """Check a drill document; raises ConfigError naming ``where`` and the field."""
     top = Node(where, "", raw)
     top.mapping()
@@ -243,17 +425,25 @@ def read_scenario(raw: Any, where: str) -> Scenario | HotRestartScenario:
     hot = spec.get("hotRestart")
     if hot is not None:
         return _hot_restart(name, spec, hot, rate, seconds, clients)
-    rollout_doc, rollout_spec = _rollout(spec["rollout"], name)
+    apply = spec.get("apply")
+    if apply is not None:
+        return _resilience(name, spec, apply, rate, seconds, clients)
+    rollout_node = spec.get("rollout")
+    if rollout_node is None:
+        spec.fail("needs rollout (a Rollout to run) or apply (documents to apply)")
+    rollout_doc, rollout_spec = _rollout(rollout_node, name)
+    pod_count = pods.integer(2, 16) if pods else 2
+    names = [(p.name, p.version) for p in pod_specs(pod_count)]
     scenario = Scenario(
         name=name,
-        pods=pods.integer(2, 16) if pods else 2,
+        pods=pod_count,
         rate=rate or 200.0,
         seconds=seconds or 120.0,
         clients=clients,
         cohort=_cohort(cohort) if cohort else None,
         rollout=rollout_doc,
         spec=rollout_spec,
-        actions=tuple(_action(a) for a in actions.elements()) if actions else (),
+        actions=tuple(_action(a, names) for a in actions.elements()) if actions else (),
         expect=_expect(expect),
         timeout=timeout.duration(1, 3600) if timeout else 120.0,
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from switchman.lab.drill.judge import Mark, judge, stage_windows
-from switchman.lab.drill.scenario import read_scenario
+from switchman.lab.drill.judge import Mark, judge, judge_resilience, stage_windows
+from switchman.lab.drill.scenario import ResilienceScenario, read_scenario
 from switchman.lab.local.load import Sample
 
 T0 = 1000.0
@@ -91,3 +91,34 @@ def test_analysis_counts_are_compared_with_the_clients_in_the_same_window() -> N
     assert [(a["clients"], a["reported"]) for a in verdict.figures["analysisAgreement"]] == [(100, 100), (100, 90)]
     assert verdict.figures["analysisAgreementWorst"] == 0.1
     assert not verdict.passed
+
+
+def test_a_resilience_drill_is_judged_by_counter_changes_and_every_failed_request() -> None:
+    doc = {"kind": "Drill", "metadata": {"name": "r"}, "spec": {
+        "apply": [{"kind": "Service", "metadata": {"name": "checkout", "groups": ["front"]}, "spec": {}}],
+        "expect": {"failedRequests": 2, "envoy": {"cluster.checkout-v2.upstream_rq_retry": {"min": 1},
+                                                  "cluster.checkout-v1.upstream_rq_retry": {"max": 0}}},
+    }}
+    drill = read_scenario(doc, "r.yaml")
+    assert isinstance(drill, ResilienceScenario)
+    samples = traffic(T0, T0 + 10, 100, 0.5)
+    samples[150] = Sample(T0 + 1.5, 503, 2.0, "v2")
+    windows = stage_windows([(T0, 50, "under load", False, 0)], T0 + 10)
+    marks = [Mark(T0 + 1.0, "fault: v2: 20% errors")]
+    verdict = judge_resilience(drill, samples, windows, marks, {"cluster.checkout-v2.upstream_rq_retry": 40})
+    assert verdict.passed, verdict.checks
+    assert verdict.figures["envoy"] == {"cluster.checkout-v2.upstream_rq_retry": 40,
+                                        "cluster.checkout-v1.upstream_rq_retry": 0}  # never shown: no change
+    assert (verdict.figures["failedRequests"], verdict.figures["failedAfterFault"]) == (1, 1)
+    assert verdict.figures["lastFailureAfterFault_s"] == 0.5
+    assert verdict.stages[0]["weight"] == 50
+
+    no_retries = judge_resilience(drill, samples, windows, marks, {})
+    assert not no_retries.passed
+    assert [c.name for c in no_retries.checks if not c.passed] == [
+        "front Envoy: cluster.checkout-v2.upstream_rq_retry ≥ 1"
+    ]
+    unread = judge_resilience(drill, samples, windows, marks, None)
+    assert not unread.passed and "could not be read" in unread.checks[-1].detail
+    too_many = judge_resilience(drill, [Sample(T0 + i, 503, 2.0, "v1") for i in range(3)], windows, [], {})
+    assert "3 of 3 failed (allowed 2)" in too_many.checks[0].detail and not too_many.passed
