@@ -55,16 +55,23 @@ def _read(path: str) -> object:
 
 def run(args: argparse.Namespace) -> int:
     from switchman.lab.drill import read_scenario, run_drill, summary, write_drill_report
-    from switchman.lab.drill.scenario import HotRestartScenario
+    from switchman.lab.drill.scenario import DemoScenario, HotRestartScenario
 
     scenario = read_scenario(_read(args.file), args.file)
     folder = Path(args.run_dir) / f"drill-{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder.mkdir(parents=True, exist_ok=True)
 
     async def go() -> bool:
         task = asyncio.current_task()
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        if isinstance(scenario, DemoScenario):  # the demo writes runs/demo-STAMP/ as `switchman demo` does
+            from switchman.lab.local.demo import DemoSettings, run_demo
+
+            return await run_demo(DemoSettings(
+                sidecars=scenario.pods, rate=scenario.rate, requests_per_step=scenario.requests_per_step,
+                steps=scenario.steps, run_dir=Path(args.run_dir), netns=args.netns,
+            ))
+        folder.mkdir(parents=True, exist_ok=True)
         if isinstance(scenario, HotRestartScenario):
             return await _hot_restart(scenario, folder)
         result = await run_drill(scenario, folder, netns=args.netns, out=sys.stdout)

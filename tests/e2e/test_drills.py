@@ -18,7 +18,8 @@ from switchman.lab.drill import read_scenario, run_drill, write_drill_report
 pytestmark = [pytest.mark.envoy, pytest.mark.heavy]
 
 ROOT = Path(__file__).parents[2]
-DRILLS = sorted(p for p in (ROOT / "examples" / "drills").glob("*.yaml") if p.stem != "hot-restart")
+# hot-restart and demo run their own way: through the CLI, below
+DRILLS = sorted(p for p in (ROOT / "examples" / "drills").glob("*.yaml") if p.stem not in ("hot-restart", "demo"))
 
 
 async def _run(name: str, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
@@ -82,3 +83,15 @@ def test_drill_cli_refuses_a_bad_file_naming_the_field(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip() == f"switchman: {bad}: spec.actions[0]: needs exactly one of faults, command"
+
+
+@pytest.mark.timeout(180)
+def test_the_demo_drill_file_is_the_demo(tmp_path: Path) -> None:
+    path = ROOT / "examples" / "drills" / "demo.yaml"
+    done = subprocess.run([sys.executable, "-m", "switchman", "drill", "run", str(path), "--run-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=170)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "PASS: splits within 3σ and no failed request while traffic moved" in done.stdout
+    [report] = tmp_path.glob("demo-*/report.json")
+    steps = {s["name"]: s for s in json.loads(report.read_text())["steps"]}
+    assert steps["canary 50% to v2"]["within_3_sigma"] and steps["load across the whole ramp"]["failures"] == 0

@@ -63,6 +63,7 @@ __all__ = [
     "Action",
     "Condition",
     "CounterBound",
+    "DemoScenario",
     "Expectations",
     "FaultSpec",
     "HotRestartScenario",
@@ -401,7 +402,34 @@ def _resilience(name: str, spec: Node, apply: Node, rate: float | None, seconds:
     return scenario
 
 
-def read_scenario(raw: Any, where: str) -> Scenario | HotRestartScenario | ResilienceScenario:
+@dataclass(frozen=True, slots=True)
+class DemoScenario:
+    """``spec.demo``: the demo (:mod:`switchman.lab.local.demo`) as a drill file: its ramp, faults and retries,
+    its live table, report and exit rule."""
+
+    name: str
+    pods: int
+    rate: float
+    requests_per_step: int
+    steps: tuple[int, ...]
+
+
+def _demo(name: str, spec: Node, node: Node, pods: Node | None, rate: float | None) -> DemoScenario:
+    per_step, steps_node = node.get("requestsPerStep"), node.get("steps")
+    steps = tuple(w.integer(0, 100) for w in steps_node.elements(min_items=1)) if steps_node else (0, 10, 50, 100)
+    result = DemoScenario(
+        name=name, pods=pods.integer(2, 16) if pods else 2, rate=rate or 200.0,
+        requests_per_step=per_step.integer(100, 100_000) if per_step else 600, steps=steps,
+    )
+    node.done()
+    for other in ("rollout", "apply", "actions", "cohort", "expect", "hotRestart", "timeout"):
+        if spec.get(other) is not None:
+            spec.fail(f"a demo drill takes pods, load and demo only, not {other}")
+    spec.done()
+    return result
+
+
+def read_scenario(raw: Any, where: str) -> Scenario | HotRestartScenario | ResilienceScenario | DemoScenario:
     """Check a drill document; raises ConfigError naming ``where`` and the field."""
     top = Node(where, "", raw)
     top.mapping()
@@ -422,6 +450,9 @@ def read_scenario(raw: Any, where: str) -> Scenario | HotRestartScenario | Resil
         if clients_node is not None:
             clients = tuple(ClientKind(c.choice(*(k.value for k in ClientKind))) for c in clients_node.elements(1))
         load.done()
+    demo = spec.get("demo")
+    if demo is not None:
+        return _demo(name, spec, demo, pods, rate)
     hot = spec.get("hotRestart")
     if hot is not None:
         return _hot_restart(name, spec, hot, rate, seconds, clients)

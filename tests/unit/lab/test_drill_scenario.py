@@ -12,6 +12,7 @@ from switchman.errors import ConfigError
 from switchman.lab.drill.scenario import (
     Condition,
     CounterBound,
+    DemoScenario,
     FaultSpec,
     HotRestartScenario,
     ResilienceScenario,
@@ -41,8 +42,10 @@ def test_every_example_reads(path: Path) -> None:
     assert scenario.rate >= 200
     if isinstance(scenario, ResilienceScenario):
         assert scenario.expect.envoy and scenario.seconds <= 15
+    elif isinstance(scenario, Scenario):
+        assert scenario.expect.phase in ("Succeeded", "Failed")
     else:
-        assert isinstance(scenario, HotRestartScenario) or scenario.expect.phase in ("Succeeded", "Failed")
+        assert isinstance(scenario, HotRestartScenario | DemoScenario)
 
 
 def test_defaults_are_the_lab_and_all_three_clients() -> None:
@@ -81,7 +84,7 @@ def test_the_rollout_moves_the_lab_s_service() -> None:
     ({"expect": {"phase": "Done"}}, "d.yaml: spec.expect.phase",
      "'Done' is not one of Progressing, Paused, Succeeded, Failed, Aborted"),
     ({"pods": 1}, "d.yaml: spec.pods", "1 is below 2"),
-    ({"surprise": 1}, "d.yaml: spec.surprise", "unknown field (allowed here: actions, apply, cohort, expect, "
+    ({"surprise": 1}, "d.yaml: spec.surprise", "unknown field (allowed here: actions, apply, cohort, demo, expect, "
      "hotRestart, load, pods, rollout, timeout)"),
     ({"actions": [{"when": {"weight": 10}, "faults": {"pod": "checkout-v1-1"}}]},
      "d.yaml: spec.actions[0].faults.pod", "'checkout-v1-1' is not one of checkout-v1-0, checkout-v2-0"),
@@ -188,3 +191,12 @@ def test_a_drill_needs_a_rollout_or_documents() -> None:
     assert refused({"kind": "Drill", "metadata": {"name": "d"}, "spec": {}}) == (
         "d.yaml: spec", "needs rollout (a Rollout to run) or apply (documents to apply)"
     )
+
+
+def test_the_demo_as_a_drill_file() -> None:
+    doc = {"kind": "Drill", "metadata": {"name": "demo"}, "spec": {"pods": 3, "load": {"rate": 300},
+                                                                     "demo": {"steps": [0, 25, 100]}}}
+    scenario = read_scenario(doc, "demo.yaml")
+    assert scenario == DemoScenario("demo", 3, 300.0, 600, (0, 25, 100))
+    doc["spec"]["rollout"] = {}
+    assert refused(doc) == ("d.yaml: spec", "a demo drill takes pods, load and demo only, not rollout")
