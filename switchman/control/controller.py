@@ -27,7 +27,7 @@ import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from google.protobuf import json_format
 
@@ -130,6 +130,27 @@ def _apply_edits(current: dict[str, Document], edits: Sequence[_QueuedEdit]) -> 
             if not edit.done.done():
                 edit.done.set_exception(exc)
     return proposed
+
+
+#: Changes with at least this many documents are checked and built on a worker thread: thousands of
+#: documents take tens of milliseconds that the event loop (every xDS stream's pushes, keepalives) should
+#: not wait for. Smaller ones are done inline: a thread hop costs more than they do.
+OFF_LOOP_DOCUMENTS: Final = 200
+
+_T = TypeVar("_T")
+
+
+async def _off_loop_if_big(documents: int, work: Callable[[], _T]) -> _T:
+    if documents >= OFF_LOOP_DOCUMENTS:
+        return await asyncio.to_thread(work)
+    return work()
+
+
+def _proposed_and_served(
+    mutate: Callable[[dict[str, Document]], dict[str, Document]], current: dict[str, Document]
+) -> tuple[dict[str, Document], Served]:
+    proposed = mutate(current)
+    return proposed, build_served(proposed.values())
 
 
 def _joined(authors: Iterable[str]) -> str:
@@ -248,7 +269,9 @@ class Controller:
         on_behalf_of: str | None = None,
     ) -> ApplyResult:
         """Create or replace documents (kubectl apply); all or nothing."""
-        incoming = [parse_document(raw, f"{source}[{i}]") for i, raw in enumerate(raws)]
+        incoming = await _off_loop_if_big(
+            len(raws), lambda: [parse_document(raw, f"{source}[{i}]") for i, raw in enumerate(raws)]
+        )
         seen: set[str] = set()
         for doc in incoming:
             if doc.id in seen:
@@ -490,8 +513,7 @@ class Controller:
             raise ConflictError(
                 f"the head is revision {head_number or 0}, not {expected_revision} as expected: read it again"
             )
-        proposed: dict[str, Document] = mutate(current)
-        served = build_served(proposed.values())
+        proposed, served = await _off_loop_if_big(len(current), lambda: _proposed_and_served(mutate, current))
         if head_number is not None and head_number == self._served_revision and self._served is not None:
             old = self._served.snapshots
         else:
