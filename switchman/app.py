@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from switchman.telemetry import (
     telemetry_methods,
 )
 from switchman.xds import SnapshotCache, XdsServer, XdsSettings
+from switchman.xds.tls import TlsSettings
 
 __all__ = ["DEFAULT_HISTORY_KEEP", "ServeSettings", "Switchman", "split_address"]
 
@@ -55,6 +57,8 @@ class ServeSettings:
     xds: XdsSettings | None = None
     gc_freeze_seconds: float = 0.0  # see switchman.xds.server.collector; serve's flag sets it
     xds_transport: str = "h2"  # switchman.xds.h2; or "grpc": grpc.aio
+    xds_tls: TlsSettings | None = None  # TLS (mutual with a client CA) on the xDS port; h2 only
+    node_identities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # identity -> groups it may claim
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     rollouts: EngineSettings = field(default_factory=EngineSettings)
     share: ShareSettings = field(default_factory=ShareSettings)
@@ -73,7 +77,7 @@ class Switchman:
         self.telemetry = TrafficRecorder()
         xds = settings.xds or XdsSettings(
             group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds,
-            transport=settings.xds_transport,
+            transport=settings.xds_transport, tls=settings.xds_tls, node_identities=settings.node_identities,
         )
         self.xds = XdsServer(self.cache, xds)
         metrics = TelemetryMetrics(self.xds.metrics.registry)

@@ -6,6 +6,7 @@
     ├── ConfigError                the user's input is wrong (names the field path)
     │   └── SnapshotError          a snapshot refers to something that is not there
     ├── ProtocolError              an xDS client sent something the protocol forbids
+    │   └── PermissionDenied       ... or asked for what its identity may not have
     └── LabError                   provisioning or a child process failed
 
 Edges map these to a gRPC status, an HTTP status or a CLI exit code, each in
@@ -14,7 +15,7 @@ one table; the core never does.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "LabError", "ProtocolError", "SnapshotError", "SwitchmanError"]
+__all__ = ["ConfigError", "LabError", "PermissionDenied", "ProtocolError", "SnapshotError", "SwitchmanError"]
 
 
 class SwitchmanError(Exception):
@@ -44,3 +45,7 @@ class ProtocolError(SwitchmanError):
 
 class LabError(SwitchmanError):
     """Raised when the lab cannot start, reach or stop one of its parts."""
+
+
+class PermissionDenied(ProtocolError):
+    """Raised when a client asks for what its identity may not have (PERMISSION_DENIED at the edges)."""

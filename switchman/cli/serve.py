@@ -10,6 +10,7 @@ import signal
 from typing import TYPE_CHECKING
 
 from switchman.cli.options import option, seconds, whole_number
+from switchman.cli.tls_flags import add_tls_options, node_identities, tls_settings
 from switchman.errors import ConfigError
 
 if TYPE_CHECKING:  # the server is imported only when it is run: other commands start faster
@@ -43,6 +44,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "what serves xDS, CSDS and the gRPC management API on the xDS port: h2 (Switchman's own HTTP/2 "
         "transport: a fraction of grpc.aio's CPU and memory per stream) or grpc (grpc.aio)",
     )
+    add_tls_options(parser)
     option(
         parser, "--gc-freeze-seconds", "SWITCHMAN_GC_FREEZE_SECONDS", "1",
         "every so often collect young garbage and gc.freeze() what lives on, so full collections do not stall "
@@ -110,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=whole_number(args.max_body_bytes, "--max-body-bytes", minimum=1024),
         gc_freeze_seconds=seconds(args.gc_freeze_seconds, "--gc-freeze-seconds", zero_ok=True),
         xds_transport=_transport(args.xds_transport),
+        xds_tls=tls_settings(args),
+        node_identities=node_identities(args.node_identities),
         telemetry=TelemetrySettings(
             load_reporting_interval=seconds(args.load_reporting_interval, "--load-reporting-interval"),
         ),

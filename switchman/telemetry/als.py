@@ -165,7 +165,7 @@ class AccessLogStream:
 def access_log_method(open_stream: Callable[[], AccessLogStream]) -> StreamMethod:
     """StreamAccessLogs for the HTTP/2 transport."""
     final = als_pb2.StreamAccessLogsResponse().SerializeToString()
-    return StreamMethod(ALS_PATH, als_pb2.StreamAccessLogsMessage.FromString, open_stream, final=final)
+    return StreamMethod(ALS_PATH, als_pb2.StreamAccessLogsMessage.FromString, lambda peer: open_stream(), final=final)
 
 
 class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):  # type: ignore[misc]

@@ -124,7 +124,7 @@ class LoadStatsStream:
 
 def load_stats_method(open_stream: Callable[[], LoadStatsStream]) -> StreamMethod:
     """StreamLoadStats for the HTTP/2 transport."""
-    return StreamMethod(LRS_PATH, lrs_pb2.LoadStatsRequest.FromString, open_stream)
+    return StreamMethod(LRS_PATH, lrs_pb2.LoadStatsRequest.FromString, lambda peer: open_stream())
 
 
 class LoadReportingService(lrs_pb2_grpc.LoadReportingServiceServicer):  # type: ignore[misc]

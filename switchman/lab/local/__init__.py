@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from switchman.lab.local.envoy import EnvoyMode, EnvoyProcess, bootstrap
+from switchman.lab.local.envoy import EnvoyMode, EnvoyProcess, XdsClientTls, bootstrap
 from switchman.lab.local.upstream import Upstream
 
-__all__ = ["EnvoyMode", "EnvoyProcess", "Upstream", "bootstrap"]
+__all__ = ["EnvoyMode", "EnvoyProcess", "Upstream", "XdsClientTls", "bootstrap"]

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import yaml
 from switchman.errors import LabError
 from switchman.lab.local.watchdog import Watchdog
 
-__all__ = ["EnvoyMode", "EnvoyProcess", "bootstrap", "envoy_binary"]
+__all__ = ["EnvoyMode", "EnvoyProcess", "XdsClientTls", "bootstrap", "envoy_binary"]
 
 
 class EnvoyMode(StrEnum):
@@ -61,6 +62,30 @@ def templates_dir() -> Path:
     raise LabError("Envoy bootstrap templates not found (envoy/templates in the repository)")
 
 
+@dataclass(frozen=True, slots=True)
+class XdsClientTls:
+    """How an Envoy reaches an xDS port over mutual TLS: its certificate and key, and the CA of the server's."""
+
+    cert_file: str
+    key_file: str
+    ca_file: str
+
+    def transport_socket(self) -> dict[str, Any]:
+        """The ``xds`` cluster's transport socket: TLS, ALPN ``h2`` (gRPC over TLS needs it), the server verified."""
+        return {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                "common_tls_context": {
+                    "alpn_protocols": ["h2"],
+                    "tls_certificates": [{"certificate_chain": {"filename": self.cert_file},
+                                          "private_key": {"filename": self.key_file}}],
+                    "validation_context": {"trusted_ca": {"filename": self.ca_file}},
+                },
+            },
+        }
+
+
 def bootstrap(
     node_id: str,
     xds_port: int,
@@ -70,9 +95,11 @@ def bootstrap(
     xds_host: str = "127.0.0.1",
     admin_host: str = "127.0.0.1",
     metadata: dict[str, str] | None = None,
+    tls: XdsClientTls | None = None,
 ) -> dict[str, Any]:
     """An Envoy bootstrap, rendered from ``envoy/templates/MODE.yaml``, that takes listeners and
-    clusters from Switchman at ``xds_host:xds_port``; its admin API on ``admin_host``, port 0."""
+    clusters from Switchman at ``xds_host:xds_port`` (over mutual TLS with ``tls``); its admin API on
+    ``admin_host``, port 0."""
     template = string.Template((templates_dir() / f"{mode.value}.yaml").read_text())
     text = template.substitute(
         node_id=json.dumps(node_id), cluster=json.dumps(cluster), xds_host=xds_host, xds_port=int(xds_port),
@@ -81,6 +108,10 @@ def bootstrap(
     config: dict[str, Any] = yaml.safe_load(text)
     if metadata:
         config["node"]["metadata"] = dict(metadata)
+    if tls is not None:
+        for cluster_config in config["static_resources"]["clusters"]:
+            if cluster_config["name"] == "xds":
+                cluster_config["transport_socket"] = tls.transport_socket()
     return config
 
 

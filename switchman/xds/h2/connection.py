@@ -55,7 +55,7 @@ import h2.settings
 from google.protobuf.message import DecodeError, Message
 from h2.errors import ErrorCodes
 
-from switchman.errors import ProtocolError
+from switchman.errors import PermissionDenied, ProtocolError
 from switchman.xds.h2.calls import Call
 from switchman.xds.h2.guard import SETTINGS_COST, Guard
 from switchman.xds.h2.lifetime import Lifetime
@@ -67,6 +67,7 @@ from switchman.xds.server.methods import (
     Metadata,
     StreamMethod,
 )
+from switchman.xds.server.peer import ANONYMOUS, Peer, identity_of
 
 if TYPE_CHECKING:
     from switchman.xds.h2.server import H2Server
@@ -100,7 +101,7 @@ class Connection(Lifetime, asyncio.Protocol):
     __slots__ = (
         "_blocked", "_buffered", "_deferred", "_framed", "_fresh", "_last_read", "_last_stream", "_paused", "_peer",
         "_unsent",
-        "_wake_scheduled", "_woken", "address_key", "calls", "guard", "h2", "server", "settings", "transport",
+        "_wake_scheduled", "_woken", "address_key", "calls", "guard", "h2", "peer", "server", "settings", "transport",
     )
 
     def __init__(self, server: H2Server) -> None:
@@ -124,6 +125,7 @@ class Connection(Lifetime, asyncio.Protocol):
         self._last_stream = 0  # the highest stream processed, as GOAWAY names it
         self._peer = "?"
         self.address_key = "?"  # what the server counts its connections by (set when it admits it)
+        self.peer: Peer = ANONYMOUS  # the client's certificate identity, over mutual TLS
 
     # -- asyncio.Protocol -------------------------------------------------------
 
@@ -133,6 +135,12 @@ class Connection(Lifetime, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         host = str(peer[0]) if isinstance(peer, tuple) else "?"
         self._peer = f"{host}:{peer[1]}" if isinstance(peer, tuple) else "?"
+        # asyncio calls connection_made after the TLS handshake: the certificate (verified against the
+        # client CA, or absent) is known here. getpeercert() is empty when the server asks for none.
+        ssl_object = transport.get_extra_info("ssl_object")
+        cert = ssl_object.getpeercert() if ssl_object is not None else None
+        if cert:
+            self.peer = Peer(identity=identity_of(cert), certified=True)
         settings = self.settings
         h2c = self.h2
         h2c.local_settings = h2.settings.Settings(client=False, initial_values={
@@ -433,7 +441,7 @@ class Connection(Lifetime, asyncio.Protocol):
         if seconds is not None:
             call.deadline = asyncio.get_running_loop().call_later(seconds, self._deadline, call)
         if isinstance(method, StreamMethod):
-            stream = call.stream = method.stream()
+            stream = call.stream = method.stream(self.peer)
             stream.waker = lambda: self._wake(call)
             stream.opened()
 
@@ -500,6 +508,9 @@ class Connection(Lifetime, asyncio.Protocol):
         call.fed = True
         try:
             call.stream.receive(request)
+        except PermissionDenied as exc:
+            self._finish(call, Code.PERMISSION_DENIED, str(exc))
+            return False
         except ProtocolError as exc:
             self._finish(call, Code.INVALID_ARGUMENT, str(exc))
             return False
@@ -582,7 +593,7 @@ class Connection(Lifetime, asyncio.Protocol):
             return
         assert not isinstance(method, StreamMethod)
         try:
-            response = method.fetch(request)
+            response = method.fetch(request, self.peer)
         except CallError as exc:
             self._finish(call, exc.code, exc.message, exc.trailers)
         except Exception as exc:

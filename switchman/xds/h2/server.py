@@ -9,7 +9,9 @@ services, state of the world and delta, and the fetches; CSDS; and any
 unary methods added (the management API).
 
 HTTP/2 with prior knowledge (``h2c``, as Envoy's and gRPC's clients speak to
-a plaintext server). Keepalive pings find dead peers; a maximum connection
+a plaintext server), or over TLS when :meth:`H2Server.start` is given an
+``ssl.SSLContext`` (:func:`switchman.xds.tls.server_context`); a client's
+certificate then names it to its streams. Keepalive pings find dead peers; a maximum connection
 age sends GOAWAY and gives the connection's calls a grace period before it
 ends them with UNAVAILABLE, so that its client reconnects (to another
 replica, maybe); stopping ends every call with UNAVAILABLE at once.
@@ -26,6 +28,7 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -93,21 +96,23 @@ class H2Server:
         self._server: asyncio.Server | None = None
         self._all_gone: asyncio.Event | None = None
 
-    async def start(self, address: str) -> int:
-        """Bind ``host:port`` (port 0 picks one) and serve; returns the bound port."""
+    async def start(self, address: str, tls: ssl.SSLContext | None = None) -> int:
+        """Bind ``host:port`` (port 0 picks one) and serve, over TLS with ``tls``; returns the bound port."""
         host, sep, port_text = address.rpartition(":")
         if not sep or not port_text.isdigit():
             raise ConfigError("xds address", f"{address!r} is not HOST:PORT")
         loop = asyncio.get_running_loop()
+        # A handshake must end within the request timeout, as a first request must arrive (a silent client).
+        handshake = self.settings.request_timeout_seconds if tls is not None else None
         try:
             self._server = await loop.create_server(
                 lambda: Connection(self), host.strip("[]") or None, int(port_text), backlog=4096,
-                family=socket.AF_UNSPEC,
+                family=socket.AF_UNSPEC, ssl=tls, ssl_handshake_timeout=handshake,
             )
         except OSError as exc:
             raise ConfigError("xds address", f"cannot bind {address}: {exc.strerror}") from None
         port = int(self._server.sockets[0].getsockname()[1])
-        log.info("xDS (HTTP/2 transport) listening on %s (port %d)", address, port)
+        log.info("xDS (HTTP/2 transport%s) listening on %s (port %d)", ", TLS" if tls else "", address, port)
         return port
 
     def refused(self, reason: str) -> None:

@@ -29,6 +29,7 @@ from grpc import aio
 from switchman.errors import ProtocolError
 from switchman.xds.cache import SnapshotCache
 from switchman.xds.server.methods import CallError, Code, FetchMethod, StreamMethod
+from switchman.xds.server.peer import Peer
 from switchman.xds.server.state import TypeState
 from switchman.xds.server.stream import Stream, StreamContext
 
@@ -227,7 +228,7 @@ def csds_methods(ctx: StreamContext) -> list[StreamMethod | FetchMethod]:
     service = "/envoy.service.status.v3.ClientStatusDiscoveryService"
     parse = csds_pb2.ClientStatusRequest.FromString
 
-    def fetch(request: Message) -> bytes:
+    def fetch(request: Message, peer: Peer) -> bytes:
         assert isinstance(request, csds_pb2.ClientStatusRequest)
         try:
             return bytes(status_now(ctx, request).SerializeToString())
@@ -235,7 +236,7 @@ def csds_methods(ctx: StreamContext) -> list[StreamMethod | FetchMethod]:
             raise CallError(Code.INVALID_ARGUMENT, str(exc)) from None
 
     return [
-        StreamMethod(f"{service}/StreamClientStatus", parse, lambda: CsdsStream(ctx)),
+        StreamMethod(f"{service}/StreamClientStatus", parse, lambda peer: CsdsStream(ctx)),
         FetchMethod(f"{service}/FetchClientStatus", parse, fetch),
     ]
 

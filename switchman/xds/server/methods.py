@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from switchman.xds import resources as rt
 from switchman.xds import wire
 from switchman.xds.server.delta import DeltaStream
+from switchman.xds.server.peer import Peer
 from switchman.xds.server.sotw import SotwStream
 from switchman.xds.server.stream import Stream, StreamContext
 
@@ -85,23 +86,25 @@ class StreamHandler(Protocol):
 class StreamMethod:
     """A streaming call: each call gets a new handler (an xDS :class:`Stream`, CSDS's, a telemetry stream).
 
+    ``stream(peer)`` makes it; ``peer`` is the client as the connection knows it (its certificate's identity).
+
     A bidirectional call ends when the client ends its side. A client-streaming
     call (``final`` set) then answers its one response, ``final``, and ends.
     """
 
     path: str
     parse: Callable[[bytes], Message]
-    stream: Callable[[], StreamHandler]
+    stream: Callable[[Peer], StreamHandler]
     final: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FetchMethod:
-    """A unary fetch: one request, one encoded response (or CallError)."""
+    """A unary fetch: one request and the client (:class:`Peer`), one encoded response (or CallError)."""
 
     path: str
     parse: Callable[[bytes], Message]
-    fetch: Callable[[Message], bytes]
+    fetch: Callable[[Message, Peer], bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,12 +129,16 @@ _SERVICES: Final = (
 )
 
 
-def _fetcher(ctx: StreamContext, type_url: str) -> Callable[[Message], bytes]:
-    def fetch(request: Message) -> bytes:
+def _fetcher(ctx: StreamContext, type_url: str) -> Callable[[Message, Peer], bytes]:
+    def fetch(request: Message, peer: Peer) -> bytes:
         assert isinstance(request, discovery_pb2.DiscoveryRequest)
         if request.type_url and request.type_url != type_url:
             raise CallError(Code.INVALID_ARGUMENT, f"this service serves {type_url}")
-        snapshot = ctx.cache.snapshot(ctx.group_of(request.node))
+        group = ctx.group_of(request.node)
+        refusal = ctx.refusal(peer, group, secrets=type_url == rt.SECRET)
+        if refusal is not None:
+            raise CallError(Code.PERMISSION_DENIED, refusal)
+        snapshot = ctx.cache.snapshot(group)
         if snapshot is None:
             raise CallError(Code.UNAVAILABLE, "no configuration for this node yet")
         tsnap = snapshot.get(type_url)
@@ -142,9 +149,9 @@ def _fetcher(ctx: StreamContext, type_url: str) -> Callable[[Message], bytes]:
     return fetch
 
 
-def _opener(ctx: StreamContext, kind: type[Stream], label: str, only_type: str | None) -> Callable[[], Stream]:
-    def open_stream() -> Stream:
-        return kind(ctx, label, only_type)
+def _opener(ctx: StreamContext, kind: type[Stream], label: str, only_type: str | None) -> Callable[[Peer], Stream]:
+    def open_stream(peer: Peer) -> Stream:
+        return kind(ctx, label, only_type, peer)
 
     return open_stream
 

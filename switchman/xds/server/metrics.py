@@ -41,6 +41,8 @@ REFUSALS: Final = (
     "idle",  # no calls for max_connection_idle_seconds: GOAWAY
     "node_too_large",  # a node over max_node_bytes: INVALID_ARGUMENT
     "unknown_type",  # a request for a type this server does not serve: ignored
+    "identity",  # a node group the client's certificate identity may not claim: PERMISSION_DENIED
+    "secrets_without_certificate",  # secrets asked for without a client certificate: SDS PERMISSION_DENIED, ADS ignored
 )
 
 LATENCY_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -4,8 +4,8 @@ HTTP/2 transport (``transport="h2"``, :mod:`switchman.xds.h2`) or by grpc.aio (`
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
 from envoy.service.status.v3 import csds_pb2_grpc
@@ -19,9 +19,11 @@ from switchman.xds.server.collector import CollectorPolicy
 from switchman.xds.server.csds import ClientStatusService, csds_methods
 from switchman.xds.server.methods import AnyMethod, xds_methods
 from switchman.xds.server.metrics import XdsMetrics
+from switchman.xds.server.peer import NodeIdentities
 from switchman.xds.server.services import discovery_handlers
 from switchman.xds.server.status import NodeStatus, node_statuses
 from switchman.xds.server.stream import StreamContext
+from switchman.xds.tls import TlsSettings, server_context
 
 __all__ = ["TRANSPORTS", "XdsServer", "XdsSettings"]
 
@@ -132,6 +134,21 @@ class XdsSettings:
     * ``max_pending_calls`` (20,000; grpc.aio only): calls gRPC core queues
       while the event loop accepts them; past it, a connect storm gets
       CANCELLED and clients back off and retry.
+
+    Who the clients are (``h2`` only; ``grpc`` with ``tls`` is refused):
+
+    * ``tls`` (none: plaintext): the port's certificate and key and, for
+      mutual TLS, the CA of the clients' certificates
+      (:class:`~switchman.xds.tls.TlsSettings`). A client certificate names
+      the client: its first SPIFFE URI SAN, else its first DNS SAN. Secrets
+      (SDS) go only to clients with a certificate: without one, the SDS
+      services answer PERMISSION_DENIED and ADS leaves requests for secrets
+      unanswered.
+    * ``node_identities`` (none: any client may claim any node): identity
+      pattern -> the node groups (``group_by``) it may claim; each pattern
+      exact, or a prefix with a trailing ``*``. A stream whose node is in
+      another group, or whose client has no identity, ends with
+      PERMISSION_DENIED.
     """
 
     group_by: str = "cluster"
@@ -157,6 +174,8 @@ class XdsSettings:
     max_pending_calls: int = 20_000
     gc_freeze_seconds: float = 0.0
     transport: str = "h2"
+    tls: TlsSettings | None = None
+    node_identities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def grpc_options(self) -> list[tuple[str, int]]:
         """The same bounds for grpc.aio, where it has them (the docstring says which it lacks)."""
@@ -228,6 +247,12 @@ class XdsServer:
                 raise ConfigError(name, "must be positive")
         if self.settings.transport not in TRANSPORTS:
             raise ConfigError("xds transport", f"{self.settings.transport!r} is not one of {', '.join(TRANSPORTS)}")
+        if self.settings.tls is not None and self.settings.transport != "h2":
+            # grpc.aio's ssl_server_credentials would encrypt, but its servicer context gives the peer's SANs
+            # without their kinds (URI or DNS), so identities could not be read as on h2: one transport has TLS.
+            raise ConfigError("--xds-transport", "TLS on the xDS port needs the h2 transport (grpc has no TLS here)")
+        if self.settings.node_identities and self.settings.transport != "h2":
+            raise ConfigError("--node-identities", "node identities need the h2 transport and TLS")
         self.cache = cache
         self.metrics = metrics or XdsMetrics()
         self.context = StreamContext(
@@ -236,6 +261,7 @@ class XdsServer:
             metrics=self.metrics,
             max_response_bytes=self.settings.max_response_bytes,
             max_node_bytes=self.settings.max_node_bytes,
+            node_identities=NodeIdentities(dict(self.settings.node_identities)),
         )
         self._server: aio.Server | None = None
         self._h2: H2Server | None = None
@@ -268,9 +294,10 @@ class XdsServer:
         """Bind ``address`` (``host:port``) and start serving; returns the bound xDS port."""
         if self.settings.transport == "h2":
             methods = [*xds_methods(self.context), *csds_methods(self.context), *self._methods]
+            tls = server_context(self.settings.tls) if self.settings.tls is not None else None
             self._h2 = H2Server(methods, self.settings.h2_settings(), on_refusal=self.metrics.refused)
             self.metrics.transport = self._h2
-            self.port = await self._h2.start(address)
+            self.port = await self._h2.start(address, tls)
         else:
             self.port = await self._start_grpc(address)
         if self.collector is not None:

@@ -13,8 +13,9 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from switchman.errors import ProtocolError
+from switchman.errors import PermissionDenied, ProtocolError
 from switchman.xds.server.methods import CallError, FetchMethod, StreamHandler, StreamMethod, xds_methods
+from switchman.xds.server.peer import ANONYMOUS, Peer
 from switchman.xds.server.stream import Stream, StreamContext
 
 __all__ = ["discovery_handlers"]
@@ -29,27 +30,29 @@ def _status(error: CallError) -> grpc.StatusCode:
 
 
 def _streaming(
-    open_stream: Callable[[], StreamHandler],
+    open_stream: Callable[[Peer], StreamHandler],
 ) -> Callable[[AsyncIterator[Any], aio.ServicerContext[Any, Any]], AsyncIterator[bytes]]:
     async def handler(
         requests: AsyncIterator[Any], context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        stream = open_stream()
+        stream = open_stream(ANONYMOUS)  # this transport has no TLS: XdsServer refuses it with tls
         assert isinstance(stream, Stream)  # grpc.aio serves the xDS streams (CSDS has its own servicer)
         try:
             async for response in stream.run(requests):
                 yield response
                 del response  # not pinned while the stream idles
+        except PermissionDenied as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except ProtocolError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
     return handler
 
 
-def _unary(fetch: Callable[[Any], bytes]) -> Callable[..., Any]:
+def _unary(fetch: Callable[[Any, Peer], bytes]) -> Callable[..., Any]:
     async def handler(request: Any, context: aio.ServicerContext[Any, Any]) -> bytes:
         try:
-            return fetch(request)
+            return fetch(request, ANONYMOUS)
         except CallError as exc:
             await context.abort(_status(exc), exc.message)
             raise AssertionError("unreachable") from None

@@ -25,11 +25,12 @@ from typing import Final
 from envoy.config.core.v3 import base_pb2
 from google.protobuf.message import Message
 
-from switchman.errors import ProtocolError
+from switchman.errors import PermissionDenied, ProtocolError
 from switchman.xds import resources as rt
 from switchman.xds.cache import Resource, SnapshotCache
 from switchman.xds.cache.groups import NodeGrouper
 from switchman.xds.server.metrics import XdsMetrics
+from switchman.xds.server.peer import ANONYMOUS, NodeIdentities, Peer
 from switchman.xds.server.plan import Hold, Plan, plan
 from switchman.xds.server.state import Nack, Pending, TypeState
 
@@ -112,6 +113,19 @@ class StreamContext:
     max_node_bytes: int = 64 * 1024
     streams: set[Stream] = field(default_factory=set)
     on_change: Callable[[], None] | None = None
+    node_identities: NodeIdentities = field(default_factory=lambda: NodeIdentities({}))
+
+    def refusal(self, peer: Peer, group: str, secrets: bool) -> str | None:
+        """Why ``peer`` may not be served ``group`` (``secrets``: its secrets); None when it may. Counted."""
+        identity = peer.identity
+        if not self.node_identities.allows(identity, group):
+            self.metrics.refused("identity")
+            who = f"identity {identity[:200]!r}" if identity is not None else "a client without a certificate identity"
+            return f"{who} may not be served node group {group[:200]!r}"
+        if secrets and not peer.certified:
+            self.metrics.refused("secrets_without_certificate")
+            return "secrets are served only to clients with a certificate (mutual TLS)"
+        return None
 
 
 class Stream(ABC):
@@ -127,8 +141,9 @@ class Stream(ABC):
 
     mode: str = ""
 
-    def __init__(self, ctx: StreamContext, service: str, only_type: str | None) -> None:
+    def __init__(self, ctx: StreamContext, service: str, only_type: str | None, peer: Peer = ANONYMOUS) -> None:
         self.ctx = ctx
+        self.peer = peer  # who the transport says the client is (its certificate)
         self.id = next(_ids)
         self.service = service
         self.only_type = only_type
@@ -141,6 +156,7 @@ class Stream(ABC):
         self._nonces = itertools.count(1)
         self._unwatch: Callable[[], None] | None = None
         self._ignored_type = False  # a request for a type this server does not serve was logged
+        self._ignored_secrets = False  # a request for secrets without a client certificate was logged
 
     # -- what a transport calls ----------------------------------------------
 
@@ -233,8 +249,13 @@ class Stream(ABC):
                 f"the node is {size} bytes (id, cluster, metadata, locality, user agent), "
                 f"over the limit of {self.ctx.max_node_bytes}"
             )
+        group = self.ctx.group_of(kept)
+        refusal = self.ctx.refusal(self.peer, group, secrets=self.only_type == rt.SECRET)
+        if refusal is not None:
+            log.warning("stream %s: node %r refused: %s", self.id, kept.id[:200], refusal)
+            raise PermissionDenied(f"{refusal} (node {kept.id[:200]!r})")
         self.node = kept
-        self.group = self.ctx.group_of(kept)
+        self.group = group
         self._unwatch = self.ctx.cache.watch(self.group, self.wake)
         log.info("stream %s: node %r (group %r) on %s/%s", self.id, kept.id[:200], self.group[:200], self.service,
                  self.mode)
@@ -267,6 +288,16 @@ class Stream(ABC):
                 self._ignored_type = True
                 log.info("stream %s: ignoring requests for %r, a type this server does not serve (and any other)",
                          self.id, type_url[:200])
+            return None
+        elif type_url == rt.SECRET and not self.peer.certified:
+            # Private keys go only to a client a certificate names. On ADS the request is left unanswered, as
+            # for a type this server does not serve (above), rather than ending the stream: that would cut the
+            # client off from every other type, and it would reconnect and ask again, in a loop.
+            self.ctx.metrics.refused("secrets_without_certificate")
+            if not self._ignored_secrets:
+                self._ignored_secrets = True
+                log.warning("stream %s: node %r asked for secrets without a client certificate: not served",
+                            self.id, self.node.id[:200] if self.node is not None else "?")
             return None
         state = self.states.get(type_url)
         if state is None:

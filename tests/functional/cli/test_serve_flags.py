@@ -22,6 +22,12 @@ from tests.functional.cli.conftest import clean_environ, run_switchman
         (("--history-keep", "-1"), "--history-keep: '-1' must be 0 or more"),
         (("--history-keep", "many"), "--history-keep: 'many' is not a whole number"),
         (("--max-body-bytes", "10"), "--max-body-bytes: '10' must be 1024 or more"),
+        (("--xds-tls-cert", "/nonexistent/xds.crt", "--xds-tls-key", "/nonexistent/xds.key"),
+         "--xds-tls-cert: cannot read /nonexistent/xds.crt"),
+        (("--xds-tls-key", "/nonexistent/xds.key"), "--xds-tls-key: given without --xds-tls-cert"),
+        (("--xds-client-ca", "/nonexistent/ca.pem"), "--xds-client-ca: mutual TLS needs --xds-tls-cert"),
+        (("--node-identities", "spiffe://lab/front"), "--node-identities: cannot read spiffe://lab/front"),
+        (("--node-identities", "spiffe://lab/*x=front"), "--node-identities: 'spiffe://lab/*x': '*' may only end"),
     ],
 )
 async def test_serve_refuses_flags_it_cannot_use(tmp_path: Path, flags: tuple[str, ...], says: str) -> None:

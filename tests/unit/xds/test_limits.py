@@ -73,7 +73,7 @@ def test_connections_are_counted_per_ipv4_address_and_per_ipv6_64() -> None:
 
 
 def _call() -> Call:
-    return Call(1, FetchMethod("/x.Y/Z", bytes, lambda request: b""))
+    return Call(1, FetchMethod("/x.Y/Z", bytes, lambda request, peer: b""))
 
 
 def test_a_call_reads_whole_messages_and_keeps_the_rest() -> None:

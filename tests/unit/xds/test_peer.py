@@ -1,0 +1,49 @@
+"""Client identities from certificates, and which node groups they may claim."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from switchman.cli.tls_flags import node_identities
+from switchman.errors import ConfigError
+from switchman.xds.server.peer import NodeIdentities, identity_of, parse_node_identities
+
+
+def test_the_identity_is_the_first_spiffe_uri_else_the_first_dns_name() -> None:
+    sans = (("DNS", "a.lab"), ("URI", "https://x/"), ("URI", "spiffe://lab/front"), ("URI", "spiffe://lab/b"))
+    assert identity_of({"subjectAltName": sans}) == "spiffe://lab/front"
+    assert identity_of({"subjectAltName": (("URI", "https://x/"), ("DNS", "a.lab"))}) == "a.lab"
+    assert identity_of({"subjectAltName": (("IP Address", "127.0.0.1"),)}) is None
+    assert identity_of({}) is None and identity_of(None) is None
+
+
+def test_patterns_are_exact_or_a_trailing_prefix() -> None:
+    rules = NodeIdentities(parse_node_identities("spiffe://lab/front=front,spiffe://lab/pod-*=checkout-*|cart"))
+    assert rules.allows("spiffe://lab/front", "front")
+    assert not rules.allows("spiffe://lab/front", "front-2")
+    assert not rules.allows("spiffe://lab/frontier", "front")
+    assert rules.allows("spiffe://lab/pod-7", "checkout-v2") and rules.allows("spiffe://lab/pod-7", "cart")
+    assert not rules.allows("spiffe://lab/pod-7", "front")
+    assert not rules.allows(None, "front")
+    assert NodeIdentities({}).allows(None, "anything")
+
+
+@pytest.mark.parametrize("text", ["front", "=front", "spiffe://x=", "spiffe://*/x=front", "a=b*c"])
+def test_malformed_rules_are_refused_naming_the_flag(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"^--node-identities: "):
+        parse_node_identities(text)
+
+
+def test_rules_from_a_yaml_file(tmp_path: Path) -> None:
+    path = tmp_path / "ids.yaml"
+    path.write_text("spiffe://lab/front: front\nspiffe://lab/pod-*: [checkout-*, cart]\n")
+    assert node_identities(str(path)) == {
+        "spiffe://lab/front": ("front",), "spiffe://lab/pod-*": ("checkout-*", "cart"),
+    }
+    path.write_text("- not a mapping\n")
+    with pytest.raises(ConfigError, match="a mapping"):
+        node_identities(str(path))
+    with pytest.raises(ConfigError, match="cannot read"):
+        node_identities(str(tmp_path / "missing.yaml"))
