@@ -13,7 +13,7 @@ import json
 
 from aiohttp import web
 
-from switchman.api.auth import AUTHOR_KEY
+from switchman.api.auth import CALLER_KEY
 from switchman.api.errors import ApiError
 from switchman.api.keys import ROLLOUTS
 
@@ -51,5 +51,7 @@ async def rollout_command(request: web.Request) -> web.Response:
     if not isinstance(full, bool) or (full and verb != "promote"):
         raise ApiError(400, "bad_request", "full is true or false, and goes with promote only")
     command = "promote-full" if full else verb
-    status = await request.app[ROLLOUTS].command(request.match_info["name"], command, request[AUTHOR_KEY])
+    caller = request[CALLER_KEY]
+    by = caller.author + (f" for {caller.on_behalf_of}" if caller.on_behalf_of else "")
+    status = await request.app[ROLLOUTS].command(request.match_info["name"], command, by)
     return web.json_response(status)
