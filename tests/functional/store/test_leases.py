@@ -13,7 +13,7 @@ import sys
 import time
 
 from switchman.store import EtcdStore, SqliteStore
-from tests.functional.store.conftest import AnyStore, StoreFactory
+from tests.functional.conftest import AnyStore, StoreFactory
 from tests.functional.store.etcd_env import ENDPOINT, host_port, needs_etcd
 
 NAME = "rollouts/checkout"

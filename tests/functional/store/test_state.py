@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from switchman.store import MAX_STATE_BYTES, ConflictError, SqliteStore, StateRecord, StoreError
-from tests.functional.store.conftest import StoreFactory
+from tests.functional.conftest import StoreFactory
 from tests.unit.store import contract
 
 KEY = "rollouts/checkout"

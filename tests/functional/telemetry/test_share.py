@@ -9,46 +9,19 @@ recorded as the ALS stream records them. Replica a judges with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Collection
-from pathlib import Path
+from collections.abc import Collection
 
 import pytest
 
 from switchman.rollout.sources import EnvoyReports
-from switchman.store import EtcdStore, SqliteStore
 from switchman.telemetry import ShareSettings, TelemetryShare, TrafficRecorder
-from tests.functional.store.etcd_env import ENDPOINT, fresh_prefix, host_port, needs_etcd
+from tests.functional.conftest import StoreFactory
 
 CLUSTER = "checkout-v2"
-AnyStore = SqliteStore | EtcdStore
-
-
-@pytest.fixture(params=["sqlite", pytest.param("etcd", marks=needs_etcd)])
-async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Callable[[], AnyStore]]:
-    made: list[AnyStore] = []
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "sqlite":
-
-            def make() -> AnyStore:
-                made.append(SqliteStore(tmp_path / "store.db"))
-                return made[-1]
-
-        else:
-            prefix = await stack.enter_async_context(fresh_prefix())
-            host, port = host_port(ENDPOINT)
-
-            def make() -> AnyStore:
-                made.append(EtcdStore(host, port, prefix=prefix))
-                return made[-1]
-
-        yield make
-        for store in made:
-            await store.close()
 
 
 async def watching() -> Collection[str]:
@@ -66,7 +39,7 @@ def traffic(recorders: list[TrafficRecorder], first: int, last: int, rate: int, 
                                     latency_ms=rng.lognormvariate(1.6, 0.6))
 
 
-async def test_the_judging_replica_counts_every_replicas_requests_once(stores: Callable[[], AnyStore]) -> None:
+async def test_the_judging_replica_counts_every_replicas_requests_once(stores: StoreFactory) -> None:
     settings = ShareSettings(period=0.25)
     a, b, c = TrafficRecorder(), TrafficRecorder(), TrafficRecorder()
     now = math.floor(time.time())
@@ -97,7 +70,7 @@ async def test_the_judging_replica_counts_every_replicas_requests_once(stores: C
             await share.stop()
 
 
-async def test_the_judge_waits_for_records_newer_than_the_window(stores: Callable[[], AnyStore]) -> None:
+async def test_the_judge_waits_for_records_newer_than_the_window(stores: StoreFactory) -> None:
     a, b = TrafficRecorder(), TrafficRecorder()
     settings = ShareSettings(period=0.5)
     judge, other = TelemetryShare(a, stores(), "a", settings), TelemetryShare(b, stores(), "b", settings)
@@ -120,7 +93,7 @@ async def test_the_judge_waits_for_records_newer_than_the_window(stores: Callabl
         await other.stop()
 
 
-async def test_a_replica_that_stops_publishing_is_ignored_then_forgotten(stores: Callable[[], AnyStore]) -> None:
+async def test_a_replica_that_stops_publishing_is_ignored_then_forgotten(stores: StoreFactory) -> None:
     settings = ShareSettings(period=0.2, forget_after=2.0)
     a, b = TrafficRecorder(), TrafficRecorder()
     now = math.floor(time.time())
@@ -144,7 +117,7 @@ async def test_a_replica_that_stops_publishing_is_ignored_then_forgotten(stores:
     assert await judge.store.list_state("telemetry/") == []  # a clean stop takes the record away
 
 
-async def test_nothing_is_written_while_no_rollout_watches(stores: Callable[[], AnyStore]) -> None:
+async def test_nothing_is_written_while_no_rollout_watches(stores: StoreFactory) -> None:
     watched: set[str] = {CLUSTER}
 
     async def current() -> Collection[str]:
@@ -164,7 +137,7 @@ async def test_nothing_is_written_while_no_rollout_watches(stores: Callable[[], 
 
 
 async def test_two_processes_with_one_name_are_told(
-    stores: Callable[[], AnyStore], caplog: pytest.LogCaptureFixture,
+    stores: StoreFactory, caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.WARNING, "switchman.telemetry.share")
     one = TelemetryShare(TrafficRecorder(), stores(), "a")
