@@ -116,16 +116,23 @@ class _QueuedEdit:
     done: asyncio.Future[ApplyResult]
 
 
+def _edited(
+    documents: Mapping[str, Document], target: str, change: Callable[[dict[str, Any]], dict[str, Any]]
+) -> Document:
+    """Document ``target`` of ``documents`` as ``change`` (given a copy of it) makes it, checked on its own;
+    raises NotFound when there is no such document, or what ``change`` or the check raises."""
+    doc = documents.get(target)
+    if doc is None:
+        raise NotFound(f"{target} does not exist")
+    return parse_document(change(copy.deepcopy(dict(doc.raw))), target)
+
+
 def _apply_edits(current: dict[str, Document], edits: Sequence[_QueuedEdit]) -> dict[str, Document]:
     """``current`` with each edit made in turn; an edit that does not apply fails its caller and is left out."""
     proposed = dict(current)
     for edit in edits:
         try:
-            doc = proposed.get(edit.target)
-            if doc is None:
-                raise NotFound(f"{edit.target} does not exist")
-            raw = edit.change(copy.deepcopy(dict(doc.raw)))
-            proposed[edit.target] = parse_document(raw, edit.target)
+            proposed[edit.target] = _edited(proposed, edit.target, edit.change)
         except SwitchmanError as exc:
             if not edit.done.done():
                 edit.done.set_exception(exc)
@@ -323,11 +330,7 @@ class Controller:
         target = document_id(kind, name)
 
         def edited(current: dict[str, Document]) -> dict[str, Document]:
-            doc = current.get(target)
-            if doc is None:
-                raise NotFound(f"{target} does not exist")
-            raw = change(copy.deepcopy(dict(doc.raw)))
-            return {**current, target: parse_document(raw, target)}
+            return {**current, target: _edited(current, target, change)}
 
         return await self._change(
             edited, author=author, message=message, dry_run=dry_run, expected_revision=expected_revision,

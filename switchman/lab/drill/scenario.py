@@ -377,6 +377,12 @@ def _documents(node: Node, pods: int) -> tuple[Mapping[str, Any], ...]:
     return tuple(documents)
 
 
+def _pods(node: Node | None) -> tuple[int, list[tuple[str, str]]]:
+    """``spec.pods`` (2 by default), and the lab's pods it makes: ``(name, version)`` each."""
+    count = node.integer(2, 16) if node else 2
+    return count, [(p.name, p.version) for p in pod_specs(count)]
+
+
 def _resilience(name: str, spec: Node, apply: Node, rate: float | None, seconds: float | None,
                 clients: tuple[ClientKind, ...]) -> ResilienceScenario:
     if spec.get("rollout") is not None:
@@ -385,8 +391,7 @@ def _resilience(name: str, spec: Node, apply: Node, rate: float | None, seconds:
     if timeout is not None:
         timeout.fail(f"{_NO_ROLLOUT}: it ends when the load does (spec.load.seconds)")
     pods_node, cohort, actions = spec.get("pods"), spec.get("cohort"), spec.get("actions")
-    pods = pods_node.integer(2, 16) if pods_node else 2
-    names = [(p.name, p.version) for p in pod_specs(pods)]
+    pods, names = _pods(pods_node)
     scenario = ResilienceScenario(
         name=name,
         pods=pods,
@@ -418,7 +423,7 @@ def _demo(name: str, spec: Node, node: Node, pods: Node | None, rate: float | No
     per_step, steps_node = node.get("requestsPerStep"), node.get("steps")
     steps = tuple(w.integer(0, 100) for w in steps_node.elements(min_items=1)) if steps_node else (0, 10, 50, 100)
     result = DemoScenario(
-        name=name, pods=pods.integer(2, 16) if pods else 2, rate=rate or 200.0,
+        name=name, pods=_pods(pods)[0], rate=rate or 200.0,
         requests_per_step=per_step.integer(100, 100_000) if per_step else 600, steps=steps,
     )
     node.done()
@@ -463,8 +468,7 @@ def read_scenario(raw: Any, where: str) -> Scenario | HotRestartScenario | Resil
     if rollout_node is None:
         spec.fail("needs rollout (a Rollout to run) or apply (documents to apply)")
     rollout_doc, rollout_spec = _rollout(rollout_node, name)
-    pod_count = pods.integer(2, 16) if pods else 2
-    names = [(p.name, p.version) for p in pod_specs(pod_count)]
+    pod_count, names = _pods(pods)
     scenario = Scenario(
         name=name,
         pods=pod_count,
