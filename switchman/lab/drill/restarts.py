@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from switchman.client import ClientError, SwitchmanClient
+from switchman.client import SwitchmanClient
 from switchman.lab.drill.judge import Check, Verdict
 from switchman.lab.drill.scenario import RestartSpec
 from switchman.lab.local.control_plane import ControlPlane, Restart
@@ -77,36 +77,6 @@ class ControlPlaneRecord:
                 for r in self.restarts]
 
 
-async def _status(url: str) -> Mapping[str, Any] | None:
-    """A replica's ``/v1/status``, or None when it does not answer."""
-    try:
-        async with SwitchmanClient(url, timeout=2.0) as client:
-            return await client.status()
-    except ClientError:
-        return None
-
-
-async def envoys_on_head(urls: Sequence[tuple[str, str]]) -> tuple[int, dict[str, str], dict[str, str]]:
-    """Ask every replica (``(process, API URL)``) which Envoys it serves: the head revision (the newest any
-    replica knows), the nodes that run it (node -> replica process), and the others (node -> what they run)."""
-    statuses = await asyncio.gather(*(_status(url) for _, url in urls))
-    answered = [(process, s) for (process, _), s in zip(urls, statuses, strict=True) if s is not None]
-    head = max((max(int(s.get("revision") or 0), int((s.get("store") or {}).get("store_head") or 0))
-                for _, s in answered), default=0)
-    on_head: dict[str, str] = {}
-    behind: dict[str, str] = {}
-    for process, s in answered:
-        current = int(s.get("revision") or 0) == head
-        for node in s.get("nodes") or ():
-            name = str(node.get("node_id"))
-            if current and node.get("synced"):
-                on_head[name] = process
-            else:
-                behind.setdefault(name, f"revision {s.get('revision')} of {process}"
-                                  + ("" if node.get("synced") else ", not synced"))
-    return head, on_head, {n: w for n, w in behind.items() if n not in on_head}
-
-
 class Restarts:
     """The drill's ``controlPlane`` actions, each in the background, one replica down at a time."""
 
@@ -124,9 +94,6 @@ class Restarts:
     def busy(self) -> bool:
         """A restart is under way (the API the drill reads may not answer)."""
         return any(not t.done() for t in self._tasks)
-
-    def _urls(self) -> list[tuple[str, str]]:
-        return [(r.process, r.api_url) for r in self.control_plane.replicas if r.name not in self._down]
 
     def observe(self, status: Mapping[str, Any]) -> None:
         """The rollout's status as the drill polled it: note who drives it when that changes."""
@@ -167,7 +134,7 @@ class Restarts:
         """When every Envoy of the lab was connected to a replica and ran the head revision again."""
         deadline = time.monotonic() + _BACK_WITHIN
         while time.monotonic() < deadline:
-            _, on_head, _ = await envoys_on_head(self._urls())
+            _, on_head, _ = await self.control_plane.envoys(self._down)
             if self.nodes <= set(on_head):
                 return time.time()
             await asyncio.sleep(_POLL)
@@ -178,7 +145,7 @@ class Restarts:
         await asyncio.gather(*self._tasks)
         deadline = time.monotonic() + _HEAD_WITHIN
         while True:
-            head, on_head, behind = await envoys_on_head(self._urls())
+            head, on_head, behind = await self.control_plane.envoys(self._down)
             if self.nodes <= set(on_head) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(_POLL)

@@ -18,15 +18,17 @@ takes a rollout over only once the dead process's lease ran out.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from switchman.client import ClientError, SwitchmanClient
 from switchman.errors import LabError
 from switchman.lab.local.child import Child, wait_for
 from switchman.lab.local.etcd import EtcdProcess
@@ -123,6 +125,36 @@ def _serving_ports(path: Path) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
+async def _status(url: str) -> Mapping[str, Any] | None:
+    """A replica's ``/v1/status``, or None when it does not answer."""
+    try:
+        async with SwitchmanClient(url, timeout=2.0) as client:
+            return await client.status()
+    except ClientError:
+        return None
+
+
+async def _envoys_on_head(urls: Sequence[tuple[str, str]]) -> tuple[int, dict[str, str], dict[str, str]]:
+    """Ask every replica (``(process, API URL)``) which Envoys it serves: the head revision (the newest any
+    replica knows), the nodes that run it (node -> replica process), and the others (node -> what they run)."""
+    statuses = await asyncio.gather(*(_status(url) for _, url in urls))
+    answered = [(process, s) for (process, _), s in zip(urls, statuses, strict=True) if s is not None]
+    head = max((max(int(s.get("revision") or 0), int((s.get("store") or {}).get("store_head") or 0))
+                for _, s in answered), default=0)
+    on_head: dict[str, str] = {}
+    behind: dict[str, str] = {}
+    for process, s in answered:
+        current = int(s.get("revision") or 0) == head
+        for node in s.get("nodes") or ():
+            name = str(node.get("node_id"))
+            if current and node.get("synced"):
+                on_head[name] = process
+            else:
+                behind.setdefault(name, f"revision {s.get('revision')} of {process}"
+                                  + ("" if node.get("synced") else ", not synced"))
+    return head, on_head, {n: w for n, w in behind.items() if n not in on_head}
+
+
 @dataclass(slots=True)
 class ControlPlane:
     """The lab's ``serve`` replicas (and the etcd they share, when the lab starts one)."""
@@ -216,6 +248,23 @@ class ControlPlane:
         started_at = time.time()
         await self._run(replica)
         return started_at
+
+    async def envoys(self, down: Collection[str] = ()) -> tuple[int, dict[str, str], dict[str, str]]:
+        """Which Envoys the replicas (but those named in ``down``) serve: the head revision (the newest any
+        knows), the nodes that run it (node -> replica process) and the others (node -> what they run)."""
+        return await _envoys_on_head([(r.process, r.api_url) for r in self.replicas if r.name not in down])
+
+    async def wait_synced(self, revision: int, nodes: set[str], timeout: float) -> None:
+        """Wait until every node in ``nodes`` runs ``revision`` or a later head, whichever replica it is on."""
+        deadline = time.monotonic() + timeout
+        while True:
+            head, on_head, behind = await self.envoys()
+            if head >= revision and nodes <= set(on_head):
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"the Envoys did not all run revision {revision} within {timeout}s: "
+                               f"on it: {sorted(on_head)}; behind: {behind}")
+            await asyncio.sleep(0.02)
 
     async def stop(self) -> None:
         """Stop every replica (SIGTERM, with a grace for closing streams and the store), then the etcd."""

@@ -239,7 +239,8 @@ class Supervisor:
             )
             await self.front.start(timeout=self.startup_timeout)
             front_port = await self.front.wait_listener(FRONT_LISTENER, timeout=self.startup_timeout)
-            await wait_synced(client, applied.revision or 0, self.node_ids, self.startup_timeout)
+            # with replicas, each Envoy is served by one of them: ask them all
+            await self.control_plane.wait_synced(applied.revision or 0, self.node_ids, self.startup_timeout)
         state: dict[str, Any] = {
             "run_dir": str(self.run_dir),
             "api_url": api_url,
