@@ -82,7 +82,7 @@ def test_drill_cli_refuses_a_bad_file_naming_the_field(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "switchman", "drill", "run", str(bad)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.strip() == f"switchman: {bad}: spec.actions[0]: needs exactly one of faults, command"
+    assert done.stderr.strip() == f"switchman: {bad}: spec.actions[0]: needs exactly one of faults, command, controlPlane"
 
 
 @pytest.mark.timeout(180)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from switchman.lab.drill.judge import StageWindow
@@ -110,7 +111,8 @@ def plot_control_plane(
     weight.set_ylabel("canary weight (%)", fontsize=11)
     handles = [Patch(color=_UP, alpha=0.35, label="up"), Patch(color=_DOWN, label="down (killed → serving)"),
                Patch(facecolor="none", edgecolor=_DRIVE, hatch="///", label="drives the rollout"),
-               Patch(color=_WEIGHT, label="canary weight (right axis)")]
-    fig.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=10, frameon=False)
+               Line2D([], [], color=_WEIGHT, label="canary weight (right axis)"),
+               Line2D([], [], color=_DRIVE, linestyle=":", label="every Envoy back on the head revision")]
+    fig.legend(handles=handles, loc="outside lower center", ncols=5, fontsize=10, frameon=False)
     fig.savefig(path, dpi=100, format="png")
     return path
