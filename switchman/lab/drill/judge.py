@@ -261,6 +261,7 @@ def judge(
     figures["analysisAgreementWorst"] = worst
     check("the access-log counts behind each analysis agree with the clients' within 1 %",
           all(a["error"] <= 0.01 or abs(a["reported"] - a["clients"]) <= 1 for a in counted),
-          f"{len(counted)} analyses of 20+ canary requests; worst difference {worst:.2%}")
+          f"{len(counted)} analyses of 20+ canary requests; worst difference {worst:.2%}"
+          + (f"; {figures['analysesAcrossRestarts']} over a control-plane restart left out" if gaps else ""))
     _counter_checks(verdict, expect.envoy, counters)
     return verdict

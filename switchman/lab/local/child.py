@@ -19,7 +19,7 @@ from switchman.errors import LabError
 from switchman.lab.local.launcher import tail
 from switchman.lab.local.watchdog import Watchdog
 
-__all__ = ["Child", "wait_for"]
+__all__ = ["Child", "terminate", "wait_for"]
 
 log = logging.getLogger("switchman.lab")
 
@@ -68,19 +68,22 @@ class Child:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``."""
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout)
-            except TimeoutError:
-                log.warning("%s did not stop in %.0fs: SIGKILL", self.name, timeout)
-                proc.kill()
-                await proc.wait()
-        Watchdog.shared().release(proc.pid)
-        log.info("stopped %s (pid %d, exit %s)", self.name, proc.pid, proc.returncode)
+        if self.proc is not None:
+            await terminate(self.proc, self.name, timeout)
+            log.info("stopped %s (pid %d, exit %s)", self.name, self.proc.pid, self.proc.returncode)
+
+
+async def terminate(proc: asyncio.subprocess.Process, name: str, timeout: float = 5.0) -> None:
+    """Stop a process the watchdog guards: SIGTERM, then SIGKILL after ``timeout``; the watchdog forgets it."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            log.warning("%s did not stop in %.0fs: SIGKILL", name, timeout)
+            proc.kill()
+            await proc.wait()
+    Watchdog.shared().release(proc.pid)
 
 
 async def wait_for(what: str, child: Child, timeout: float, probe: Callable[[], T | None]) -> T:
