@@ -290,7 +290,7 @@ class TelemetryShare:
         """
         period = self.settings.period
         deadline = time.monotonic() + 1.5 * period
-        if time.monotonic() - self._read_at > period:
+        if time.monotonic() - self._read_at > 2 * period:  # the periodic read is late: read now
             await self.follow()
         while self.peers.lagging(last + settle) and time.monotonic() < deadline:
             await asyncio.sleep(min(0.1, period / 4))
