@@ -14,8 +14,9 @@ import grpc
 from grpc import aio
 
 from switchman.errors import PermissionDenied, ProtocolError
+from switchman.xds.server.aio_calls import abort, call_peer
 from switchman.xds.server.methods import CallError, FetchMethod, StreamHandler, StreamMethod, xds_methods
-from switchman.xds.server.peer import ANONYMOUS, Peer
+from switchman.xds.server.peer import Peer
 from switchman.xds.server.stream import Stream, StreamContext
 
 __all__ = ["discovery_handlers"]
@@ -25,17 +26,13 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-def _status(error: CallError) -> grpc.StatusCode:
-    return next(code for code in grpc.StatusCode if code.value[0] == int(error.code))
-
-
 def _streaming(
     open_stream: Callable[[Peer], StreamHandler],
 ) -> Callable[[AsyncIterator[Any], aio.ServicerContext[Any, Any]], AsyncIterator[bytes]]:
     async def handler(
         requests: AsyncIterator[Any], context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        stream = open_stream(ANONYMOUS)  # this transport has no TLS: XdsServer refuses it with tls
+        stream = open_stream(call_peer(context))
         assert isinstance(stream, Stream)  # grpc.aio serves the xDS streams (CSDS has its own servicer)
         try:
             async for response in stream.run(requests):
@@ -52,10 +49,9 @@ def _streaming(
 def _unary(fetch: Callable[[Any, Peer], bytes]) -> Callable[..., Any]:
     async def handler(request: Any, context: aio.ServicerContext[Any, Any]) -> bytes:
         try:
-            return fetch(request, ANONYMOUS)
+            return fetch(request, call_peer(context))
         except CallError as exc:
-            await context.abort(_status(exc), exc.message)
-            raise AssertionError("unreachable") from None
+            await abort(context, exc)
 
     return handler
 
