@@ -25,20 +25,23 @@ Line = tuple[int, str]
 _INFO, _WARNING = logging.INFO, logging.WARNING
 
 
-def _where(address: str, port: int) -> str:
+def _port(name: str, address: str, port: int, *details: str) -> str:
+    """``xDS port 127.0.0.1:18000 (h2, loopback only)``."""
     host = address.rpartition(":")[0].strip("[]")
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"
-    return f"{host}:{port}" + (" (loopback: this host only)" if loopback else "")
+    said = [*details, "loopback only"] if loopback else list(details)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{name} {where}" + (f" ({', '.join(said)})" if said else "")
 
 
 def _transport(tls: TlsSettings | None, port: str) -> Line:
     if tls is None:
         return _WARNING, f"{port}: plaintext, no client certificates"
     if not tls.client_ca_file:
-        return _WARNING, f"{port}: TLS ({tls.cert_file}), no client certificates"
+        return _INFO, f"{port}: TLS ({tls.cert_file}), no client certificates"
     optional = "" if tls.require_client_cert else " (optional)"
     return _INFO, f"{port}: mutual TLS ({tls.cert_file}), client certificates{optional} from {tls.client_ca_file}"
 
@@ -53,7 +56,7 @@ def _readers(settings: ServeSettings, certificates: bool) -> str:
 def exposure(settings: ServeSettings, xds: XdsSettings, xds_port: int, api_port: int) -> list[Line]:
     """``(logging level, text)`` lines saying who may do what on each port."""
     tokens = settings.tokens.enabled
-    port = f"xDS port {_where(settings.xds_address, xds_port)} ({xds.transport})"
+    port = _port("xDS port", settings.xds_address, xds_port, xds.transport)
     mutual = xds.tls is not None and bool(xds.tls.client_ca_file)
     lines = [_transport(xds.tls, port)]
     if xds.node_identities:
@@ -71,7 +74,7 @@ def exposure(settings: ServeSettings, xds: XdsSettings, xds_port: int, api_port:
     else:
         lines.append((_WARNING, f"{port}: CSDS and the gRPC management API (reads and changes) are open to anyone "
                                 "who reaches it (no tokens configured)"))
-    api = f"API {_where(settings.api_address, api_port)}"
+    api = _port("API port", settings.api_address, api_port)
     api_tls = settings.api_tls
     lines.append(_transport(api_tls, api))
     if tokens:

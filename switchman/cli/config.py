@@ -226,10 +226,10 @@ def _explain(exc: ClientError, target: Target, command: str) -> ClientError:
     exc = exc.with_message(" ".join(exc.message.split()))
     if isinstance(exc, Untrusted):
         trusted = f"the system's CAs and {target.ca_cert} (from {target.ca_cert_from})" if target.ca_cert else (
-            "the system's CAs")
+            "the system's CAs only")
         return exc.with_message(
-            f"{exc.message}; trusted: {trusted}: name its CA with --ca-cert, {CA_CERT_ENV} or ca_cert: in "
-            f"{target.config_file}"
+            f"{exc.message}; this client trusts {trusted}: name the API's CA with --ca-cert, {CA_CERT_ENV} or "
+            f"ca_cert: in {target.config_file}"
         )
     if isinstance(exc, Unreachable):
         return exc.with_message(
