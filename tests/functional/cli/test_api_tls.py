@@ -3,19 +3,20 @@ CA made in the test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from switchman.api import Tokens
-from switchman.app import ServeSettings, Switchman
+from switchman.app import Switchman
 from switchman.client import Forbidden, SwitchmanClient, Unreachable, Untrusted
 from switchman.errors import ConfigError
 from switchman.tls import API_FLAGS, TlsSettings
 from tests.certs import Authority
 from tests.functional.cli.conftest import ADMIN, EXAMPLES, clean_environ, run_switchman
+from tests.functional.conftest import Switchmen
 
 Start = Callable[..., Awaitable[Switchman]]
 OPS = "spiffe://lab/ops/alice"
@@ -27,25 +28,17 @@ def ca(tmp_path: Path) -> Authority:
 
 
 @pytest.fixture
-async def start(tmp_path: Path, ca: Authority) -> AsyncIterator[Start]:
+def start(ca: Authority, switchmen: Switchmen) -> Start:
     """``await start(client_ca=..., tokens=...)``: a Switchman whose API serves HTTPS with a certificate ``ca``
     signed (mutual TLS with ``client_ca``)."""
-    running: list[Switchman] = []
     server = ca.issue("api-server", ips=("127.0.0.1",), server=True)
 
     async def make(client_ca: Authority | None = None, tokens: Tokens | None = None) -> Switchman:
         tls = TlsSettings(str(server.cert_file), str(server.key_file), str(client_ca.file) if client_ca else None,
                           require_client_cert=client_ca is not None, flags=API_FLAGS)
-        app = Switchman(ServeSettings(xds_address="127.0.0.1:0", api_address="127.0.0.1:0",
-                                      store=str(tmp_path / f"s{len(running)}.db"), api_tls=tls,
-                                      tokens=tokens or Tokens()))
-        await app.start()
-        running.append(app)
-        return app
+        return await switchmen(api_tls=tls, tokens=tokens or Tokens())
 
-    yield make
-    for app in running:
-        await app.stop(0.1)
+    return make
 
 
 def https(app: Switchman) -> str:

@@ -20,12 +20,13 @@ from grpc import aio
 from switchman.api import Tokens
 from switchman.api.grpc import management_pb2 as pb
 from switchman.api.grpc import management_pb2_grpc as pb_grpc
-from switchman.app import ServeSettings, Switchman
+from switchman.app import Switchman
 from switchman.telemetry import TelemetrySettings
 from switchman.xds.server.server import TRANSPORTS
 from switchman.xds.tls import TlsSettings
 from tests.certs import Authority, Issued
 from tests.functional.api.docs import checkout
+from tests.functional.conftest import Switchmen
 from tests.functional.grpc_api.conftest import apply_request
 
 ADMIN, READ = "s3cret", "r3ad"
@@ -40,27 +41,20 @@ def ca(tmp_path: Path) -> Authority:
 
 
 @pytest.fixture(params=TRANSPORTS)
-async def start(tmp_path: Path, ca: Authority, request: pytest.FixtureRequest) -> AsyncIterator[Start]:
+def start(ca: Authority, switchmen: Switchmen, request: pytest.FixtureRequest) -> Start:
     """``await start(tokens=..., mtls=...)``: a Switchman on the transport, its xDS port over mutual TLS (with
     ``--node-identities`` letting FRONT claim the group ``front``) unless ``mtls=False``."""
-    running: list[Switchman] = []
     server = ca.issue("xds-server", ips=("127.0.0.1",), server=True)
 
     async def make(tokens: Tokens = TOKENS, mtls: bool = True) -> Switchman:
         tls = TlsSettings(str(server.cert_file), str(server.key_file), str(ca.file)) if mtls else None
-        app = Switchman(ServeSettings(
-            xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(tmp_path / f"s{len(running)}.db"),
+        return await switchmen(
             tokens=tokens, xds_transport=str(request.param), xds_tls=tls,
             node_identities={FRONT: ("front",)} if mtls else {},
             telemetry=TelemetrySettings(load_reporting_interval=0.5),
-        ))
-        await app.start()
-        running.append(app)
-        return app
+        )
 
-    yield make
-    for app in running:
-        await app.stop(0.1)
+    return make
 
 
 def _channel(app: Switchman, ca: Authority, client: Issued) -> aio.Channel:
