@@ -186,8 +186,7 @@ def authorize(
         return Caller(said or "anonymous")
     scheme, _, secret = authorization.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        if matches_any(tokens.read_identities, identity):
-            assert identity is not None
+        if identity is not None and matches_any(tokens.read_identities, identity):
             if change:
                 raise ApiError(403, "forbidden", f"certificate identity {identity[:200]!r} may only read "
                                                  "(a change needs an admin token)")
