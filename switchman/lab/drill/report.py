@@ -35,7 +35,9 @@ def _run(result: DrillResult) -> DemoRun:
         if mark.what.startswith("fault"):
             weight = next((w.weight for w in reversed(result.windows) if w.start <= mark.at), 0)
             what = mark.what.removeprefix("fault: ")
-            phases.append(Phase(what, "fault", "fault", weight / 100, mark.at, mark.at, mark.at, mark.at))
+            lifts = what.endswith(": no faults")  # an action that lifts the faults (FaultSpec.lifts): not shaded
+            phases.append(Phase(what, "faults off" if lifts else "fault", "ramp" if lifts else "fault", weight / 100,
+                                mark.at, mark.at, mark.at, mark.at))
     phases.sort(key=lambda p: p.applied)
     state = result.status.get("state") or {}
     # The split plot judges every answered request against the weight: a cohort goes to the canary whatever
@@ -52,6 +54,7 @@ def _run(result: DrillResult) -> DemoRun:
         checks=[CheckRow(c.name, c.passed, c.detail) for c in result.verdict.checks],
         facts=dict(result.verdict.figures),
         events=list(state.get("events") or []),
+        counters=result.counters,
     )
 
 

@@ -178,6 +178,12 @@ class Expectations:
     failed_counted_by: str | None = None  # as many as this stat of the front rose by over the run
     recovered_within: float | None = None  # seconds after the last action lifted the faults
 
+    @property
+    def stats(self) -> tuple[str, ...]:
+        """Every stat of the front's these expectations read, each once."""
+        names = [b.stat for b in self.envoy] + [b.of for b in self.envoy if b.of is not None]
+        return tuple(dict.fromkeys([*names, *([self.failed_counted_by] if self.failed_counted_by else [])]))
+
 
 @dataclass(frozen=True, slots=True)
 class Scenario:

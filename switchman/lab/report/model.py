@@ -71,3 +71,5 @@ class DemoRun:
     checks: list[CheckRow] = field(default_factory=list)  # empty: the demo's own verdict (splits and failures)
     facts: dict[str, Any] = field(default_factory=dict)  # figures a drill measured, shown and kept in report.json
     events: list[dict[str, Any]] = field(default_factory=list)  # the rollout's events, as its API shows them
+    # a drill's front-Envoy stats over the run: (wall clock, each stat's change since the run began)
+    counters: list[tuple[float, dict[str, int]]] = field(default_factory=list)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from switchman.lab.report.model import DemoRun, Phase, StepResult
-from switchman.lab.report.plots import plot_latency, plot_split, plot_success
+from switchman.lab.report.plots import plot_counters, plot_latency, plot_split, plot_success
 from switchman.lab.report.series import Bin, bin_samples
 
 __all__ = ["FIGURES", "write_report"]
@@ -21,6 +21,11 @@ FIGURES: dict[str, str] = {
     "latency.png": "Latency p50 and p99 per second (log scale).",
     "success.png": "Success rate per second; the fault phase (no retries) and the retry phase are shaded.",
 }
+#: A drill's (when it watched the front's counters): the counters that decided it.
+COUNTERS_FIGURE: tuple[str, str] = (
+    "counters.png", "The front Envoy's counters the drill is judged by, their change over the run, and the "
+                    "clients' failed requests.",
+)
 BIN_SECONDS = 1.0
 
 
@@ -147,6 +152,10 @@ def _drill_html(run: DemoRun) -> str:
 <tbody>{events}</tbody></table>"""
 
 
+def _figures(run: DemoRun) -> dict[str, str]:
+    return FIGURES | dict([COUNTERS_FIGURE]) if run.counters else FIGURES
+
+
 def _html(run: DemoRun, phases: list[dict[str, Any]], outside: int, bins: int) -> str:
     verdict = "PASS" if run.passed else "FAIL"
     if run.checks:
@@ -169,7 +178,7 @@ def _html(run: DemoRun, phases: list[dict[str, Any]], outside: int, bins: int) -
     figures = "\n".join(
         f"<figure><img src='{escape(name)}' alt='{escape(text)}' width='1100' height='460'>"
         f"<figcaption>{escape(text)}</figcaption></figure>"
-        for name, text in FIGURES.items()
+        for name, text in _figures(run).items()
     )
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -213,6 +222,8 @@ def write_report(run: DemoRun, folder: Path) -> Path:
     plot_split(bins, run.phases, origin, end, run.initial_v2, folder / "split.png")
     plot_latency(bins, run.phases, origin, end, folder / "latency.png")
     plot_success(bins, run.phases, origin, end, folder / "success.png")
+    if run.counters:
+        plot_counters(run.counters, run.samples, run.phases, origin, end, folder / COUNTERS_FIGURE[0])
 
     with (folder / "samples.csv").open("w", newline="") as f:
         writer = csv.writer(f)
@@ -236,10 +247,11 @@ def write_report(run: DemoRun, folder: Path) -> Path:
             "bins_outside_3_sigma": outside,
             "bins": [_bin_json(b) for b in bins],
         },
-        "figures": {name: {"file": name, "caption": text} for name, text in FIGURES.items()},
+        "figures": {name: {"file": name, "caption": text} for name, text in _figures(run).items()},
         "checks": [asdict(c) for c in run.checks],
         "facts": run.facts,
         "events": run.events,
+        "counters": [{"t_s": round(at - origin, 3), **reading} for at, reading in run.counters],
         "samples": "samples.csv",
         "html": "report.html",
     }
