@@ -393,11 +393,16 @@ class RolloutEngine:
         }
         if not specs:
             return set()
-        records = {r.key: r for r in await self.store.list_state(state_key(""))}
+        # The runs driven here as their drivers last stored them; the store is read for the others only.
+        states = {name: d.stored[0] for name, d in self._drivers.items() if d.stored is not None}
+        if specs.keys() - states.keys():
+            for record in await self.store.list_state(state_key("")):
+                name = record.key.removeprefix(state_key(""))
+                if name in specs and name not in states:
+                    states[name] = RolloutState.from_json(record.value)
         watched = set()
         for name, (spec, raw_spec) in specs.items():
-            record = records.get(state_key(name))
-            state = RolloutState.from_json(record.value) if record is not None else None
+            state = states.get(name)
             if state is not None and state.generation == generation_of(raw_spec) and state.phase in ENDED:
                 continue
             watched.add(version_cluster(spec.service, spec.canary))

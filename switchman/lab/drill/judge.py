@@ -19,6 +19,7 @@ from typing import Any
 
 from switchman.lab.drill.scenario import CounterBound, ResilienceScenario, Scenario
 from switchman.lab.local.load import Sample
+from switchman.lab.report.series import percentile
 
 __all__ = ["Check", "Mark", "StageWindow", "Verdict", "judge", "judge_resilience", "stage_windows"]
 
@@ -154,9 +155,9 @@ def _failure_checks(verdict: Verdict, scenario: ResilienceScenario, failed: Sequ
 
     if failed:
         figures["failedByStatus"] = dict(Counter(str(s.status) if s.status else s.error or "error" for s in failed))
-        latencies = sorted(s.latency_ms for s in failed)
-        figures["failedLatency_ms"] = {"p50": round(latencies[len(latencies) // 2], 1),
-                                       "p99": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1)}
+        latencies = [s.latency_ms for s in failed]
+        figures["failedLatency_ms"] = {"p50": round(percentile(latencies, 0.5), 1),
+                                       "p99": round(percentile(latencies, 0.99), 1)}
     if expect.failed_status is not None:
         status = expect.failed_status
         others = sum(1 for s in failed if s.status != status)
@@ -221,10 +222,12 @@ def judge(
     marks: Sequence[Mark],
     mirror_counts: Mapping[str, int] | None = None,
     counters: Mapping[str, int] | None = None,
+    gaps: Sequence[tuple[float, float]] = (),
 ) -> Verdict:
     """Figures and checks of one run; ``mirror_counts``: requests the canary's apps received, and the share
     of the front's requests it should have been (``received``, ``front``); ``counters``: the front Envoy's
-    stats, their change over the run (for ``expect.envoy``)."""
+    stats, their change over the run (for ``expect.envoy``); ``gaps``: when the control plane could not see
+    all traffic (it was restarted), the analyses over them left out of the count comparison."""
     state = status.get("state") or {}
     events: list[Mapping[str, Any]] = list(state.get("events") or [])
     interval = float(status.get("interval") or 1.0)
@@ -311,13 +314,19 @@ def judge(
               f"{answered_by_canary} answers came from the canary while it was only mirrored")
 
     # the analysis counted what the clients sent
-    agreement = _agreement(samples, state.get("analyses") or [])
+    analyses = [a for a in state.get("analyses") or []
+                if not any("start" in a and float(a["start"]) < until and float(a["end"]) > since
+                           for since, until in gaps)]
+    if gaps:
+        figures["analysesAcrossRestarts"] = len(state.get("analyses") or []) - len(analyses)
+    agreement = _agreement(samples, analyses)
     figures["analysisAgreement"] = agreement
     counted = [a for a in agreement if a["clients"] >= 20]
     worst = max((a["error"] for a in counted), default=0.0)
     figures["analysisAgreementWorst"] = worst
     check("the access-log counts behind each analysis agree with the clients' within 1 %",
           all(a["error"] <= 0.01 or abs(a["reported"] - a["clients"]) <= 1 for a in counted),
-          f"{len(counted)} analyses of 20+ canary requests; worst difference {worst:.2%}")
+          f"{len(counted)} analyses of 20+ canary requests; worst difference {worst:.2%}"
+          + (f"; {figures['analysesAcrossRestarts']} over a control-plane restart left out" if gaps else ""))
     _counter_checks(verdict, expect.envoy, counters)
     return verdict

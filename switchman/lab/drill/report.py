@@ -7,12 +7,19 @@ import asyncio
 import time
 from pathlib import Path
 
+from switchman.lab.drill.restarts_report import FIGURE, control_plane_sections, plot_control_plane
 from switchman.lab.drill.runner import DrillResult
 from switchman.lab.local.load import LoadResult
 from switchman.lab.report import DemoRun, Phase, StepResult, write_report
 from switchman.lab.report.model import CheckRow
+from switchman.lab.report.plots import plot_counters
 
 __all__ = ["write_drill_report"]
+
+COUNTERS_FIGURE = (
+    "counters.png", "The front Envoy's counters the drill is judged by, their change over the run, and the "
+                    "clients' failed requests.",
+)
 
 
 def _run(result: DrillResult) -> DemoRun:
@@ -58,6 +65,24 @@ def _run(result: DrillResult) -> DemoRun:
     )
 
 
+def _write(result: DrillResult, folder: Path) -> Path:
+    """The report, with the figures of the drill's own: the control plane's, the front's counters."""
+    run = _run(result)
+    # on the report's clock: from its first request or change
+    origin = min([s.started for s in run.samples] + [p.applied for p in run.phases], default=result.started)
+    end = max([s.started for s in run.samples] + [p.ended for p in run.phases], default=result.started)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = result.control_plane
+    if record is not None:
+        run.sections = control_plane_sections(record, origin, end)
+        run.figures = run.figures | dict([FIGURE])
+        plot_control_plane(record, result.windows, origin, end, folder / FIGURE[0])
+    if run.counters:  # a resilience drill's: the front's counters it is judged by, over the run
+        run.figures = run.figures | dict([COUNTERS_FIGURE])
+        plot_counters(run.counters, run.samples, run.phases, origin, end, folder / COUNTERS_FIGURE[0])
+    return write_report(run, folder)
+
+
 async def write_drill_report(result: DrillResult, folder: Path) -> Path:
     """Write the report into ``folder``; returns report.html. The plots take a second or two: off the loop."""
-    return await asyncio.to_thread(write_report, _run(result), folder)
+    return await asyncio.to_thread(_write, result, folder)
