@@ -226,7 +226,9 @@ class Expectations:
     def stats(self) -> tuple[str, ...]:
         """Every stat of the front's these expectations read, each once."""
         names = [b.stat for b in self.envoy] + [b.of for b in self.envoy if b.of is not None]
-        return tuple(dict.fromkeys([*names, *([self.failed_counted_by] if self.failed_counted_by else [])]))
+        if self.failed_counted_by is not None:
+            names.append(self.failed_counted_by)
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True, slots=True)
