@@ -1,5 +1,6 @@
 """Every drill in examples/drills runs against the lab under load and passes, with the figures it promises:
-rollout drills and resilience drills (``spec.apply``, judged by the front Envoy's counters) alike."""
+rollout drills and resilience drills (``spec.apply``, judged by the front Envoy's counters: retries, outlier
+ejection, circuit breaking, timeouts, per-try timeouts, injected faults) alike."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from switchman.lab.drill import read_scenario, run_drill, write_drill_report
+from switchman.lab.drill import ResilienceScenario, read_scenario, run_drill, write_drill_report
 
 pytestmark = [pytest.mark.envoy, pytest.mark.heavy]
 
@@ -44,6 +45,9 @@ async def test_every_example_drill_passes(path: Path, tmp_path: Path) -> None:
         p.name for p in tmp_path.iterdir()  # noqa: ASYNC240
     }
     facts = report["facts"]
+    if isinstance(result.scenario, ResilienceScenario):  # judged by the front's counters, plotted over the run
+        assert (tmp_path / "counters.png").exists()
+        assert facts["envoy"].items() <= report["counters"][-1].items()
     if path.stem == "canary-5xx":
         assert facts["phase"] == "Failed"
         assert facts["timeToWeightZero_s"] <= 4.0  # two 2 s intervals
@@ -61,6 +65,24 @@ async def test_every_example_drill_passes(path: Path, tmp_path: Path) -> None:
         assert facts["envoy"]["cluster.checkout-v1.outlier_detection.ejections_enforced_total"] == 1
         assert 1 <= facts["failedAfterFault"] == facts["failedRequests"] <= 20
         assert facts["lastFailureAfterFault_s"] < 1.0
+    if path.stem == "circuit-breaking":  # the breaker answered the overflow at once, and only while v1 was slow
+        overflowed = facts["envoy"]["cluster.checkout-v1.upstream_rq_pending_overflow"]
+        assert facts["failedByStatus"] == {"503": overflowed} and overflowed > 100
+        assert facts["failedLatency_ms"]["p50"] < 250  # not the +1 s the app took
+        assert facts["lastFailureAfterLift_s"] <= 2.0
+    if path.stem == "timeouts":  # the front gave up on v2 at the route's 500 ms, and only while v2 was slow
+        timed_out = facts["envoy"]["cluster.checkout-v2.upstream_rq_timeout"]
+        assert facts["failedByStatus"] == {"504": timed_out} and timed_out > 100
+        assert 500 <= facts["failedLatency_ms"]["p50"] < 1000
+        assert facts["lastFailureAfterLift_s"] <= 1.0
+    if path.stem == "per-try-timeouts":  # tries on the slow pod timed out, and their retries hid every one
+        assert facts["envoy"]["cluster.checkout-v1.upstream_rq_per_try_timeout"] > 100
+        assert facts["failedRequests"] == 0
+    if path.stem == "injected-faults":  # the front's own fault filter: what it aborted is what the clients saw
+        envoy = facts["envoy"]
+        assert envoy["http.ingress.downstream_rq_total"] == facts["requests"]
+        assert facts["failedByStatus"] == {"503": envoy["http.ingress.fault.aborts_injected"]}
+        assert 100 < envoy["http.ingress.fault.aborts_injected"] < envoy["http.ingress.fault.delays_injected"]
 
 
 @pytest.mark.timeout(180)

@@ -12,12 +12,14 @@ rolled back.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from switchman.lab.drill.scenario import CounterBound, ResilienceScenario, Scenario
 from switchman.lab.local.load import Sample
+from switchman.lab.report.series import percentile
 
 __all__ = ["Check", "Mark", "StageWindow", "Verdict", "judge", "judge_resilience", "stage_windows"]
 
@@ -72,8 +74,15 @@ def stage_windows(timeline: Sequence[tuple[float, int, str, bool, int]], end: fl
     return windows
 
 
+def _band_3_sigma(n: int, p: float) -> tuple[float, float]:
+    """The hits of ``n`` draws at ``p`` within binomial 3σ of ``n * p``."""
+    spread = 3 * math.sqrt(n * p * (1 - p)) + 1e-9
+    return n * p - spread, n * p + spread
+
+
 def _within_3_sigma(hits: int, n: int, p: float) -> bool:
-    return abs(hits - n * p) <= 3 * math.sqrt(n * p * (1 - p)) + 1e-9
+    low, high = _band_3_sigma(n, p)
+    return low <= hits <= high
 
 
 def _split_rows(samples: Sequence[Sample], windows: Sequence[StageWindow]) -> list[dict[str, Any]]:
@@ -107,18 +116,71 @@ def _agreement(samples: Sequence[Sample], analyses: Sequence[Mapping[str, Any]])
     return rows
 
 
-def _counter_checks(verdict: Verdict, bounds: Sequence[CounterBound], counters: Mapping[str, int] | None) -> None:
-    """``expect.envoy``: each stat's change over the run (a stat the front never showed changed by 0)."""
+def _counter_checks(verdict: Verdict, bounds: Sequence[CounterBound], counters: Mapping[str, int] | None,
+                    requests: int = 0) -> None:
+    """``expect.envoy``: each stat's change over the run (a stat the front never showed changed by 0); a share
+    of another stat's change (or of the clients' ``requests``) within binomial 3σ."""
     if not bounds:
         return
-    changes = {b.stat: int((counters or {}).get(b.stat, 0)) for b in bounds}
+    stats = [b.stat for b in bounds] + [b.of for b in bounds if b.of is not None]
+    changes = {stat: int((counters or {}).get(stat, 0)) for stat in stats}
     verdict.figures["envoy"] = changes
     for b in bounds:
-        held = counters is not None and b.holds(changes[b.stat])
+        value = changes[b.stat]
+        if b.share is None:
+            held = b.holds(value)
+            detail = f"{b.stat} rose by {value} over the run"
+        else:
+            total = requests if b.of is None else changes[b.of]
+            low, high = _band_3_sigma(total, b.share)
+            held = total > 0 and low <= value <= high
+            detail = (f"{b.stat} rose by {value} of {total} {b.of or 'requests'} "
+                      f"({value / total if total else 0:.2%}; {b.share:.2%} ± 3σ: {max(0, math.ceil(low))}"
+                      f" to {math.floor(high)})")
+        held = counters is not None and held
         verdict.checks.append(Check(f"front Envoy: {b.describe()}", held,
-                                    f"{b.stat} rose by {changes[b.stat]} over the run"
-                                    if counters is not None else "the front's stats could not be read"))
+                                    detail if counters is not None else "the front's stats could not be read"))
         verdict.passed = verdict.passed and held
+
+
+def _failure_checks(verdict: Verdict, scenario: ResilienceScenario, failed: Sequence[Sample],
+                    faults: Sequence[Mark], counters: Mapping[str, int] | None) -> None:
+    """What the failed requests must be (``expect.failedRequests`` as a mapping: their status, the stat that
+    counts them) and when they must stop (``expect.recoveredWithin`` the last action, which lifted the faults)."""
+    expect, figures = scenario.expect, verdict.figures
+
+    def check(name: str, passed: bool, detail: str) -> None:
+        verdict.checks.append(Check(name, passed, detail))
+        verdict.passed = verdict.passed and passed
+
+    if failed:
+        figures["failedByStatus"] = dict(Counter(str(s.status) if s.status else s.error or "error" for s in failed))
+        latencies = [s.latency_ms for s in failed]
+        figures["failedLatency_ms"] = {"p50": round(percentile(latencies, 0.5), 1),
+                                       "p99": round(percentile(latencies, 0.99), 1)}
+    if expect.failed_status is not None:
+        status = expect.failed_status
+        others = sum(1 for s in failed if s.status != status)
+        check(f"every failed request answered {status} by the front", others == 0,
+              f"{len(failed) - others} of {len(failed)} failed requests were {status}s"
+              + (f"; by status: {figures['failedByStatus']}" if others else ""))
+    if expect.failed_counted_by is not None:
+        stat = expect.failed_counted_by
+        counted = counters.get(stat, 0) if counters is not None else None
+        check(f"the failed requests are the ones {stat} counted", counted == len(failed),
+              f"{len(failed)} failed; {stat} rose by {counted}" if counted is not None
+              else "the front's stats could not be read")
+    if expect.recovered_within is not None:
+        within = expect.recovered_within
+        if len(faults) < sum(1 for a in scenario.actions if a.faults is not None):  # the run ended first
+            check(f"recovered within {within:g}s of the faults' end", False, "the faults were not lifted in the run")
+            return
+        end = faults[-1].at
+        late = [s for s in failed if s.started > end + within]
+        figures["lastFailureAfterLift_s"] = round(failed[-1].started - end, 3) if failed else None
+        check(f"recovered within {within:g}s of the faults' end", not late,
+              f"{len(late)} failed requests sent later than {within:g}s after the faults were lifted"
+              + (f"; the last {figures['lastFailureAfterLift_s']} s after" if failed else ""))
 
 
 def judge_resilience(
@@ -143,10 +205,12 @@ def judge_resilience(
         figures["lastFailureAfterFault_s"] = round(after[-1].started - faults[0].at, 3) if after else None
     verdict.stages = _split_rows(samples, windows)
     limit = scenario.expect.failed_requests
-    verdict.checks.append(Check("failed requests within the limit", len(failed) <= limit,
-                                f"{len(failed)} of {len(samples)} failed (allowed {limit})"))
-    verdict.passed = len(failed) <= limit
-    _counter_checks(verdict, scenario.expect.envoy, counters)
+    if limit is not None:
+        verdict.checks.append(Check("failed requests within the limit", len(failed) <= limit,
+                                    f"{len(failed)} of {len(samples)} failed (allowed {limit})"))
+        verdict.passed = len(failed) <= limit
+    _failure_checks(verdict, scenario, failed, faults, counters)
+    _counter_checks(verdict, scenario.expect.envoy, counters, len(samples))
     return verdict
 
 
@@ -215,8 +279,9 @@ def judge(
                   f"traffic back on stable {took} s after the fault (limit {limit:g} s)")
     else:
         outside = [s for s in samples if not s.ok]
-    check("no failed request outside a bad canary's blast radius", len(outside) <= expect.failed_requests,
-          f"{len(outside)} failed (allowed {expect.failed_requests})")
+    allowed = expect.failed_requests or 0  # a rollout drill's is a number (scenario.py)
+    check("no failed request outside a bad canary's blast radius", len(outside) <= allowed,
+          f"{len(outside)} failed (allowed {allowed})")
 
     # cohorts: every cohort request to the canary, no other request to it
     cohort_windows = [w for w in windows if w.cohort]

@@ -12,8 +12,14 @@ from switchman.lab.drill.runner import DrillResult
 from switchman.lab.local.load import LoadResult
 from switchman.lab.report import DemoRun, Phase, StepResult, write_report
 from switchman.lab.report.model import CheckRow
+from switchman.lab.report.plots import plot_counters
 
 __all__ = ["write_drill_report"]
+
+COUNTERS_FIGURE = (
+    "counters.png", "The front Envoy's counters the drill is judged by, their change over the run, and the "
+                    "clients' failed requests.",
+)
 
 
 def _run(result: DrillResult) -> DemoRun:
@@ -36,7 +42,9 @@ def _run(result: DrillResult) -> DemoRun:
         if mark.what.startswith("fault"):
             weight = next((w.weight for w in reversed(result.windows) if w.start <= mark.at), 0)
             what = mark.what.removeprefix("fault: ")
-            phases.append(Phase(what, "fault", "fault", weight / 100, mark.at, mark.at, mark.at, mark.at))
+            lifts = what.endswith(": no faults")  # an action that lifts the faults (FaultSpec.lifts): not shaded
+            phases.append(Phase(what, "faults off" if lifts else "fault", "ramp" if lifts else "fault", weight / 100,
+                                mark.at, mark.at, mark.at, mark.at))
     phases.sort(key=lambda p: p.applied)
     state = result.status.get("state") or {}
     # The split plot judges every answered request against the weight: a cohort goes to the canary whatever
@@ -53,19 +61,25 @@ def _run(result: DrillResult) -> DemoRun:
         checks=[CheckRow(c.name, c.passed, c.detail) for c in result.verdict.checks],
         facts=dict(result.verdict.figures),
         events=list(state.get("events") or []),
+        counters=result.counters,
     )
 
 
 def _write(result: DrillResult, folder: Path) -> Path:
+    """The report, with the figures of the drill's own: the control plane's, the front's counters."""
     run = _run(result)
+    # on the report's clock: from its first request or change
+    origin = min([s.started for s in run.samples] + [p.applied for p in run.phases], default=result.started)
+    end = max([s.started for s in run.samples] + [p.ended for p in run.phases], default=result.started)
+    folder.mkdir(parents=True, exist_ok=True)
     record = result.control_plane
-    if record is not None:  # on the report's clock: from its first request or change
-        origin = min([s.started for s in run.samples] + [p.applied for p in run.phases], default=result.started)
-        end = max([s.started for s in run.samples] + [p.ended for p in run.phases], default=result.started)
+    if record is not None:
         run.sections = control_plane_sections(record, origin, end)
-        run.figures = dict([FIGURE])
-        folder.mkdir(parents=True, exist_ok=True)
+        run.figures = run.figures | dict([FIGURE])
         plot_control_plane(record, result.windows, origin, end, folder / FIGURE[0])
+    if run.counters:  # a resilience drill's: the front's counters it is judged by, over the run
+        run.figures = run.figures | dict([COUNTERS_FIGURE])
+        plot_counters(run.counters, run.samples, run.phases, origin, end, folder / COUNTERS_FIGURE[0])
     return write_report(run, folder)
 
 

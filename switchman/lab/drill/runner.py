@@ -19,7 +19,7 @@ import json
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,6 +40,7 @@ __all__ = ["DrillResult", "front_counters", "run_drill"]
 _ENDED = ("Succeeded", "Failed", "Aborted")
 _POLL = 0.1  # seconds between looks at the rollout's status
 _AFTER = 2.0  # seconds of load after the run ends: what traffic does once it settled
+_WATCH = 0.25  # seconds between readings of the front's counters during a resilience drill
 
 
 @dataclass(slots=True)
@@ -53,6 +54,8 @@ class DrillResult:
     started: float
     lab: str
     control_plane: ControlPlaneRecord | None = None  # the control plane's replicas and restarts, when it had some
+    # a resilience drill's front-Envoy stats over the run: (wall clock, each stat's change since it began)
+    counters: list[tuple[float, dict[str, int]]] = field(default_factory=list)
 
 
 def _holds(when: Condition, state: Mapping[str, Any], since: float, now: float) -> bool:
@@ -88,6 +91,16 @@ async def front_counters(admin_url: str) -> dict[str, int]:
 def _changes(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
     """Each stat's change between two readings; a stat absent before (not yet created) counts from 0."""
     return {name: value - before.get(name, 0) for name, value in after.items()}
+
+
+async def _watch(admin_url: str, before: Mapping[str, int], stats: tuple[str, ...], until: asyncio.Task[Any],
+                 into: list[tuple[float, dict[str, int]]]) -> None:
+    """Read the front's ``stats`` every :data:`_WATCH` seconds until ``until`` is done: their change since
+    ``before``, with when it was read."""
+    while not until.done():
+        changes = _changes(before, await front_counters(admin_url))
+        into.append((time.time(), {stat: changes.get(stat, 0) for stat in stats}))
+        await asyncio.sleep(_WATCH)
 
 
 class _MirrorCount:
@@ -275,6 +288,7 @@ async def _run_resilience(scenario: ResilienceScenario, run_dir: Path, *, netns:
     lab = Supervisor(run_dir / "lab", scenario.pods, netns=netns)
     stop = asyncio.Event()
     load_task: asyncio.Task[LoadResult] | None = None
+    watch: asyncio.Task[None] | None = None
     try:
         state = await lab.start()
         pods: list[dict[str, Any]] = state["pods"]
@@ -305,23 +319,29 @@ async def _run_resilience(scenario: ResilienceScenario, run_dir: Path, *, netns:
                 max_seconds=scenario.seconds, stop=stop, into=load, kinds=scenario.clients, cohort=scenario.cohort,
             ))
             actions = _Actions(scenario.actions, pods, client, scenario.name, start="the load started")
+            series: list[tuple[float, dict[str, int]]] = []
+            watch = asyncio.create_task(_watch(admin, before, scenario.expect.stats, load_task, series))
             while not load_task.done():
                 await actions.run({}, started, out)
                 await asyncio.sleep(_POLL)
             await load_task
+            await watch
             ended = time.time()
             counters = _changes(before, await front_counters(admin))
+            series.append((ended, {stat: counters.get(stat, 0) for stat in scenario.expect.stats}))
             print(f"  {ended - started:6.2f}s  the load ended: {len(load.samples)} requests", file=out)
     finally:
         stop.set()
-        if load_task is not None and not load_task.done():
-            load_task.cancel()
-            await asyncio.gather(load_task, return_exceptions=True)
+        for task in (load_task, watch):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await lab.stop()
     load.samples.sort(key=lambda s: s.started)
     windows = stage_windows([(started, _canary_weight(documents), "under load", False, 0)], ended)
     verdict = judge_resilience(scenario, load.samples, windows, actions.marks, counters)
-    return DrillResult(scenario, verdict, {}, load, windows, actions.marks, started, lab_line)
+    return DrillResult(scenario, verdict, {}, load, windows, actions.marks, started, lab_line,
+                       counters=series if scenario.expect.stats else [])
 
 
 def summary(result: DrillResult) -> str:

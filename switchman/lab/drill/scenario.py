@@ -62,10 +62,18 @@ load, and is judged by the front Envoy's own counters over the run::
       actions:
         - when: {after: 1s}        # after only: there is no rollout
           faults: {pod: checkout-v1-1, errorRate: 1}   # one pod; or {version: v1, ...} for all of a version's
+        - when: {after: 5s}
+          faults: {pod: checkout-v1-1}                 # every fault off: the faults are lifted
       expect:
         envoy:                     # the front's counters, their change over the run
           cluster.checkout-v1.outlier_detection.ejections_enforced_total: {min: 1}
+          http.ingress.fault.aborts_injected: {share: 0.1}   # 10 % of the clients' requests, within binomial 3σ
+          # {share: 0.1, of: http.ingress.downstream_rq_total}: 10 % of another stat's change
         failedRequests: 20         # every failed request of the run counts
+        # or what they must be:
+        # failedRequests: {status: 503, countedBy: cluster.checkout-v1.upstream_rq_pending_overflow, max: 2000}
+        #   every one answered 503 by the front, as many as the stat rose by, at most max
+        recoveredWithin: 2s        # no failed request sent later than 2 s after the last action lifted the faults
 
 Read field by field (:class:`switchman.model.fields.Node`): every error
 names the file and the field.
@@ -138,6 +146,11 @@ class FaultSpec:
     reset_rate: float = 0.0
     pod: str | None = None  # one pod of ``version`` only (its name, checkout-v1-1); None: all of them
 
+    @property
+    def lifts(self) -> bool:
+        """Every fault off: the action lifts the faults."""
+        return not (self.error_rate or self.latency_ms or self.reset_rate)
+
 
 @dataclass(frozen=True, slots=True)
 class RestartSpec:
@@ -175,13 +188,19 @@ class Action:
 
 @dataclass(frozen=True, slots=True)
 class CounterBound:
-    """``expect.envoy.STAT``: how much one of the front Envoy's stats may change over the run."""
+    """``expect.envoy.STAT``: how much one of the front Envoy's stats may change over the run: between ``min``
+    and ``max``, or by a ``share`` of another stat's change (``of``; None: of the clients' requests) within
+    binomial 3σ (the judge's)."""
 
     stat: str
     min: int | None = None
     max: int | None = None
+    share: float | None = None
+    of: str | None = None
 
     def describe(self) -> str:
+        if self.share is not None:
+            return f"{self.stat} ≈ {self.share:.4g} of {self.of or 'the requests'} (binomial 3σ)"
         if self.min is not None and self.max is not None:
             return f"{self.min} ≤ {self.stat} ≤ {self.max}"
         return f"{self.stat} ≥ {self.min}" if self.min is not None else f"{self.stat} ≤ {self.max}"
@@ -194,10 +213,22 @@ class CounterBound:
 class Expectations:
     phase: str | None = None
     rolled_back_within: float | None = None  # analysis intervals
-    failed_requests: int = 0
+    failed_requests: int | None = 0  # None: no fixed number (a resilience drill's failures counted by a stat)
     leakage: int | None = None
     mirror: bool = False
     envoy: tuple[CounterBound, ...] = ()  # the front's counters, deltas over the run
+    # resilience drills: what the failed requests must be, and when they must stop
+    failed_status: int | None = None  # every one answered with this status by the front
+    failed_counted_by: str | None = None  # as many as this stat of the front rose by over the run
+    recovered_within: float | None = None  # seconds after the last action lifted the faults
+
+    @property
+    def stats(self) -> tuple[str, ...]:
+        """Every stat of the front's these expectations read, each once."""
+        names = [b.stat for b in self.envoy] + [b.of for b in self.envoy if b.of is not None]
+        if self.failed_counted_by is not None:
+            names.append(self.failed_counted_by)
+        return tuple(dict.fromkeys(names))
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,16 +401,30 @@ def _rollout(node: Node, name: str) -> tuple[Mapping[str, Any], RolloutSpec]:
     return doc, parsed.spec
 
 
+def _stat(node: Node, name: str | None = None) -> str:
+    """An Envoy stat's name: ``name`` (a key, at ``node``) or the text at ``node``."""
+    stat = name if name is not None else node.text()
+    if not re.fullmatch(_STAT, stat):
+        node.fail("is not an Envoy stat name (cluster.checkout-v2.upstream_rq_retry)")
+    return stat
+
+
 def _counters(node: Node) -> tuple[CounterBound, ...]:
     bounds = []
     for stat, bound in node.items():
-        if not re.fullmatch(_STAT, stat):
-            bound.fail("is not an Envoy stat name (cluster.checkout-v2.upstream_rq_retry)")
-        low, high = bound.get("min"), bound.get("max")
-        result = CounterBound(stat, low.integer(0, None) if low else None, high.integer(0, None) if high else None)
+        _stat(bound, stat)
+        low, high, share, of = bound.get("min"), bound.get("max"), bound.get("share"), bound.get("of")
+        if share is not None and (low is not None or high is not None):
+            bound.fail("takes min and max, or share, not both")
+        if of is not None and share is None:
+            of.fail("needs share (the share of this stat's change)")
+        result = CounterBound(
+            stat, low.integer(0, None) if low else None, high.integer(0, None) if high else None,
+            share=share.number(0, 1) if share else None, of=_stat(of) if of else None,
+        )
         bound.done()
-        if result.min is None and result.max is None:
-            bound.fail("needs min, max or both")
+        if result.min is None and result.max is None and result.share is None:
+            bound.fail("needs min, max or both, or share")
         if result.min is not None and result.max is not None and result.min > result.max:
             bound.fail(f"min {result.min} is above max {result.max}")
         bounds.append(result)
@@ -388,23 +433,48 @@ def _counters(node: Node) -> tuple[CounterBound, ...]:
     return tuple(bounds)
 
 
+def _failed(node: Node) -> tuple[int | None, int | None, str | None]:
+    """``expect.failedRequests`` of a resilience drill as a mapping: ``(max, status, countedBy)``."""
+    most, status, counted = node.get("max"), node.get("status"), node.get("countedBy")
+    if most is None and status is None and counted is None:
+        node.fail("needs max, status, countedBy or several (or a number: at most that many)")
+    result = (most.integer(0) if most else None, status.integer(100, 599) if status else None,
+              _stat(counted) if counted else None)
+    node.done()
+    return result
+
+
 def _expect(node: Node | None, rollout: bool = True) -> Expectations:
     if node is None:
         return Expectations()
     if not rollout:
         for key in ("phase", "rolledBackWithin", "leakage", "mirror"):
             if node.get(key) is not None:
-                node[key].fail(f"{_NO_ROLLOUT} to judge: expect envoy and failedRequests")
+                node[key].fail(f"{_NO_ROLLOUT} to judge: expect envoy, failedRequests and recoveredWithin")
     envoy = node.get("envoy")
     phase, within = node.get("phase"), node.get("rolledBackWithin")
     failed, leakage, mirror = node.get("failedRequests"), node.get("leakage"), node.get("mirror")
+    recovered = node.get("recoveredWithin")
+    if rollout and recovered is not None:
+        recovered.fail("a rollout drill is judged by its rollout (rolledBackWithin); this is for spec.apply")
+    limit: int | None = 0
+    status, counted_by = None, None
+    if failed is not None and isinstance(failed.value, Mapping):
+        if rollout:
+            failed.fail("a rollout drill takes a number here: the failed requests allowed outside the blast radius")
+        limit, status, counted_by = _failed(failed)
+    elif failed is not None:
+        limit = failed.integer(0)
     result = Expectations(
         phase=phase.choice(*_PHASES) if phase else None,
         rolled_back_within=within.number(0.1, 100) if within else None,
-        failed_requests=failed.integer(0) if failed else 0,
+        failed_requests=limit,
         leakage=leakage.integer(0) if leakage else None,
         mirror=mirror.flag() if mirror else False,
         envoy=_counters(envoy) if envoy else (),
+        failed_status=status,
+        failed_counted_by=counted_by,
+        recovered_within=recovered.duration(0, 3600) if recovered else None,
     )
     node.done()
     return result
@@ -468,7 +538,7 @@ def _resilience(name: str, spec: Node, apply: Node, rate: float | None, seconds:
     timeout = spec.get("timeout")
     if timeout is not None:
         timeout.fail(f"{_NO_ROLLOUT}: it ends when the load does (spec.load.seconds)")
-    pods_node, cohort, actions = spec.get("pods"), spec.get("cohort"), spec.get("actions")
+    pods_node, cohort, actions, expect = spec.get("pods"), spec.get("cohort"), spec.get("actions"), spec.get("expect")
     pods, names = _pods(pods_node)
     scenario = ResilienceScenario(
         name=name,
@@ -479,8 +549,16 @@ def _resilience(name: str, spec: Node, apply: Node, rate: float | None, seconds:
         cohort=_cohort(cohort) if cohort else None,
         documents=_documents(apply, pods),
         actions=tuple(_action(a, names, rollout=False) for a in actions.elements()) if actions else (),
-        expect=_expect(spec.get("expect"), rollout=False),
+        expect=_expect(expect, rollout=False),
     )
+    if expect is not None and scenario.expect.recovered_within is not None:
+        timed = sorted((a for a in scenario.actions if a.faults is not None), key=lambda a: a.when.after or 0.0)
+        if not timed or not timed[-1].faults or not timed[-1].faults.lifts:
+            expect["recoveredWithin"].fail("needs the faults lifted: a last action with every fault off "
+                                           "(faults: {version: v1})")
+        if (timed[-1].when.after or 0.0) >= scenario.seconds:
+            expect["recoveredWithin"].fail(f"the faults are lifted {timed[-1].when.after:g}s in, after the load's "
+                                           f"{scenario.seconds:g}s")
     spec.done()
     return scenario
 

@@ -83,3 +83,5 @@ class DemoRun:
     events: list[dict[str, Any]] = field(default_factory=list)  # the rollout's events, as its API shows them
     sections: list[Section] = field(default_factory=list)  # tables a drill adds (the control plane's restarts)
     figures: dict[str, str] = field(default_factory=dict)  # PNGs a drill drew in the folder: file -> caption
+    # a drill's front-Envoy stats over the run: (wall clock, each stat's change since the run began)
+    counters: list[tuple[float, dict[str, int]]] = field(default_factory=list)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from matplotlib.axes import Axes
@@ -11,10 +11,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from switchman.lab.local.load import Sample
 from switchman.lab.report.model import Phase
 from switchman.lab.report.series import Bin
 
-__all__ = ["DPI", "FIG_SIZE", "plot_latency", "plot_split", "plot_success"]
+__all__ = ["DPI", "FIG_SIZE", "plot_counters", "plot_latency", "plot_split", "plot_success"]
 
 FIG_SIZE = (11.0, 4.6)  # inches: 1100 x 460 pixels at DPI
 DPI = 100
@@ -66,9 +67,9 @@ def _edges(bins: Sequence[Bin]) -> list[float]:
     return [b.start for b in bins] + ([bins[-1].start + bins[-1].width] if bins else [])
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path, ncols: int | None = None) -> Path:
     handles, _ = fig.axes[0].get_legend_handles_labels()
-    fig.legend(loc="outside lower center", ncols=max(1, len(handles)), fontsize=11, frameon=False)
+    fig.legend(loc="outside lower center", ncols=ncols or max(1, len(handles)), fontsize=11, frameon=False)
     fig.savefig(path, dpi=DPI, format="png")
     return path
 
@@ -123,6 +124,24 @@ def plot_latency(bins: Sequence[Bin], phases: Sequence[Phase], origin: float, en
     ax.set_ylabel("latency (ms, log scale)", fontsize=12)
     ax.set_xlim(0, end - origin)
     return _save(fig, path)
+
+
+def plot_counters(counters: Sequence[tuple[float, Mapping[str, int]]], samples: Sequence[Sample],
+                  phases: Sequence[Phase], origin: float, end: float, path: Path) -> Path:
+    """(d) A drill's front-Envoy stats, each one's change since the run began, against the failed requests the
+    clients had sent by then: the counters that decided the drill, over time."""
+    fig, ax = _figure("The front Envoy's counters over the run, and the clients' failed requests")
+    times = [at - origin for at, _ in counters]
+    for stat in (counters[0][1] if counters else {}):
+        ax.step(times, [reading[stat] for _, reading in counters], where="post", linewidth=1.8, label=stat)
+    failed = sorted(s.started - origin for s in samples if not s.ok)
+    if failed:
+        ax.step([0.0, *failed, end - origin], [0, *range(1, len(failed) + 1), len(failed)], where="post",
+                color=_REQUESTED, linestyle="--", linewidth=1.2, label="failed requests (clients)")
+    _mark_phases(ax, phases, origin)
+    ax.set_ylabel("change since the run began", fontsize=12)
+    ax.set_xlim(0, end - origin)
+    return _save(fig, path, ncols=2)  # stat names are long
 
 
 def plot_success(bins: Sequence[Bin], phases: Sequence[Phase], origin: float, end: float, path: Path) -> Path:

@@ -251,6 +251,7 @@ def write_report(run: DemoRun, folder: Path) -> Path:
         "checks": [asdict(c) for c in run.checks],
         "facts": run.facts,
         "events": run.events,
+        "counters": [{"t_s": round(at - origin, 3), **reading} for at, reading in run.counters],
         "samples": "samples.csv",
         "html": "report.html",
     }

@@ -122,3 +122,72 @@ def test_a_resilience_drill_is_judged_by_counter_changes_and_every_failed_reques
     assert not unread.passed and "could not be read" in unread.checks[-1].detail
     too_many = judge_resilience(drill, [Sample(T0 + i, 503, 2.0, "v1") for i in range(3)], windows, [], {})
     assert "3 of 3 failed (allowed 2)" in too_many.checks[0].detail and not too_many.passed
+
+
+def resilience(expect: dict[str, Any], actions: list[dict[str, Any]] | None = None) -> ResilienceScenario:
+    doc = {"kind": "Drill", "metadata": {"name": "r"}, "spec": {
+        "apply": [{"kind": "Service", "metadata": {"name": "checkout", "groups": ["front"]}, "spec": {}}],
+        "actions": actions or [], "expect": expect,
+    }}
+    drill = read_scenario(doc, "r.yaml")
+    assert isinstance(drill, ResilienceScenario)
+    return drill
+
+
+def test_failures_are_judged_by_their_status_the_stat_that_counts_them_and_when_they_stop() -> None:
+    overflow = "cluster.checkout-v1.upstream_rq_pending_overflow"
+    drill = resilience(
+        {"failedRequests": {"status": 503, "countedBy": overflow}, "recoveredWithin": "1s"},
+        [{"when": {"after": "2s"}, "faults": {"version": "v1", "latencyMs": 1000}},
+         {"when": {"after": "5s"}, "faults": {"version": "v1"}}],
+    )
+    samples = traffic(T0, T0 + 10, 100, 0.0)
+    for i in range(200, 560, 2):  # every other request from 2 s to 5.6 s answered by the breaker
+        samples[i] = Sample(T0 + i / 100, 503, 1.0, "")
+    windows = stage_windows([(T0, 0, "under load", False, 0)], T0 + 10)
+    marks = [Mark(T0 + 2.0, "fault: v1: +1000 ms"), Mark(T0 + 5.0, "fault: v1: no faults")]
+    verdict = judge_resilience(drill, samples, windows, marks, {overflow: 180})
+    assert verdict.passed, verdict.checks
+    assert [c.name for c in verdict.checks] == [
+        "every failed request answered 503 by the front", f"the failed requests are the ones {overflow} counted",
+        "recovered within 1s of the faults' end",
+    ]
+    figures = verdict.figures
+    assert figures["failedByStatus"] == {"503": 180} and figures["failedLatency_ms"] == {"p50": 1.0, "p99": 1.0}
+    assert figures["lastFailureAfterLift_s"] == 0.58
+
+    miscounted = judge_resilience(drill, samples, windows, marks, {overflow: 179})
+    assert not miscounted.passed and miscounted.checks[1].detail == f"180 failed; {overflow} rose by 179"
+    samples[900] = Sample(T0 + 9.0, 0, 5000.0, "", "TimeoutError")
+    late = judge_resilience(drill, samples, windows, marks, {overflow: 181})
+    assert [c.name for c in late.checks if not c.passed] == [
+        "every failed request answered 503 by the front", "recovered within 1s of the faults' end"
+    ]
+    assert late.checks[0].detail == "180 of 181 failed requests were 503s; by status: {'503': 180, 'TimeoutError': 1}"
+    assert late.checks[2].detail == ("1 failed requests sent later than 1s after the faults were lifted; "
+                                     "the last 4.0 s after")
+    never_lifted = judge_resilience(drill, samples, windows, marks[:1], {overflow: 181})
+    assert never_lifted.checks[2].detail == "the faults were not lifted in the run" and not never_lifted.passed
+
+
+def test_a_stat_is_judged_as_a_share_of_another_or_of_the_requests_within_3_sigma() -> None:
+    drill = resilience({"failedRequests": 10_000, "envoy": {
+        "http.ingress.fault.aborts_injected": {"share": 0.1, "of": "http.ingress.downstream_rq_total"},
+        "http.ingress.fault.delays_injected": {"share": 0.2},
+    }})
+    samples = traffic(T0, T0 + 10, 200, 0.0)
+    windows = stage_windows([(T0, 0, "under load", False, 0)], T0 + 10)
+    counters = {"http.ingress.fault.aborts_injected": 204, "http.ingress.fault.delays_injected": 360,
+                "http.ingress.downstream_rq_total": 2000}
+    verdict = judge_resilience(drill, samples, windows, [], counters)
+    assert verdict.passed, verdict.checks
+    assert verdict.figures["envoy"] == counters
+    assert verdict.checks[1].detail == ("http.ingress.fault.aborts_injected rose by 204 of 2000 "
+                                        "http.ingress.downstream_rq_total (10.20%; 10.00% ± 3σ: 160 to 240)")
+    assert verdict.checks[2].detail.endswith("of 2000 requests (18.00%; 20.00% ± 3σ: 347 to 453)")
+    off = judge_resilience(drill, samples, windows, [], counters | {"http.ingress.fault.aborts_injected": 241})
+    assert [c.name for c in off.checks if not c.passed] == [
+        "front Envoy: http.ingress.fault.aborts_injected ≈ 0.1 of http.ingress.downstream_rq_total (binomial 3σ)"
+    ]
+    nothing_received = judge_resilience(drill, samples, windows, [], {})
+    assert not nothing_received.passed

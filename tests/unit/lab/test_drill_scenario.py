@@ -142,6 +142,39 @@ def test_a_resilience_drill_applies_documents_and_expects_counters() -> None:
     assert read_scenario(resilience(), "r.yaml").seconds == 10.0  # bounded by the load: a short default
 
 
+def test_a_resilience_drill_says_what_its_failures_are_and_when_they_end() -> None:
+    total = "http.ingress.downstream_rq_total"
+    scenario = read_scenario(resilience(
+        actions=[{"when": {"after": "2s"}, "faults": {"version": "v1", "latencyMs": 1000}},
+                 {"when": {"after": "5s"}, "faults": {"version": "v1"}}],
+        expect={"failedRequests": {"status": 503, "countedBy": "cluster.checkout-v1.upstream_rq_pending_overflow"},
+                "recoveredWithin": "2s",
+                "envoy": {"http.ingress.fault.aborts_injected": {"share": 0.1, "of": total},
+                          "http.ingress.fault.delays_injected": {"share": 0.2}}},
+    ), "r.yaml")
+    assert isinstance(scenario, ResilienceScenario)
+    expect = scenario.expect
+    assert (expect.failed_requests, expect.failed_status, expect.recovered_within) == (None, 503, 2.0)
+    assert expect.failed_counted_by == "cluster.checkout-v1.upstream_rq_pending_overflow"
+    assert [a.faults.lifts for a in scenario.actions if a.faults] == [False, True]
+    aborts, delays = expect.envoy
+    assert aborts == CounterBound("http.ingress.fault.aborts_injected", share=0.1, of=total)
+    assert delays.describe() == "http.ingress.fault.delays_injected ≈ 0.2 of the requests (binomial 3σ)"
+    with_max = read_scenario(resilience(expect={"failedRequests": {"max": 7}}), "r.yaml")
+    assert isinstance(with_max, ResilienceScenario) and with_max.expect.failed_requests == 7
+
+
+@pytest.mark.parametrize(("expect", "path", "reason"), [
+    ({"failedRequests": {"status": 503}}, "d.yaml: spec.expect.failedRequests",
+     "a rollout drill takes a number here: the failed requests allowed outside the blast radius"),
+    ({"recoveredWithin": "1s"}, "d.yaml: spec.expect.recoveredWithin",
+     "a rollout drill is judged by its rollout (rolledBackWithin); this is for spec.apply"),
+])
+def test_a_rollout_drill_refuses_what_only_resilience_drills_judge(expect: dict[str, Any], path: str,
+                                                                   reason: str) -> None:
+    assert refused(drill(expect=expect)) == (path, reason)
+
+
 def test_resilience_documents_keep_the_lab_s_fields_they_do_not_give() -> None:
     endpoints = {"v1": [("127.0.0.1", 7001), ("127.0.0.1", 7003)], "v2": [("127.0.0.1", 7002)]}
     [service] = resolve_documents([FRONT_SERVICE], endpoints)
@@ -167,15 +200,39 @@ def test_resilience_documents_keep_the_lab_s_fields_they_do_not_give() -> None:
     ({"actions": [{"when": {"after": 1}, "command": "pause"}]}, "d.yaml: spec.actions[0].command",
      "a drill with spec.apply has no rollout to command: its actions are faults"),
     ({"expect": {"phase": "Succeeded"}}, "d.yaml: spec.expect.phase",
-     "a drill with spec.apply has no rollout to judge: expect envoy and failedRequests"),
+     "a drill with spec.apply has no rollout to judge: expect envoy, failedRequests and recoveredWithin"),
     ({"expect": {"envoy": {}}}, "d.yaml: spec.expect.envoy", "needs at least one stat"),
     ({"expect": {"envoy": {"cluster.x.upstream_rq_retry": {}}}},
      "d.yaml: spec.expect.envoy.cluster.x.upstream_rq_retry",
-     "needs min, max or both"),
+     "needs min, max or both, or share"),
     ({"expect": {"envoy": {"a": {"min": 3, "max": 2}}}}, "d.yaml: spec.expect.envoy.a", "min 3 is above max 2"),
     ({"expect": {"envoy": {"a": {"min": -1}}}}, "d.yaml: spec.expect.envoy.a.min", "-1 is below 0"),
     ({"expect": {"envoy": {"a b": {"min": 1}}}}, "d.yaml: spec.expect.envoy.a b",
      "is not an Envoy stat name (cluster.checkout-v2.upstream_rq_retry)"),
+    ({"expect": {"envoy": {"a": {"share": 0.1, "max": 2}}}}, "d.yaml: spec.expect.envoy.a",
+     "takes min and max, or share, not both"),
+    ({"expect": {"envoy": {"a": {"share": 1.5}}}}, "d.yaml: spec.expect.envoy.a.share", "1.5 is above 1"),
+    ({"expect": {"envoy": {"a": {"min": 1, "of": "b"}}}}, "d.yaml: spec.expect.envoy.a.of",
+     "needs share (the share of this stat's change)"),
+    ({"expect": {"envoy": {"a": {"share": 0.1, "of": "b c"}}}}, "d.yaml: spec.expect.envoy.a.of",
+     "is not an Envoy stat name (cluster.checkout-v2.upstream_rq_retry)"),
+    ({"expect": {"failedRequests": {}}}, "d.yaml: spec.expect.failedRequests",
+     "needs max, status, countedBy or several (or a number: at most that many)"),
+    ({"expect": {"failedRequests": {"status": 600}}}, "d.yaml: spec.expect.failedRequests.status",
+     "600 is above 599"),
+    ({"expect": {"failedRequests": {"countedBy": "a b"}}}, "d.yaml: spec.expect.failedRequests.countedBy",
+     "is not an Envoy stat name (cluster.checkout-v2.upstream_rq_retry)"),
+    ({"expect": {"failedRequests": {"status": 503, "min": 1}}}, "d.yaml: spec.expect.failedRequests.min",
+     "unknown field (allowed here: countedBy, max, status)"),
+    ({"expect": {"recoveredWithin": "1s"}}, "d.yaml: spec.expect.recoveredWithin",
+     "needs the faults lifted: a last action with every fault off (faults: {version: v1})"),
+    ({"actions": [{"when": {"after": 1}, "faults": {"version": "v2"}},
+                  {"when": {"after": 2}, "faults": {"version": "v2", "latencyMs": 100}}],
+      "expect": {"recoveredWithin": "1s"}}, "d.yaml: spec.expect.recoveredWithin",
+     "needs the faults lifted: a last action with every fault off (faults: {version: v1})"),
+    ({"load": {"seconds": 5}, "actions": [{"when": {"after": 5}, "faults": {"version": "v2"}}],
+      "expect": {"recoveredWithin": "1s"}}, "d.yaml: spec.expect.recoveredWithin",
+     "the faults are lifted 5s in, after the load's 5s"),
 ])
 def test_resilience_errors_name_the_field(spec: dict[str, Any], path: str, reason: str) -> None:
     doc = {"kind": "Drill", "metadata": {"name": "d"}, "spec": {"apply": [FRONT_SERVICE]} | spec}

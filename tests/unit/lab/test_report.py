@@ -15,7 +15,7 @@ from switchman.lab.local.load import LoadResult, Sample
 from switchman.lab.report import FIGURES, DemoRun, Phase, StepResult, bin_samples, requested_at, write_report
 from switchman.lab.report.live import DemoView, row
 from switchman.lab.report.model import PhaseKind
-from switchman.lab.report.plots import DPI, FIG_SIZE
+from switchman.lab.report.plots import DPI, FIG_SIZE, plot_counters
 from switchman.lab.report.series import percentile
 
 T0 = 1_800_000_000.0
@@ -124,6 +124,17 @@ def test_report_folder_has_json_pngs_and_html(tmp_path: Path) -> None:
         assert f"<img src='{name}'" in html  # relative: the folder can be moved or served as is
     assert "PASS" in html and "canary 50% to v2" in html and "load across the whole ramp" in html
     assert str(tmp_path) not in html
+
+
+def test_a_run_s_counters_are_kept_and_plotted(tmp_path: Path) -> None:
+    run = _synthetic_run()
+    stat = "cluster.checkout-v2.upstream_rq_5xx"
+    run.counters = [(T0 + t / 4, {stat: max(0, t - 48) * 10}) for t in range(72)]
+    write_report(run, tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["counters"][-1] == {"t_s": 17.75, stat: 230}
+    path = plot_counters(run.counters, run.samples, run.phases, T0, T0 + 18, tmp_path / "counters.png")
+    assert _png_size(path) == (round(FIG_SIZE[0] * DPI), round(FIG_SIZE[1] * DPI))
 
 
 def test_failed_run_and_empty_run_still_write_a_report(tmp_path: Path) -> None:
