@@ -21,7 +21,9 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("serve", help="serve xDS to Envoys and the config API")
+    # No abbreviations: ``--etcd-password SECRET`` would be taken for ``--etcd-password-file`` (and the
+    # secret, as a file name, echoed in the error) instead of being refused as the option it is not.
+    parser = sub.add_parser("serve", help="serve xDS to Envoys and the config API", allow_abbrev=False)
     option(parser, "--xds-address", "SWITCHMAN_XDS_ADDRESS", "127.0.0.1:18000", "where Envoys connect (gRPC)")
     option(parser, "--api-address", "SWITCHMAN_API_ADDRESS", "127.0.0.1:8080", "the HTTP API")
     option(parser, "--store", "SWITCHMAN_STORE", "switchman.db", "sqlite file, sqlite:///path or etcd://host:port/prefix")

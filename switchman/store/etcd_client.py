@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -125,8 +125,12 @@ def _method(details: grpc.aio.ClientCallDetails) -> str:
     return method.decode() if isinstance(method, bytes) else method
 
 
-class _Token(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
-    """Puts etcd's auth token on every call; fetches a new one when etcd says it is stale (see the module)."""
+class _Token(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Puts etcd's auth token on every unary call, fetches a new one when etcd says it is stale (see the
+    module), and gives it to the streams (watches, lease keep-alives) as they open.
+
+    Not a stream interceptor: grpc.aio's intercepted stream-stream call delivered a watch's "created"
+    answer and none of its events."""
 
     def __init__(self, auth: EtcdAuth, timeout: float | None) -> None:
         self._auth = auth
@@ -139,7 +143,11 @@ class _Token(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamStreamClientIn
         self._stub = rpc.AuthStub(channel)
         self._token = None
 
-    async def _fresh(self, stale: str | None = None) -> str:
+    @property
+    def current(self) -> str | None:
+        return self._token
+
+    async def fresh(self, stale: str | None = None) -> str:
         """The token; a new one when there is none yet or it is ``stale`` (one Authenticate for all callers)."""
         async with self._lock:
             if self._token is None or self._token == stale:
@@ -153,18 +161,25 @@ class _Token(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.StreamStreamClientIn
     ) -> Any:
         if _method(details) == _AUTHENTICATE:
             return await continuation(details, request)
-        token = await self._fresh()
+        token = await self.fresh()
         call = await continuation(_with_token(details, token), request)
         code = await call.code()
         if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.INVALID_ARGUMENT) and _stale(await call.details()):
-            call = await continuation(_with_token(details, await self._fresh(token)), request)
+            call = await continuation(_with_token(details, await self.fresh(token)), request)
         return call
 
-    async def intercept_stream_stream(
-        self, continuation: Callable[..., Any], details: grpc.aio.ClientCallDetails, requests: AsyncIterable[Any]
-    ) -> Any:
-        # A watch opens after a read of the head (EtcdStore._watch_stream), which refreshed a stale token.
-        return await continuation(_with_token(details, await self._fresh()), requests)
+
+class _Watcher(watcher.Watcher):  # type: ignore[misc]  # aetcd is untyped
+    """aetcd's watcher, its stream opened with a good token (the watcher reads its metadata when it opens one)."""
+
+    def __init__(self, stub: Any, timeout: float | None, token: _Token) -> None:
+        super().__init__(stub, timeout=timeout, metadata=None)
+        self._token = token
+
+    async def setup(self) -> None:
+        if self._request_handler is None:
+            self._metadata = (("token", await self._token.fresh()),)
+        await super().setup()
 
 
 class EtcdClient(aetcd.Client):  # type: ignore[misc]  # aetcd is untyped
@@ -184,6 +199,17 @@ class EtcdClient(aetcd.Client):  # type: ignore[misc]  # aetcd is untyped
         self._tls = tls
         self._token = None if auth is None else _Token(auth, timeout)
         self._is_connecting: bool = False
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """What aetcd sends with each call: the token as last fetched. The interceptor renews it on unary calls;
+        a lease keep-alive (a stream) follows a read of the lease's key, so it goes out with a fresh one."""
+        token = None if self._token is None else self._token.current
+        return None if token is None else (("token", token),)
+
+    @metadata.setter
+    def metadata(self, value: object) -> None:
+        pass  # aetcd resets it when it (re)initialises; the token lives in _Token
 
     async def connect(self) -> None:
         """Open the channel (no network yet: gRPC connects on the first call). aetcd's own connect, but with
@@ -209,7 +235,9 @@ class EtcdClient(aetcd.Client):  # type: ignore[misc]  # aetcd is untyped
             self.clusterstub = rpc.ClusterStub(self.channel)
             self.leasestub = rpc.LeaseStub(self.channel)
             self.maintenancestub = rpc.MaintenanceStub(self.channel)
-            self._watcher = watcher.Watcher(rpc.WatchStub(self.channel), timeout=self._timeout, metadata=None)
+            stub = rpc.WatchStub(self.channel)
+            self._watcher = (watcher.Watcher(stub, timeout=self._timeout, metadata=None) if self._token is None
+                             else _Watcher(stub, self._timeout, self._token))
             self._connected.set()
         finally:
             self._is_connecting = False

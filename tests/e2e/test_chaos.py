@@ -25,7 +25,7 @@ from switchman.lab.local import EnvoyProcess, bootstrap
 from switchman.lab.local.load import ClientKind, run_load
 from switchman.store import EtcdStore
 from tests.e2e.helpers import checkout_documents, until
-from tests.functional.store.test_etcd import free_port, private_etcd, until_up
+from tests.etcd_process import free_port, private_etcd, until_up
 
 pytestmark = [
     pytest.mark.envoy,
