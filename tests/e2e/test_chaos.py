@@ -7,7 +7,7 @@ are refused before the store is asked, outage or not), changes during the outage
 ``store_unavailable`` (never acknowledged), and once etcd is back a change reaches the Envoy quickly.
 
 How quickly is printed, from the moment the restarted etcd's health endpoint answers: the first change
-accepted, the Envoy running it, /readyz back to 200 (the goal: each within 1 s; docs/store.md has the
+accepted, the Envoy running it, /readyz back to 200 (the goal: each within 1 s; docs/security.md has the
 figures). Run it with ``pytest tests/e2e/test_chaos.py -s``.
 """
 
