@@ -15,7 +15,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from switchman.cli.main import main
 from switchman.store import EtcdAuth, EtcdTls
 from tests.certs import Authority
 from tests.e2e.helpers import checkout_documents, until
+from tests.e2e.serve_process import Serve
 from tests.etcd_process import EtcdCerts, enable_auth, free_port, needs_etcd_binary, private_etcd, until_healthy
 
 USER, PASSWORD = "switchman", "s3cret-for-the-test"
@@ -186,26 +187,22 @@ async def test_a_user_limited_to_its_prefix_works_across_an_etcd_restart_and_a_b
     assert f"user '{USER}' may not do this: its role needs readwrite on the store's key prefix" in elsewhere
     anonymous = await serve_refused(tls_etcd.url(prefix), flags)
     assert "etcd has authentication enabled: give --etcd-user and a password" in anonymous, anonymous
-    # the password from a file, as serve reads it: the replica starts on the head
-    async with replicas(replace(settings, etcd_auth=_auth_from_cli(password_file)), count=1) as (again,):
-        assert again.controller.served_revision == three
+    # the password from a file: serve starts and serves the head
+    serve = Serve(tls_etcd.url(prefix), transport="h2",
+                  extra=[*flags, "--etcd-user", USER, "--etcd-password-file", str(password_file)])
+    try:
+        await serve.start()
+        url = f"http://127.0.0.1:{serve.api_port}/v1/status"
+        async with aiohttp.ClientSession() as session, session.get(url) as resp:
+            assert (await resp.json())["revision"] == three
+    finally:
+        await serve.ensure_stopped()
 
 
 async def _apply_or_none(app: Switchman, weights: dict[str, int]) -> int | None:
     url = f"http://127.0.0.1:{app.api_port}/v1/apply"
     async with aiohttp.ClientSession() as s, s.post(url, json={"documents": checkout_documents(1, 2, weights)}) as r:
         return int((await r.json())["revision"]) if r.status == 200 else None
-
-
-def _auth_from_cli(password_file: Path) -> EtcdAuth | None:
-    """The EtcdAuth serve makes of ``--etcd-user`` and ``--etcd-password-file``."""
-    import argparse
-
-    from switchman.cli.etcd_flags import etcd_auth
-
-    args = argparse.Namespace(store="etcd://x", etcd_user=USER, etcd_password_file=str(password_file),
-                              etcd_ca="", etcd_cert="", etcd_key="")
-    return etcd_auth(args, environ={})
 
 
 # -- the options themselves: refused before anything starts (exit 2, the option named) -----------------
