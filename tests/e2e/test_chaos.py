@@ -29,7 +29,7 @@ from switchman.app import ServeSettings, Switchman
 from switchman.lab.local import EnvoyProcess, bootstrap
 from switchman.lab.local.load import ClientKind, run_load
 from switchman.store import EtcdStore
-from tests.e2e.helpers import checkout_documents
+from tests.e2e.helpers import checkout_documents, history_numbers
 from tests.etcd_process import free_port, private_etcd, until_healthy, until_up
 
 pytestmark = [
@@ -179,8 +179,7 @@ async def test_etcd_killed_for_30_s_and_junk_under_load_loses_nothing_and_fails_
                 await asyncio.sleep(2.0)  # the load goes on after the change
                 stop.set()
                 result = await load
-                async with session.get(f"http://127.0.0.1:{app.api_port}/v1/history?limit=100") as resp:
-                    history = {r["number"] for r in (await resp.json())["revisions"]}
+                history = set(await history_numbers(app.api_port, 100))
     finally:
         stop.set()
         if load is not None and not load.done():

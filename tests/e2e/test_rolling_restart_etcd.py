@@ -26,7 +26,7 @@ import pytest
 
 from switchman.lab.local import EnvoyProcess, Upstream, bootstrap
 from switchman.lab.local.load import run_load
-from tests.e2e.helpers import checkout_documents, until, wait_for_version
+from tests.e2e.helpers import checkout_documents, history_numbers, until, wait_for_version
 from tests.e2e.serve_process import Serve
 from tests.etcd_process import free_port, needs_etcd_binary, private_etcd, until_healthy
 
@@ -156,8 +156,7 @@ async def test_rolling_restart_of_two_replicas_on_etcd_under_load_fails_no_reque
                 await asyncio.sleep(1.0)  # the load goes on, on the head
                 stop_load.set()
                 result = await load
-                async with session.get(f"http://127.0.0.1:{a.api_port}/v1/history?limit=1000") as resp:
-                    history = {r["number"] for r in (await resp.json())["revisions"]}
+                history = set(await history_numbers(a.api_port))
         finally:
             stop_changes.set()
             stop_load.set()

@@ -26,7 +26,7 @@ from switchman.app import ServeSettings, Switchman
 from switchman.cli.main import main
 from switchman.store import EtcdAuth, EtcdTls
 from tests.certs import Authority
-from tests.e2e.helpers import checkout_documents, until
+from tests.e2e.helpers import checkout_documents, history_numbers, until
 from tests.e2e.serve_process import Serve
 from tests.etcd_process import EtcdCerts, enable_auth, free_port, needs_etcd_binary, private_etcd, until_healthy
 
@@ -92,12 +92,6 @@ async def apply(app: Switchman, weights: dict[str, int]) -> int:
         return int(body["revision"])
 
 
-async def history(app: Switchman) -> list[int]:
-    async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{app.api_port}/v1/history") as r:
-        assert r.status == 200
-        return [entry["number"] for entry in (await r.json())["revisions"]]
-
-
 async def serves(app: Switchman, revision: int) -> None:
     async def check() -> bool:
         return app.controller.served_revision == revision and app.controller.health().ready
@@ -136,7 +130,7 @@ async def test_over_tls_with_a_client_certificate_replicas_apply_keep_history_an
         await serves(a, two)  # b's commit, through a's watch over TLS
         three = await apply(a, {"v2": 100})
         await serves(b, three)
-        assert await history(b) == [three, two, one]
+        assert await history_numbers(b.api_port) == [three, two, one]
         assert "tls" in repr(a.store)
 
 
@@ -176,7 +170,7 @@ async def test_a_user_limited_to_its_prefix_works_across_an_etcd_restart_and_a_b
         await tls_etcd.restart()
         three = await until(lambda: _apply_or_none(a, {"v1": 10, "v2": 90}), 10, "a change after the restart")
         await serves(b, three)
-        assert (await history(a))[:2] == [three, two]
+        assert (await history_numbers(a.api_port))[:2] == [three, two]
 
     flags = tls_etcd.flags()
     ok_env = {"SWITCHMAN_ETCD_PASSWORD": PASSWORD}
