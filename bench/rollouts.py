@@ -1,7 +1,7 @@
 """The rollout engine's overhead: many concurrent rollouts on one Switchman while many real Envoys report.
 
 One Switchman (in-process, SQLite in a temp folder, the default h2
-transport), two upstreams (v1 and v2), N real Envoys (ADS, load reports to
+transport), two upstreams (v1 and v2, a process each), N real Envoys (ADS, load reports to
 Switchman every second, one listener that logs every request to Switchman),
 and R Services, each with v1 and v2 and a Rollout of many steps judged every
 ``--interval`` seconds. A bounded open-loop load goes through the Envoys
@@ -31,7 +31,7 @@ import aiohttp
 
 from switchman.app import ServeSettings, Switchman
 from switchman.client import SwitchmanClient
-from switchman.lab.local import EnvoyProcess, Upstream, bootstrap
+from switchman.lab.local import EnvoyProcess, bootstrap
 from switchman.rollout import EngineSettings
 from switchman.rollout.metrics import LATENESS_BUCKETS
 from switchman.telemetry import TelemetrySettings
@@ -85,6 +85,22 @@ async def load(ports: list[int], rollouts: int, rate: float, seconds: float) -> 
     return sent, failed
 
 
+async def upstream_process(version: str, folder: Path) -> tuple[asyncio.subprocess.Process, int]:
+    """The demo upstream ``svc`` ``version`` in a process of its own; returns it and its port."""
+    port_file = folder / f"upstream-{version}.port"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switchman.lab.local.upstream_main", "svc", version, str(port_file),
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        if port_file.exists():
+            return process, int(port_file.read_text())
+        await asyncio.sleep(0.05)
+    process.kill()
+    await process.wait()
+    raise RuntimeError(f"the {version} upstream did not start")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] if ordered else 0.0
@@ -98,13 +114,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         rollouts=EngineSettings(analysis_lag=0.5),
     ))
     await app.start()
-    blue, green = Upstream("svc", "v1"), Upstream("svc", "v2")
-    await blue.start()
-    await green.start()
     envoys = [EnvoyProcess(bootstrap(f"bench-{i}", app.xds_port, cluster="bench")) for i in range(args.envoys)]
+    upstreams: list[tuple[asyncio.subprocess.Process, int]] = []
     try:
+        # The upstreams run in processes of their own, as the load does: their requests are not the engine's work.
+        for version in ("v1", "v2"):
+            upstreams.append(await upstream_process(version, folder))
+        (_, blue_port), (_, green_port) = upstreams
         async with SwitchmanClient(f"http://127.0.0.1:{app.api_port}", author="bench") as api:
-            docs = documents(args.rollouts, blue.port, green.port, args.interval, args.steps)
+            docs = documents(args.rollouts, blue_port, green_port, args.interval, args.steps)
             await api.apply([d for d in docs if d["kind"] != "Rollout"])
             print(f"starting {args.envoys} Envoys ...", file=sys.stderr)
             await asyncio.gather(*(e.start() for e in envoys))
@@ -132,8 +150,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await asyncio.gather(*(e.stop() for e in envoys))
         await app.stop(0.1)
-        await blue.stop()
-        await green.stop()
+        for process, _ in upstreams:
+            process.terminate()
+            await process.wait()
     metrics = app.rollouts.metrics
     analyses = sum(metrics.lateness)
     # Steps: how long after the passing analysis was due each next stage was entered (its revision committed

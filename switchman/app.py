@@ -12,8 +12,10 @@ from aiohttp import web
 from switchman.api import Tokens, api_app
 from switchman.api.app import DEFAULT_MAX_BODY_BYTES
 from switchman.api.grpc import add_management_service, management_methods
+from switchman.api.grpc.access import reader_guard
 from switchman.control import Controller
 from switchman.errors import ConfigError
+from switchman.exposure import exposure
 from switchman.rollout import EngineSettings, RolloutEngine
 from switchman.rollout.sources import EnvoyReports
 from switchman.store import EtcdAuth, EtcdTls, Store, open_store
@@ -26,8 +28,9 @@ from switchman.telemetry import (
     add_telemetry_services,
     telemetry_methods,
 )
+from switchman.tls import TlsSettings, server_context
 from switchman.xds import SnapshotCache, XdsServer, XdsSettings
-from switchman.xds.tls import TlsSettings
+from switchman.xds.server.peer import Peer
 
 __all__ = ["DEFAULT_HISTORY_KEEP", "ServeSettings", "Switchman", "split_address"]
 
@@ -59,7 +62,8 @@ class ServeSettings:
     xds: XdsSettings | None = None
     gc_freeze_seconds: float = 0.0  # see switchman.xds.server.collector; serve's flag sets it
     xds_transport: str = "h2"  # switchman.xds.h2; or "grpc": grpc.aio
-    xds_tls: TlsSettings | None = None  # TLS (mutual with a client CA) on the xDS port; h2 only
+    xds_tls: TlsSettings | None = None  # TLS (mutual with a client CA) on the xDS port
+    api_tls: TlsSettings | None = None  # TLS (mutual with a client CA) on the REST API
     node_identities: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # identity -> groups it may claim
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     rollouts: EngineSettings = field(default_factory=EngineSettings)
@@ -81,7 +85,9 @@ class Switchman:
             group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds,
             transport=settings.xds_transport, tls=settings.xds_tls, node_identities=settings.node_identities,
         )
-        self.xds = XdsServer(self.cache, xds)
+        # CSDS shows every node's config: it is read as the management API is (tokens, reader identities).
+        self.xds = XdsServer(self.cache, xds, csds_guard=reader_guard(settings.tokens) if settings.tokens.enabled
+                             else None)
         metrics = TelemetryMetrics(self.xds.metrics.registry)
         # One name for this replica's rollout leases and its published traffic.
         engine = settings.rollouts
@@ -97,19 +103,30 @@ class Switchman:
         self.xds.add_service(
             lambda server: add_management_service(server, self.controller, self.xds, settings.tokens, self.rollouts)
         )
-        # What Envoys report of their traffic (access logs, load reports), on the same port.
-        group_of = self.xds.context.group_of
+        # What Envoys report of their traffic (access logs, load reports), on the same port: a report counts
+        # for a node group only if its client may claim the group (node identities), as for its config.
+        context = self.xds.context
+        group_of = context.group_of
+
+        def refusal(peer: Peer, group: str) -> str | None:
+            return context.refusal(peer, group, secrets=False)
+
         self.xds.add_service(
-            lambda server: add_telemetry_services(server, self.telemetry, group_of, metrics, settings.telemetry)
+            lambda server: add_telemetry_services(
+                server, self.telemetry, group_of, metrics, settings.telemetry, refusal
+            )
         )
         if xds.transport == "h2":
             self.xds.add_methods(management_methods(self.controller, self.xds, settings.tokens, self.rollouts))
-            self.xds.add_methods(telemetry_methods(self.telemetry, group_of, metrics, settings.telemetry))
+            self.xds.add_methods(telemetry_methods(self.telemetry, group_of, metrics, settings.telemetry, refusal))
         self._runner: web.AppRunner | None = None
         self.xds_port = 0
         self.api_port = 0
 
     async def start(self) -> tuple[int, int]:
+        api_tls = self.settings.api_tls
+        # HTTP/1.1 is what aiohttp serves; the files are checked before anything starts.
+        api_context = server_context(api_tls, ["http/1.1"]) if api_tls is not None else None
         await self.controller.start()
         self.xds_port = await self.xds.start(self.settings.xds_address)
         host, port = split_address(self.settings.api_address, "api address")
@@ -120,12 +137,12 @@ class Switchman:
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = web.TCPSite(self._runner, host, port, ssl_context=api_context)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.api_port = int(sockets[0].getsockname()[1]) if sockets else port
-        if not self.settings.tokens.enabled:
-            log.warning("no API tokens configured: the API on %s is open to anyone who can reach it", host)
+        for level, line in exposure(self.settings, self.xds.settings, self.xds_port, self.api_port):
+            log.log(level, "%s", line)
         return self.xds_port, self.api_port
 
     async def stop(self, grace: float = 5.0) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -41,7 +42,8 @@ import aiohttp
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from switchman.errors import SwitchmanError
+from switchman.errors import ConfigError, SwitchmanError
+from switchman.tls import client_context, read_pem
 
 __all__ = [
     "ApplyResult",
@@ -54,6 +56,7 @@ __all__ = [
     "SwitchmanClient",
     "Unauthorized",
     "Unreachable",
+    "Untrusted",
     "dumps",
     "to_document",
 ]
@@ -111,6 +114,10 @@ class InvalidConfig(ClientError):
 
 class Unreachable(ClientError):
     """No answer: the API is not listening at that address, or did not answer in time."""
+
+
+class Untrusted(Unreachable):
+    """The API's certificate is not one this client trusts (its CA is neither the system's nor ``ca_cert``)."""
 
 
 # The API's error codes (switchman/api/errors.py, auth.py) -> the error raised.
@@ -290,22 +297,29 @@ def dumps(value: object) -> str:
 
 
 class SwitchmanClient:
-    """The REST API at ``base_url`` (``http://127.0.0.1:8080``), with a bearer ``token`` if given.
+    """The REST API at ``base_url`` (``http://127.0.0.1:8080``, or ``https://...``), with a bearer ``token``
+    if given.
 
     Use ``async with`` (or call :meth:`close`). ``author`` is whom the changes
     are made for (``X-Switchman-Author``): the history records it beside the
     token's name as ``on_behalf_of`` (with no tokens configured on the server,
-    as the author). ``timeout`` bounds each request.
+    as the author). ``timeout`` bounds each request. Over HTTPS the server's
+    certificate must be signed by a CA the system trusts or by ``ca_cert``
+    (a PEM file); ``client_cert`` (certificate and key files) is presented
+    to an API that asks for one (``--api-client-ca``). A file that cannot be
+    used raises :class:`~switchman.errors.ConfigError` naming the argument.
     """
 
     def __init__(
-        self, base_url: str, token: str | None = None, *, author: str | None = None, timeout: float = 30.0
+        self, base_url: str, token: str | None = None, *, author: str | None = None, timeout: float = 30.0,
+        ca_cert: str | None = None, client_cert: tuple[str, str] | None = None,
     ) -> None:
         base = base_url.strip().rstrip("/")
         self.base_url = base if "://" in base else f"http://{base}"
         self.token = token or None
         self.author = author or None
         self.timeout = timeout
+        self._ssl = _ssl_context(ca_cert, client_cert) if ca_cert or client_cert else None
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> SwitchmanClient:
@@ -449,7 +463,9 @@ class SwitchmanClient:
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+            connector = aiohttp.TCPConnector(ssl=self._ssl) if self._ssl is not None else None
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout),
+                                                  connector=connector)
         return self._session
 
     async def _object(
@@ -473,6 +489,10 @@ class SwitchmanClient:
                 status = resp.status
         except aiohttp.InvalidURL:
             raise Unreachable(0, "unreachable", f"{self.base_url!r} is not a URL", url=url) from None
+        except aiohttp.ClientConnectorCertificateError as exc:
+            reason = getattr(exc.certificate_error, "verify_message", "") or str(exc.certificate_error)
+            message = f"the API at {self.base_url} presented a certificate this client does not trust ({reason})"
+            raise Untrusted(0, "unreachable", message, url=url) from None
         except aiohttp.ClientConnectorError as exc:
             reason = exc.os_error.strerror or str(exc.os_error) if exc.os_error else str(exc)
             raise Unreachable(0, "unreachable", f"cannot reach the API at {self.base_url}: {reason}", url=url) from None
@@ -490,6 +510,20 @@ class SwitchmanClient:
         if not isinstance(parsed, dict):
             raise ClientError(status, "bad_response", f"{method} {url}: the answer is not a JSON object", url=url)
         return parsed
+
+
+def _ssl_context(ca_cert: str | None, client_cert: tuple[str, str] | None) -> ssl.SSLContext:
+    context = client_context(ca_cert, "ca_cert")
+    if client_cert is not None:
+        cert, key = client_cert
+        read_pem(cert, "client_cert")
+        read_pem(key, "client_cert")
+        try:
+            context.load_cert_chain(cert, key)
+        except ssl.SSLError as exc:
+            raise ConfigError("client_cert", f"{cert} and {key} are not a PEM certificate and its key: "
+                                             f"{exc.reason or exc}") from None
+    return context
 
 
 def _document_path(kind: str, name: str) -> str:

@@ -12,6 +12,14 @@ the token that made a change as its author. ``X-Switchman-Author`` (gRPC:
 header is all there is: it is the author (``anonymous`` without it) and
 ``on_behalf_of`` stays empty.
 
+Client certificates: on a port that checks them (mutual TLS: the xDS
+port with ``--xds-client-ca``, the API with ``--api-client-ca``), a
+certificate whose identity (SPIFFE URI SAN, else DNS SAN) matches
+``read_identities`` may read as a read token does, without a token; a
+change still needs an admin token. Identities count only when tokens are
+configured (without tokens everything is open anyway), and the node
+identities that let Envoys claim node groups never grant reading.
+
 Secrets are checked when the tokens are made (``switchman serve`` refuses to
 start): a secret is printable ASCII without spaces (it travels in a header),
 so an empty or blank one, which a blank bearer token could otherwise match,
@@ -32,6 +40,7 @@ from aiohttp.typedefs import Middleware
 
 from switchman.api.errors import ApiError
 from switchman.errors import ConfigError
+from switchman.xds.server.peer import identity_of, matches_any, parse_identity_patterns
 
 __all__ = ["AUTHOR_KEY", "CALLER_KEY", "Caller", "Tokens", "auth_middleware", "authorize"]
 
@@ -84,27 +93,40 @@ def _check_role(role: str, table: Mapping[str, str], where: str) -> None:
             )
 
 
+def _check_identities(identities: tuple[str, ...], has_tokens: bool, where: str) -> None:
+    if identities and not has_tokens:
+        raise ConfigError(where, "certificate identities may read only where tokens are required: give "
+                                 "--admin-tokens or --read-tokens too (without tokens every port is open)")
+
+
 @dataclass(frozen=True, slots=True)
 class Tokens:
-    """Token secrets by the name they act under (the name is what the history records).
+    """Token secrets by the name they act under (the name is what the history records), and the client
+    certificate identities that may read without a token (patterns: exact, or a prefix with a trailing ``*``).
 
-    Raises :class:`ConfigError` for a token that could not be used safely (the module's docstring).
+    Raises :class:`ConfigError` for a token that could not be used safely (the module's docstring), or for
+    identities without tokens.
     """
 
     admin: Mapping[str, str] = field(default_factory=dict)
     read: Mapping[str, str] = field(default_factory=dict)
+    read_identities: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check(self.admin, self.read, "admin tokens", "read tokens")
+        _check_identities(self.read_identities, self.enabled, "read identities")
 
     @classmethod
     def from_flags(
-        cls, admin: str, read: str, *, admin_flag: str = "--admin-tokens", read_flag: str = "--read-tokens"
+        cls, admin: str, read: str, read_identities: str = "", *, admin_flag: str = "--admin-tokens",
+        read_flag: str = "--read-tokens", identities_flag: str = "--read-identities",
     ) -> Tokens:
-        """The tokens of ``serve``'s two flags; errors name the flag and the token (never its secret)."""
+        """The tokens of ``serve``'s flags; errors name the flag and the token (never its secret)."""
         admin_tokens, read_tokens = cls.parse(admin, admin_flag), cls.parse(read, read_flag)
         _check(admin_tokens, read_tokens, admin_flag, read_flag)
-        return cls(admin=admin_tokens, read=read_tokens)
+        identities = parse_identity_patterns(read_identities, identities_flag)
+        _check_identities(identities, bool(admin_tokens or read_tokens), identities_flag)
+        return cls(admin=admin_tokens, read=read_tokens, read_identities=identities)
 
     @property
     def enabled(self) -> bool:
@@ -147,12 +169,14 @@ def authorize(
     author: str,
     *,
     change: bool,
+    identity: str | None = None,
     token_header: str = "Authorization",
     author_header: str = "X-Switchman-Author",
 ) -> Caller:
     """Who calls, from the values of the token and author headers (named as the protocol spells them, for
-    the messages); raises ApiError for no token, an unknown one, a read token on a ``change``, or, on a
-    change, an author that cannot go in the history."""
+    the messages) and the identity of the client's verified certificate, if any; raises ApiError for no
+    token (and no identity that may read), an unknown one, a read token or identity on a ``change``, or,
+    on a change, an author that cannot go in the history."""
     said = author.strip()
     if change and (len(said) > MAX_ON_BEHALF_OF or not said.isprintable()):
         raise ApiError(
@@ -162,6 +186,11 @@ def authorize(
         return Caller(said or "anonymous")
     scheme, _, secret = authorization.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
+        if identity is not None and matches_any(tokens.read_identities, identity):
+            if change:
+                raise ApiError(403, "forbidden", f"certificate identity {identity[:200]!r} may only read "
+                                                 "(a change needs an admin token)")
+            return Caller(identity)
         raise ApiError(401, "unauthorized", f"a bearer token is required ({token_header}: Bearer TOKEN)")
     found = tokens.who(secret)
     if found is None:
@@ -175,6 +204,12 @@ def authorize(
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _identity(request: web.Request) -> str | None:
+    """The identity in the client's certificate, when the API asks for one (``--api-client-ca``) and it came."""
+    cert = request.transport.get_extra_info("peercert") if request.transport is not None else None
+    return identity_of(cert)
+
+
 def auth_middleware(tokens: Tokens) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -183,7 +218,7 @@ def auth_middleware(tokens: Tokens) -> Middleware:
         else:
             caller = authorize(
                 tokens, request.headers.get("Authorization", ""), request.headers.get("X-Switchman-Author", ""),
-                change=request.method not in ("GET", "HEAD", "OPTIONS"),
+                change=request.method not in ("GET", "HEAD", "OPTIONS"), identity=_identity(request),
             )
         request[CALLER_KEY] = caller
         request[AUTHOR_KEY] = caller.author

@@ -1,13 +1,14 @@
 """How the CLI finds the API and its token, and runs a command against it.
 
-Each of ``api`` and ``token`` comes from the first of:
+Each of ``api``, ``token`` and ``ca_cert`` comes from the first of:
 
-1. the flag (``--api URL``, ``--token TOKEN``), before or after the command;
-2. the environment (``SWITCHMAN_API``, ``SWITCHMAN_TOKEN``);
+1. the flag (``--api URL``, ``--token TOKEN``, ``--ca-cert FILE``), before or after the command;
+2. the environment (``SWITCHMAN_API``, ``SWITCHMAN_TOKEN``, ``SWITCHMAN_CA_CERT``);
 3. the config file: ``SWITCHMAN_CONFIG`` if set (it must exist), else
    ``$XDG_CONFIG_HOME/switchman/config.yaml`` (``~/.config/switchman/config.yaml``)
-   if it exists; a YAML mapping with the keys ``api`` and ``token``;
-4. the default: ``http://127.0.0.1:8080`` and no token.
+   if it exists; a YAML mapping with the keys ``api``, ``token`` and ``ca_cert``;
+4. the default: ``http://127.0.0.1:8080``, no token, and the system's CAs
+   for an ``https://`` API.
 
 A bad URL or config file is a :class:`~switchman.errors.ConfigError` (exit 2).
 Errors from the API are reworded here to say what to do (which token, which
@@ -28,12 +29,13 @@ from urllib.parse import urlsplit
 import yaml
 
 from switchman.cli.options import env_default
-from switchman.client import ClientError, Forbidden, SwitchmanClient, Unauthorized, Unreachable
+from switchman.client import ClientError, Forbidden, SwitchmanClient, Unauthorized, Unreachable, Untrusted
 from switchman.errors import ConfigError
 from switchman.model.loader import load_documents, yaml_problem
 
 __all__ = [
     "API_ENV",
+    "CA_CERT_ENV",
     "CONFIG_ENV",
     "DEFAULT_API",
     "TOKEN_ENV",
@@ -52,22 +54,27 @@ __all__ = [
 DEFAULT_API: Final = "http://127.0.0.1:8080"
 API_ENV: Final = "SWITCHMAN_API"
 TOKEN_ENV: Final = "SWITCHMAN_TOKEN"
+CA_CERT_ENV: Final = "SWITCHMAN_CA_CERT"
 CONFIG_ENV: Final = "SWITCHMAN_CONFIG"
 AUTHOR_ENV: Final = "SWITCHMAN_AUTHOR"
 TIMEOUT_ENV: Final = "SWITCHMAN_TIMEOUT"
-CONFIG_KEYS: Final = ("api", "token")
+CONFIG_KEYS: Final = ("api", "token", "ca_cert")
+_KEYS_SAID: Final = "the keys api, token and ca_cert"
 _TRUE: Final = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where the API is and the token to show it, each with where it came from (for error messages)."""
+    """Where the API is, the token to show it and the CA to trust, each with where it came from (for error
+    messages)."""
 
     api: str
     api_from: str
     token: str | None
     token_from: str
     config_file: Path
+    ca_cert: str | None = None
+    ca_cert_from: str = "nowhere"
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> tuple[Path, bool]:
@@ -81,7 +88,8 @@ def config_path(environ: Mapping[str, str] | None = None) -> tuple[Path, bool]:
 
 
 def read_config_file(path: Path, required: bool) -> dict[str, str]:
-    """The ``api`` and ``token`` of a config file; an absent optional file is empty. Raises ConfigError."""
+    """The settings (``api``, ``token``, ``ca_cert``) of a config file; an absent optional file is empty.
+    Raises ConfigError."""
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -95,12 +103,12 @@ def read_config_file(path: Path, required: bool) -> dict[str, str]:
     except yaml.YAMLError as exc:
         raise ConfigError(str(path), f"is not YAML: {yaml_problem(exc)}") from None
     if len(documents) > 1:
-        raise ConfigError(str(path), "holds more than one YAML document: it is one mapping with the keys api and token")
+        raise ConfigError(str(path), f"holds more than one YAML document: it is one mapping with {_KEYS_SAID}")
     loaded: Any = documents[0] if documents else None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ConfigError(str(path), "must be a mapping with the keys api and token")
+        raise ConfigError(str(path), f"must be a mapping with {_KEYS_SAID}")
     out: dict[str, str] = {}
     for key, value in loaded.items():
         if key not in CONFIG_KEYS:
@@ -127,29 +135,29 @@ def _check_url(value: str, source: str) -> str:
     return url
 
 
-def resolve(api_flag: str | None, token_flag: str | None, environ: Mapping[str, str] | None = None) -> Target:
-    """Where the API is and which token to use: flag > environment > config file > default."""
+def _first(flag: str | None, flag_name: str, env: Mapping[str, str], env_name: str, file: Mapping[str, str],
+           key: str, path: Path) -> tuple[str | None, str]:
+    """A setting and where it came from: flag > environment > config file; ``(None, "nowhere")`` when unset."""
+    for value, source in ((flag, flag_name), (env.get(env_name), env_name), (file.get(key), str(path))):
+        if value and value.strip():
+            return value.strip(), source
+    return None, "nowhere"
+
+
+def resolve(
+    api_flag: str | None, token_flag: str | None, environ: Mapping[str, str] | None = None,
+    ca_cert_flag: str | None = None,
+) -> Target:
+    """Where the API is, which token to use and which CA to trust: flag > environment > config file > default."""
     env = os.environ if environ is None else environ
     path, required = config_path(env)
     file = read_config_file(path, required)
-    api, api_from = DEFAULT_API, "the default"
-    for value, source in (
-        (file.get("api"), f"{path}"),
-        (env.get(API_ENV), API_ENV),
-        (api_flag, "--api"),
-    ):
-        if value:
-            api, api_from = value, source
-    token: str | None = None
-    token_from = "nowhere"
-    for value, source in (
-        (file.get("token"), f"{path}"),
-        (env.get(TOKEN_ENV), TOKEN_ENV),
-        (token_flag, "--token"),
-    ):
-        if value:
-            token, token_from = value.strip(), source
-    return Target(_check_url(api, api_from), api_from, token, token_from, path)
+    api, api_from = _first(api_flag, "--api", env, API_ENV, file, "api", path)
+    if api is None:
+        api, api_from = DEFAULT_API, "the default"
+    token, token_from = _first(token_flag, "--token", env, TOKEN_ENV, file, "token", path)
+    ca_cert, ca_cert_from = _first(ca_cert_flag, "--ca-cert", env, CA_CERT_ENV, file, "ca_cert", path)
+    return Target(_check_url(api, api_from), api_from, token, token_from, path, ca_cert, ca_cert_from)
 
 
 # -- options -------------------------------------------------------------------
@@ -184,6 +192,11 @@ def _add_api_options(parser: argparse.ArgumentParser, default: Any) -> None:
         "default ~/.config/switchman/config.yaml]",
     )
     group.add_argument(
+        "--ca-cert", default=default, metavar="FILE",
+        help=f"PEM CA certificate(s) to trust, besides the system's, for an https:// API [env {CA_CERT_ENV}; "
+        "config file key ca_cert]",
+    )
+    group.add_argument(
         "--author", default=default, metavar="NAME",
         help="whom a change is made for: the history keeps it beside the token's name (on behalf of); with no "
         f"tokens on the server it is the author [env {AUTHOR_ENV}]",
@@ -191,12 +204,12 @@ def _add_api_options(parser: argparse.ArgumentParser, default: Any) -> None:
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:
-    """``--api``, ``--token`` and ``--author`` before the command (``switchman --api URL get``)."""
+    """``--api``, ``--token``, ``--ca-cert`` and ``--author`` before the command (``switchman --api URL get``)."""
     _add_api_options(parser, None)
 
 
 def client_options() -> argparse.ArgumentParser:
-    """A parent parser with ``--api``, ``--token`` and ``--author`` after the command.
+    """A parent parser with ``--api``, ``--token``, ``--ca-cert`` and ``--author`` after the command.
 
     Their default is SUPPRESS, so a value given before the command is kept.
     """
@@ -211,6 +224,13 @@ def client_options() -> argparse.ArgumentParser:
 def _explain(exc: ClientError, target: Target, command: str) -> ClientError:
     """The API's error, on one line, saying what to do about it."""
     exc = exc.with_message(" ".join(exc.message.split()))
+    if isinstance(exc, Untrusted):
+        trusted = f"the system's CAs and {target.ca_cert} (from {target.ca_cert_from})" if target.ca_cert else (
+            "the system's CAs only")
+        return exc.with_message(
+            f"{exc.message}; this client trusts {trusted}: name the API's CA with --ca-cert, {CA_CERT_ENV} or "
+            f"ca_cert: in {target.config_file}"
+        )
     if isinstance(exc, Unreachable):
         return exc.with_message(
             f"{exc.message} (the address is from {target.api_from}; "
@@ -233,7 +253,8 @@ def _explain(exc: ClientError, target: Target, command: str) -> ClientError:
 
 def run_client(args: argparse.Namespace, action: Callable[[SwitchmanClient], Awaitable[int]]) -> int:
     """Resolve the API and token of ``args``, run ``action`` with a client, and return its exit code."""
-    target = resolve(getattr(args, "api", None), getattr(args, "token", None))
+    target = resolve(getattr(args, "api", None), getattr(args, "token", None), ca_cert_flag=getattr(args, "ca_cert",
+                                                                                                      None))
     author = getattr(args, "author", None) or env_default(AUTHOR_ENV, "") or None
     timeout_text = env_default(TIMEOUT_ENV, "30")
     try:
@@ -241,8 +262,13 @@ def run_client(args: argparse.Namespace, action: Callable[[SwitchmanClient], Awa
     except ValueError:
         raise ConfigError(TIMEOUT_ENV, f"{timeout_text!r} is not a number of seconds") from None
 
+    try:
+        client = SwitchmanClient(target.api, target.token, author=author, timeout=timeout, ca_cert=target.ca_cert)
+    except ConfigError as exc:
+        raise ConfigError(f"ca_cert (from {target.ca_cert_from})", exc.reason) from None
+
     async def go() -> int:
-        async with SwitchmanClient(target.api, target.token, author=author, timeout=timeout) as client:
+        async with client:
             return await action(client)
 
     try:

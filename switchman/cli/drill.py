@@ -25,8 +25,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser(
         "drill", help="run a drill (a scenario file) against the lab",
         description="Drills bring up the lab, put it under open-loop load, apply a Rollout (or, with spec.apply, "
-        "documents for the front) and act on it (faults, commands) as the file says, then judge what the clients "
-        "and Envoy saw (expect.envoy: the front Envoy's counters). examples/drills/ "
+        "documents for the front) and act on it (faults, commands, restarts of the control plane) as the file says, "
+        "then judge what the clients and Envoy saw (expect.envoy: the front Envoy's counters). examples/drills/ "
         "holds one file per strategy and failure. Exit 0: every check held; 1: one did not.",
     )
     verbs = parser.add_subparsers(dest="verb", required=True)

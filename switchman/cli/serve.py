@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from switchman.cli.etcd_flags import add_etcd_options, etcd_auth, etcd_tls
 from switchman.cli.options import option, seconds, whole_number
-from switchman.cli.tls_flags import add_tls_options, node_identities, tls_settings
+from switchman.cli.tls_flags import add_tls_options, api_tls_settings, node_identities, tls_settings
 from switchman.errors import ConfigError
 
 if TYPE_CHECKING:  # the server is imported only when it is run: other commands start faster
@@ -25,15 +25,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     # secret, as a file name, echoed in the error) instead of being refused as the option it is not.
     parser = sub.add_parser("serve", help="serve xDS to Envoys and the config API", allow_abbrev=False)
     option(parser, "--xds-address", "SWITCHMAN_XDS_ADDRESS", "127.0.0.1:18000", "where Envoys connect (gRPC)")
-    option(parser, "--api-address", "SWITCHMAN_API_ADDRESS", "127.0.0.1:8080", "the HTTP API")
+    option(parser, "--api-address", "SWITCHMAN_API_ADDRESS", "127.0.0.1:8080", "the REST API (HTTP, or HTTPS "
+           "with --api-tls-cert or --tls-cert)")
     option(parser, "--store", "SWITCHMAN_STORE", "switchman.db", "sqlite file, sqlite:///path or etcd://host:port/prefix")
     add_etcd_options(parser)
     option(parser, "--group-by", "SWITCHMAN_GROUP_BY", "cluster", "node grouping: id, cluster or metadata:KEY")
     option(
         parser, "--admin-tokens", "SWITCHMAN_ADMIN_TOKENS", "",
-        "name=secret,... allowed to change config; the history records the name (X-Switchman-Author beside it)",
+        "name=secret,... allowed to change config (REST and the gRPC management API) and to read; the history "
+        "records the name (X-Switchman-Author beside it); without tokens both ports are open to anyone who "
+        "reaches them",
     )
-    option(parser, "--read-tokens", "SWITCHMAN_READ_TOKENS", "", "name=secret,... allowed to read")
+    option(
+        parser, "--read-tokens", "SWITCHMAN_READ_TOKENS", "",
+        "name=secret,... allowed to read (REST, the gRPC management API and CSDS on the xDS port)",
+    )
+    option(
+        parser, "--read-identities", "SWITCHMAN_READ_IDENTITIES", "",
+        "client certificate identities (SPIFFE URI, else DNS name; a trailing * matches a prefix), comma-"
+        "separated, that may read without a token as a read token does, on a port that checks client "
+        "certificates (--xds-client-ca, --api-client-ca); needs tokens",
+    )
     option(
         parser, "--history-keep", "SWITCHMAN_HISTORY_KEEP", "1000",
         "revisions kept in the store: after each commit older ones are deleted (on etcd, the keyspace is then "
@@ -46,7 +58,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     option(
         parser, "--xds-transport", "SWITCHMAN_XDS_TRANSPORT", "h2",
         "what serves xDS, CSDS and the gRPC management API on the xDS port: h2 (Switchman's own HTTP/2 "
-        "transport: a fraction of grpc.aio's CPU and memory per stream) or grpc (grpc.aio)",
+        "transport: a fraction of grpc.aio's CPU and memory per stream) or grpc (grpc.aio); both serve TLS "
+        "and mutual TLS",
     )
     add_tls_options(parser)
     option(
@@ -113,12 +126,13 @@ def run(args: argparse.Namespace) -> int:
         etcd_tls=etcd_tls(args),
         etcd_auth=etcd_auth(args),
         group_by=args.group_by,
-        tokens=Tokens.from_flags(args.admin_tokens, args.read_tokens),
+        tokens=Tokens.from_flags(args.admin_tokens, args.read_tokens, args.read_identities),
         history_keep=whole_number(args.history_keep, "--history-keep"),
         max_body_bytes=whole_number(args.max_body_bytes, "--max-body-bytes", minimum=1024),
         gc_freeze_seconds=seconds(args.gc_freeze_seconds, "--gc-freeze-seconds", zero_ok=True),
         xds_transport=_transport(args.xds_transport),
         xds_tls=tls_settings(args),
+        api_tls=api_tls_settings(args),
         node_identities=node_identities(args.node_identities),
         telemetry=TelemetrySettings(
             load_reporting_interval=seconds(args.load_reporting_interval, "--load-reporting-interval"),

@@ -127,15 +127,42 @@ def _edited(
     return parse_document(change(copy.deepcopy(dict(doc.raw))), target)
 
 
-def _apply_edits(current: dict[str, Document], edits: Sequence[_QueuedEdit]) -> dict[str, Document]:
-    """``current`` with each edit made in turn; an edit that does not apply fails its caller and is left out."""
+def _with_edited(
+    target: str, change: Callable[[dict[str, Any]], dict[str, Any]], current: dict[str, Document]
+) -> dict[str, Document]:
+    return {**current, target: _edited(current, target, change)}
+
+
+def _apply_edits(
+    current: Mapping[str, Document], edits: Sequence[_QueuedEdit]
+) -> tuple[dict[str, Document], list[tuple[_QueuedEdit, SwitchmanError]]]:
+    """``current`` with each edit made in turn, and the edits that do not apply (left out) with their errors.
+    It touches no future: it may run on a worker thread."""
     proposed = dict(current)
+    failed = []
     for edit in edits:
         try:
             proposed[edit.target] = _edited(proposed, edit.target, edit.change)
         except SwitchmanError as exc:
-            if not edit.done.done():
-                edit.done.set_exception(exc)
+            failed.append((edit, exc))
+    return proposed, failed
+
+
+class _EditsFailed(SwitchmanError):
+    """Raised when edits that applied to one head do not all apply to the head the change found: they are
+    then made one by one, so that those that fail fail alone."""
+
+
+def _edits_made_on(
+    base: Mapping[str, Document], made: dict[str, Document], edits: Sequence[_QueuedEdit], current: dict[str, Document]
+) -> dict[str, Document]:
+    """``edits`` made on ``current``: ``made`` when ``current`` holds the very documents ``base`` did (the
+    edits were made on it already), else made again."""
+    if len(current) == len(base) and all(current.get(k) is doc for k, doc in base.items()):
+        return dict(made)
+    proposed, failed = _apply_edits(current, edits)
+    if failed:
+        raise _EditsFailed(f"{len(failed)} of {len(edits)} edits do not apply to the new head")
     return proposed
 
 
@@ -327,14 +354,9 @@ class Controller:
         """Replace one document by ``change(copy of it)``: read, changed and committed under the one lock,
         so a change that lands meanwhile (from this replica, or another: the store checks the head) is
         never replayed from a stale copy. ``change`` may raise NotFound or ConfigError."""
-        target = document_id(kind, name)
-
-        def edited(current: dict[str, Document]) -> dict[str, Document]:
-            return {**current, target: _edited(current, target, change)}
-
         return await self._change(
-            edited, author=author, message=message, dry_run=dry_run, expected_revision=expected_revision,
-            on_behalf_of=on_behalf_of,
+            functools.partial(_with_edited, document_id(kind, name), change), author=author, message=message,
+            dry_run=dry_run, expected_revision=expected_revision, on_behalf_of=on_behalf_of,
         )
 
     async def edit_together(
@@ -374,15 +396,19 @@ class Controller:
                 batch, self._queued = self._queued, []
                 try:
                     # Those that do not apply fail now, so that the revision names only the others' authors.
-                    _apply_edits(self._documents_of(await self.store.head()), batch)
+                    _, current, _ = await self._head()
+                    proposed, failed = _apply_edits(current, batch)
+                    for edit, exc in failed:
+                        if not edit.done.done():
+                            edit.done.set_exception(exc)
                     batch = [e for e in batch if not e.done.done()]
                     if not batch:
                         continue
                     result = await self._change_locked(
-                        functools.partial(_apply_edits, edits=batch), author=_joined(e.author for e in batch),
-                        message="; ".join(e.message for e in batch),
+                        functools.partial(_edits_made_on, current, proposed, batch),
+                        author=_joined(e.author for e in batch), message="; ".join(e.message for e in batch),
                     )
-                except ConfigError:
+                except (ConfigError, _EditsFailed):
                     for edit in batch:  # wrong together: each on its own, so the culprit alone fails
                         if not edit.done.done():
                             await self._edit_alone(edit)
@@ -399,7 +425,8 @@ class Controller:
     async def _edit_alone(self, edit: _QueuedEdit) -> None:
         try:
             result = await self._change_locked(
-                functools.partial(_apply_edits, edits=[edit]), author=edit.author, message=edit.message
+                functools.partial(_with_edited, edit.target, edit.change),
+                author=edit.author, message=edit.message,
             )
         except SwitchmanError as exc:
             if not edit.done.done():
@@ -469,6 +496,15 @@ class Controller:
             expected_revision=expected_revision, on_behalf_of=on_behalf_of,
         )
 
+    async def _head(self) -> tuple[int | None, dict[str, Document], bool]:
+        """The head a change starts from: its number, its checked documents, and whether it is the one
+        this replica itself committed last (known without reading the store; see :meth:`_change_locked`)."""
+        cached = self._parsed if self._committed_head is not None else None
+        if cached is not None and cached[0] == self._committed_head == self._served_revision:
+            return cached[0], dict(cached[1]), True
+        head = await self.store.head()
+        return (head.number if head is not None else None), self._documents_of(head), False
+
     async def _change(
         self,
         mutate: Callable[[dict[str, Document]], dict[str, Document]],
@@ -503,15 +539,7 @@ class Controller:
         documents, checked, and has nothing newer from the store): no read of the store. The commit's own
         head check catches a commit from another replica meanwhile; the change is then made again on
         the store's head (unless the caller expected a revision: that is its conflict)."""
-        cached = self._parsed if self._committed_head is not None else None
-        if cached is not None and cached[0] == self._committed_head == self._served_revision:
-            head_number: int | None = cached[0]
-            current = dict(cached[1])
-        else:
-            cached = None
-            head = await self.store.head()
-            head_number = head.number if head is not None else None
-            current = self._documents_of(head)
+        head_number, current, known = await self._head()
         if expected_revision is not None and (head_number or 0) != expected_revision:
             raise ConflictError(
                 f"the head is revision {head_number or 0}, not {expected_revision} as expected: read it again"
@@ -544,7 +572,7 @@ class Controller:
             )
         except ConflictError:
             self._committed_head = None
-            if cached is None or expected_revision is not None:
+            if not known or expected_revision is not None:
                 raise
             return await self._change_locked(  # another replica committed: again, on the store's head
                 mutate, author=author, message=message, dry_run=dry_run, rollback_of=rollback_of,
@@ -592,9 +620,12 @@ class Controller:
         return (head.number if head is not None else None), chosen
 
     async def parsed(self, kind: str) -> list[Document]:
-        """The head's checked documents of ``kind`` (parsed once per revision), by id."""
-        head = await self.store.head()
-        docs = self._documents_of(head).values()
+        """The served revision's checked documents of ``kind``, by id: known here, without reading the store
+        (which it does only when this replica serves nothing yet, or has read a newer head than it serves)."""
+        if self._parsed is not None and self._parsed[0] == self._served_revision:
+            docs = self._parsed[1].values()
+        else:
+            docs = self._documents_of(await self.store.head()).values()
         return sorted((d for d in docs if d.kind.lower() == kind.lower()), key=lambda d: d.id)
 
     async def document(self, kind: str, name: str) -> Mapping[str, Any]:

@@ -1,9 +1,11 @@
 """The rollout engine: runs inside ``switchman serve``, drives every Rollout document in the served config.
 
-One task per Rollout. Each turn of a task: take (or renew) the rollout's
+One task per Rollout. It drives the rollout while it holds the rollout's
 lease in the store — with replicas on one etcd exactly one drives a rollout,
-and when it dies another takes over after the lease's TTL —, read the run's
-state from the store, ask the machine (:mod:`switchman.rollout.machine`) what
+and when it dies another takes over after the lease's TTL; one task renews
+every lease this replica holds, together, so that no turn waits on a
+renewal. Each turn: read the run's state from the store (or the copy of what
+this task stored last), ask the machine (:mod:`switchman.rollout.machine`) what
 to do, do it, and store the new state with the version it was read at. A
 command (pause, promote, abort...) written by any replica meanwhile makes
 that store fail with a conflict: the turn is thrown away and the next one
@@ -19,7 +21,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -93,12 +94,12 @@ class _Known:
 @dataclass(slots=True)
 class _Driver:
     """One rollout's task here, and what it keeps between turns: the run as it last stored it (read again
-    only when a store of it conflicts, or a command here changed it) and when its lease needs renewing."""
+    only when a store of it conflicts, or a command here changed it) and until when its lease is held."""
 
     poke: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     stored: tuple[RolloutState, int] | None = None  # the state and the version it was stored at
-    renew_at: float = 0.0  # monotonic
+    held_until: float = 0.0  # monotonic: the lease is this replica's until then (0: not held)
 
 
 class RolloutEngine:
@@ -126,18 +127,19 @@ class RolloutEngine:
         self._prometheus: dict[str, PrometheusSource] = {}  # by address, for rollouts that ask a Prometheus
         self._wake = asyncio.Event()
         self._follower: asyncio.Task[None] | None = None
+        self._keeper: asyncio.Task[None] | None = None
 
     # -- life ---------------------------------------------------------------------
 
     async def start(self) -> None:
         self.controller.add_listener(self._revision_served)
         self._follower = asyncio.create_task(self._follow(), name="rollouts")
+        self._keeper = asyncio.create_task(self._keep_leases(), name="rollout leases")
 
     async def stop(self) -> None:
         self.controller.remove_listener(self._revision_served)
         tasks = [d.task for d in self._drivers.values() if d.task is not None]
-        if self._follower is not None:
-            tasks.append(self._follower)
+        tasks += [t for t in (self._follower, self._keeper) if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, *self._told, return_exceptions=True)
@@ -199,15 +201,10 @@ class RolloutEngine:
         poke = driver.poke
         while name in self._specs:
             try:
-                if driver.renew_at == 0.0 and not await self._renew(name, driver):
+                if driver.held_until <= time.monotonic() and not await self._take(name, driver):
                     await _sleep(poke, ttl / 3)
                     continue
                 pause = await self._turn(name, driver)
-                # The lease is renewed after the turn, not before it (a renewal is a store write: due work
-                # goes first), every third of its TTL give or take a little (so that rollouts started
-                # together do not all renew at the same moment).
-                if time.monotonic() >= driver.renew_at and not await self._renew(name, driver):
-                    continue
             except (StoreError, ConflictError) as exc:
                 driver.stored = None
                 if isinstance(exc, ConflictError):
@@ -219,18 +216,49 @@ class RolloutEngine:
             except Exception:  # a bug must not stop every later turn
                 log.exception("rollout %s: turn failed", name)
                 pause = _STORE_RETRY
-            if pause > 0:
-                await _sleep(poke, min(pause, max(0.0, driver.renew_at - time.monotonic())))
+            # Awake again by the time the lease would lapse, if the keeper has not renewed it by then.
+            await _sleep(poke, min(pause, max(0.0, driver.held_until - time.monotonic())))
 
-    async def _renew(self, name: str, driver: _Driver) -> bool:
-        """Take or renew the rollout's lease; False (and what was stored forgotten) when another has it."""
-        ttl = self.settings.lease_ttl
-        if not await self.store.acquire_lease(_lease(name), self.replica, ttl):
+    async def _take(self, name: str, driver: _Driver) -> bool:
+        """Take the rollout's lease; False (and what was stored forgotten) when another replica has it."""
+        began = time.monotonic()
+        if not await self.store.acquire_lease(_lease(name), self.replica, self.settings.lease_ttl):
             driver.stored = None  # another replica drives it: what we stored may be old
-            driver.renew_at = 0.0
             return False
-        driver.renew_at = time.monotonic() + ttl / 3 * random.uniform(0.8, 1.0)
+        driver.held_until = began + self._held_for()
         return True
+
+    def _held_for(self) -> float:
+        """How long after a take or renewal began the lease counts as this replica's: a little less than its
+        TTL, so that this replica stops before another one can take it."""
+        return self.settings.lease_ttl * 5 / 6
+
+    async def _keep_leases(self) -> None:
+        """Renew every lease this replica holds, every third of the TTL, all at once (on SQLite, one
+        transaction): a driver never waits on its renewal, so none makes an analysis or a step late.
+        A lease found taken is dropped (its driver stops at once); one that cannot be renewed (the
+        store is down) lapses when its time is up, and its driver stops then."""
+        ttl = self.settings.lease_ttl
+        while True:
+            await asyncio.sleep(ttl / 3)
+            held = [(n, d) for n, d in self._drivers.items() if d.held_until > time.monotonic()]
+            if not held:
+                continue
+            began = time.monotonic()
+            outcomes = await asyncio.gather(
+                *(self.store.acquire_lease(_lease(n), self.replica, ttl) for n, _ in held), return_exceptions=True
+            )
+            for (name, driver), outcome in zip(held, outcomes, strict=True):
+                if outcome is True:
+                    driver.held_until = began + self._held_for()
+                elif outcome is False:
+                    log.warning("rollout %s: its lease was taken by another replica", name)
+                    driver.held_until, driver.stored = 0.0, None
+                    driver.poke.set()
+                elif isinstance(outcome, StoreError):
+                    log.warning("rollout %s: the lease could not be renewed: %s", name, outcome)
+                elif isinstance(outcome, BaseException):  # a bug: the lease lapses, its driver takes it again
+                    log.error("rollout %s: renewing the lease failed", name, exc_info=outcome)
 
     async def _turn(self, name: str, driver: _Driver) -> float:
         """Decisions and their actions until the run has to wait, then one store of the state; returns how
@@ -393,11 +421,16 @@ class RolloutEngine:
         }
         if not specs:
             return set()
-        records = {r.key: r for r in await self.store.list_state(state_key(""))}
+        # The runs driven here as their drivers last stored them; the store is read for the others only.
+        states = {name: d.stored[0] for name, d in self._drivers.items() if d.stored is not None}
+        if specs.keys() - states.keys():
+            for record in await self.store.list_state(state_key("")):
+                name = record.key.removeprefix(state_key(""))
+                if name in specs and name not in states:
+                    states[name] = RolloutState.from_json(record.value)
         watched = set()
         for name, (spec, raw_spec) in specs.items():
-            record = records.get(state_key(name))
-            state = RolloutState.from_json(record.value) if record is not None else None
+            state = states.get(name)
             if state is not None and state.generation == generation_of(raw_spec) and state.phase in ENDED:
                 continue
             watched.add(version_cluster(spec.service, spec.canary))

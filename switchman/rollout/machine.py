@@ -19,6 +19,7 @@ version (a rollback).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Final
@@ -143,12 +144,22 @@ def _has_hooks(spec: RolloutSpec, kind: str) -> bool:
     return any(h.type == kind for h in spec.analysis.webhooks)
 
 
+def on_grid(now: float, interval: float) -> float:
+    """The first moment from ``now`` on the grid every cadence starts on: whole seconds (an interval under
+    a second: its multiples). Analyses are due on it, so rollouts with the same interval are due at the
+    same moments, whenever they started, and step together: one revision, one snapshot build and one
+    push for all of them (Controller.edit_together). The telemetry's windows lie on whole seconds already
+    (:func:`switchman.rollout.engine.analysis_window`), so a window loses nothing by it."""
+    grid = min(1.0, interval)
+    return math.ceil(now / grid) * grid
+
+
 def start(spec: RolloutSpec, generation: str, run: int, now: float) -> RolloutState:
     """A new run of ``spec``: webhooks first, then stage 0."""
     pending = [f"hooks:{t}" for t in ("confirm-rollout", "pre-rollout") if _has_hooks(spec, t)]
     state = RolloutState(
         generation=generation, run=run, phase=Phase.PROGRESSING, stage=-1, started_at=now,
-        stage_started_at=now, last_analysis_at=now, pending=(*pending, "enter:0"),
+        stage_started_at=now, last_analysis_at=on_grid(now, spec.analysis.interval), pending=(*pending, "enter:0"),
     )
     what = f"{spec.strategy} of service/{spec.service}: {spec.stable} -> {spec.canary}"
     return state.with_event(Event(now, "Started", f"run {run}: {what}", -1, 0))
@@ -260,9 +271,10 @@ def _settle_traffic(
     # Entered right after the analysis that let it (the same turn), a stage keeps the run's cadence: its
     # first analysis is due one interval after that one was, not after this commit, so that runs due
     # together stay together (one shared revision a step, see Controller.edit_together) instead of each
-    # drifting by its commit's wait. Entered after a wait (a gate, a person), it starts its own cadence.
+    # drifting by its commit's wait. Entered after a wait (a gate, a person), it starts its own cadence,
+    # on the grid (see on_grid) like every run's.
     interval = spec.analysis.interval
-    cadence = state.last_analysis_at if now - state.last_analysis_at < interval / 2 else now
+    cadence = state.last_analysis_at if now - state.last_analysis_at < interval / 2 else on_grid(now, interval)
     state = replace(
         _pop(state), stage=index, stage_started_at=now, last_analysis_at=cadence, passed=0,
         weight=stage.traffic.canary_weight, revision=revision, promote=None,
@@ -281,7 +293,8 @@ def _settle_analysis(
 ) -> RolloutState:
     # The next analysis is due one interval after this one was: the windows tile, and a late turn does not
     # push every later one back. After a long stop (a restart), the missed windows are not judged one by one.
-    state = replace(state, last_analysis_at=max(action.end, now - spec.analysis.interval))
+    interval = spec.analysis.interval
+    state = replace(state, last_analysis_at=max(action.end, on_grid(now, interval) - interval))
     if result.rollback_requested is not None:
         state = replace(state, pending=("rollback",), retry_at=0.0, promote=None)
         return _event(state, now, "RollingBack", f"rollback webhook: {result.rollback_requested}")

@@ -22,7 +22,7 @@ which is why :class:`Store` inherits rather than sits beside it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -100,16 +100,46 @@ class RevisionSummary:
     on_behalf_of: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
 class Revision:
-    """The whole configuration as of one commit."""
+    """The whole configuration as of one commit.
 
-    summary: RevisionSummary
-    documents: tuple[Document, ...]
+    Made with its documents, or with a function that gives them (:meth:`later`): a follower that is
+    handed every revision skips those it serves already, and should not pay for decoding them."""
+
+    __slots__ = ("_documents", "_load", "summary")
+
+    def __init__(self, summary: RevisionSummary, documents: tuple[Document, ...]) -> None:
+        self.summary = summary
+        self._documents: tuple[Document, ...] | None = documents
+        self._load: Callable[[], tuple[Document, ...]] | None = None
+
+    @classmethod
+    def later(cls, summary: RevisionSummary, load: Callable[[], tuple[Document, ...]]) -> Revision:
+        """A revision whose documents ``load()`` gives when they are first read."""
+        revision = cls(summary, ())
+        revision._documents, revision._load = None, load
+        return revision
+
+    @property
+    def documents(self) -> tuple[Document, ...]:
+        if self._documents is None:
+            assert self._load is not None
+            self._documents, self._load = self._load(), None
+        return self._documents
 
     @property
     def number(self) -> int:
         return self.summary.number
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Revision):
+            return NotImplemented
+        return self.summary == other.summary and self.documents == other.documents
+
+    __hash__ = None  # type: ignore[assignment]  # documents are dicts
+
+    def __repr__(self) -> str:
+        return f"Revision({self.summary!r}, {len(self.documents)} documents)"
 
 
 @dataclass(frozen=True, slots=True)

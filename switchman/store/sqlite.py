@@ -57,6 +57,7 @@ from switchman.store.base import (
     revision_missing,
 )
 from switchman.store.diff import decode, diff, encode
+from switchman.store.sqlite_batch import WriteBatch
 from switchman.store.sqlite_state import STATE_SCHEMA, SqliteState
 
 __all__ = ["POLL_INTERVAL", "SqliteStore"]
@@ -125,6 +126,7 @@ class SqliteStore(SqliteState):
         self._conn: sqlite3.Connection | None = None
         self._dir_synced = False
         # Event-loop state.
+        self._writes = WriteBatch(self._call, self._sync_directory_once)
         self._watchers: weakref.WeakSet[_Watcher] = weakref.WeakSet()
         self._changed = asyncio.Event()
         self._poller: asyncio.Task[None] | None = None
@@ -475,4 +477,5 @@ def _summary(row: Sequence[Any]) -> RevisionSummary:
 
 
 def _revision(row: Sequence[Any]) -> Revision:
-    return Revision(_summary(row), tuple(decode(row[9])))
+    text = row[9]
+    return Revision.later(_summary(row), lambda: tuple(decode(text)))

@@ -11,11 +11,12 @@ from a per-key count: a record that is deleted and created again then never
 gets back a version a stale writer still holds (etcd's mod_revision behaves
 the same way).
 
-Every write is one ``BEGIN IMMEDIATE`` transaction, like a commit: the write
-lock is held before anything is read, so the version check and the write,
-or the lease check and the take, see the same row even when another process
-writes the same file; and with WAL and ``synchronous=FULL`` a write that
-returned is on disk.
+Every write is made in a ``BEGIN IMMEDIATE`` transaction, like a commit: the
+write lock is held before anything is read, so the version check and the
+write, or the lease check and the take, see the same row even when another
+process writes the same file; and with WAL and ``synchronous=FULL`` a write
+that returned is on disk. Writes that arrive together share one transaction,
+each in a savepoint of its own (:mod:`switchman.store.sqlite_batch`).
 
 Leases expire by the wall clock (``time.time()``), read after the lock is
 taken: processes sharing a file share a machine, and so a clock, but a clock
@@ -24,16 +25,16 @@ step shortens or lengthens the leases running at that moment.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from switchman.store.base import ConflictError, StateRecord, StoreError
 from switchman.store.diff import decode
+from switchman.store.sqlite_batch import WriteBatch
 from switchman.store.state import check_expected, check_key, check_lease, describe_version, encode_state
 
 __all__ = ["STATE_SCHEMA", "SqliteState"]
@@ -67,10 +68,12 @@ class SqliteState:
     """The :class:`~switchman.store.base.StateStore` half of :class:`~switchman.store.sqlite.SqliteStore`.
 
     A mixin: it runs its work through the store's worker thread, so it needs
-    the store's ``_call``, ``_path`` and ``_sync_directory_once``.
+    the store's ``_call``, ``_path``, ``_sync_directory_once`` and a
+    :class:`~switchman.store.sqlite_batch.WriteBatch` made with them, ``_writes``.
     """
 
     _path: Path
+    _writes: WriteBatch
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         raise NotImplementedError  # SqliteStore's
@@ -107,13 +110,17 @@ class SqliteState:
         """
         text = encode_state(key, value)
         check_expected(expected_version)
-        return await self._call(functools.partial(self._put_on_worker, key, text, expected_version))
+        write = functools.partial(self._put_on_worker, key, text, expected_version)
+        version, updated_at = await self._writes.write(write)
+        # The mapping written, not read back (decoding what was just encoded costs a state's size in time
+        # for nothing): for values of JSON's own types, equal to what get_state() returns.
+        return StateRecord(key, value, version, updated_at)
 
     async def delete_state(self, key: str, *, expected_version: int | None = None) -> None:
         """Delete the record under ``key``, if it is at ``expected_version`` (None: whatever it is at)."""
         check_key(key)
         check_expected(expected_version)
-        await self._call(functools.partial(self._delete_on_worker, key, expected_version))
+        await self._writes.write(functools.partial(self._delete_on_worker, key, expected_version))
 
     # -- leases ------------------------------------------------------------------------
 
@@ -124,12 +131,12 @@ class SqliteState:
         has not expired yet.
         """
         check_lease(name, holder, ttl)
-        return await self._call(functools.partial(self._acquire_on_worker, name, holder, ttl))
+        return await self._writes.write(functools.partial(self._acquire_on_worker, name, holder, ttl))
 
     async def release_lease(self, name: str, holder: str) -> None:
         """Give the lease up, if ``holder`` holds it (expired or not); otherwise do nothing."""
         check_lease(name, holder)
-        await self._call(
+        await self._writes.write(
             lambda c: c.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder)).close()
         )
 
@@ -143,25 +150,20 @@ class SqliteState:
         )
         return None if row is None else str(row[0])
 
-    # -- the worker thread -------------------------------------------------------------
+    # -- the worker thread: each inside the transaction of its batch ---------------------
 
-    def _put_on_worker(self, key: str, text: str, expected: int | None, conn: sqlite3.Connection) -> StateRecord:
-        with _immediate(conn):
-            self._check_version(conn, key, expected)
-            conn.execute("UPDATE state_clock SET version = version + 1 WHERE id = 1")
-            (version,) = conn.execute("SELECT version FROM state_clock WHERE id = 1").fetchone()
-            updated_at = time.time()
-            conn.execute(
-                f"INSERT OR REPLACE INTO state ({_COLUMNS}) VALUES (?, ?, ?, ?)", (key, text, version, updated_at)
-            )
-        self._sync_directory_once()
-        return StateRecord(key, decode(text), int(version), updated_at)
+    def _put_on_worker(self, key: str, text: str, expected: int | None, conn: sqlite3.Connection) -> tuple[int, float]:
+        self._check_version(conn, key, expected)
+        conn.execute("UPDATE state_clock SET version = version + 1 WHERE id = 1")
+        (version,) = conn.execute("SELECT version FROM state_clock WHERE id = 1").fetchone()
+        updated_at = time.time()
+        conn.execute(f"INSERT OR REPLACE INTO state ({_COLUMNS}) VALUES (?, ?, ?, ?)", (key, text, version, updated_at))
+        return int(version), updated_at
 
     def _delete_on_worker(self, key: str, expected: int | None, conn: sqlite3.Connection) -> None:
-        with _immediate(conn):
-            if expected is not None:
-                self._check_version(conn, key, expected)
-            conn.execute("DELETE FROM state WHERE key = ?", (key,))
+        if expected is not None:
+            self._check_version(conn, key, expected)
+        conn.execute("DELETE FROM state WHERE key = ?", (key,))
 
     def _check_version(self, conn: sqlite3.Connection, key: str, expected: int | None) -> None:
         row = conn.execute("SELECT version FROM state WHERE key = ?", (key,)).fetchone()
@@ -173,31 +175,16 @@ class SqliteState:
             )
 
     def _acquire_on_worker(self, name: str, holder: str, ttl: float, conn: sqlite3.Connection) -> bool:
-        with _immediate(conn):
-            # The clock is read with the write lock held: a time read before
-            # waiting for another process's transaction would be stale.
-            now = time.time()
-            row = conn.execute("SELECT holder, expires_at FROM leases WHERE name = ?", (name,)).fetchone()
-            if row is not None and row[0] != holder and row[1] > now:
-                return False
-            conn.execute(
-                "INSERT OR REPLACE INTO leases (name, holder, expires_at) VALUES (?, ?, ?)", (name, holder, now + ttl)
-            )
-        self._sync_directory_once()
+        # The clock is read with the write lock held: a time read before
+        # waiting for another process's transaction would be stale.
+        now = time.time()
+        row = conn.execute("SELECT holder, expires_at FROM leases WHERE name = ?", (name,)).fetchone()
+        if row is not None and row[0] != holder and row[1] > now:
+            return False
+        conn.execute(
+            "INSERT OR REPLACE INTO leases (name, holder, expires_at) VALUES (?, ?, ?)", (name, holder, now + ttl)
+        )
         return True
-
-
-@contextlib.contextmanager
-def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
-    """One ``BEGIN IMMEDIATE`` transaction: committed at the end, rolled back on any exception."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
 
 
 def _record(row: Sequence[Any]) -> StateRecord:

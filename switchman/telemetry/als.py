@@ -45,11 +45,14 @@ from envoy.service.accesslog.v3 import als_pb2, als_pb2_grpc
 from google.protobuf.message import Message
 from grpc import aio
 
-from switchman.errors import ProtocolError
+from switchman.errors import PermissionDenied, ProtocolError
 from switchman.telemetry.metrics import TelemetryMetrics
 from switchman.telemetry.recorder import TrafficRecorder
+from switchman.telemetry.reporter import ReportRefusal, reporting_group
 from switchman.xds.cache import NodeGrouper
+from switchman.xds.server.aio_calls import call_peer
 from switchman.xds.server.methods import StreamMethod
+from switchman.xds.server.peer import ANONYMOUS, Peer
 
 __all__ = ["ALS_PATH", "AccessLogService", "AccessLogStream", "access_log_method"]
 
@@ -101,11 +104,14 @@ class AccessLogStream:
     def __init__(
         self, recorder: TrafficRecorder, group_of: NodeGrouper, metrics: TelemetryMetrics,
         max_entries_per_second: float = 5000.0, clock: Callable[[], float] = time.monotonic,
+        peer: Peer = ANONYMOUS, refusal: ReportRefusal | None = None,
     ) -> None:
         self.id = next(_ids)
         self.recorder = recorder
         self.group_of = group_of
         self.metrics = metrics
+        self.peer = peer  # the client as its connection knows it (its certificate)
+        self.refusal = refusal
         self.node: base_pb2.Node | None = None
         self.reporter = ""
         self._clock = clock
@@ -115,13 +121,14 @@ class AccessLogStream:
         self.metrics.streams.labels("als").inc()
 
     def receive(self, request: Message) -> None:
-        """Record the entries of one StreamAccessLogsMessage; ProtocolError when the first has no identifier."""
+        """Record the entries of one StreamAccessLogsMessage; ProtocolError when the first has no identifier,
+        PermissionDenied when its node is in a group the client may not claim."""
         assert isinstance(request, als_pb2.StreamAccessLogsMessage)
         if self.node is None:
             if not request.HasField("identifier"):
                 raise ProtocolError("the first message of an access-log stream must carry its identifier")
+            self.reporter = reporting_group(request.identifier.node, self.group_of, self.peer, self.refusal)
             self.node = request.identifier.node
-            self.reporter = self.group_of(self.node)
             log.info("access logs from node %r (group %r), log %r", self.node.id, self.reporter,
                      request.identifier.log_name)
         entries = request.http_logs.log_entry
@@ -162,26 +169,28 @@ class AccessLogStream:
         self.metrics.streams.labels("als").dec()
 
 
-def access_log_method(open_stream: Callable[[], AccessLogStream]) -> StreamMethod:
+def access_log_method(open_stream: Callable[[Peer], AccessLogStream]) -> StreamMethod:
     """StreamAccessLogs for the HTTP/2 transport."""
     final = als_pb2.StreamAccessLogsResponse().SerializeToString()
-    return StreamMethod(ALS_PATH, als_pb2.StreamAccessLogsMessage.FromString, lambda peer: open_stream(), final=final)
+    return StreamMethod(ALS_PATH, als_pb2.StreamAccessLogsMessage.FromString, open_stream, final=final)
 
 
 class AccessLogService(als_pb2_grpc.AccessLogServiceServicer):  # type: ignore[misc]
     """StreamAccessLogs on grpc.aio: the same :class:`AccessLogStream`, driven by the call's messages."""
 
-    def __init__(self, open_stream: Callable[[], AccessLogStream]) -> None:
+    def __init__(self, open_stream: Callable[[Peer], AccessLogStream]) -> None:
         self._open = open_stream
 
     async def StreamAccessLogs(
         self, requests: AsyncIterator[als_pb2.StreamAccessLogsMessage], context: aio.ServicerContext[Any, Any]
     ) -> als_pb2.StreamAccessLogsResponse:
-        stream = self._open()
+        stream = self._open(call_peer(context))
         stream.opened()
         try:
             async for request in requests:
                 stream.receive(request)
+        except PermissionDenied as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except ProtocolError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         finally:

@@ -39,11 +39,14 @@ from envoy.service.load_stats.v3 import lrs_pb2, lrs_pb2_grpc
 from google.protobuf.message import Message
 from grpc import aio
 
-from switchman.errors import ProtocolError
+from switchman.errors import PermissionDenied, ProtocolError
 from switchman.telemetry.metrics import TelemetryMetrics
 from switchman.telemetry.recorder import TrafficRecorder
+from switchman.telemetry.reporter import ReportRefusal, reporting_group
 from switchman.xds.cache import NodeGrouper
+from switchman.xds.server.aio_calls import call_peer
 from switchman.xds.server.methods import StreamMethod
+from switchman.xds.server.peer import ANONYMOUS, Peer
 
 __all__ = ["LRS_PATH", "LoadReportingService", "LoadStatsStream", "load_stats_method"]
 
@@ -59,12 +62,15 @@ class LoadStatsStream:
     waker: Callable[[], None] | None = None
 
     def __init__(
-        self, recorder: TrafficRecorder, group_of: NodeGrouper, metrics: TelemetryMetrics, interval: float = 1.0
+        self, recorder: TrafficRecorder, group_of: NodeGrouper, metrics: TelemetryMetrics, interval: float = 1.0,
+        peer: Peer = ANONYMOUS, refusal: ReportRefusal | None = None,
     ) -> None:
         self.id = next(_ids)
         self.recorder = recorder
         self.group_of = group_of
         self.metrics = metrics
+        self.peer = peer  # the client as its connection knows it (its certificate)
+        self.refusal = refusal
         self.interval = interval
         self.node: base_pb2.Node | None = None
         self.reporter = ""
@@ -74,13 +80,14 @@ class LoadStatsStream:
         self.metrics.streams.labels("lrs").inc()
 
     def receive(self, request: Message) -> None:
-        """Record one LoadStatsRequest; ProtocolError when the first has no node."""
+        """Record one LoadStatsRequest; ProtocolError when the first has no node, PermissionDenied when its node
+        is in a group the client may not claim."""
         assert isinstance(request, lrs_pb2.LoadStatsRequest)
         if self.node is None:
             if not request.HasField("node"):
                 raise ProtocolError("the first load-stats request must carry the node")
+            self.reporter = reporting_group(request.node, self.group_of, self.peer, self.refusal)
             self.node = request.node
-            self.reporter = self.group_of(self.node)
             log.info("load reports from node %r (group %r)", self.node.id, self.reporter)
             self._out.append(self.ask())
         if not request.cluster_stats:
@@ -122,27 +129,29 @@ class LoadStatsStream:
         self.metrics.streams.labels("lrs").dec()
 
 
-def load_stats_method(open_stream: Callable[[], LoadStatsStream]) -> StreamMethod:
+def load_stats_method(open_stream: Callable[[Peer], LoadStatsStream]) -> StreamMethod:
     """StreamLoadStats for the HTTP/2 transport."""
-    return StreamMethod(LRS_PATH, lrs_pb2.LoadStatsRequest.FromString, lambda peer: open_stream())
+    return StreamMethod(LRS_PATH, lrs_pb2.LoadStatsRequest.FromString, open_stream)
 
 
 class LoadReportingService(lrs_pb2_grpc.LoadReportingServiceServicer):  # type: ignore[misc]
     """StreamLoadStats on grpc.aio: the same :class:`LoadStatsStream`, driven by the call's messages."""
 
-    def __init__(self, open_stream: Callable[[], LoadStatsStream]) -> None:
+    def __init__(self, open_stream: Callable[[Peer], LoadStatsStream]) -> None:
         self._open = open_stream
 
     async def StreamLoadStats(
         self, requests: AsyncIterator[lrs_pb2.LoadStatsRequest], context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[lrs_pb2.LoadStatsResponse]:
-        stream = self._open()
+        stream = self._open(call_peer(context))
         stream.opened()
         try:
             async for request in requests:
                 stream.receive(request)
                 for data in stream.responses():
                     yield lrs_pb2.LoadStatsResponse.FromString(data)
+        except PermissionDenied as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
         except ProtocolError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         finally:

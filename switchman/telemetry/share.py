@@ -183,6 +183,7 @@ class TelemetryShare:
         self._task: asyncio.Task[None] | None = None
         self._watched: Watched | None = None
         self._read_at = -math.inf
+        self._reading: asyncio.Task[None] | None = None  # the read of the others' records under way
 
     # -- life ---------------------------------------------------------------------
 
@@ -259,7 +260,14 @@ class TelemetryShare:
     # -- following ----------------------------------------------------------------
 
     async def follow(self) -> None:
-        """Read the others' records, and delete those nobody has written for ``forget_after``."""
+        """Read the others' records, and delete those nobody has written for ``forget_after``. Callers at
+        the same moment (many rollouts judged at once) share one read."""
+        if self._reading is None or self._reading.done():
+            self._reading = asyncio.create_task(self._follow(), name="telemetry share: follow")
+            self._reading.add_done_callback(_retrieved)
+        await asyncio.shield(self._reading)
+
+    async def _follow(self) -> None:
         records = await self.store.list_state(KEY_PREFIX)
         self._read_at = time.monotonic()
         self.peers.update(records)
@@ -282,7 +290,7 @@ class TelemetryShare:
         """
         period = self.settings.period
         deadline = time.monotonic() + 1.5 * period
-        if time.monotonic() - self._read_at > period:
+        if time.monotonic() - self._read_at > 2 * period:  # the periodic read is late: read now
             await self.follow()
         while self.peers.lagging(last + settle) and time.monotonic() < deadline:
             await asyncio.sleep(min(0.1, period / 4))
@@ -291,3 +299,9 @@ class TelemetryShare:
         if lagging:
             log.info("telemetry: judging %s without the newest seconds of %s", cluster, ", ".join(lagging))
         return self.peers.window(cluster, first, last, reporter)
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """Its callers may all have gone (cancelled): its failure is theirs, not an unretrieved exception."""
+    if not task.cancelled():
+        task.exception()

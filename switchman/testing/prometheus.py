@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import signal
 import socket
 import time
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ import aiohttp
 import yaml
 
 from switchman.errors import LabError
+from switchman.lab.local.child import terminate
 from switchman.lab.local.watchdog import Watchdog
 
 __all__ = ["PrometheusServer", "prometheus_binary"]
@@ -160,15 +160,6 @@ class PrometheusServer:
 
     async def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout``."""
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        Watchdog.shared().release(proc.pid)
+        if self.proc is not None:
+            await terminate(self.proc, "prometheus", timeout)
         self.proc = None

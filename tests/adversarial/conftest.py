@@ -23,6 +23,7 @@ from switchman.testing.builders import eds_cluster, load_assignment
 from switchman.xds import Snapshot, SnapshotCache, XdsServer, XdsSettings
 from switchman.xds import resources as rt
 from switchman.xds.server.methods import AsyncUnaryMethod, Metadata
+from switchman.xds.server.peer import Peer
 from tests.adversarial.raw import Raw
 
 GROUP = "demo"
@@ -33,7 +34,7 @@ _tags = iter(range(1, 1_000_000))
 SLEEP = "/switchman.test.Slow/Sleep"  # a unary method that sleeps for its request's version_info seconds
 
 
-async def _sleep(request: Any, metadata: Metadata) -> bytes:
+async def _sleep(request: Any, metadata: Metadata, client: Peer) -> bytes:
     await asyncio.sleep(float(request.version_info or 0))
     return b""
 

@@ -18,8 +18,10 @@ from switchman.lab.drill import read_scenario, run_drill, write_drill_report
 pytestmark = [pytest.mark.envoy, pytest.mark.heavy]
 
 ROOT = Path(__file__).parents[2]
-# hot-restart and demo run their own way: through the CLI, below
-DRILLS = sorted(p for p in (ROOT / "examples" / "drills").glob("*.yaml") if p.stem not in ("hot-restart", "demo"))
+# hot-restart and demo run their own way: through the CLI, below; the control plane's restarts in
+# test_control_plane_drills.py
+OWN_TESTS = ("hot-restart", "demo", "control-plane-restart", "rolling-restart")
+DRILLS = sorted(p for p in (ROOT / "examples" / "drills").glob("*.yaml") if p.stem not in OWN_TESTS)
 
 
 async def _run(name: str, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
@@ -82,7 +84,8 @@ def test_drill_cli_refuses_a_bad_file_naming_the_field(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "switchman", "drill", "run", str(bad)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert done.stderr.strip() == f"switchman: {bad}: spec.actions[0]: needs exactly one of faults, command"
+    reason = "needs exactly one of faults, command, controlPlane"
+    assert done.stderr.strip() == f"switchman: {bad}: spec.actions[0]: {reason}"
 
 
 @pytest.mark.timeout(180)

@@ -1,4 +1,5 @@
-"""Real Envoys over mutual TLS to the xDS port: the one whose certificate may claim the group gets its config."""
+"""Real Envoys over mutual TLS to the xDS port, on both transports: the one whose certificate may claim the group
+gets its config."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from switchman.lab.local import EnvoyProcess, Upstream, XdsClientTls, bootstrap
 from switchman.xds import SnapshotCache, XdsServer, XdsSettings
+from switchman.xds.server.server import TRANSPORTS
 from switchman.xds.tls import TlsSettings
 from tests.certs import Authority
 from tests.e2e.helpers import chain, until, wait_for_version
@@ -19,12 +21,15 @@ pytestmark = pytest.mark.envoy
 MtlsEnvoys = tuple[XdsServer, Callable[..., Awaitable[EnvoyProcess]]]
 
 
-@pytest.fixture
-async def mtls_envoys(tmp_path: Path, cache: SnapshotCache) -> AsyncIterator[MtlsEnvoys]:
+@pytest.fixture(params=TRANSPORTS)
+async def mtls_envoys(
+    tmp_path: Path, cache: SnapshotCache, request: pytest.FixtureRequest,
+) -> AsyncIterator[MtlsEnvoys]:
     ca = Authority(tmp_path)
     server_cert = ca.issue("xds-server", ips=("127.0.0.1",), server=True)
     tls = TlsSettings(str(server_cert.cert_file), str(server_cert.key_file), str(ca.file))
-    xds = XdsServer(cache, XdsSettings(tls=tls, node_identities={"spiffe://lab/front": ("front",)}))
+    xds = XdsServer(cache, XdsSettings(tls=tls, node_identities={"spiffe://lab/front": ("front",)},
+                                       transport=str(request.param)))
     await xds.start("127.0.0.1:0")
     started: list[EnvoyProcess] = []
 

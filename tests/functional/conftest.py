@@ -1,18 +1,22 @@
-"""Fixtures shared by the functional tests: stores on either backend (SQLite, or the test etcd)."""
+"""Fixtures shared by the functional tests: stores on either backend (SQLite, or the test etcd), and whole
+Switchmen on loopback."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from switchman.app import ServeSettings, Switchman
 from switchman.store import EtcdStore, SqliteStore
 from tests.functional.store.etcd_env import ENDPOINT, fresh_prefix, host_port, needs_etcd
 
 AnyStore = SqliteStore | EtcdStore
 StoreFactory = Callable[[], AnyStore]
+Switchmen = Callable[..., Awaitable[Switchman]]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("etcd", marks=needs_etcd)])
@@ -41,3 +45,21 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield make
         for store in made:
             await store.close()
+
+
+@pytest.fixture
+async def switchmen(tmp_path: Path) -> AsyncIterator[Switchmen]:
+    """``await switchmen(**settings)``: a running Switchman with those ServeSettings fields, both ports on
+    loopback port 0 and a SQLite file of its own in ``tmp_path``; all stopped after the test."""
+    running: list[Switchman] = []
+
+    async def start(**settings: Any) -> Switchman:
+        store = str(tmp_path / f"s{len(running)}.db")
+        app = Switchman(ServeSettings(xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=store, **settings))
+        await app.start()
+        running.append(app)
+        return app
+
+    yield start
+    for app in running:
+        await app.stop(0.1)

@@ -3,9 +3,10 @@
 Every method calls the :class:`~switchman.control.Controller` (and, for
 render and status, the xDS server's :meth:`~switchman.xds.XdsServer.statuses`)
 exactly as the REST handlers do, checks the same bearer tokens
-(:class:`~switchman.api.auth.Tokens`: read tokens may call the reads, admin
-tokens everything) and refuses with the same stable error codes, as gRPC
-statuses (:mod:`switchman.api.grpc.errors`).
+(:class:`~switchman.api.auth.Tokens`: read tokens, and client certificates
+whose identity may read, may call the reads, admin tokens everything) and
+refuses with the same stable error codes, as gRPC statuses
+(:mod:`switchman.api.grpc.errors`).
 
 The message types are generated from ``protos/switchman/v1/management.proto``
 (``scripts/gen-protos``); documents travel as ``google.protobuf.Struct``,
@@ -36,7 +37,7 @@ from switchman.rollout import RolloutEngine
 from switchman.store.base import RevisionSummary
 from switchman.xds import DEFAULT_GROUP, XdsServer
 from switchman.xds import resources as rt
-from switchman.xds.h2.servicer import unary_methods
+from switchman.xds.h2.servicer import peer_of, unary_methods
 from switchman.xds.server.methods import AsyncUnaryMethod
 
 __all__ = ["AUTHOR_METADATA", "ManagementService", "add_management_service", "management_methods"]
@@ -412,7 +413,7 @@ class ManagementService(pb_grpc.ManagementServicer):
         metadata = {str(k).lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         return authorize(
             self.tokens, metadata.get("authorization", ""), metadata.get(AUTHOR_METADATA, ""), change=change,
-            token_header="authorization", author_header=AUTHOR_METADATA,
+            identity=peer_of(context).identity, token_header="authorization", author_header=AUTHOR_METADATA,
         )
 
     async def _call(

@@ -158,10 +158,12 @@ def judge(
     marks: Sequence[Mark],
     mirror_counts: Mapping[str, int] | None = None,
     counters: Mapping[str, int] | None = None,
+    gaps: Sequence[tuple[float, float]] = (),
 ) -> Verdict:
     """Figures and checks of one run; ``mirror_counts``: requests the canary's apps received, and the share
     of the front's requests it should have been (``received``, ``front``); ``counters``: the front Envoy's
-    stats, their change over the run (for ``expect.envoy``)."""
+    stats, their change over the run (for ``expect.envoy``); ``gaps``: when the control plane could not see
+    all traffic (it was restarted), the analyses over them left out of the count comparison."""
     state = status.get("state") or {}
     events: list[Mapping[str, Any]] = list(state.get("events") or [])
     interval = float(status.get("interval") or 1.0)
@@ -247,13 +249,19 @@ def judge(
               f"{answered_by_canary} answers came from the canary while it was only mirrored")
 
     # the analysis counted what the clients sent
-    agreement = _agreement(samples, state.get("analyses") or [])
+    analyses = [a for a in state.get("analyses") or []
+                if not any("start" in a and float(a["start"]) < until and float(a["end"]) > since
+                           for since, until in gaps)]
+    if gaps:
+        figures["analysesAcrossRestarts"] = len(state.get("analyses") or []) - len(analyses)
+    agreement = _agreement(samples, analyses)
     figures["analysisAgreement"] = agreement
     counted = [a for a in agreement if a["clients"] >= 20]
     worst = max((a["error"] for a in counted), default=0.0)
     figures["analysisAgreementWorst"] = worst
     check("the access-log counts behind each analysis agree with the clients' within 1 %",
           all(a["error"] <= 0.01 or abs(a["reported"] - a["clients"]) <= 1 for a in counted),
-          f"{len(counted)} analyses of 20+ canary requests; worst difference {worst:.2%}")
+          f"{len(counted)} analyses of 20+ canary requests; worst difference {worst:.2%}"
+          + (f"; {figures['analysesAcrossRestarts']} over a control-plane restart left out" if gaps else ""))
     _counter_checks(verdict, expect.envoy, counters)
     return verdict

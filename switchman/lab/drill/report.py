@@ -7,6 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from switchman.lab.drill.restarts_report import FIGURE, control_plane_sections, plot_control_plane
 from switchman.lab.drill.runner import DrillResult
 from switchman.lab.local.load import LoadResult
 from switchman.lab.report import DemoRun, Phase, StepResult, write_report
@@ -55,6 +56,19 @@ def _run(result: DrillResult) -> DemoRun:
     )
 
 
+def _write(result: DrillResult, folder: Path) -> Path:
+    run = _run(result)
+    record = result.control_plane
+    if record is not None:  # on the report's clock: from its first request or change
+        origin = min([s.started for s in run.samples] + [p.applied for p in run.phases], default=result.started)
+        end = max([s.started for s in run.samples] + [p.ended for p in run.phases], default=result.started)
+        run.sections = control_plane_sections(record, origin, end)
+        run.figures = dict([FIGURE])
+        folder.mkdir(parents=True, exist_ok=True)
+        plot_control_plane(record, result.windows, origin, end, folder / FIGURE[0])
+    return write_report(run, folder)
+
+
 async def write_drill_report(result: DrillResult, folder: Path) -> Path:
     """Write the report into ``folder``; returns report.html. The plots take a second or two: off the loop."""
-    return await asyncio.to_thread(write_report, _run(result), folder)
+    return await asyncio.to_thread(_write, result, folder)

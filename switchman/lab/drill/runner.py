@@ -25,8 +25,9 @@ from typing import Any, TextIO
 
 import aiohttp
 
-from switchman.client import SwitchmanClient
+from switchman.client import ClientError, SwitchmanClient
 from switchman.lab.drill.judge import Mark, StageWindow, Verdict, judge, judge_resilience, stage_windows
+from switchman.lab.drill.restarts import ControlPlaneRecord, Restarts, judge_restarts
 from switchman.lab.drill.scenario import Action, Condition, ResilienceScenario, Scenario, resolve_documents
 from switchman.lab.local.load import LoadResult, run_load
 from switchman.lab.local.supervisor import Supervisor, wait_synced
@@ -51,6 +52,7 @@ class DrillResult:
     marks: list[Mark]
     started: float
     lab: str
+    control_plane: ControlPlaneRecord | None = None  # the control plane's replicas and restarts, when it had some
 
 
 def _holds(when: Condition, state: Mapping[str, Any], since: float, now: float) -> bool:
@@ -126,8 +128,9 @@ class _Actions:
     """The file's actions, each done once, the first time its condition holds."""
 
     def __init__(self, actions: tuple[Action, ...], pods: list[dict[str, Any]], client: SwitchmanClient,
-                 name: str, start: str = "the rollout started") -> None:
+                 name: str, start: str = "the rollout started", restarts: Restarts | None = None) -> None:
         self.pending = list(actions)
+        self.restarts = restarts
         self.start = start
         self.pods = pods
         self.client = client
@@ -146,6 +149,10 @@ class _Actions:
                     if pod["name"] == f.pod if f.pod is not None else pod["version"] == f.version:
                         await set_faults(str(pod["sidecar"]["url"]), faults)
                 what = f"fault: {action.describe()}"
+            elif action.control_plane is not None:
+                assert self.restarts is not None
+                self.restarts.start(action.control_plane)  # in the background: the drill goes on watching
+                what = f"control plane: {action.describe()}"
             else:
                 assert action.command is not None
                 await self.client.rollout_command(self.name, action.command)
@@ -159,10 +166,12 @@ async def run_drill(scenario: Scenario | ResilienceScenario, run_dir: Path, *, n
     """Run ``scenario`` on a lab of its own in ``run_dir`` (the lab's files in ``run_dir / "lab"``)."""
     if isinstance(scenario, ResilienceScenario):
         return await _run_resilience(scenario, run_dir, netns=netns, out=out)
-    lab = Supervisor(run_dir / "lab", scenario.pods, netns=netns)
+    lab = Supervisor(run_dir / "lab", scenario.pods, netns=netns, control_plane=scenario.control_plane)
     stop = asyncio.Event()
     load_task: asyncio.Task[LoadResult] | None = None
     stages = plan(scenario.spec)
+    restarts: Restarts | None = None
+    record: ControlPlaneRecord | None = None
     try:
         state = await lab.start()
         pods: list[dict[str, Any]] = state["pods"]
@@ -186,13 +195,23 @@ async def run_drill(scenario: Scenario | ResilienceScenario, run_dir: Path, *, n
             await client.apply([dict(scenario.rollout)], message=f"drill {scenario.name}")
             print(f"drill {scenario.name}: rollout applied ({scenario.spec.strategy}, "
                   f"{len(stages)} stages: {', '.join(s.name for s in stages)})", file=out)
-            actions = _Actions(scenario.actions, pods, client, scenario.name)
+            if scenario.control_plane is not None or any(a.control_plane for a in scenario.actions):
+                restarts = Restarts(lab.control_plane, client, scenario.name, lab.node_ids)
+            actions = _Actions(scenario.actions, pods, client, scenario.name, restarts=restarts)
             timeline: list[tuple[float, int, str, bool, int]] = [(started, 0, "before the rollout", False, 0)]
             seen_stage = -1
             status: dict[str, Any] = {}
             deadline = time.monotonic() + scenario.timeout
             while True:
-                status = await client.rollout(scenario.name)
+                try:
+                    status = await client.rollout(scenario.name)
+                except ClientError:
+                    if restarts is None or not restarts.busy:
+                        raise
+                    await asyncio.sleep(_POLL)  # the only replica is down: it comes back
+                    continue
+                if restarts is not None:
+                    restarts.observe(status)
                 run = status.get("state") or {}
                 stage = int(run.get("stage", -1))
                 if stage != seen_stage and stage >= 0:
@@ -225,16 +244,23 @@ async def run_drill(scenario: Scenario | ResilienceScenario, run_dir: Path, *, n
             mirror = await mirrored.result(load.samples)
             after = await front_counters(str(front["admin_url"])) if scenario.expect.envoy else None
             counters = _changes(before, after) if after is not None else None
+            record = await restarts.finish() if restarts is not None else None
     finally:
         stop.set()
         if load_task is not None and not load_task.done():
             load_task.cancel()
             await asyncio.gather(load_task, return_exceptions=True)
+        if restarts is not None:
+            await restarts.cancel()
         await lab.stop()
     load.samples.sort(key=lambda s: s.started)
-    windows = stage_windows(sorted(timeline), time.time())
-    verdict = judge(scenario, load.samples, windows, status, actions.marks, mirror, counters)
-    return DrillResult(scenario, verdict, status, load, windows, actions.marks, started, lab_line)
+    end = time.time()
+    windows = stage_windows(sorted(timeline), end)
+    verdict = judge(scenario, load.samples, windows, status, actions.marks, mirror, counters,
+                    gaps=record.gaps() if record is not None else ())
+    if record is not None:
+        judge_restarts(verdict, record, status, load.samples[0].started if load.samples else started, end)
+    return DrillResult(scenario, verdict, status, load, windows, actions.marks, started, lab_line, record)
 
 
 def _canary_weight(documents: list[dict[str, Any]]) -> int:

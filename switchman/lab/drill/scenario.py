@@ -22,6 +22,32 @@
         leakage: 0                 # cohort requests answered by the stable version and others by the canary
         mirror: true               # the canary got the mirrored share (3σ) and no client saw its answers
 
+The **control plane** itself can be restarted under load: ``spec.controlPlane``
+says how the lab runs ``switchman serve`` (one replica on SQLite by default),
+and a ``controlPlane`` action kills a replica with SIGKILL and starts it
+again on the same store and ports (the Envoys reconnect by themselves)::
+
+    spec:
+      controlPlane:                # default {replicas: 1, store: sqlite}
+        replicas: 2                # a, b: every Envoy's bootstrap lists both (its xDS goes to either)
+        store: etcd                # the lab starts an etcd of its own on loopback...
+        etcd: 127.0.0.1:2379       # ...or uses this one (under a prefix of the run's own)
+        rolloutLease: 2s           # serve's --rollout-lease-seconds: how soon a rollout is taken over
+      actions:
+        - when: {stage: 2}
+          controlPlane: {kill: a}  # SIGKILL replica a, start it again at once (restartAfter: 3s: later)
+        - when: {stage: 5}
+          controlPlane: {kill: b}  # waits until a serves again: one replica down at a time
+        # with one replica: controlPlane: kill
+
+A restarted replica is a new process (``a-2`` in the leases): it takes a
+rollout over only once the dead one's lease ran out. Such a drill is also
+judged by what the control plane did: the rollout went on from the stage
+it was at after every kill, a new driver took it over whenever its driver
+was killed, and every Envoy ends on the head revision. The report gives,
+per replica, the time it was down, its time to ready after the restart,
+when the Envoys were all back, and who drove the rollout when.
+
 A **resilience drill** applies documents instead of a Rollout (``spec.apply``:
 Routes, Service, ... for the front, ``metadata.groups: [front]``) before the
 load, and is judged by the front Envoy's own counters over the run::
@@ -53,6 +79,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from switchman.errors import ConfigError
+from switchman.lab.local.control_plane import REPLICA_NAMES, ControlPlaneSettings
 from switchman.lab.local.load import ClientKind, Cohort
 from switchman.lab.local.topology import FRONT_GROUP, SERVICE, VERSIONS, front_documents, pod_specs
 from switchman.model.config import parse_document
@@ -62,12 +89,14 @@ from switchman.model.kinds.rollout import RolloutSpec
 __all__ = [
     "Action",
     "Condition",
+    "ControlPlaneSettings",
     "CounterBound",
     "DemoScenario",
     "Expectations",
     "FaultSpec",
     "HotRestartScenario",
     "ResilienceScenario",
+    "RestartSpec",
     "Scenario",
     "read_scenario",
     "resolve_documents",
@@ -111,12 +140,27 @@ class FaultSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RestartSpec:
+    """A ``controlPlane`` action: replica ``replica`` of serve killed with SIGKILL, started again after ``down_for``."""
+
+    replica: str
+    down_for: float = 0.0
+
+    def describe(self) -> str:
+        later = f", started again after {self.down_for:g}s" if self.down_for else ", started again"
+        return f"kill -9 serve {self.replica}{later}"
+
+
+@dataclass(frozen=True, slots=True)
 class Action:
     when: Condition
     faults: FaultSpec | None = None
     command: str | None = None
+    control_plane: RestartSpec | None = None
 
     def describe(self) -> str:
+        if self.control_plane is not None:
+            return self.control_plane.describe()
         if self.faults is not None:
             f = self.faults
             what = ", ".join(
@@ -169,6 +213,7 @@ class Scenario:
     actions: tuple[Action, ...] = ()
     expect: Expectations = field(default_factory=Expectations)
     timeout: float = 120.0
+    control_plane: ControlPlaneSettings | None = None  # None: the lab's one serve on SQLite
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,18 +298,51 @@ def _faults(node: Node, pods: Sequence[tuple[str, str]]) -> FaultSpec:
     return result
 
 
-def _action(node: Node, pods: Sequence[tuple[str, str]], rollout: bool = True) -> Action:
+def _control_plane(node: Node) -> ControlPlaneSettings:
+    """``spec.controlPlane``: how many replicas of serve, on which store."""
+    replicas, store, etcd, lease = node.get("replicas"), node.get("store"), node.get("etcd"), node.get("rolloutLease")
+    count = replicas.integer(1, len(REPLICA_NAMES)) if replicas else 1
+    kind = store.choice("sqlite", "etcd") if store else "etcd" if count > 1 or etcd else "sqlite"
+    if count > 1 and kind != "etcd":
+        node.fail(f"{count} replicas share one store: store etcd (a SQLite file is one replica's)")
+    address = etcd.text(r"[A-Za-z0-9.-]+:[0-9]{1,5}", "host:port of an etcd") if etcd else None
+    if etcd is not None and kind != "etcd":
+        etcd.fail("is the store of store etcd, not sqlite")
+    # etcd grants leases in whole seconds, 2 at least
+    lease_s = lease.duration(2.0 if kind == "etcd" else 0.5, 600) if lease else None
+    node.done()
+    return ControlPlaneSettings(count, "etcd" if kind == "etcd" else "sqlite", address, lease_s)
+
+
+def _restart(node: Node, replicas: int) -> RestartSpec:
+    """A ``controlPlane`` action: ``kill`` (the only replica) or ``{kill: REPLICA, restartAfter: DURATION}``."""
+    names = REPLICA_NAMES[:replicas]
+    if not isinstance(node.value, dict):
+        node.choice("kill")
+        if replicas > 1:
+            node.fail(f"the lab runs replicas {', '.join(names)} (spec.controlPlane): name one, {{kill: a}}")
+        return RestartSpec(names[0])
+    after = node.get("restartAfter")
+    result = RestartSpec(node["kill"].choice(*names), after.duration(0, 60) if after else 0.0)
+    node.done()
+    return result
+
+
+def _action(node: Node, pods: Sequence[tuple[str, str]], rollout: bool = True, replicas: int = 1) -> Action:
     when = _condition(node["when"])
-    faults, command = node.get("faults"), node.get("command")
+    faults, command, control_plane = node.get("faults"), node.get("command"), node.get("controlPlane")
     if not rollout:
         if command is not None:
             command.fail(f"{_NO_ROLLOUT} to command: its actions are faults")
+        if control_plane is not None:
+            control_plane.fail(f"{_NO_ROLLOUT}: its actions are faults")
         if when != Condition(after=when.after):
             node["when"].fail(f"{_NO_ROLLOUT}: its actions run on after only")
-    if (faults is None) == (command is None):
-        node.fail("needs exactly one of faults, command")
+    if sum(part is not None for part in (faults, command, control_plane)) != 1:
+        node.fail("needs exactly one of faults, command, controlPlane")
     action = Action(
-        when, _faults(faults, pods) if faults else None, command.choice(*_COMMANDS) if command else None
+        when, _faults(faults, pods) if faults else None, command.choice(*_COMMANDS) if command else None,
+        _restart(control_plane, replicas) if control_plane else None,
     )
     node.done()
     return action
@@ -469,6 +547,9 @@ def read_scenario(raw: Any, where: str) -> Scenario | HotRestartScenario | Resil
         spec.fail("needs rollout (a Rollout to run) or apply (documents to apply)")
     rollout_doc, rollout_spec = _rollout(rollout_node, name)
     pod_count, names = _pods(pods)
+    control_plane_node = spec.get("controlPlane")
+    control_plane = _control_plane(control_plane_node) if control_plane_node else None
+    replicas = control_plane.replicas if control_plane else 1
     scenario = Scenario(
         name=name,
         pods=pod_count,
@@ -478,9 +559,10 @@ def read_scenario(raw: Any, where: str) -> Scenario | HotRestartScenario | Resil
         cohort=_cohort(cohort) if cohort else None,
         rollout=rollout_doc,
         spec=rollout_spec,
-        actions=tuple(_action(a, names) for a in actions.elements()) if actions else (),
+        actions=tuple(_action(a, names, replicas=replicas) for a in actions.elements()) if actions else (),
         expect=_expect(expect),
         timeout=timeout.duration(1, 3600) if timeout else 120.0,
+        control_plane=control_plane,
     )
     spec.done()
     return scenario

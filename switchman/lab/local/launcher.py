@@ -100,6 +100,9 @@ def read_lab(run_dir: Path) -> dict[str, Any]:
 def lab_processes(lab: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """Every process entry of ``lab.json`` (each has ``name``, ``pid``, ``log``), in start order."""
     entries: list[Any] = [lab.get("supervisor"), lab.get("serve")]
+    control_plane = lab.get("control_plane")
+    if isinstance(control_plane, Mapping):  # replicas of serve beyond the first, and their etcd
+        entries += [*list(control_plane.get("replicas") or ())[1:], control_plane.get("etcd")]
     for pod in lab.get("pods") or ():
         if isinstance(pod, Mapping):
             entries += [pod.get("app"), pod.get("sidecar")]

@@ -42,13 +42,15 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from switchman.client import SwitchmanClient
 from switchman.errors import LabError
+from switchman.lab.local.child import Child, wait_for
+from switchman.lab.local.control_plane import ControlPlane, ControlPlaneSettings, with_xds_endpoints
 from switchman.lab.local.envoy import EnvoyProcess, bootstrap
 from switchman.lab.local.launcher import (
     LAB_FILE,
@@ -56,7 +58,6 @@ from switchman.lab.local.launcher import (
     NETNS_FILE,
     SUPERVISOR_LOG,
     cleanup_netns,
-    tail,
     try_lock,
 )
 from switchman.lab.local.netns import Pod, create_pod, delete_pods, free_slots, new_run_id, require_netns
@@ -70,62 +71,12 @@ from switchman.lab.local.topology import (
     sidecar_documents,
 )
 from switchman.lab.local.upstream_main import write_atomically
-from switchman.lab.local.watchdog import Watchdog
 
 __all__ = ["Supervisor", "main", "run_supervisor"]
 
 log = logging.getLogger("switchman.lab")
 
-T = TypeVar("T")
 _SERVING: Final = re.compile(r"serving: xDS on port (\d+), API on port (\d+)")
-
-
-@dataclass(slots=True)
-class Child:
-    """A Python child process (serve, a pod's app) whose output goes to a log file in the run dir."""
-
-    name: str
-    args: list[str]
-    log_path: Path
-    proc: asyncio.subprocess.Process | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    async def start(self) -> None:
-        """Start the process, register it with the watchdog."""
-        with self.log_path.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                *self.args, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out
-            )
-        Watchdog.shared().guard(self.proc.pid)
-        log.info("started %s (pid %d): %s", self.name, self.proc.pid, " ".join(self.args))
-
-    @property
-    def pid(self) -> int:
-        if self.proc is None:
-            raise LabError(f"{self.name} is not running")
-        return self.proc.pid
-
-    def exited(self) -> int | None:
-        """The exit code if the process ended, else None."""
-        return None if self.proc is None else self.proc.returncode
-
-    async def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after ``timeout``."""
-        proc = self.proc
-        if proc is None:
-            return
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), timeout)
-            except TimeoutError:
-                log.warning("%s did not stop in %.0fs: SIGKILL", self.name, timeout)
-                proc.kill()
-                await proc.wait()
-        Watchdog.shared().release(proc.pid)
-        log.info("stopped %s (pid %d, exit %s)", self.name, proc.pid, proc.returncode)
-
-
 
 
 @dataclass(slots=True)
@@ -160,20 +111,6 @@ class RunningPod:
         }
 
 
-async def _wait_for(what: str, child: Child, timeout: float, probe: Callable[[], T | None]) -> T:
-    """Poll ``probe()`` until it returns something; fail if ``child`` exits or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if child.exited() is not None:
-            raise LabError(f"{child.name} exited with {child.exited()} before {what}: {tail(child.log_path)}")
-        if time.monotonic() > deadline:
-            raise LabError(f"{child.name}: no {what} within {timeout}s: {tail(child.log_path)}")
-        await asyncio.sleep(0.05)
-
-
 def _read_port(path: Path) -> int | None:
     try:
         text = path.read_text().strip()
@@ -206,7 +143,10 @@ class Supervisor:
     The demo runs one in its own process; ``switchman lab up`` runs one detached.
     """
 
-    def __init__(self, run_dir: Path, sidecars: int, startup_timeout: float = 60.0, netns: bool = False) -> None:
+    def __init__(
+        self, run_dir: Path, sidecars: int, startup_timeout: float = 60.0, netns: bool = False,
+        control_plane: ControlPlaneSettings | None = None,
+    ) -> None:
         try:
             self.specs = pod_specs(sidecars)
         except ValueError as exc:
@@ -214,7 +154,7 @@ class Supervisor:
         self.run_dir = run_dir.resolve()
         self.startup_timeout = startup_timeout
         self.netns = netns
-        self.serve: Child | None = None
+        self.control_plane = ControlPlane(self.run_dir, control_plane, startup_timeout)
         self.pods: list[RunningPod] = []
         self.front: EnvoyProcess | None = None
         self.netns_names: list[str] = []
@@ -240,23 +180,12 @@ class Supervisor:
             made.append(create_pod(run_id, spec.name, spec.index, slot))
         return made
 
-    async def _start_serve(self, xds_host: str) -> tuple[int, int]:
-        serve_log = self.run_dir / "serve.log"
-        serve_log.unlink(missing_ok=True)
-        self.serve = Child(
-            "serve",
-            [
-                sys.executable, "-m", "switchman", "serve",
-                "--store", str(self.run_dir / "switchman.db"),
-                "--xds-address", f"{xds_host}:0", "--api-address", "127.0.0.1:0",
-                "--group-by", "cluster", "--admin-tokens", "", "--read-tokens", "",
-                # the front flushes its access logs every 250 ms (topology.py): half a second covers it
-                "--analysis-lag", "0.5",
-            ],
-            serve_log,
-        )
-        await self.serve.start()
-        return await _wait_for("serving ports", self.serve, self.startup_timeout, lambda: _serving_ports(serve_log))
+    def _bootstrap(self, node: str, cluster: str, xds_host: str, admin_host: str = "127.0.0.1") -> dict[str, Any]:
+        """An Envoy's bootstrap to the control plane: its one serve, or every replica."""
+        config = bootstrap(node, self.control_plane.first.xds_port, cluster=cluster, xds_host=xds_host,
+                           admin_host=admin_host)
+        replicas = self.control_plane.replicas
+        return with_xds_endpoints(config, self.control_plane.xds_endpoints) if len(replicas) > 1 else config
 
     async def _start_apps(self, namespaces: Sequence[Pod]) -> None:
         for i, spec in enumerate(self.specs):
@@ -273,12 +202,10 @@ class Supervisor:
             await app.start()
         for pod in self.pods:
             read = functools.partial(_read_port, pod.app.extra["port_file"])
-            pod.app_port = await _wait_for("port", pod.app, self.startup_timeout, read)
+            pod.app_port = await wait_for("port", pod.app, self.startup_timeout, read)
 
-    async def _start_sidecar(self, pod: RunningPod, xds_host: str, xds_port: int) -> None:
-        config = bootstrap(
-            pod.spec.sidecar_node, xds_port, cluster=pod.spec.name, xds_host=xds_host, admin_host=pod.address
-        )
+    async def _start_sidecar(self, pod: RunningPod, xds_host: str) -> None:
+        config = self._bootstrap(pod.spec.sidecar_node, pod.spec.name, xds_host, admin_host=pod.address)
         pod.sidecar = EnvoyProcess(config, run_dir=self.run_dir, wrapper=pod.wrapper())
         await pod.sidecar.start(timeout=self.startup_timeout)
         log.info("started sidecar %s (pid %d), admin %s", pod.spec.sidecar_node, pod.sidecar.pid, pod.sidecar.admin_url)
@@ -289,7 +216,9 @@ class Supervisor:
         self._lock()
         namespaces = self._create_namespaces() if self.netns else []
         xds_host = namespaces[0].host_address if namespaces else "127.0.0.1"
-        xds_port, api_port = await self._start_serve(xds_host)
+        await self.control_plane.start(xds_host)
+        serve = self.control_plane.first
+        xds_port, api_port = serve.xds_port, serve.api_port
         await self._start_apps(namespaces)
         api_url = f"http://127.0.0.1:{api_port}"
         log.info("serve: xDS on %s:%d, API %s", xds_host, xds_port, api_url)
@@ -300,27 +229,29 @@ class Supervisor:
             await client.apply(sidecar_docs, message="lab: a sidecar in front of each app")
             async with asyncio.TaskGroup() as sidecars:  # one failing cancels the others
                 for pod in self.pods:
-                    sidecars.create_task(self._start_sidecar(pod, xds_host, xds_port))
+                    sidecars.create_task(self._start_sidecar(pod, xds_host))
             endpoints: dict[str, list[tuple[str, int]]] = {}
             for pod in self.pods:
                 endpoints.setdefault(pod.spec.version, []).append((pod.address, pod.sidecar_port))
             applied = await client.apply(front_documents(endpoints), message="lab: checkout on v1 through the front")
             self.front = EnvoyProcess(
-                bootstrap(FRONT_NODE, xds_port, cluster=FRONT_GROUP, xds_host=xds_host), run_dir=self.run_dir
+                self._bootstrap(FRONT_NODE, FRONT_GROUP, xds_host), run_dir=self.run_dir
             )
             await self.front.start(timeout=self.startup_timeout)
             front_port = await self.front.wait_listener(FRONT_LISTENER, timeout=self.startup_timeout)
-            await wait_synced(client, applied.revision or 0, self.node_ids, self.startup_timeout)
-        assert self.serve is not None
+            # with replicas, each Envoy is served by one of them: ask them all
+            await self.control_plane.wait_synced(applied.revision or 0, self.node_ids, self.startup_timeout)
         state: dict[str, Any] = {
             "run_dir": str(self.run_dir),
             "api_url": api_url,
             "xds_address": f"{xds_host}:{xds_port}",
             "supervisor": {"name": "supervisor", "pid": os.getpid(), "log": str(self.run_dir / SUPERVISOR_LOG)},
             "serve": {
-                "name": "serve", "pid": self.serve.pid, "log": str(self.serve.log_path), "xds_port": xds_port,
-                "api_port": api_port, "store": str(self.run_dir / "switchman.db"),
+                "name": "serve", "pid": serve.child.pid, "log": str(serve.child.log_path), "xds_port": xds_port,
+                "api_port": api_port, "store": self.control_plane.store,
             },
+            # with several replicas (and an etcd of the lab's own): each of them; "serve" is the first
+            **({"control_plane": self.control_plane.to_json()} if self.control_plane.settings is not None else {}),
             "front": {
                 "name": FRONT_NODE, "node_id": FRONT_NODE, "pid": self.front.pid, "log": str(self.front.log_path),
                 "admin_url": self.front.admin_url, "listener_port": front_port,
@@ -358,8 +289,7 @@ class Supervisor:
                         self.netns_file.unlink(missing_ok=True)
             finally:
                 try:
-                    if self.serve is not None:
-                        await self.serve.stop(timeout=10.0)  # a longer grace: serve closes its streams and store
+                    await self.control_plane.stop()  # a longer grace: serve closes its streams and store
                 finally:
                     self._unlock()
                     log.info("lab down")

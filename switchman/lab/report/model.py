@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from switchman.lab.local.load import Sample
 
-__all__ = ["CheckRow", "DemoRun", "Phase", "PhaseKind", "StepResult"]
+__all__ = ["CheckRow", "DemoRun", "Phase", "PhaseKind", "Section", "StepResult"]
 
 PhaseKind = Literal["ramp", "fault", "retries"]
 
@@ -55,6 +55,16 @@ class CheckRow:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class Section:
+    """A table a drill adds to its report: what it shows, its columns and rows (text, as shown)."""
+
+    title: str
+    note: str
+    columns: list[str]
+    rows: list[list[str]]
+
+
 @dataclass(slots=True)
 class DemoRun:
     """Everything the report is written from: the demo's, or a drill's (``title``, ``checks``, ``facts``,
@@ -71,3 +81,5 @@ class DemoRun:
     checks: list[CheckRow] = field(default_factory=list)  # empty: the demo's own verdict (splits and failures)
     facts: dict[str, Any] = field(default_factory=dict)  # figures a drill measured, shown and kept in report.json
     events: list[dict[str, Any]] = field(default_factory=list)  # the rollout's events, as its API shows them
+    sections: list[Section] = field(default_factory=list)  # tables a drill adds (the control plane's restarts)
+    figures: dict[str, str] = field(default_factory=dict)  # PNGs a drill drew in the folder: file -> caption

@@ -9,7 +9,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from switchman.lab.report.model import DemoRun, Phase, StepResult
+from switchman.lab.report.model import DemoRun, Phase, Section, StepResult
 from switchman.lab.report.plots import plot_latency, plot_split, plot_success
 from switchman.lab.report.series import Bin, bin_samples
 
@@ -118,6 +118,16 @@ figcaption { color: #555; font-size: 0.95rem; }
 """
 
 
+def _section_html(section: Section) -> str:
+    head = "".join(f"<th{' class=name' if i == 0 else ''}>{escape(c)}</th>" for i, c in enumerate(section.columns))
+    rows = "".join(
+        "<tr>" + "".join(f"<td{' class=name' if i == 0 else ''}>{escape(v)}</td>" for i, v in enumerate(row)) + "</tr>"
+        for row in section.rows
+    )
+    return (f"<h2>{escape(section.title)}</h2>\n<p>{escape(section.note)}</p>\n"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+
+
 def _drill_html(run: DemoRun) -> str:
     """A drill's checks, figures and the rollout's events (nothing for the demo)."""
     if not run.checks:
@@ -142,6 +152,7 @@ def _drill_html(run: DemoRun) -> str:
 <tbody>{checks}</tbody></table>
 <h2>Figures</h2>
 <table><tbody>{facts}</tbody></table>
+{"".join(_section_html(s) for s in run.sections)}
 <h2>Rollout events</h2>
 <table><thead><tr><th>s</th><th class=name>event</th><th>weight</th><th class=name>message</th></tr></thead>
 <tbody>{events}</tbody></table>"""
@@ -169,7 +180,7 @@ def _html(run: DemoRun, phases: list[dict[str, Any]], outside: int, bins: int) -
     figures = "\n".join(
         f"<figure><img src='{escape(name)}' alt='{escape(text)}' width='1100' height='460'>"
         f"<figcaption>{escape(text)}</figcaption></figure>"
-        for name, text in FIGURES.items()
+        for name, text in {**FIGURES, **run.figures}.items()
     )
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -236,7 +247,7 @@ def write_report(run: DemoRun, folder: Path) -> Path:
             "bins_outside_3_sigma": outside,
             "bins": [_bin_json(b) for b in bins],
         },
-        "figures": {name: {"file": name, "caption": text} for name, text in FIGURES.items()},
+        "figures": {name: {"file": name, "caption": text} for name, text in {**FIGURES, **run.figures}.items()},
         "checks": [asdict(c) for c in run.checks],
         "facts": run.facts,
         "events": run.events,

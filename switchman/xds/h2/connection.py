@@ -436,7 +436,14 @@ class Connection(Lifetime, asyncio.Protocol):
             except MalformedTimeout as exc:  # as grpc-go answers it
                 self._refuse(stream_id, [*HEADERS, *trailers(Code.INTERNAL, str(exc))])
                 return
-        call = self.calls[stream_id] = Call(stream_id, method, metadata(headers))
+        call_metadata = metadata(headers)
+        if method.guard is not None:
+            try:
+                method.guard(call_metadata, self.peer)
+            except CallError as exc:
+                self._refuse(stream_id, [*HEADERS, *trailers(exc.code, exc.message, exc.trailers)])
+                return
+        call = self.calls[stream_id] = Call(stream_id, method, call_metadata)
         self._fresh.append(call)  # its request timer, if this read did not bring its request whole
         if seconds is not None:
             call.deadline = asyncio.get_running_loop().call_later(seconds, self._deadline, call)
@@ -604,7 +611,7 @@ class Connection(Lifetime, asyncio.Protocol):
     async def _run(self, call: Call, method: AsyncUnaryMethod, request: Message) -> None:
         """Run an async unary call's handler and send what it answers, unless the call ended meanwhile."""
         try:
-            response = await method.call(request, call.metadata)
+            response = await method.call(request, call.metadata, self.peer)
         except CallError as exc:
             if self._still_open(call):
                 self._finish(call, exc.code, exc.message, exc.trailers)

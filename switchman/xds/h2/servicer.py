@@ -5,6 +5,7 @@ base classes, ``context.invocation_metadata()``, ``await context.abort(...)``).
 :func:`unary_methods` turns such a servicer into transport methods, handing
 each handler a context with just those two parts: the call's metadata, and
 an abort that ends the call with its status, message and trailing metadata.
+:func:`peer_of` is a call's client on either transport (its certificate).
 Streaming methods are not supported (the services that have them are served
 natively: xDS and CSDS).
 """
@@ -20,15 +21,17 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import Message
 
 from switchman.xds.server.methods import AsyncUnaryMethod, CallError, Code, Metadata
+from switchman.xds.server.peer import Peer, peer_of_auth_context
 
-__all__ = ["CallContext", "unary_methods"]
+__all__ = ["CallContext", "peer_of", "unary_methods"]
 
 
 class CallContext:
-    """What a servicer method may use of grpc.aio's ServicerContext on this transport."""
+    """What a servicer method may use of grpc.aio's ServicerContext on this transport (and who calls)."""
 
-    def __init__(self, metadata: Metadata) -> None:
+    def __init__(self, metadata: Metadata, client: Peer) -> None:
         self._metadata = metadata
+        self.client = client
 
     def invocation_metadata(self) -> Metadata:
         return self._metadata
@@ -39,9 +42,19 @@ class CallContext:
         raise CallError(Code(code.value[0]), details, tuple(trailing_metadata))
 
 
-def _method(handler: Callable[[Any, Any], Awaitable[Message]]) -> Callable[[Message, Metadata], Awaitable[bytes]]:
-    async def call(request: Message, metadata: Metadata) -> bytes:
-        response = await handler(request, CallContext(metadata))
+def peer_of(context: Any) -> Peer:
+    """The client of a servicer's call on either transport: this one's :class:`CallContext` holds it, grpc.aio's
+    context has it in its auth context."""
+    if isinstance(context, CallContext):
+        return context.client
+    return peer_of_auth_context(context.auth_context())
+
+
+def _method(
+    handler: Callable[[Any, Any], Awaitable[Message]],
+) -> Callable[[Message, Metadata, Peer], Awaitable[bytes]]:
+    async def call(request: Message, metadata: Metadata, client: Peer) -> bytes:
+        response = await handler(request, CallContext(metadata, client))
         return bytes(response.SerializeToString())
 
     return call

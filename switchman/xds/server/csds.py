@@ -10,6 +10,10 @@ against a 26-character node id stalled the event loop for 1.4 s. What RE2
 refuses (backreferences, lookaround, programs over ``_MAX_PROGRAM``
 instructions) is refused with INVALID_ARGUMENT, as are more than
 ``_MAX_MATCHERS`` matchers.
+
+Who may ask is the ``guard``'s to say (the composition root's: read or admin
+tokens, or a certificate identity allowed to read), on both transports,
+before any request is read.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from grpc import aio
 
 from switchman.errors import ProtocolError
 from switchman.xds.cache import SnapshotCache
-from switchman.xds.server.methods import CallError, Code, FetchMethod, StreamMethod
+from switchman.xds.server.aio_calls import check_guard
+from switchman.xds.server.methods import CallError, Code, FetchMethod, Guard, StreamMethod
 from switchman.xds.server.peer import Peer
 from switchman.xds.server.state import TypeState
 from switchman.xds.server.stream import Stream, StreamContext
@@ -223,7 +228,7 @@ class CsdsStream:
         """Nothing to forget."""
 
 
-def csds_methods(ctx: StreamContext) -> list[StreamMethod | FetchMethod]:
+def csds_methods(ctx: StreamContext, guard: Guard | None = None) -> list[StreamMethod | FetchMethod]:
     """CSDS as methods for the HTTP/2 transport (grpc.aio serves :class:`ClientStatusService`)."""
     service = "/envoy.service.status.v3.ClientStatusDiscoveryService"
     parse = csds_pb2.ClientStatusRequest.FromString
@@ -236,20 +241,22 @@ def csds_methods(ctx: StreamContext) -> list[StreamMethod | FetchMethod]:
             raise CallError(Code.INVALID_ARGUMENT, str(exc)) from None
 
     return [
-        StreamMethod(f"{service}/StreamClientStatus", parse, lambda peer: CsdsStream(ctx)),
-        FetchMethod(f"{service}/FetchClientStatus", parse, fetch),
+        StreamMethod(f"{service}/StreamClientStatus", parse, lambda peer: CsdsStream(ctx), guard=guard),
+        FetchMethod(f"{service}/FetchClientStatus", parse, fetch, guard=guard),
     ]
 
 
 class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):  # type: ignore[misc]
     """CSDS over the streams of one xDS server."""
 
-    def __init__(self, ctx: StreamContext) -> None:
+    def __init__(self, ctx: StreamContext, guard: Guard | None = None) -> None:
         self._ctx = ctx
+        self._guard = guard
 
     async def FetchClientStatus(
         self, request: csds_pb2.ClientStatusRequest, context: aio.ServicerContext[Any, Any]
     ) -> csds_pb2.ClientStatusResponse:
+        await check_guard(self._guard, context)
         try:
             return status_now(self._ctx, request)
         except ProtocolError as exc:
@@ -261,6 +268,7 @@ class ClientStatusService(csds_pb2_grpc.ClientStatusDiscoveryServiceServicer):  
         requests: AsyncIterator[csds_pb2.ClientStatusRequest],
         context: aio.ServicerContext[Any, Any],
     ) -> AsyncIterator[csds_pb2.ClientStatusResponse]:
+        await check_guard(self._guard, context)
         async for request in requests:
             try:
                 response = status_now(self._ctx, request)

@@ -29,6 +29,7 @@ __all__ = [
     "CallError",
     "Code",
     "FetchMethod",
+    "Guard",
     "Metadata",
     "StreamHandler",
     "StreamMethod",
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 Metadata = tuple[tuple[str, str], ...]
+#: Who may make a call, checked when it opens (before any request): raises CallError when the call's
+#: metadata (a bearer token) and client (its certificate) may not.
+Guard = Callable[[Metadata, Peer], None]
 
 
 class Code(IntEnum):
@@ -90,30 +94,40 @@ class StreamMethod:
 
     A bidirectional call ends when the client ends its side. A client-streaming
     call (``final`` set) then answers its one response, ``final``, and ends.
+    ``guard``, if set, decides first who may open it.
     """
 
     path: str
     parse: Callable[[bytes], Message]
     stream: Callable[[Peer], StreamHandler]
     final: bytes | None = None
+    guard: Guard | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class FetchMethod:
-    """A unary fetch: one request and the client (:class:`Peer`), one encoded response (or CallError)."""
+    """A unary fetch: one request and the client (:class:`Peer`), one encoded response (or CallError).
+
+    ``guard``, if set, decides first who may call it.
+    """
 
     path: str
     parse: Callable[[bytes], Message]
     fetch: Callable[[Message, Peer], bytes]
+    guard: Guard | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AsyncUnaryMethod:
-    """A unary call answered by a coroutine, which gets the request and the call's metadata."""
+    """A unary call answered by a coroutine, which gets the request, the call's metadata and its client.
+
+    ``guard``, if set, decides first who may call it.
+    """
 
     path: str
     parse: Callable[[bytes], Message]
-    call: Callable[[Message, Metadata], Awaitable[bytes]]
+    call: Callable[[Message, Metadata, Peer], Awaitable[bytes]]
+    guard: Guard | None = None
 
 
 AnyMethod = StreamMethod | FetchMethod | AsyncUnaryMethod

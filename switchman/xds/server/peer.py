@@ -2,20 +2,32 @@
 
 With mutual TLS the client's certificate names it: the first SPIFFE URI SAN
 (``spiffe://trust-domain/path``, what SPIRE and Istio issue), else the first
-DNS SAN. The transport reads the certificate and hands the stream a
-:class:`Peer`; the stream decides (no I/O). :class:`NodeIdentities` maps
-identity patterns to the node groups each may claim.
+DNS SAN. The transport reads the certificate (the h2 transport from its
+``ssl`` socket, :func:`identity_of`; grpc.aio from a call's auth context,
+:func:`peer_of_auth_context`) and hands the stream a :class:`Peer`; the
+stream decides (no I/O). :class:`NodeIdentities` maps identity patterns to
+the node groups each may claim; :func:`parse_identity_patterns` reads a
+list of patterns (who may read CSDS and the management API).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from switchman.errors import ConfigError
 
-__all__ = ["ANONYMOUS", "NodeIdentities", "Peer", "identity_of", "parse_node_identities"]
+__all__ = [
+    "ANONYMOUS",
+    "NodeIdentities",
+    "Peer",
+    "identity_of",
+    "matches_any",
+    "parse_identity_patterns",
+    "parse_node_identities",
+    "peer_of_auth_context",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +59,21 @@ def identity_of(cert: Mapping[str, Any] | None) -> str | None:
         if kind == "DNS" and value:
             return value
     return None
+
+
+def peer_of_auth_context(auth: Mapping[str, Sequence[bytes]]) -> Peer:
+    """A grpc.aio call's client, from ``ServicerContext.auth_context()``: the same rule as :func:`identity_of`.
+
+    gRPC lists a verified client certificate's SANs by kind (``peer_uri``,
+    ``peer_dns``, in the certificate's order) and the certificate itself
+    (``x509_pem_cert``), which is there only when the client presented one
+    the client CA vouches for.
+    """
+    if not auth.get("x509_pem_cert"):
+        return ANONYMOUS
+    sans = [("URI", v.decode(errors="replace")) for v in auth.get("peer_uri", ())]
+    sans += [("DNS", v.decode(errors="replace")) for v in auth.get("peer_dns", ())]
+    return Peer(identity=identity_of({"subjectAltName": sans}), certified=True)
 
 
 def _matches(pattern: str, text: str) -> bool:
@@ -81,6 +108,26 @@ class NodeIdentities:
         )
 
 
+def matches_any(patterns: Iterable[str], identity: str | None) -> bool:
+    """Does ``identity`` (None: no certificate identity) match one of ``patterns``?"""
+    return identity is not None and any(_matches(p, identity) for p in patterns)
+
+
+def _check_pattern(pattern: str, what: str) -> None:
+    if "*" in pattern[:-1]:
+        raise ConfigError(what, f"{pattern!r}: '*' may only end a pattern")
+
+
+def parse_identity_patterns(text: str, what: str) -> tuple[str, ...]:
+    """``PATTERN,...`` (each exact, or a prefix with a trailing ``*``); ConfigError naming ``what``."""
+    patterns = tuple(p.strip() for p in text.split(",") if p.strip())
+    for pattern in patterns:
+        if "=" in pattern:
+            raise ConfigError(what, f"{pattern!r} is not an identity pattern (no '=': identities only)")
+        _check_pattern(pattern, what)
+    return patterns
+
+
 def parse_node_identities(text: str, what: str = "--node-identities") -> dict[str, tuple[str, ...]]:
     """``IDENTITY=GROUP[|GROUP...],...`` -> the mapping; ConfigError naming ``what`` when malformed.
 
@@ -97,7 +144,6 @@ def parse_node_identities(text: str, what: str = "--node-identities") -> dict[st
         if not sep or not identity or not groups:
             raise ConfigError(what, f"{entry!r} is not IDENTITY=GROUP[|GROUP...]")
         for pattern in (identity, *groups):
-            if "*" in pattern[:-1]:
-                raise ConfigError(what, f"{pattern!r}: '*' may only end a pattern")
+            _check_pattern(pattern, what)
         rules[identity] = rules.get(identity, ()) + groups
     return rules

@@ -17,13 +17,13 @@ from switchman.xds.h2 import H2Server, H2Settings
 from switchman.xds.h2.guard import FloodLimits
 from switchman.xds.server.collector import CollectorPolicy
 from switchman.xds.server.csds import ClientStatusService, csds_methods
-from switchman.xds.server.methods import AnyMethod, xds_methods
+from switchman.xds.server.methods import AnyMethod, Guard, xds_methods
 from switchman.xds.server.metrics import XdsMetrics
 from switchman.xds.server.peer import NodeIdentities
 from switchman.xds.server.services import discovery_handlers
 from switchman.xds.server.status import NodeStatus, node_statuses
 from switchman.xds.server.stream import StreamContext
-from switchman.xds.tls import TlsSettings, server_context
+from switchman.xds.tls import TlsSettings, grpc_credentials, h2_context
 
 __all__ = ["TRANSPORTS", "XdsServer", "XdsSettings"]
 
@@ -135,15 +135,17 @@ class XdsSettings:
       while the event loop accepts them; past it, a connect storm gets
       CANCELLED and clients back off and retry.
 
-    Who the clients are (``h2`` only; ``grpc`` with ``tls`` is refused):
+    Who the clients are (both transports):
 
     * ``tls`` (none: plaintext): the port's certificate and key and, for
       mutual TLS, the CA of the clients' certificates
-      (:class:`~switchman.xds.tls.TlsSettings`). A client certificate names
-      the client: its first SPIFFE URI SAN, else its first DNS SAN. Secrets
-      (SDS) go only to clients with a certificate: without one, the SDS
-      services answer PERMISSION_DENIED and ADS leaves requests for secrets
-      unanswered.
+      (:class:`~switchman.xds.tls.TlsSettings`; the ``grpc`` transport
+      cannot make a client certificate optional). A client certificate
+      names the client: its first SPIFFE URI SAN, else its first DNS SAN
+      (h2 reads it from the TLS socket, grpc.aio from the call's auth
+      context). Secrets (SDS) go only to clients with a certificate: without
+      one, the SDS services answer PERMISSION_DENIED and ADS leaves requests
+      for secrets unanswered.
     * ``node_identities`` (none: any client may claim any node): identity
       pattern -> the node groups (``group_by``) it may claim; each pattern
       exact, or a prefix with a trailing ``*``. A stream whose node is in
@@ -240,19 +242,13 @@ class XdsServer:
     """
 
     def __init__(self, cache: SnapshotCache, settings: XdsSettings | None = None,
-                 metrics: XdsMetrics | None = None) -> None:
+                 metrics: XdsMetrics | None = None, *, csds_guard: Guard | None = None) -> None:
         self.settings = settings or XdsSettings()
         for name in _POSITIVE:
             if getattr(self.settings, name) <= 0:
                 raise ConfigError(name, "must be positive")
         if self.settings.transport not in TRANSPORTS:
             raise ConfigError("xds transport", f"{self.settings.transport!r} is not one of {', '.join(TRANSPORTS)}")
-        if self.settings.tls is not None and self.settings.transport != "h2":
-            # grpc.aio's ssl_server_credentials would encrypt, but its servicer context gives the peer's SANs
-            # without their kinds (URI or DNS), so identities could not be read as on h2: one transport has TLS.
-            raise ConfigError("--xds-transport", "TLS on the xDS port needs the h2 transport (grpc has no TLS here)")
-        if self.settings.node_identities and self.settings.transport != "h2":
-            raise ConfigError("--node-identities", "node identities need the h2 transport and TLS")
         self.cache = cache
         self.metrics = metrics or XdsMetrics()
         self.context = StreamContext(
@@ -263,6 +259,7 @@ class XdsServer:
             max_node_bytes=self.settings.max_node_bytes,
             node_identities=NodeIdentities(dict(self.settings.node_identities)),
         )
+        self.csds_guard = csds_guard  # who may read CSDS (None: anyone who reaches the port)
         self._server: aio.Server | None = None
         self._h2: H2Server | None = None
         self._services: list[Callable[[aio.Server], object]] = []
@@ -293,8 +290,8 @@ class XdsServer:
     async def start(self, address: str = "127.0.0.1:0") -> int:
         """Bind ``address`` (``host:port``) and start serving; returns the bound xDS port."""
         if self.settings.transport == "h2":
-            methods = [*xds_methods(self.context), *csds_methods(self.context), *self._methods]
-            tls = server_context(self.settings.tls) if self.settings.tls is not None else None
+            methods = [*xds_methods(self.context), *csds_methods(self.context, self.csds_guard), *self._methods]
+            tls = h2_context(self.settings.tls) if self.settings.tls is not None else None
             self._h2 = H2Server(methods, self.settings.h2_settings(), on_refusal=self.metrics.refused)
             self.metrics.transport = self._h2
             self.port = await self._h2.start(address, tls)
@@ -305,19 +302,21 @@ class XdsServer:
         return self.port
 
     async def _start_grpc(self, address: str) -> int:
+        tls = self.settings.tls
+        credentials = grpc_credentials(tls) if tls is not None else None  # files checked before anything binds
         server = aio.server(options=self.settings.grpc_options())
         server.add_generic_rpc_handlers(discovery_handlers(self.context))
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
-            ClientStatusService(self.context), server
+            ClientStatusService(self.context, self.csds_guard), server
         )
         for register in self._services:
             register(server)
-        port = server.add_insecure_port(address)
+        port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
         if port == 0:
             raise ConfigError("xds address", f"cannot bind {address}")
         await server.start()
         self._server = server
-        log.info("xDS server (grpc.aio) listening on %s (port %d)", address, port)
+        log.info("xDS server (grpc.aio) listening on %s (port %d, %s)", address, port, "TLS" if tls else "plaintext")
         return int(port)
 
     async def stop(self, grace: float = 5.0) -> None:

@@ -14,8 +14,9 @@ import grpc
 from grpc import aio
 
 from switchman.errors import PermissionDenied, ProtocolError
-from switchman.xds.server.methods import CallError, FetchMethod, StreamHandler, StreamMethod, xds_methods
-from switchman.xds.server.peer import ANONYMOUS, Peer
+from switchman.xds.server.aio_calls import abort, call_peer, check_guard
+from switchman.xds.server.methods import CallError, FetchMethod, Guard, StreamHandler, StreamMethod, xds_methods
+from switchman.xds.server.peer import Peer
 from switchman.xds.server.stream import Stream, StreamContext
 
 __all__ = ["discovery_handlers"]
@@ -25,17 +26,14 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-def _status(error: CallError) -> grpc.StatusCode:
-    return next(code for code in grpc.StatusCode if code.value[0] == int(error.code))
-
-
 def _streaming(
-    open_stream: Callable[[Peer], StreamHandler],
+    open_stream: Callable[[Peer], StreamHandler], guard: Guard | None,
 ) -> Callable[[AsyncIterator[Any], aio.ServicerContext[Any, Any]], AsyncIterator[bytes]]:
     async def handler(
         requests: AsyncIterator[Any], context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[bytes]:
-        stream = open_stream(ANONYMOUS)  # this transport has no TLS: XdsServer refuses it with tls
+        await check_guard(guard, context)
+        stream = open_stream(call_peer(context))
         assert isinstance(stream, Stream)  # grpc.aio serves the xDS streams (CSDS has its own servicer)
         try:
             async for response in stream.run(requests):
@@ -49,13 +47,13 @@ def _streaming(
     return handler
 
 
-def _unary(fetch: Callable[[Any, Peer], bytes]) -> Callable[..., Any]:
+def _unary(fetch: Callable[[Any, Peer], bytes], guard: Guard | None) -> Callable[..., Any]:
     async def handler(request: Any, context: aio.ServicerContext[Any, Any]) -> bytes:
+        await check_guard(guard, context)
         try:
-            return fetch(request, ANONYMOUS)
+            return fetch(request, call_peer(context))
         except CallError as exc:
-            await context.abort(_status(exc), exc.message)
-            raise AssertionError("unreachable") from None
+            await abort(context, exc)
 
     return handler
 
@@ -67,11 +65,12 @@ def discovery_handlers(ctx: StreamContext) -> list[grpc.GenericRpcHandler]:
         service, _, name = method.path[1:].partition("/")
         if isinstance(method, StreamMethod):
             services[service][name] = grpc.stream_stream_rpc_method_handler(
-                _streaming(method.stream), request_deserializer=method.parse, response_serializer=_identity
+                _streaming(method.stream, method.guard), request_deserializer=method.parse,
+                response_serializer=_identity,
             )
         else:
             assert isinstance(method, FetchMethod)
             services[service][name] = grpc.unary_unary_rpc_method_handler(
-                _unary(method.fetch), request_deserializer=method.parse, response_serializer=_identity
+                _unary(method.fetch, method.guard), request_deserializer=method.parse, response_serializer=_identity
             )
     return [grpc.method_handlers_generic_handler(service, methods) for service, methods in services.items()]

@@ -21,8 +21,9 @@ from typing import Protocol
 import pytest
 
 from switchman.api import Tokens
-from switchman.app import ServeSettings, Switchman
+from switchman.app import Switchman
 from tests.functional.ads import AdsClient, ads_clients
+from tests.functional.conftest import Switchmen
 
 ROOT = Path(__file__).parents[3]
 EXAMPLES = ROOT / "examples"
@@ -55,24 +56,13 @@ ServerFactory = Callable[..., Awaitable[Switchman]]
 
 
 @pytest.fixture
-async def start_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
+def start_server(switchmen: Switchmen) -> ServerFactory:
     """Start Switchman in-process (both ports picked by the OS); stopped after the test."""
-    started: list[Switchman] = []
 
     async def start(tokens: Tokens | None = None) -> Switchman:
-        store = tmp_path / f"s{len(started)}.db"
-        app = Switchman(
-            ServeSettings(
-                xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(store), tokens=tokens or Tokens()
-            )
-        )
-        await app.start()
-        started.append(app)
-        return app
+        return await switchmen(tokens=tokens or Tokens())
 
-    yield start
-    for app in started:
-        await app.stop(grace=0.5)
+    return start
 
 
 @pytest.fixture

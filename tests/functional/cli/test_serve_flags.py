@@ -28,6 +28,21 @@ from tests.functional.cli.conftest import clean_environ, run_switchman
         (("--xds-client-ca", "/nonexistent/ca.pem"), "--xds-client-ca: mutual TLS needs --xds-tls-cert"),
         (("--node-identities", "spiffe://lab/front"), "--node-identities: cannot read spiffe://lab/front"),
         (("--node-identities", "spiffe://lab/*x=front"), "--node-identities: 'spiffe://lab/*x': '*' may only end"),
+        (("--tls-key", "/nonexistent/both.key"), "--tls-key: given without --tls-cert"),
+        (("--tls-cert", "/nonexistent/both.crt"), "--tls-key: --tls-cert needs its key"),
+        (("--tls-cert", "/nonexistent/both.crt", "--tls-key", "/nonexistent/both.key"),
+         "--tls-cert: cannot read /nonexistent/both.crt"),
+        (("--api-tls-cert", "/nonexistent/api.crt", "--api-tls-key", "/nonexistent/api.key"),
+         "--api-tls-cert: cannot read /nonexistent/api.crt"),
+        (("--api-tls-key", "/nonexistent/api.key"), "--api-tls-key: given without --api-tls-cert"),
+        (("--api-client-ca", "/nonexistent/ca.pem"), "--api-client-ca: mutual TLS needs --api-tls-cert and "
+                                                     "--api-tls-key (or --tls-cert and --tls-key)"),
+        (("--read-identities", "spiffe://lab/ops/*"),
+         "--read-identities: certificate identities may read only where tokens are required"),
+        (("--admin-tokens", "ops=s3cret", "--read-identities", "spiffe://*/ops"),
+         "--read-identities: 'spiffe://*/ops': '*' may only end"),
+        (("--admin-tokens", "ops=s3cret", "--read-identities", "spiffe://lab/ops=front"),
+         "--read-identities: 'spiffe://lab/ops=front' is not an identity pattern"),
     ],
 )
 async def test_serve_refuses_flags_it_cannot_use(tmp_path: Path, flags: tuple[str, ...], says: str) -> None:
@@ -47,3 +62,19 @@ async def test_the_environment_sets_them_too(tmp_path: Path) -> None:
     environ = {**clean_environ(tmp_path), "SWITCHMAN_ADMIN_TOKENS": "ops=", "SWITCHMAN_HISTORY_KEEP": "5"}
     result = await run_switchman(("serve", "--store", str(tmp_path / "s.db")), environ)
     assert (result.code, result.err.strip()) == (2, "switchman: --admin-tokens: token 'ops' has an empty secret")
+
+
+@pytest.mark.parametrize(
+    ("variable", "says"),
+    [
+        ("SWITCHMAN_TLS_CERT", "--tls-key: --tls-cert needs its key"),
+        ("SWITCHMAN_TLS_KEY", "--tls-key: given without --tls-cert"),
+        ("SWITCHMAN_API_TLS_KEY", "--api-tls-key: given without --api-tls-cert"),
+        ("SWITCHMAN_API_CLIENT_CA", "--api-client-ca: mutual TLS needs --api-tls-cert"),
+        ("SWITCHMAN_READ_IDENTITIES", "--read-identities: certificate identities may read only where tokens"),
+    ],
+)
+async def test_the_tls_flags_have_their_variables(tmp_path: Path, variable: str, says: str) -> None:
+    environ = {**clean_environ(tmp_path), variable: "/nonexistent/file.pem"}
+    result = await run_switchman(("serve", "--store", str(tmp_path / "s.db")), environ)
+    assert (result.code, result.err.startswith(f"switchman: {says}")) == (2, True), result

@@ -102,6 +102,32 @@ async def test_racing_writers_one_wins(stores: StoreFactory) -> None:
         expected = wins[0].version
 
 
+async def test_writes_at_once_each_get_their_own_outcome(stores: StoreFactory) -> None:
+    """Many rollouts ending a turn together: one stale write and one refused value fail alone, the rest land
+    (on SQLite they share transactions; a failure undoes only its own write)."""
+    store = stores()
+    old = await store.put_state("rollouts/stale", {"step": 1}, expected_version=None)
+    await store.put_state("rollouts/stale", {"step": 2}, expected_version=old.version)
+    await store.acquire_lease("rollout/held", "replica-b", 30)
+    writes = [store.put_state(f"rollouts/r{i:02}", {"step": i}, expected_version=None) for i in range(40)]
+    writes.insert(10, store.put_state("rollouts/stale", {"step": 99}, expected_version=old.version))
+    writes.insert(20, store.put_state("rollouts/nan", {"ratio": float("nan")}, expected_version=None))
+    leases = [store.acquire_lease(f"rollout/r{i:02}", "replica-a", 30) for i in range(10)]
+    leases.append(store.acquire_lease("rollout/held", "replica-a", 30))
+    results = await asyncio.gather(*writes, *leases, return_exceptions=True)
+    assert isinstance(results[10], ConflictError) and "rollouts/stale" in str(results[10])
+    assert isinstance(results[20], StoreError) and "rollouts/nan" in str(results[20])
+    written = [r for r in results[:42] if isinstance(r, StateRecord)]
+    assert len(written) == 40 and len({r.version for r in written}) == 40
+    assert results[42:] == [True] * 10 + [False]  # each lease decided on its own; another replica holds "held"
+    listed = await store.list_state("rollouts/r")
+    assert [(r.key, r.value) for r in listed] == [(f"rollouts/r{i:02}", {"step": i}) for i in range(40)]
+    stale = await store.get_state("rollouts/stale")
+    assert stale is not None and stale.value == {"step": 2}
+    assert await store.get_state("rollouts/nan") is None
+    assert await store.lease_holder("rollout/held") == "replica-b"
+
+
 async def test_values_it_cannot_keep_are_refused_naming_the_key(stores: StoreFactory) -> None:
     store = stores()
     fits = {"pad": "x" * (MAX_STATE_BYTES - len('{"pad":""}'))}  # exactly the limit, encoded

@@ -1,4 +1,4 @@
-"""TLS and mutual TLS on the xDS port (h2 transport), against grpcio's client with certificates made here."""
+"""TLS and mutual TLS on the xDS port, on both transports, against grpcio's client with certificates made here."""
 
 from __future__ import annotations
 
@@ -18,10 +18,16 @@ from switchman.errors import ConfigError
 from switchman.testing.builders import eds_cluster, load_assignment
 from switchman.xds import Snapshot, SnapshotCache, XdsServer, XdsSettings
 from switchman.xds import resources as rt
+from switchman.xds.server.server import TRANSPORTS
 from switchman.xds.tls import TlsSettings
 from tests.certs import Authority, Issued
 
 IDENTITIES = {"spiffe://lab/front": ("front",), "spiffe://lab/pod-*": ("checkout-*",)}
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
@@ -39,19 +45,22 @@ def _snapshot() -> Snapshot:
                            secret_pb2.Secret(name="front-cert")])
 
 
-async def _serve(cache: SnapshotCache, ca: Authority, server_cert: Issued, *, require: bool = True,
-                 identities: dict[str, tuple[str, ...]] | None = None) -> XdsServer:
+async def _serve(cache: SnapshotCache, ca: Authority | None, server_cert: Issued, *, require: bool = True,
+                 identities: dict[str, tuple[str, ...]] | None = None, transport: str = "h2") -> XdsServer:
+    """A server with ``server_cert``; mutual TLS with ``ca`` (no client CA without one)."""
     for group in ("front", "checkout-v2"):
         cache.set_snapshot(group, _snapshot())
-    tls = TlsSettings(str(server_cert.cert_file), str(server_cert.key_file), str(ca.file), require_client_cert=require)
-    xds = XdsServer(cache, XdsSettings(tls=tls, node_identities=IDENTITIES if identities is None else identities))
+    tls = TlsSettings(str(server_cert.cert_file), str(server_cert.key_file), str(ca.file) if ca else None,
+                      require_client_cert=require and ca is not None)
+    xds = XdsServer(cache, XdsSettings(tls=tls, node_identities=IDENTITIES if identities is None else identities,
+                                       transport=transport))
     await xds.start("127.0.0.1:0")
     return xds
 
 
 @pytest.fixture
-async def mtls(cache: SnapshotCache, ca: Authority, server_cert: Issued) -> AsyncIterator[XdsServer]:
-    xds = await _serve(cache, ca, server_cert)
+async def mtls(cache: SnapshotCache, ca: Authority, server_cert: Issued, transport: str) -> AsyncIterator[XdsServer]:
+    xds = await _serve(cache, ca, server_cert, transport=transport)
     yield xds
     await xds.stop(0.5)
 
@@ -93,8 +102,8 @@ async def test_an_identity_claiming_another_group_is_denied(mtls: XdsServer, ca:
 
 
 async def test_a_dns_name_is_the_identity_without_a_spiffe_id(cache: SnapshotCache, ca: Authority,
-                                                               server_cert: Issued) -> None:
-    xds = await _serve(cache, ca, server_cert, identities={"front.lab": ("front",)})
+                                                               server_cert: Issued, transport: str) -> None:
+    xds = await _serve(cache, ca, server_cert, identities={"front.lab": ("front",)}, transport=transport)
     try:
         named = ca.issue("front-dns", dns=("front.lab",), uris=("https://not-spiffe.example/",))
         async with _channel(xds, ca, named) as channel:
@@ -120,31 +129,35 @@ async def test_plaintext_and_certificate_less_clients_are_refused(mtls: XdsServe
     assert forged.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+async def _secrets_refused_without_a_certificate(xds: XdsServer, ca: Authority) -> None:
+    node = base_pb2.Node(id="front-1", cluster="front")
+    async with _channel(xds, ca, None) as channel:
+        sds = sds_pb2_grpc.SecretDiscoveryServiceStub(channel)
+        stream = sds.StreamSecrets()
+        await stream.write(discovery_pb2.DiscoveryRequest(node=node))
+        with pytest.raises(aio.AioRpcError) as streamed:
+            await asyncio.wait_for(stream.read(), 5)
+        assert streamed.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(aio.AioRpcError) as fetched:
+            await sds.FetchSecrets(discovery_pb2.DiscoveryRequest(node=node), timeout=5)
+        assert fetched.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "certificate" in str(fetched.value.details())
+        # On ADS the secrets are not answered; the stream and its other types go on.
+        ads = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
+        await ads.write(discovery_pb2.DiscoveryRequest(node=node, type_url=rt.SECRET))
+        await ads.write(discovery_pb2.DiscoveryRequest(type_url=rt.CLUSTER))
+        response = await asyncio.wait_for(ads.read(), 5)
+        assert response.type_url == rt.CLUSTER
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ads.read(), 0.5)
+        ads.cancel()
+
+
 async def test_secrets_go_only_to_clients_with_a_certificate(cache: SnapshotCache, ca: Authority,
                                                              server_cert: Issued) -> None:
-    xds = await _serve(cache, ca, server_cert, require=False, identities={})
-    node = base_pb2.Node(id="front-1", cluster="front")
+    xds = await _serve(cache, ca, server_cert, require=False, identities={})  # a certificate is optional (h2)
     try:
-        async with _channel(xds, ca, None) as channel:
-            sds = sds_pb2_grpc.SecretDiscoveryServiceStub(channel)
-            stream = sds.StreamSecrets()
-            await stream.write(discovery_pb2.DiscoveryRequest(node=node))
-            with pytest.raises(aio.AioRpcError) as streamed:
-                await asyncio.wait_for(stream.read(), 5)
-            assert streamed.value.code() == grpc.StatusCode.PERMISSION_DENIED
-            with pytest.raises(aio.AioRpcError) as fetched:
-                await sds.FetchSecrets(discovery_pb2.DiscoveryRequest(node=node), timeout=5)
-            assert fetched.value.code() == grpc.StatusCode.PERMISSION_DENIED
-            assert "certificate" in str(fetched.value.details())
-            # On ADS the secrets are not answered; the stream and its other types go on.
-            ads = ads_pb2_grpc.AggregatedDiscoveryServiceStub(channel).StreamAggregatedResources()
-            await ads.write(discovery_pb2.DiscoveryRequest(node=node, type_url=rt.SECRET))
-            await ads.write(discovery_pb2.DiscoveryRequest(type_url=rt.CLUSTER))
-            response = await asyncio.wait_for(ads.read(), 5)
-            assert response.type_url == rt.CLUSTER
-            with pytest.raises(TimeoutError):
-                await asyncio.wait_for(ads.read(), 0.5)
-            ads.cancel()
+        await _secrets_refused_without_a_certificate(xds, ca)
         async with _channel(xds, ca, ca.issue("front", uris=("spiffe://lab/front",))) as channel:
             secrets = await _first(channel, "front", rt.SECRET)
             assert [r.type_url for r in secrets.resources] == [rt.SECRET]
@@ -152,8 +165,27 @@ async def test_secrets_go_only_to_clients_with_a_certificate(cache: SnapshotCach
         await xds.stop(0.5)
 
 
+async def test_without_client_certificates_no_secrets_are_served(cache: SnapshotCache, ca: Authority,
+                                                                 server_cert: Issued, transport: str) -> None:
+    xds = await _serve(cache, None, server_cert, identities={}, transport=transport)  # TLS, no client CA
+    try:
+        await _secrets_refused_without_a_certificate(xds, ca)
+    finally:
+        await xds.stop(0.5)
+
+
+async def test_certified_clients_get_secrets(mtls: XdsServer, ca: Authority) -> None:
+    async with _channel(mtls, ca, ca.issue("front", uris=("spiffe://lab/front",))) as channel:
+        secrets = await _first(channel, "front", rt.SECRET)
+        assert [r.type_url for r in secrets.resources] == [rt.SECRET]
+        fetched = await sds_pb2_grpc.SecretDiscoveryServiceStub(channel).FetchSecrets(
+            discovery_pb2.DiscoveryRequest(node=base_pb2.Node(id="front-1", cluster="front")), timeout=5)
+        assert len(fetched.resources) == 1
+
+
 async def test_tls_files_that_do_not_do_are_refused_naming_the_flag(cache: SnapshotCache, ca: Authority,
-                                                                     server_cert: Issued, tmp_path: Path) -> None:
+                                                                     server_cert: Issued, tmp_path: Path,
+                                                                     transport: str) -> None:
     (tmp_path / "junk.pem").write_text("not a certificate\n")
     cert, key, junk = str(server_cert.cert_file), str(server_cert.key_file), str(tmp_path / "junk.pem")
     cases = [
@@ -164,12 +196,16 @@ async def test_tls_files_that_do_not_do_are_refused_naming_the_flag(cache: Snaps
         (TlsSettings(cert, key, None), "--xds-client-ca: client certificates are required"),
     ]
     for tls, says in cases:
-        xds = XdsServer(cache, XdsSettings(tls=tls))
+        xds = XdsServer(cache, XdsSettings(tls=tls, transport=transport))
         with pytest.raises(ConfigError, match=says.replace("(", r"\(")):
             await xds.start("127.0.0.1:0")
 
 
-def test_the_grpc_transport_refuses_tls(cache: SnapshotCache, server_cert: Issued) -> None:
-    tls = TlsSettings(str(server_cert.cert_file), str(server_cert.key_file), None, require_client_cert=False)
-    with pytest.raises(ConfigError, match="needs the h2 transport"):
-        XdsServer(cache, XdsSettings(transport="grpc", tls=tls))
+async def test_the_grpc_transport_cannot_make_a_client_certificate_optional(
+    cache: SnapshotCache, ca: Authority, server_cert: Issued,
+) -> None:
+    tls = TlsSettings(str(server_cert.cert_file), str(server_cert.key_file), str(ca.file), require_client_cert=False)
+    xds = XdsServer(cache, XdsSettings(transport="grpc", tls=tls))
+    with pytest.raises(ConfigError, match="--xds-client-ca: the grpc transport cannot make client certificates "
+                                          "optional"):
+        await xds.start("127.0.0.1:0")

@@ -11,11 +11,13 @@ import yaml
 from switchman.errors import ConfigError
 from switchman.lab.drill.scenario import (
     Condition,
+    ControlPlaneSettings,
     CounterBound,
     DemoScenario,
     FaultSpec,
     HotRestartScenario,
     ResilienceScenario,
+    RestartSpec,
     Scenario,
     read_scenario,
     resolve_documents,
@@ -84,8 +86,8 @@ def test_the_rollout_moves_the_lab_s_service() -> None:
     ({"expect": {"phase": "Done"}}, "d.yaml: spec.expect.phase",
      "'Done' is not one of Progressing, Paused, Succeeded, Failed, Aborted"),
     ({"pods": 1}, "d.yaml: spec.pods", "1 is below 2"),
-    ({"surprise": 1}, "d.yaml: spec.surprise", "unknown field (allowed here: actions, apply, cohort, demo, expect, "
-     "hotRestart, load, pods, rollout, timeout)"),
+    ({"surprise": 1}, "d.yaml: spec.surprise", "unknown field (allowed here: actions, apply, cohort, controlPlane, "
+     "demo, expect, hotRestart, load, pods, rollout, timeout)"),
     ({"actions": [{"when": {"weight": 10}, "faults": {"pod": "checkout-v1-1"}}]},
      "d.yaml: spec.actions[0].faults.pod", "'checkout-v1-1' is not one of checkout-v1-0, checkout-v2-0"),
     ({"actions": [{"when": {"weight": 10}, "faults": {"errorRate": 1}}]},
@@ -200,3 +202,61 @@ def test_the_demo_as_a_drill_file() -> None:
     assert scenario == DemoScenario("demo", 3, 300.0, 600, (0, 25, 100))
     doc["spec"]["rollout"] = {}
     assert refused(doc) == ("d.yaml: spec", "a demo drill takes pods, load and demo only, not rollout")
+
+
+def test_control_plane_restarts_default_to_the_lab_s_one_serve_on_sqlite() -> None:
+    scenario = read_scenario(drill(actions=[{"when": {"weight": 30}, "controlPlane": "kill"}]), "d.yaml")
+    assert isinstance(scenario, Scenario)
+    assert scenario.control_plane is None  # the lab as it always runs
+    [action] = scenario.actions
+    assert action.control_plane == RestartSpec("a")
+    assert action.describe() == "kill -9 serve a, started again"
+
+
+def test_replicas_on_etcd_and_a_rolling_restart() -> None:
+    scenario = read_scenario(drill(
+        controlPlane={"replicas": 2, "rolloutLease": "2s"},
+        actions=[{"when": {"stage": 2}, "controlPlane": {"kill": "a", "restartAfter": "3s"}},
+                 {"when": {"stage": 5}, "controlPlane": {"kill": "b"}}],
+    ), "d.yaml")
+    assert isinstance(scenario, Scenario)
+    assert scenario.control_plane == ControlPlaneSettings(2, "etcd", None, 2.0)
+    assert [a.control_plane for a in scenario.actions] == [RestartSpec("a", 3.0), RestartSpec("b")]
+    given = read_scenario(drill(controlPlane={"etcd": "127.0.0.1:2379"}), "d.yaml")
+    assert isinstance(given, Scenario) and given.control_plane == ControlPlaneSettings(1, "etcd", "127.0.0.1:2379")
+
+
+@pytest.mark.parametrize(("spec", "path", "reason"), [
+    ({"controlPlane": {"replicas": 2, "store": "sqlite"}}, "d.yaml: spec.controlPlane",
+     "2 replicas share one store: store etcd (a SQLite file is one replica's)"),
+    ({"controlPlane": {"replicas": 9}}, "d.yaml: spec.controlPlane.replicas", "9 is above 5"),
+    ({"controlPlane": {"store": "postgres"}}, "d.yaml: spec.controlPlane.store",
+     "'postgres' is not one of sqlite, etcd"),
+    ({"controlPlane": {"store": "sqlite", "etcd": "127.0.0.1:2379"}}, "d.yaml: spec.controlPlane.etcd",
+     "is the store of store etcd, not sqlite"),
+    ({"controlPlane": {"etcd": "http://x"}}, "d.yaml: spec.controlPlane.etcd",
+     "'http://x' is not host:port of an etcd"),
+    ({"controlPlane": {"store": "etcd", "rolloutLease": "1s"}}, "d.yaml: spec.controlPlane.rolloutLease",
+     "must be at least 2s"),
+    ({"controlPlane": {"replicas": 2}, "actions": [{"when": {"stage": 2}, "controlPlane": "kill"}]},
+     "d.yaml: spec.actions[0].controlPlane", "the lab runs replicas a, b (spec.controlPlane): name one, {kill: a}"),
+    ({"actions": [{"when": {"stage": 2}, "controlPlane": {"kill": "b"}}]}, "d.yaml: spec.actions[0].controlPlane.kill",
+     "'b' is not one of a"),
+    ({"actions": [{"when": {"stage": 2}, "controlPlane": "restart"}]}, "d.yaml: spec.actions[0].controlPlane",
+     "'restart' is not one of kill"),
+    ({"actions": [{"when": {"stage": 2}, "controlPlane": {"kill": "a", "restartAfter": "2h"}}]},
+     "d.yaml: spec.actions[0].controlPlane.restartAfter", "must be at most 60s"),
+    ({"actions": [{"when": {"stage": 2}, "controlPlane": "kill", "command": "pause"}]}, "d.yaml: spec.actions[0]",
+     "needs exactly one of faults, command, controlPlane"),
+])
+def test_control_plane_errors_name_the_field(spec: dict[str, Any], path: str, reason: str) -> None:
+    assert refused(drill(**spec)) == (path, reason)
+
+
+def test_a_resilience_drill_does_not_restart_the_control_plane() -> None:
+    doc = {"kind": "Drill", "metadata": {"name": "d"}, "spec": {
+        "apply": [{"kind": "Service", "metadata": {"name": "checkout", "groups": ["front"]}, "spec": {}}],
+        "actions": [{"when": {"after": "1s"}, "controlPlane": "kill"}],
+    }}
+    assert refused(doc) == ("d.yaml: spec.actions[0].controlPlane", "a drill with spec.apply has no rollout: its "
+                            "actions are faults")

@@ -112,6 +112,22 @@ def test_a_healthy_canary_steps_up_one_interval_at_a_time_and_is_promoted() -> N
     assert run.state.weight == 100 and run.state.revision == 14
 
 
+def test_runs_started_apart_are_due_together_on_whole_seconds() -> None:
+    """Rollouts started at different moments analyse (and step) at the same moments: one revision for all."""
+    spec = rollout(analysis={"interval": "2s", "stepWeights": [10, 20, 30]})
+    runs = [Run(spec, now=1000.0 + offset) for offset in (0.03, 0.4, 0.97)]
+    for run in runs:
+        run.until(lambda s: s.stage == 1)
+    dues = [[e.at for e in run.state.events if e.kind == "Advanced"][-1] for run in runs]
+    assert dues == [dues[0]] * 3 and dues[0] == int(dues[0])
+    assert 1002.0 <= dues[0] <= 1004.0  # the first analysis within an interval and a second of the start
+    short = rollout(analysis={"interval": "500ms", "stepWeights": [10, 20]})  # a shorter grid: its own
+    quick = Run(short, now=7.1)
+    assert isinstance(quick.step(), SetTraffic)  # stage 0's weight, at once
+    wait = quick.step()
+    assert isinstance(wait, Wait) and wait.until == pytest.approx(8.0)  # 7.5 on its grid, then 500 ms
+
+
 def test_failed_checks_up_to_the_threshold_roll_back_to_stable() -> None:
     run = Run(rollout(analysis={"interval": "2s", "threshold": 2, "stepWeights": [10, 50]}))
     run.measure = lambda now: BAD

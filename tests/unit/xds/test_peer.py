@@ -8,7 +8,16 @@ import pytest
 
 from switchman.cli.tls_flags import node_identities
 from switchman.errors import ConfigError
-from switchman.xds.server.peer import NodeIdentities, identity_of, parse_node_identities
+from switchman.xds.server.peer import (
+    ANONYMOUS,
+    NodeIdentities,
+    Peer,
+    identity_of,
+    matches_any,
+    parse_identity_patterns,
+    parse_node_identities,
+    peer_of_auth_context,
+)
 
 
 def test_the_identity_is_the_first_spiffe_uri_else_the_first_dns_name() -> None:
@@ -17,6 +26,29 @@ def test_the_identity_is_the_first_spiffe_uri_else_the_first_dns_name() -> None:
     assert identity_of({"subjectAltName": (("URI", "https://x/"), ("DNS", "a.lab"))}) == "a.lab"
     assert identity_of({"subjectAltName": (("IP Address", "127.0.0.1"),)}) is None
     assert identity_of({}) is None and identity_of(None) is None
+
+
+def test_grpc_auth_contexts_give_the_same_identity() -> None:
+    """What grpc.aio's ServicerContext.auth_context() holds for a verified client certificate (seen with grpcio
+    1.85), and for a plaintext call."""
+    verified = {"transport_security_type": [b"ssl"], "x509_pem_cert": [b"-----BEGIN CERTIFICATE-----..."],
+                "peer_uri": [b"https://x/", b"spiffe://lab/front"], "peer_dns": [b"a.lab", b"b.lab"]}
+    assert peer_of_auth_context(verified) == Peer("spiffe://lab/front", certified=True)
+    del verified["peer_uri"]
+    assert peer_of_auth_context(verified) == Peer("a.lab", certified=True)
+    del verified["peer_dns"]
+    assert peer_of_auth_context(verified) == Peer(None, certified=True)
+    assert peer_of_auth_context({"transport_security_type": [b"insecure"]}) is ANONYMOUS
+    assert peer_of_auth_context({"transport_security_type": [b"ssl"], "peer_dns": [b"a.lab"]}) is ANONYMOUS
+
+
+def test_identity_patterns_for_readers() -> None:
+    patterns = parse_identity_patterns(" spiffe://lab/ops/*, ci.lab ,", "--read-identities")
+    assert patterns == ("spiffe://lab/ops/*", "ci.lab")
+    assert matches_any(patterns, "spiffe://lab/ops/alice") and matches_any(patterns, "ci.lab")
+    assert not matches_any(patterns, "ci.lab.evil") and not matches_any(patterns, None)
+    with pytest.raises(ConfigError, match="--read-identities: 'a=b' is not an identity pattern"):
+        parse_identity_patterns("a=b", "--read-identities")
 
 
 def test_patterns_are_exact_or_a_trailing_prefix() -> None:
