@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import ssl
 import subprocess
 import time
@@ -19,6 +18,7 @@ import grpc
 import pytest
 from aetcd import rpc  # type: ignore[import-untyped]
 
+from switchman.lab.local.etcd import free_port
 from switchman.store import EtcdStore, StoreError
 from switchman.store.etcd_client import EtcdClient, EtcdTls
 from tests.certs import Authority, Issued
@@ -28,12 +28,6 @@ __all__ = [
 ]
 
 needs_etcd_binary = pytest.mark.skipif(shutil.which("etcd") is None, reason="no etcd binary to start a private etcd")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
