@@ -18,7 +18,7 @@ from switchman.errors import ConfigError
 from switchman.exposure import exposure
 from switchman.rollout import EngineSettings, RolloutEngine
 from switchman.rollout.sources import EnvoyReports
-from switchman.store import Store, open_store
+from switchman.store import EtcdAuth, EtcdTls, Store, open_store
 from switchman.telemetry import (
     ShareSettings,
     TelemetryMetrics,
@@ -55,6 +55,8 @@ class ServeSettings:
     xds_address: str = "127.0.0.1:18000"
     api_address: str = "127.0.0.1:8080"
     store: str = "switchman.db"
+    etcd_tls: EtcdTls | None = None  # TLS to an etcd store (serve's --etcd-ca, --etcd-cert, --etcd-key)
+    etcd_auth: EtcdAuth | None = None  # etcd's user/password authentication (--etcd-user and the password)
     group_by: str = "cluster"
     tokens: Tokens = field(default_factory=Tokens)
     xds: XdsSettings | None = None
@@ -76,7 +78,7 @@ class Switchman:
     def __init__(self, settings: ServeSettings, store: Store | None = None) -> None:
         self.settings = settings
         self.cache = SnapshotCache()
-        self.store = store or open_store(settings.store)
+        self.store = store or open_store(settings.store, etcd_tls=settings.etcd_tls, etcd_auth=settings.etcd_auth)
         self.controller = Controller(self.store, self.cache, history_keep=settings.history_keep)
         self.telemetry = TrafficRecorder()
         xds = settings.xds or XdsSettings(

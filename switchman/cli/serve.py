@@ -9,6 +9,7 @@ import logging
 import signal
 from typing import TYPE_CHECKING
 
+from switchman.cli.etcd_flags import add_etcd_options, etcd_auth, etcd_tls
 from switchman.cli.options import option, seconds, whole_number
 from switchman.cli.tls_flags import add_tls_options, api_tls_settings, node_identities, tls_settings
 from switchman.errors import ConfigError
@@ -20,11 +21,14 @@ __all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = sub.add_parser("serve", help="serve xDS to Envoys and the config API")
+    # No abbreviations: ``--etcd-password SECRET`` would be taken for ``--etcd-password-file`` (and the
+    # secret, as a file name, echoed in the error) instead of being refused as the option it is not.
+    parser = sub.add_parser("serve", help="serve xDS to Envoys and the config API", allow_abbrev=False)
     option(parser, "--xds-address", "SWITCHMAN_XDS_ADDRESS", "127.0.0.1:18000", "where Envoys connect (gRPC)")
     option(parser, "--api-address", "SWITCHMAN_API_ADDRESS", "127.0.0.1:8080", "the REST API (HTTP, or HTTPS "
            "with --api-tls-cert or --tls-cert)")
     option(parser, "--store", "SWITCHMAN_STORE", "switchman.db", "sqlite file, sqlite:///path or etcd://host:port/prefix")
+    add_etcd_options(parser)
     option(parser, "--group-by", "SWITCHMAN_GROUP_BY", "cluster", "node grouping: id, cluster or metadata:KEY")
     option(
         parser, "--admin-tokens", "SWITCHMAN_ADMIN_TOKENS", "",
@@ -119,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         xds_address=args.xds_address,
         api_address=args.api_address,
         store=args.store,
+        etcd_tls=etcd_tls(args),
+        etcd_auth=etcd_auth(args),
         group_by=args.group_by,
         tokens=Tokens.from_flags(args.admin_tokens, args.read_tokens, args.read_identities),
         history_keep=whole_number(args.history_keep, "--history-keep"),

@@ -4,13 +4,15 @@ A replica serves what the store holds only as long as it follows the
 store's head, so the follower must not end on an error: whatever its watch
 raises (the store unreachable, a revision it cannot read, a bug), it logs
 the error, waits, and watches again from the last revision it saw, with a
-delay that doubles from :data:`RETRY_FIRST` up to :data:`RETRY_MAX`. Each
+delay that doubles from :data:`RETRY_FIRST` up to :data:`RETRY_MAX` (1 s). Each
 kind of failure is logged once (as an error, with its message) until the
 store answers again; the repeats go to the debug log.
 
 The watch alone cannot tell a quiet store from an unreachable one (the etcd
 backend reconnects its watch by itself), so a probe reads the store's head
-number every ``probe_interval`` seconds. Together they give the replica's
+number every ``probe_interval`` seconds (every :data:`PROBE_INTERVAL_DOWN`
+while it fails, so that readiness comes back promptly with the store).
+Together they give the replica's
 :class:`StoreHealth`: the revision it serves, the head it last saw, when the
 store last answered and the last error, and whether it is ready: following,
 the store answering, and the served revision the store's head.
@@ -31,12 +33,15 @@ __all__ = ["RETRY_FIRST", "RETRY_MAX", "Follower", "StoreHealth"]
 
 log = logging.getLogger(__name__)
 
-#: The first and the largest delay before the watch is opened again after a failure.
+#: The first and the largest delay before the watch is opened again after a failure: low, so that a
+#: replica follows the store again within a second of its return, however long it was away.
 RETRY_FIRST: Final = 0.1
-RETRY_MAX: Final = 5.0
+RETRY_MAX: Final = 1.0
 #: How often the probe asks the store for its head, and how long it waits for the answer.
 PROBE_INTERVAL: Final = 1.0
 PROBE_TIMEOUT: Final = 3.0
+#: How often the probe asks while the store does not answer: /readyz is back this soon after the store.
+PROBE_INTERVAL_DOWN: Final = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +157,8 @@ class Follower:
 
     async def _probe(self) -> None:
         while True:
-            await asyncio.sleep(self._probe_interval)
+            await asyncio.sleep(min(self._probe_interval, PROBE_INTERVAL_DOWN) if self._probe_down
+                                else self._probe_interval)
             try:
                 async with asyncio.timeout(self._probe_timeout):
                     head = await self._store.head_number()
@@ -162,7 +168,7 @@ class Follower:
                 self._probe_down = True
                 if isinstance(exc, TimeoutError):
                     exc = TimeoutError(f"{self._store!r} did not answer within {self._probe_timeout:g} s")
-                self._failed("probe", exc, f"asking again every {self._probe_interval:g} s")
+                self._failed("probe", exc, f"asking again every {min(self._probe_interval, PROBE_INTERVAL_DOWN):g} s")
                 continue
             self._probe_down = False
             self._heard(head, where="probe")

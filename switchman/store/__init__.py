@@ -10,6 +10,13 @@ and runtime state records and leases beside the revisions (:class:`StateStore`).
 ``etcd://etcd.internal:2379/prod/edge``     etcd, keys under ``/prod/edge``
 ==========================================  ==========================================
 
+etcd over TLS (a CA, a client certificate) and with user/password
+authentication: ``etcd_tls`` (:class:`EtcdTls`, its files read and checked
+by :meth:`EtcdTls.from_files`) and ``etcd_auth`` (:class:`EtcdAuth`); ``serve``
+sets them from ``--etcd-ca``, ``--etcd-cert``, ``--etcd-key``, ``--etcd-user``
+and the password's environment variable or file. They are not part of the URL:
+it is logged and shown in ``/readyz``, and secrets must not be.
+
 Opening touches neither the disk nor the network (it may run inside the
 event loop); the first call on the store does, and reports failures as
 :class:`StoreError`.
@@ -34,6 +41,7 @@ from switchman.store.base import (
 )
 from switchman.store.diff import Changes, diff
 from switchman.store.etcd import DEFAULT_PORT, DEFAULT_PREFIX, EtcdStore
+from switchman.store.etcd_client import EtcdAuth, EtcdTls
 from switchman.store.sqlite import SqliteStore
 
 __all__ = [
@@ -41,7 +49,9 @@ __all__ = [
     "Changes",
     "ConflictError",
     "Document",
+    "EtcdAuth",
     "EtcdStore",
+    "EtcdTls",
     "Revision",
     "RevisionNotFound",
     "RevisionSummary",
@@ -57,10 +67,13 @@ __all__ = [
 _URL_FORMS = "sqlite:///path/to/file.db, a bare path, or etcd://host:port[/prefix]"
 
 
-def open_store(url: str) -> Store:
-    """The store that ``url`` names; raises :class:`StoreError` for a URL it cannot use."""
+def open_store(url: str, *, etcd_tls: EtcdTls | None = None, etcd_auth: EtcdAuth | None = None) -> Store:
+    """The store that ``url`` names; raises :class:`StoreError` for a URL it cannot use, or for TLS or
+    authentication settings given for a store that is not etcd."""
     if url.startswith("etcd://"):
-        return _open_etcd(url)
+        return _open_etcd(url, etcd_tls, etcd_auth)
+    if etcd_tls is not None or etcd_auth is not None:
+        raise StoreError(f"store URL {url!r} is not etcd: etcd's TLS and authentication settings do not apply")
     if url.startswith("sqlite://"):
         path = url.removeprefix("sqlite://")
         if not path:
@@ -71,7 +84,7 @@ def open_store(url: str) -> Store:
     return SqliteStore(os.path.expanduser(url))
 
 
-def _open_etcd(url: str) -> EtcdStore:
+def _open_etcd(url: str, tls: EtcdTls | None, auth: EtcdAuth | None) -> EtcdStore:
     parts = urlsplit(url)
     try:
         port = parts.port or DEFAULT_PORT
@@ -80,6 +93,9 @@ def _open_etcd(url: str) -> EtcdStore:
     if not parts.hostname:
         raise StoreError(f"store URL {url!r} names no host: use etcd://host:port[/prefix]")
     if parts.query or parts.fragment or parts.username or parts.password:
-        raise StoreError(f"store URL {url!r}: etcd URLs take only a host, a port and a key prefix")
+        raise StoreError(
+            f"store URL {url!r}: etcd URLs take only a host, a port and a key prefix (TLS and authentication are"
+            " serve's --etcd-* options)"
+        )
     prefix = parts.path.strip("/")
-    return EtcdStore(parts.hostname, port, prefix=f"/{prefix}" if prefix else DEFAULT_PREFIX)
+    return EtcdStore(parts.hostname, port, prefix=f"/{prefix}" if prefix else DEFAULT_PREFIX, tls=tls, auth=auth)

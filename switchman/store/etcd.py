@@ -32,8 +32,11 @@ etcd-wide: it drops the history (never the current values) of every key up
 to that revision, also outside this prefix, as Kubernetes' API server does.
 A watch that would start before it fails and is opened again from the head.
 
-The client is ``aetcd`` (asyncio, gRPC). Its exceptions, and gRPC's, are
-mapped to :class:`StoreError` here, at the edge, with the endpoint named.
+The client is ``aetcd`` (asyncio, gRPC) on a channel of
+:mod:`switchman.store.etcd_client` (TLS, user/password authentication, a
+reconnection capped at 0.5 s). Its exceptions, and gRPC's, are mapped to
+:class:`StoreError` here, at the edge, with the endpoint named, and for TLS
+and authentication failures the setting to look at.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from switchman.store.base import (
     revision_missing,
 )
 from switchman.store.diff import decode, diff, encode
+from switchman.store.etcd_client import RECONNECT_MAX, EtcdAuth, EtcdClient, EtcdTls, explain
 from switchman.store.etcd_state import EtcdState
 
 __all__ = ["DEFAULT_PORT", "DEFAULT_PREFIX", "EtcdStore"]
@@ -75,8 +79,9 @@ _DIGITS: Final = 12
 #: limit, and the whole response must stay under the receive limit below.
 _RANGE_BATCH: Final = 16
 _MAX_RECEIVE_BYTES: Final = 64 * 1024 * 1024
-_RETRY_FIRST: Final = 0.2
-_RETRY_MAX: Final = 5.0
+#: The first and the largest delay before a broken watch is opened again (see _watch).
+_RETRY_FIRST: Final = 0.05
+_RETRY_MAX: Final = RECONNECT_MAX
 #: Seconds between two compactions (see Retention above).
 DEFAULT_COMPACT_INTERVAL: Final = 60.0
 
@@ -84,10 +89,11 @@ DEFAULT_COMPACT_INTERVAL: Final = 60.0
 class _Watcher:
     """One watch's position: the last revision number it has yielded (None: not placed yet)."""
 
-    __slots__ = ("__weakref__", "after")
+    __slots__ = ("__weakref__", "after", "streaming")
 
     def __init__(self, after: int | None) -> None:
         self.after = after
+        self.streaming = False  # an etcd watch stream is open (set when opened, cleared when it fails)
 
 
 class EtcdStore(EtcdState):
@@ -104,17 +110,22 @@ class EtcdStore(EtcdState):
         prefix: str = DEFAULT_PREFIX,
         timeout: float = DEFAULT_TIMEOUT,
         compact_interval: float = DEFAULT_COMPACT_INTERVAL,
+        tls: EtcdTls | None = None,
+        auth: EtcdAuth | None = None,
     ) -> None:
         self._compact_interval = compact_interval
         self._compacted_at: float | None = None  # time.monotonic() of the last compaction
         self._endpoint = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self._prefix = "/" + prefix.strip("/")
         self._head_key = f"{self._prefix}/head".encode()
-        self._client: Any = aetcd.Client(
-            host=f"[{host}]" if ":" in host else host,
-            port=port,
+        self._tls, self._auth = tls, auth
+        self._client: Any = EtcdClient(
+            f"[{host}]" if ":" in host else host,
+            port,
             timeout=timeout,
             options={"grpc.max_receive_message_length": _MAX_RECEIVE_BYTES},
+            tls=tls,
+            auth=auth,
         )
         self._closed = False
         self._watchers: weakref.WeakSet[_Watcher] = weakref.WeakSet()
@@ -128,7 +139,9 @@ class EtcdStore(EtcdState):
         return self._prefix
 
     def __repr__(self) -> str:
-        return f"EtcdStore({self._endpoint!r}, prefix={self._prefix!r})"
+        tls = ", tls" if self._tls is not None else ""
+        user = f", user={self._auth.user!r}" if self._auth is not None else ""
+        return f"EtcdStore({self._endpoint!r}, prefix={self._prefix!r}{tls}{user})"
 
     # -- the Store protocol ------------------------------------------------------------
 
@@ -262,8 +275,8 @@ class EtcdStore(EtcdState):
         it, and it then reads the revisions it has not yielded yet (numbers
         have no gaps, so none is skipped even if etcd merged two events). If
         the stream breaks (etcd restarted, network), it is opened again with
-        backoff, a warning logged each time, and the revisions committed
-        meanwhile are yielded on reconnection.
+        a short backoff (at most 0.5 s), a warning logged once an outage, and
+        the revisions committed meanwhile are yielded on reconnection.
 
         "New" means newer than ``after`` when it is given (the number the
         caller already holds, which makes ``head()`` then ``watch(after=...)``
@@ -286,7 +299,11 @@ class EtcdStore(EtcdState):
     # -- watching ----------------------------------------------------------------------
 
     async def _watch(self, watcher: _Watcher) -> AsyncGenerator[Revision, None]:
+        """Open the stream again after each failure, with a delay doubling from 0.05 s to 0.5 s: the channel
+        reconnects as often (see :mod:`switchman.store.etcd_client`), so a watch follows etcd within half a
+        second of its return. The first failure of an outage is a warning, the repeats are debug."""
         delay = _RETRY_FIRST
+        warned = False
         try:
             while not self._closed:
                 try:
@@ -294,14 +311,18 @@ class EtcdStore(EtcdState):
                         async for revision in revisions:
                             delay = _RETRY_FIRST
                             yield revision
+                    problem = "ended"
                 except StoreError as e:
-                    if self._closed:
-                        return
-                    log.warning("watch on %s broke: %s; again in %.1f s", self._endpoint, e, delay)
-                else:
-                    if self._closed:
-                        return
-                    log.warning("watch on %s ended; again in %.1f s", self._endpoint, delay)
+                    problem = f"broke: {e}"
+                if self._closed:
+                    return
+                if watcher.streaming:  # it had been following: a new outage
+                    delay, warned, watcher.streaming = _RETRY_FIRST, False, False
+                (log.debug if warned else log.warning)(
+                    "watch on %s %s; again in %.2f s%s", self._endpoint, problem, delay,
+                    " (and as often until it answers)" if not warned else "",
+                )
+                warned = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _RETRY_MAX)
         finally:
@@ -319,6 +340,7 @@ class EtcdStore(EtcdState):
             watcher.after = target
         with self._errors("watching the head"):
             stream = await self._client.watch(self._head_key, start_revision=read_at + 1, kind=aetcd.EventKind.PUT)
+        watcher.streaming = True
         try:
             events = aiter(stream)
             while True:
@@ -426,16 +448,19 @@ class EtcdStore(EtcdState):
 
     @contextlib.contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
-        """Map aetcd's and gRPC's exceptions to :class:`StoreError`, naming the endpoint."""
+        """Map aetcd's and gRPC's exceptions to :class:`StoreError`, naming the endpoint (and, for TLS and
+        authentication failures, the setting to look at)."""
         if self._closed:
             raise StoreError(f"etcd at {self._endpoint}: the store is closed")
         try:
             yield
-        except (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError) as e:
-            raise StoreError(f"etcd at {self._endpoint} is unreachable ({doing}): {e}") from e
-        except aetcd.ClientError as e:
-            raise StoreError(f"etcd at {self._endpoint}: {doing} failed: {e}") from e
-        except grpc.RpcError as e:
-            raise StoreError(f"etcd at {self._endpoint}: {doing} failed: {e}") from e
+        except (aetcd.ClientError, grpc.RpcError) as e:
+            text = " ".join((e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e) or repr(e)).split())
+            hint = explain(text, self._tls, self._auth)
+            if hint is not None:
+                raise StoreError(f"etcd at {self._endpoint}: {doing} failed: {hint} ({text})") from e
+            if isinstance(e, (aetcd.ConnectionFailedError, aetcd.ConnectionTimeoutError)):
+                raise StoreError(f"etcd at {self._endpoint} is unreachable ({doing}): {text}") from e
+            raise StoreError(f"etcd at {self._endpoint}: {doing} failed: {text}") from e
         except TimeoutError as e:
             raise StoreError(f"etcd at {self._endpoint}: {doing} timed out") from e

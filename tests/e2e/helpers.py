@@ -116,3 +116,11 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) 
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout}s: {what}")
         await asyncio.sleep(0.1)
+
+
+async def history_numbers(api_port: int, limit: int = 1000) -> list[int]:
+    """The revision numbers ``GET /v1/history`` lists (newest first), as an operator reads them."""
+    url = f"http://127.0.0.1:{api_port}/v1/history?limit={limit}"
+    async with aiohttp.ClientSession() as session, session.get(url) as resp:
+        assert resp.status == 200, await resp.text()
+        return [int(entry["number"]) for entry in (await resp.json())["revisions"]]

@@ -5,6 +5,10 @@ What must hold: no data-plane request fails (Envoy keeps what it was given), eve
 acknowledged with a 2xx is in the history afterwards, no invalid document is answered with a 5xx (they
 are refused before the store is asked, outage or not), changes during the outage are refused with 503
 ``store_unavailable`` (never acknowledged), and once etcd is back a change reaches the Envoy quickly.
+
+How quickly is printed, from the moment the restarted etcd's health endpoint answers: the first change
+accepted, the Envoy running it, /readyz back to 200 (the goal: each within 1 s; docs/security.md has the
+figures). Run it with ``pytest tests/e2e/test_chaos.py -s``.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import random
 import shutil
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +29,8 @@ from switchman.app import ServeSettings, Switchman
 from switchman.lab.local import EnvoyProcess, bootstrap
 from switchman.lab.local.load import ClientKind, run_load
 from switchman.store import EtcdStore
-from tests.e2e.helpers import checkout_documents, until
-from tests.functional.store.test_etcd import free_port, private_etcd, until_up
+from tests.e2e.helpers import checkout_documents, history_numbers
+from tests.etcd_process import free_port, private_etcd, until_healthy, until_up
 
 pytestmark = [
     pytest.mark.envoy,
@@ -75,6 +80,52 @@ async def hammer(session: aiohttp.ClientSession, port: int, count: int, seed: in
     return statuses
 
 
+@dataclass(frozen=True)
+class Recovery:
+    """When (time.monotonic()) each sign of recovery was first seen, and the revision of the first change."""
+
+    revision: int
+    accepted: float
+    envoy_runs_it: float
+    ready: float
+
+
+async def recovery(session: aiohttp.ClientSession, app: Switchman, v1_port: int, v2_port: int) -> Recovery:
+    """Right after etcd answers again: a change every 20 ms until one is accepted, then watch the Envoy run it;
+    /readyz polled beside, every 20 ms. Bounded: 20 s in all."""
+
+    async def readyz() -> float:
+        while True:
+            async with session.get(f"http://127.0.0.1:{app.api_port}/readyz") as resp:
+                if resp.status == 200:
+                    return time.monotonic()
+            await asyncio.sleep(0.02)
+
+    async with asyncio.timeout(20):
+        ready = asyncio.create_task(readyz())
+        try:
+            change = checkout_documents(v1_port, v2_port, {"v1": 40, "v2": 60})
+            while True:
+                status, body = await post(session, app.api_port, change)
+                if status == 200:
+                    accepted = time.monotonic()
+                    break
+                await asyncio.sleep(0.02)
+            while True:
+                if envoy_runs(app, "chaos-envoy", body["revision"]):
+                    break
+                await asyncio.sleep(0.005)
+            return Recovery(body["revision"], accepted, time.monotonic(), await ready)
+        finally:
+            ready.cancel()
+
+
+def envoy_runs(app: Switchman, node_id: str, revision: int) -> bool:
+    """The Envoy has ACKed every type of the served snapshot (which is ``revision``)."""
+    state = next((n for n in app.xds.statuses() if n.node_id == node_id), None)
+    return app.controller.served_revision == revision and state is not None and all(t.synced for t in state.types)
+
+
 async def test_etcd_killed_for_30_s_and_junk_under_load_loses_nothing_and_fails_no_request(
     tmp_path: Path, upstreams: Any
 ) -> None:
@@ -121,30 +172,14 @@ async def test_etcd_killed_for_30_s_and_junk_under_load_loses_nothing_and_fails_
                 refused.append((status, body.get("error", {}).get("code") if isinstance(body, dict) else None))
                 await asyncio.sleep(1.0)
             with private_etcd(data, client_port, peer_port):
-                back = time.monotonic()
-                await until_up(app.store)  # type: ignore[arg-type]
-
-                async def committed() -> tuple[int, Any] | None:
-                    status, body = await post(session, app.api_port,
-                                              checkout_documents(blue.port, green.port, {"v1": 40, "v2": 60}))
-                    return (status, body) if status == 200 else None
-
-                status, body = await until(committed, 30, "a change accepted once etcd is back")
-                accepted = time.monotonic()
-                acked.append((body["revision"], 60))
-
-                async def envoy_runs_it() -> bool:
-                    state = next((n for n in app.xds.statuses() if n.node_id == "chaos-envoy"), None)
-                    return state is not None and all(t.synced for t in state.types)
-
-                await until(envoy_runs_it, 5, "the Envoy runs the change made after etcd came back")
-                converged = time.monotonic() - accepted
-                recovered = accepted - back
+                # From etcd's own health endpoint, not through the store: that would reconnect the store for it.
+                back = await until_healthy(client_port)
+                figures = await recovery(session, app, blue.port, green.port)
+                acked.append((figures.revision, 60))
                 await asyncio.sleep(2.0)  # the load goes on after the change
                 stop.set()
                 result = await load
-                async with session.get(f"http://127.0.0.1:{app.api_port}/v1/history?limit=100") as resp:
-                    history = {r["number"] for r in (await resp.json())["revisions"]}
+                history = set(await history_numbers(app.api_port, 100))
     finally:
         stop.set()
         if load is not None and not load.done():
@@ -159,5 +194,7 @@ async def test_etcd_killed_for_30_s_and_junk_under_load_loses_nothing_and_fails_
     assert all(400 <= s < 500 for s in before + during), sorted(set(before + during))  # junk is never a 5xx
     assert refused and all(r == (503, "store_unavailable") for r in refused), refused  # never acknowledged
     assert {revision for revision, _ in acked} <= history, (acked, history)  # every 2xx change is there
-    assert recovered < 30, recovered  # etcd's own start, the client's reconnection
-    assert converged < 1.0, converged  # from the accepted change to the Envoy running it
+    accepted, running, ready = (t - back for t in (figures.accepted, figures.envoy_runs_it, figures.ready))
+    print(f"\netcd back (health endpoint) -> first change accepted {accepted:.3f} s, a real Envoy running it "
+          f"{running:.3f} s, /readyz 200 {ready:.3f} s (goal: each <= 1 s)")
+    assert max(accepted, running, ready) < 5.0, (accepted, running, ready)  # generous: the goal, 1 s, is printed

@@ -15,9 +15,9 @@ import pytest
 
 from switchman.app import ServeSettings, Switchman
 from switchman.store import EtcdStore, StoreError
+from tests.etcd_process import free_port, private_etcd, until_up
 from tests.functional.api.conftest import Api
 from tests.functional.api.docs import checkout
-from tests.functional.store.test_etcd import free_port, private_etcd, until_up
 
 
 async def test_readyz_is_open_and_ready_with_served_and_head(api: Api) -> None:

@@ -8,18 +8,17 @@ objects on one etcd stand for two Switchman replicas.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import shutil
 import socket
-import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aetcd  # type: ignore[import-untyped]
 import pytest
 
 from switchman.store import EtcdStore, StoreError, open_store
+from tests.etcd_process import free_port, private_etcd, until_up
 from tests.functional.store.etcd_env import ENDPOINT, host_port, needs_etcd
 from tests.unit.store import contract
 
@@ -190,47 +189,6 @@ async def test_an_unreachable_etcd_is_a_store_error_naming_it() -> None:
 
 
 # -- a watch that outlives an etcd restart: needs an etcd of its own to stop ----------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def private_etcd(data: Path, client_port: int, peer_port: int) -> Iterator[subprocess.Popen[bytes]]:
-    binary = shutil.which("etcd")
-    assert binary is not None
-    url, peer = f"http://127.0.0.1:{client_port}", f"http://127.0.0.1:{peer_port}"
-    flags = {
-        "--name": "t",
-        "--data-dir": str(data),
-        "--listen-client-urls": url,
-        "--advertise-client-urls": url,
-        "--listen-peer-urls": peer,
-        "--initial-advertise-peer-urls": peer,
-        "--initial-cluster": f"t={peer}",
-    }
-    proc = subprocess.Popen(
-        [binary, *(part for flag in flags.items() for part in flag)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield proc
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-async def until_up(store: EtcdStore) -> None:
-    async with asyncio.timeout(30):
-        while True:
-            with contextlib.suppress(StoreError):
-                await store.history(limit=1)
-                return
-            await asyncio.sleep(0.1)
 
 
 @needs_etcd

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from switchman.store import EtcdStore, SqliteStore, Store, StoreError, open_store
+from switchman.store import EtcdAuth, EtcdStore, EtcdTls, SqliteStore, Store, StoreError, open_store
+from tests.certs import Authority
 
 HOME_DB = Path(os.path.expanduser("~/d.db"))
 
@@ -53,3 +54,15 @@ async def test_etcd_urls() -> None:
 def test_urls_it_cannot_use(url: str) -> None:
     with pytest.raises(StoreError, match="store URL"):
         open_store(url)
+
+
+async def test_etcd_tls_and_auth_go_to_an_etcd_store_and_are_refused_for_sqlite(tmp_path: Path) -> None:
+    ca = Authority(tmp_path)
+    tls, auth = EtcdTls.from_files(str(ca.file)), EtcdAuth("switchman", "secret")
+    store = open_store("etcd://127.0.0.1:2379/x", etcd_tls=tls, etcd_auth=auth)
+    await store.close()
+    assert repr(store) == "EtcdStore('127.0.0.1:2379', prefix='/x', tls, user='switchman')"
+    with pytest.raises(StoreError, match="is not etcd: etcd's TLS and authentication settings do not apply"):
+        open_store(str(tmp_path / "s.db"), etcd_auth=auth)
+    with pytest.raises(StoreError, match="TLS and authentication are serve's --etcd-\\* options"):
+        open_store("etcd://user:pw@127.0.0.1:2379/x")
