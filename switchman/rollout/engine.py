@@ -283,8 +283,9 @@ class RolloutEngine:
             state = start(spec, generation, (state.run + 1) if state is not None else 1, now)
         before = state
         pause = 0.0
+        ready = self._ready(spec)
         for _ in range(_ACTIONS_PER_TURN):
-            action = decide(spec, stages, state, now)
+            action = decide(spec, stages, state, now, ready)
             if isinstance(action, Wait):
                 pause = max(0.0, action.until - now)
                 break
@@ -292,7 +293,7 @@ class RolloutEngine:
                 pause = self.settings.lease_ttl
                 break
             if isinstance(action, Analyze):
-                self.metrics.late(max(0.0, now - action.end))  # decide() asks for it once it is due: at action.end
+                self.metrics.late(max(0.0, now - ready(action.start, action.end)))  # decide() asks once it can
             result = await self._carry_out(name, spec, stages, state, action)
             now = self.clock()
             state = settle(spec, stages, state, action, result, now)
@@ -305,6 +306,22 @@ class RolloutEngine:
         driver.stored = (state, stored.version)
         self._announce(name, spec, state, _new_events(before, state, fresh))
         return pause
+
+    def _lag(self, spec: RolloutSpec) -> float:
+        """How far back of the due moment the analysis window ends (its reports are still on their way)."""
+        return self.settings.prometheus_lag if spec.analysis.prometheus else self.settings.analysis_lag
+
+    def _ready(self, spec: RolloutSpec) -> Callable[[float, float], float]:
+        """When an analysis over ``[start, end)`` can be made: once the last access logs of the window it
+        measures are in (the window ends on a whole second before ``end``, see :func:`analysis_window`), up
+        to ``end``. With the lab's half-second lag, half a second early: the analysis is done by the due
+        moment, and the step it allows lands then (see :func:`switchman.rollout.machine.decide`)."""
+        lag = self._lag(spec)
+
+        def ready(start: float, end: float) -> float:
+            return min(end, analysis_window(start, end, lag)[1] + lag)
+
+        return ready
 
     def _announce(self, name: str, spec: RolloutSpec, state: RolloutState, new: list[Event]) -> None:
         """Log a turn's events, and tell the ``event`` webhooks (told, not asked: their answers change nothing,
@@ -360,8 +377,7 @@ class RolloutEngine:
         if spec.skip_analysis:
             return AnalysisResult(Verdict(Outcome.PASSED, "analysis skipped (skipAnalysis)", None, {}))
         cluster = version_cluster(spec.service, spec.canary)
-        lag = self.settings.prometheus_lag if spec.analysis.prometheus else self.settings.analysis_lag
-        window = analysis_window(action.start, action.end, lag)
+        window = analysis_window(action.start, action.end, self._lag(spec))
         try:
             measurement: Measurement = await self._source(spec).measure(cluster, *window, spec.analysis.reporter)
         except MetricsUnavailable as exc:  # nothing was measured: neither a pass nor a failure

@@ -20,7 +20,7 @@ version (a rollback).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -178,8 +178,20 @@ def _stage_done(spec: RolloutSpec, stage: Stage, state: RolloutState, now: float
     return stage.hold is None or now >= state.stage_started_at + stage.hold
 
 
-def decide(spec: RolloutSpec, stages: Sequence[Stage], state: RolloutState, now: float) -> Action:
-    """What the engine should do next for this run."""
+def _when_due(start: float, end: float) -> float:
+    return end
+
+
+def decide(
+    spec: RolloutSpec, stages: Sequence[Stage], state: RolloutState, now: float,
+    ready: Callable[[float, float], float] = _when_due,
+) -> Action:
+    """What the engine should do next for this run.
+
+    ``ready(start, end)`` is when the analysis due over ``[start, end)`` can be made: when what it measures
+    is all in (the engine knows: its windows end on whole seconds, some time before the due moment), the
+    due moment at the latest. A stage that an early analysis lets in is still entered at the due moment,
+    not before: the analysis comes early, the step on time."""
     if state.phase in ENDED:
         return Idle()
     interval = spec.analysis.interval
@@ -192,18 +204,20 @@ def decide(spec: RolloutSpec, stages: Sequence[Stage], state: RolloutState, now:
             return Wait(state.retry_at)
         return Hooks(head.removeprefix("hooks:"))
     if head is not None and head.startswith("enter:") and not held:
+        if now < state.enter_at:
+            return Wait(state.enter_at)
         index = int(head.removeprefix("enter:"))
         return SetTraffic(stages[index].traffic, stages[index].name)
     if head == "finish":
         return Finish()
     if state.stage >= 0:
         due = state.last_analysis_at + interval
-        if state.promote is None and now >= due:
+        if state.promote is None and now >= ready(due - interval, due):
             return Analyze(due - interval, due)
         stage = stages[state.stage]
         if head is None and _stage_done(spec, stage, state, now):
             return Advance()
-        deadline = state.last_analysis_at + interval
+        deadline = ready(due - interval, due)
         if stage.hold is not None and state.passed >= stage.checks:
             deadline = min(deadline, state.stage_started_at + stage.hold)
         return Wait(deadline)
@@ -319,7 +333,9 @@ def _settle_analysis(
 
 def _settle_advance(spec: RolloutSpec, stages: Sequence[Stage], state: RolloutState, now: float) -> RolloutState:
     full = state.promote == "full"
-    state = replace(state, promote=None)
+    # Let in by an analysis made before its due moment: the next stage comes at that moment. By a person: now.
+    enter_at = now if state.promote is not None else max(now, state.last_analysis_at)
+    state = replace(state, promote=None, enter_at=enter_at)
     last = len(stages) - 1
     if state.stage >= last:
         pending = [*(["hooks:post-rollout"] if _has_hooks(spec, "post-rollout") else []), "finish"]

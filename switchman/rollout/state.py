@@ -81,6 +81,7 @@ class RolloutState:
     failed: int = 0  # failed checks in this run
     pending: tuple[str, ...] = ()
     retry_at: float = 0.0  # when a failed webhook gate is tried again
+    enter_at: float = 0.0  # the next stage is not entered before this (the due moment of the analysis that let it)
     paused_by: str | None = None  # "step" (a pause step), or who paused it
     promote: str | None = None  # "step" or "full": what a promote asked for, not yet done
     aborting: str | None = None  # who aborted it, while traffic goes back

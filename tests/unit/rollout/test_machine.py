@@ -54,6 +54,7 @@ class Run:
     hooks: Callable[[str, float], bool] = lambda kind, now: True
     now: float = 1000.0
     revision: int = 10
+    early: float = 0.0  # how long before its due moment an analysis can be made (the engine's ready())
     state: RolloutState = field(init=False)
     traffic: list[tuple[float, int, str]] = field(default_factory=list)
 
@@ -62,7 +63,7 @@ class Run:
 
     def step(self) -> Action:
         stages = plan(self.spec)
-        action = decide(self.spec, stages, self.state, self.now)
+        action = decide(self.spec, stages, self.state, self.now, lambda start, end: end - self.early)
         result: Any = None
         if isinstance(action, Wait):
             assert action.until > self.now, "a wait must move time on"
@@ -126,6 +127,25 @@ def test_runs_started_apart_are_due_together_on_whole_seconds() -> None:
     assert isinstance(quick.step(), SetTraffic)  # stage 0's weight, at once
     wait = quick.step()
     assert isinstance(wait, Wait) and wait.until == pytest.approx(8.0)  # 7.5 on its grid, then 500 ms
+
+
+def test_an_analysis_made_early_still_steps_at_its_due_moment() -> None:
+    """The analysis runs once its window's reports are in; the step it allows lands when it was due."""
+    spec = rollout(analysis={"interval": "2s", "stepWeights": [10, 20, 30]})
+    run = Run(spec, now=1000.0, early=0.5)
+    run.until(lambda s: s.stage == 0)
+    analyses: list[tuple[float, float]] = []
+    while run.state.stage < 2:
+        action = run.step()
+        if isinstance(action, Analyze):
+            analyses.append((run.now, action.end))
+    assert [(end - at) for at, end in analyses] == [0.5, 0.5]  # each made half a second before it was due
+    entered = [(at, weight) for at, weight, _ in run.traffic]
+    assert entered[1:] == [(analyses[0][1], 20), (analyses[1][1], 30)]  # each step at its due moment
+    run.state = command(run.state, "promote", "alice", run.now)  # a person's promote does not wait
+    promoted_at = run.now
+    run.until(lambda s: s.stage == 3 or s.phase is Phase.SUCCEEDED)
+    assert run.traffic[-1][0] == promoted_at
 
 
 def test_failed_checks_up_to_the_threshold_roll_back_to_stable() -> None:
