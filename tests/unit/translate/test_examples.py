@@ -89,7 +89,9 @@ def test_checkout() -> None:
     manager = hcm(chain)
     assert manager.rds.route_config_name == "ingress-routes"
     assert manager.rds.config_source.HasField("ads")
-    assert [f.name for f in manager.http_filters] == ["envoy.filters.http.fault", "envoy.filters.http.router"]
+    assert [f.name for f in manager.http_filters] == [
+        "envoy.filters.http.local_ratelimit", "envoy.filters.http.fault", "envoy.filters.http.router"
+    ]
     assert not ingress.listener_filters
 
 
