@@ -65,8 +65,9 @@ def tracing(listener: str, config: Tracing) -> hcm_pb2.HttpConnectionManager.Tra
         overall_sampling=percent_pb2.Percent(value=config.overall),
         custom_tags=[_tag(tag) for tag in config.tags],
         provider=http_tracer_pb2.Tracing.Http(name=_TRACER, typed_config=packed(provider)),
-        spawn_upstream_span=config.spawn_upstream_span,
     )
+    if config.spawn_upstream_span:
+        out.spawn_upstream_span.value = True
     if config.max_path_tag_length is not None:
         out.max_path_tag_length.value = config.max_path_tag_length
     return out

@@ -40,8 +40,8 @@ def _validation(tls: UpstreamTls) -> common_pb2.CertificateValidationContext:
     return out
 
 
-def _common(tls: UpstreamTls, protocol: str) -> common_pb2.CommonTlsContext:
-    out = common_pb2.CommonTlsContext(alpn_protocols=_ALPN[protocol])
+def _common(tls: UpstreamTls, protocol: str) -> tls_pb2.CommonTlsContext:
+    out = tls_pb2.CommonTlsContext(alpn_protocols=_ALPN[protocol])
     if tls.secret is not None:
         out.tls_certificate_sds_secret_configs.add(name=tls.secret).sds_config.CopyFrom(ads())
     elif tls.cert_file is not None:
