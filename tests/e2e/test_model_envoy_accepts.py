@@ -23,8 +23,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from switchman.app import ServeSettings, Switchman
 from switchman.lab.local import EnvoyProcess, bootstrap
 from switchman.xds import resources as rt
-from tests.functional.api.docs import example
 from tests.certs import Authority
+from tests.functional.api.docs import example
 from tests.unit.model.docs import Raw, cluster, envoy_resource, listener, route, routes, service
 from tests.unit.model.strategies import configs
 
