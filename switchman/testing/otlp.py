@@ -19,7 +19,7 @@ from grpc import aio
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as otlp
 from opentelemetry.proto.common.v1 import common_pb2
 
-from switchman.errors import LabError
+from switchman.lab.local.grpc_echo import start_server
 
 __all__ = ["EXPORT_METHOD", "ReceivedSpan", "TraceCollector"]
 
@@ -75,19 +75,13 @@ class TraceCollector:
 
     async def start(self, port: int = 0) -> int:
         """Bind and serve; returns the bound port."""
-        server = aio.server()
         export = grpc.unary_unary_rpc_method_handler(
             self._export,
             request_deserializer=otlp.ExportTraceServiceRequest.FromString,
             response_serializer=otlp.ExportTraceServiceResponse.SerializeToString,
         )
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(_SERVICE, {"Export": export})])
-        bound: int = server.add_insecure_port(f"{self.host}:{port}")
-        if bound == 0:
-            raise LabError(f"trace collector: cannot bind {self.host}:{port}")
-        await server.start()
-        self._server, self.port = server, bound
-        return bound
+        self._server, self.port = await start_server(self.host, port, _SERVICE, {"Export": export}, "trace collector")
+        return self.port
 
     async def stop(self, grace: float | None = None) -> None:
         if self._server is not None:

@@ -19,11 +19,10 @@ import aiohttp
 import pytest
 from multidict import CIMultiDict
 
-from switchman.app import ServeSettings, Switchman
 from switchman.client import SwitchmanClient
-from switchman.lab.local import EnvoyProcess, Upstream, bootstrap
+from switchman.lab.local import EnvoyProcess, Upstream
 from switchman.lab.local.upstream import VERSION_HEADER
-from tests.e2e.helpers import until
+from tests.e2e.helpers import switchman_and_envoy, until
 from tests.functional.api.docs import example
 
 pytestmark = pytest.mark.envoy
@@ -40,19 +39,13 @@ class Lab:
 
 @pytest.fixture
 async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    app = Switchman(ServeSettings(xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(tmp_path / "s.db")))
-    await app.start()
     upstream = Upstream("catalog", "v1")
-    envoy = EnvoyProcess(bootstrap("limits-envoy", app.xds_port, cluster="demo"))
+    await upstream.start()
     try:
-        await upstream.start()
-        await envoy.start()
-        async with SwitchmanClient(f"http://127.0.0.1:{app.api_port}") as api:
+        async with switchman_and_envoy(tmp_path, "limits-envoy") as (api, envoy):
             yield Lab(api, upstream, envoy)
     finally:
-        await envoy.stop()
         await upstream.stop()
-        await app.stop(grace=0.5)
 
 
 async def _get(session: aiohttp.ClientSession, port: int, path: str) -> tuple[int, CIMultiDict[str]]:

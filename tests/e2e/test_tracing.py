@@ -10,19 +10,17 @@ gets back too (``http.requestId.inResponse``) and the span carries.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from switchman.app import ServeSettings, Switchman
 from switchman.client import SwitchmanClient
-from switchman.lab.local import EnvoyProcess, bootstrap
+from switchman.lab.local import EnvoyProcess
 from switchman.testing.otlp import TraceCollector
-from tests.e2e.helpers import until
+from tests.e2e.helpers import Recorder, switchman_and_envoy, until
 
 pytestmark = pytest.mark.envoy
 
@@ -30,56 +28,24 @@ REQUESTS = 10
 
 
 @dataclass
-class HeaderRecorder:
-    """An HTTP upstream that keeps the headers of every request it answers."""
-
-    seen: list[dict[str, str]] = field(default_factory=list)
-    port: int = 0
-    _runner: web.AppRunner | None = None
-
-    async def _serve(self, request: web.Request) -> web.Response:
-        self.seen.append({k.lower(): v for k, v in request.headers.items()})
-        return web.Response(text="ok\n")
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._serve)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-
-@dataclass
 class Lab:
     api: SwitchmanClient
     envoy: EnvoyProcess
     collector: TraceCollector
-    upstream: HeaderRecorder
+    upstream: Recorder
 
 
 @pytest.fixture
 async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    app = Switchman(ServeSettings(xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(tmp_path / "s.db")))
-    await app.start()
-    collector, upstream = TraceCollector(), HeaderRecorder()
-    envoy = EnvoyProcess(bootstrap("traced-envoy", app.xds_port, cluster="demo"))
+    collector, upstream = TraceCollector(), Recorder("v1")
+    await collector.start()
+    await upstream.start()
     try:
-        await collector.start()
-        await upstream.start()
-        await envoy.start()
-        async with SwitchmanClient(f"http://127.0.0.1:{app.api_port}") as api:
+        async with switchman_and_envoy(tmp_path, "traced-envoy") as (api, envoy):
             yield Lab(api, envoy, collector, upstream)
     finally:
-        await envoy.stop()
         await upstream.stop()
         await collector.stop()
-        await app.stop(grace=0.5)
 
 
 def _documents(lab: Lab, by: str) -> list[dict[str, Any]]:
@@ -111,7 +77,7 @@ async def test_envoy_sends_a_span_of_every_request_to_the_collector(lab: Lab, by
                 return resp.status == 200
 
         await until(serving, 10, "the listener serving")
-        first = len(lab.upstream.seen)
+        first = len(lab.upstream.headers)
         for i in range(REQUESTS):
             headers = {"x-user": "alice"} if i % 2 else {}
             async with session.get(f"http://127.0.0.1:{port}/orders/{i}", headers=headers) as resp:
@@ -119,7 +85,7 @@ async def test_envoy_sends_a_span_of_every_request_to_the_collector(lab: Lab, by
                 assert resp.status == 200
                 request_ids.append(resp.headers["x-request-id"])
 
-    received = lab.upstream.seen[first:]
+    received = lab.upstream.headers[first:]
     assert [h["x-request-id"] for h in received] == request_ids  # Envoy made one and passed it on
     # The trace context the upstream got (W3C traceparent: version-traceid-spanid-flags), sampled.
     contexts = [h["traceparent"].split("-") for h in received]

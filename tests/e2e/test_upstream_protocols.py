@@ -25,14 +25,13 @@ import grpc
 import pytest
 from grpc import aio
 
-from switchman.app import ServeSettings, Switchman
 from switchman.client import SwitchmanClient
-from switchman.lab.local import EnvoyProcess, Upstream, XdsClientTls, bootstrap
+from switchman.lab.local import EnvoyProcess, Upstream, XdsClientTls
 from switchman.lab.local.grpc_echo import METHOD, GrpcEcho
 from switchman.lab.local.upstream import VERSION_HEADER
 from switchman.tls import TlsSettings
 from tests.certs import Authority, Issued
-from tests.e2e.helpers import until
+from tests.e2e.helpers import switchman_and_envoy, until
 
 pytestmark = pytest.mark.envoy
 
@@ -53,20 +52,10 @@ async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
     ca = Authority(tmp_path)
     server = ca.issue("switchman", ips=("127.0.0.1",), server=True)
     client = ca.issue("front-1", uris=("spiffe://lab/front",))
-    app = Switchman(ServeSettings(
-        xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(tmp_path / "s.db"),
-        xds_tls=TlsSettings(str(server.cert_file), str(server.key_file), str(ca.file)),
-    ))
-    await app.start()
-    tls = XdsClientTls(str(client.cert_file), str(client.key_file), str(ca.file))
-    envoy = EnvoyProcess(bootstrap("front-1", app.xds_port, cluster="front", tls=tls))
-    try:
-        await envoy.start()
-        async with SwitchmanClient(f"http://127.0.0.1:{app.api_port}") as api:
-            yield Lab(api, envoy, ca, client)
-    finally:
-        await envoy.stop()
-        await app.stop(grace=0.5)
+    xds_tls = TlsSettings(str(server.cert_file), str(server.key_file), str(ca.file))
+    envoy_tls = XdsClientTls(str(client.cert_file), str(client.key_file), str(ca.file))
+    async with switchman_and_envoy(tmp_path, "front-1", xds_tls=xds_tls, envoy_tls=envoy_tls) as (api, envoy):
+        yield Lab(api, envoy, ca, client)
 
 
 def _routes_and_listener(*routes: dict[str, Any]) -> list[dict[str, Any]]:
