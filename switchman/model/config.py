@@ -15,12 +15,13 @@ from google.protobuf.message import Message
 
 from switchman.errors import ConfigError
 from switchman.model.document import document_id, read_envelope
-from switchman.model.kinds.cluster import ClusterSpec, read_cluster
+from switchman.model.kinds.cluster import ClusterSpec, Upstream, read_cluster
 from switchman.model.kinds.envoy_resource import read_envoy_resource
 from switchman.model.kinds.listener import ListenerSpec, read_listener
 from switchman.model.kinds.rollout import RolloutSpec, read_rollout
 from switchman.model.kinds.routes import Forward, RoutesSpec, Target, read_routes
 from switchman.model.kinds.service import ServiceSpec, read_service, version_cluster
+from switchman.model.kinds.tracing import tracing_cluster
 from switchman.xds import resources as rt
 
 __all__ = ["Config", "Document", "Spec", "build_config", "check_rollouts", "parse_document"]
@@ -89,6 +90,7 @@ def build_config(documents: Iterable[Document]) -> Config:
     config = Config(by_id)
     _check_references(config)
     _check_secrets(config)
+    _check_collectors(config)
     _check_ports(config)
     _check_names(config)
     return config
@@ -207,7 +209,11 @@ def _check_names(config: Config) -> None:
         assert isinstance(doc.spec, ServiceSpec)
         produced += [(rt.CLUSTER, version_cluster(doc.name, v), doc.id) for v in doc.spec.versions]
     produced += [(rt.ROUTE, d.name, d.id) for d in config.of_kind("Routes")]
-    produced += [(rt.LISTENER, d.name, d.id) for d in config.of_kind("Listener")]
+    for doc in config.of_kind("Listener"):
+        assert isinstance(doc.spec, ListenerSpec)
+        produced.append((rt.LISTENER, doc.name, doc.id))
+        if doc.spec.tracing is not None and doc.spec.tracing.collector.address is not None:
+            produced.append((rt.CLUSTER, tracing_cluster(doc.name), doc.id))
     for doc in config.of_kind("EnvoyResource"):
         type_url = rt.TYPE_URL_OF.get(type(doc.spec))
         if type_url is not None:
@@ -220,15 +226,66 @@ def _check_names(config: Config) -> None:
         owners[(type_url, name)] = owner
 
 
+def _secret_kinds(config: Config) -> dict[str, str]:
+    """Each Secret's name and what it holds (``tls_certificate``, ``validation_context``, ...)."""
+    out: dict[str, str] = {}
+    for doc in config.of_kind("EnvoyResource"):
+        spec = doc.spec
+        if isinstance(spec, Message) and rt.TYPE_URL_OF.get(type(spec)) == rt.SECRET:
+            out[doc.name] = spec.WhichOneof("type") or ""
+    return out
+
+
+def _check_secret(secrets: Mapping[str, str], name: str | None, holds: str, where: str) -> None:
+    if name is None:
+        return
+    kind = secrets.get(name)
+    if kind is None:
+        reason = f"names secret {name!r}, which does not exist (add it as an EnvoyResource Secret)"
+        raise ConfigError(where, reason)
+    if kind and kind != holds:
+        raise ConfigError(where, f"names secret {name!r}, which holds a {kind}, not a {holds}")
+
+
 def _check_secrets(config: Config) -> None:
-    secrets = _raw_names(config, rt.SECRET)
+    secrets = _secret_kinds(config)
     for doc in config.of_kind("Listener"):
         assert isinstance(doc.spec, ListenerSpec)
         for chain in doc.spec.chains:
             secret = chain.tls.secret if chain.tls is not None else None
-            if secret is not None and secret not in secrets:
-                prefix = f"{chain.path}." if chain.path != "spec" else "spec."
-                raise ConfigError(
-                    f"{doc.id}: {prefix}tls.secret",
-                    f"names secret {secret!r}, which does not exist (add it as an EnvoyResource Secret)",
-                )
+            prefix = f"{chain.path}." if chain.path != "spec" else "spec."
+            _check_secret(secrets, secret, "tls_certificate", f"{doc.id}: {prefix}tls.secret")
+    if all(d.kind in ("Service", "Rollout") for d in config.documents.values()):
+        # Rollouts are checked against the Services alone (check_rollouts): what their upstreams name is
+        # checked with the documents that are served, as every group's view is built.
+        return
+    for doc in [*config.of_kind("Cluster"), *config.of_kind("Service")]:
+        assert isinstance(doc.spec, ClusterSpec | ServiceSpec)
+        tls = doc.spec.upstream.tls
+        if tls is not None:
+            _check_secret(secrets, tls.secret, "tls_certificate", f"{doc.id}: spec.tls.secret")
+            _check_secret(secrets, tls.ca_secret, "validation_context", f"{doc.id}: spec.tls.caSecret")
+
+
+def _upstream_of(config: Config, cluster: str) -> Upstream | None:
+    """The upstream settings of the Envoy cluster a Cluster or Service document makes, if one does."""
+    for doc in config.of_kind("Cluster"):
+        if doc.name == cluster:
+            assert isinstance(doc.spec, ClusterSpec)
+            return doc.spec.upstream
+    for doc in config.of_kind("Service"):
+        assert isinstance(doc.spec, ServiceSpec)
+        if any(version_cluster(doc.name, v) == cluster for v in doc.spec.versions):
+            return doc.spec.upstream
+    return None
+
+
+def _check_collectors(config: Config) -> None:
+    """A tracing collector is reached over gRPC: a cluster of ours that it names must speak HTTP/2."""
+    for doc in config.of_kind("Listener"):
+        assert isinstance(doc.spec, ListenerSpec)
+        name = doc.spec.tracing.collector.cluster if doc.spec.tracing is not None else None
+        upstream = _upstream_of(config, name) if name is not None else None
+        if upstream is not None and not upstream.http2:
+            reason = f"cluster {name!r} speaks {upstream.protocol}: an OTLP collector needs protocol GRPC (HTTP/2)"
+            raise ConfigError(f"{doc.id}: spec.tracing.collector.cluster", reason)

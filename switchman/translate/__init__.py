@@ -13,6 +13,7 @@ from switchman.model.kinds.service import ServiceSpec, version_cluster
 from switchman.translate.clusters import cluster_resources
 from switchman.translate.listeners import listener
 from switchman.translate.routes import route_configuration
+from switchman.translate.tracing import collector_cluster
 
 __all__ = ["translate", "translate_documents"]
 
@@ -32,6 +33,9 @@ def translate_documents(config: Config) -> list[tuple[str, list[Message]]]:
             messages.append(route_configuration(config, doc.name, spec))
         elif isinstance(spec, ListenerSpec):
             messages.append(listener(config, doc.name, spec))
+            collector = collector_cluster(doc.name, spec.tracing) if spec.tracing is not None else None
+            if collector is not None:
+                messages.append(collector)
         elif isinstance(spec, RolloutSpec):
             pass  # a rollout moves a Service's traffic; it has no Envoy resources of its own
         else:

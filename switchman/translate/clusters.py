@@ -5,24 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from envoy.config.cluster.v3 import circuit_breaker_pb2, cluster_pb2, outlier_detection_pb2
-from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2, health_check_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, health_check_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2 as http_opts
 from envoy.type.v3 import percent_pb2
-from google.protobuf import any_pb2, duration_pb2, wrappers_pb2
+from google.protobuf import wrappers_pb2
 from google.protobuf.message import Message
 
 from switchman.model.kinds.cluster import Endpoint, Upstream
+from switchman.translate.common import ads, duration, packed
+from switchman.translate.upstream_tls import transport_socket
 
-__all__ = ["cluster_resources", "duration", "load_assignment"]
+__all__ = ["cluster_resources", "load_assignment", "protocol_options"]
 
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
-
-
-def duration(seconds: float) -> duration_pb2.Duration:
-    out = duration_pb2.Duration()
-    out.FromNanoseconds(round(seconds * 1e9))
-    return out
 
 
 def load_assignment(name: str, endpoints: Iterable[Endpoint]) -> endpoint_pb2.ClusterLoadAssignment:
@@ -49,19 +45,35 @@ def load_assignment(name: str, endpoints: Iterable[Endpoint]) -> endpoint_pb2.Cl
     )
 
 
+def protocol_options(upstream: Upstream) -> http_opts.HttpProtocolOptions | None:
+    """How Envoy speaks HTTP to the endpoints; None where Envoy's defaults (HTTP/1.1) say it all."""
+    if upstream.protocol == "HTTP1" and upstream.idle_timeout is None:
+        return None
+    out = http_opts.HttpProtocolOptions()
+    if upstream.idle_timeout is not None:
+        out.common_http_protocol_options.idle_timeout.CopyFrom(duration(upstream.idle_timeout))
+    if upstream.protocol == "AUTO":
+        http2 = out.auto_config.http2_protocol_options
+        out.auto_config.http_protocol_options.SetInParent()
+    elif upstream.protocol == "HTTP1":
+        out.explicit_http_config.http_protocol_options.SetInParent()
+        return out
+    else:
+        http2 = out.explicit_http_config.http2_protocol_options
+    http2.SetInParent()
+    if upstream.max_concurrent_streams is not None:
+        http2.max_concurrent_streams.value = upstream.max_concurrent_streams
+    return out
+
+
 def _apply_upstream(cluster: cluster_pb2.Cluster, upstream: Upstream) -> None:
     cluster.connect_timeout.CopyFrom(duration(upstream.connect_timeout))
     cluster.lb_policy = cluster_pb2.Cluster.LbPolicy.Value(upstream.lb_policy)
-    if upstream.http2:
-        options = any_pb2.Any()
-        options.Pack(
-            http_opts.HttpProtocolOptions(
-                explicit_http_config=http_opts.HttpProtocolOptions.ExplicitHttpConfig(
-                    http2_protocol_options={}
-                )
-            )
-        )
-        cluster.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(options)
+    options = protocol_options(upstream)
+    if options is not None:
+        cluster.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(packed(options))
+    if upstream.tls is not None:
+        cluster.transport_socket.CopyFrom(transport_socket(upstream.tls, upstream.protocol))
     if upstream.health_check is not None:
         hc = upstream.health_check
         cluster.health_checks.append(
@@ -113,9 +125,5 @@ def cluster_resources(
         cluster.load_assignment.CopyFrom(assignment)
         return [cluster]
     cluster.type = cluster_pb2.Cluster.EDS
-    cluster.eds_cluster_config.eds_config.CopyFrom(
-        config_source_pb2.ConfigSource(
-            ads=config_source_pb2.AggregatedConfigSource(), resource_api_version=config_source_pb2.V3
-        )
-    )
+    cluster.eds_cluster_config.eds_config.CopyFrom(ads())
     return [cluster, assignment]

@@ -1,7 +1,10 @@
 """Listener documents -> Envoy Listeners (HTTP connection managers over RDS, or TCP proxies).
 
 A listener's ``accessLogService`` becomes an ``envoy.access_loggers.http_grpc``
-access log on each of its HTTP connection managers.
+access log on each of its HTTP connection managers, and its ``tracing`` their
+tracing config. Every connection manager has the same HTTP filters, whatever
+its routes use (local rate limit, fault, router): the first two do nothing
+unless a route configures them, and a route change never changes a listener.
 """
 
 from __future__ import annotations
@@ -17,31 +20,19 @@ from envoy.extensions.filters.listener.tls_inspector.v3 import tls_inspector_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, tls_pb2
-from google.protobuf import any_pb2
-from google.protobuf.message import Message
 
 from switchman.model.config import Config
 from switchman.model.kinds.listener import AccessLogService, FilterChain, HttpSettings, ListenerSpec, Tls
 from switchman.model.kinds.routes import Split
-from switchman.translate.clusters import duration
+from switchman.translate.common import ads, duration, packed
+from switchman.translate.ratelimit import RATE_LIMIT_FILTER, filter_config
 from switchman.translate.routes import FAULT_FILTER
 from switchman.translate.targets import weighted_clusters
+from switchman.translate.tracing import tracing
 
 __all__ = ["listener"]
 
 _LOG_NAME = "switchman"  # the log_name Envoy sends in its access-log stream's identifier
-
-
-def _ads() -> config_source_pb2.ConfigSource:
-    return config_source_pb2.ConfigSource(
-        ads=config_source_pb2.AggregatedConfigSource(), resource_api_version=config_source_pb2.V3
-    )
-
-
-def _packed(message: Message) -> any_pb2.Any:
-    out = any_pb2.Any()
-    out.Pack(message)
-    return out
 
 
 def _access_log(service: AccessLogService) -> accesslog_pb2.AccessLog:
@@ -55,20 +46,19 @@ def _access_log(service: AccessLogService) -> accesslog_pb2.AccessLog:
             buffer_flush_interval=duration(service.buffer_flush_interval),
         )
     )
-    return accesslog_pb2.AccessLog(name="envoy.access_loggers.http_grpc", typed_config=_packed(config))
+    return accesslog_pb2.AccessLog(name="envoy.access_loggers.http_grpc", typed_config=packed(config))
 
 
-def _hcm(
-    stat_prefix: str, routes: str, http: HttpSettings, logs: AccessLogService | None
-) -> hcm_pb2.HttpConnectionManager:
+def _hcm(name: str, routes: str, http: HttpSettings, spec: ListenerSpec) -> hcm_pb2.HttpConnectionManager:
     out = hcm_pb2.HttpConnectionManager(
-        stat_prefix=stat_prefix,
+        stat_prefix=name,
         codec_type=hcm_pb2.HttpConnectionManager.CodecType.Value(http.codec),
-        rds=hcm_pb2.Rds(config_source=_ads(), route_config_name=routes),
+        rds=hcm_pb2.Rds(config_source=ads(), route_config_name=routes),
         http_filters=[
-            # The fault filter does nothing unless a route configures it.
-            hcm_pb2.HttpFilter(name=FAULT_FILTER, typed_config=_packed(fault_pb2.HTTPFault())),
-            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_packed(router_pb2.Router())),
+            # Refused requests are refused first: no fault is injected into them.
+            hcm_pb2.HttpFilter(name=RATE_LIMIT_FILTER, typed_config=packed(filter_config())),
+            hcm_pb2.HttpFilter(name=FAULT_FILTER, typed_config=packed(fault_pb2.HTTPFault())),
+            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=packed(router_pb2.Router())),
         ],
     )
     out.use_remote_address.value = http.use_remote_address
@@ -79,8 +69,15 @@ def _hcm(
         out.common_http_protocol_options.idle_timeout.CopyFrom(duration(http.idle_timeout))
     if http.request_timeout is not None:
         out.request_timeout.CopyFrom(duration(http.request_timeout))
-    if logs is not None:
-        out.access_log.append(_access_log(logs))
+    request_id = http.request_id
+    if not request_id.generate:  # Envoy's default is to generate one
+        out.generate_request_id.value = False
+    out.preserve_external_request_id = request_id.preserve_external
+    out.always_set_request_id_in_response = request_id.in_response
+    if spec.access_log_service is not None:
+        out.access_log.append(_access_log(spec.access_log_service))
+    if spec.tracing is not None:
+        out.tracing.CopyFrom(tracing(name, spec.tracing))
     return out
 
 
@@ -88,7 +85,7 @@ def _tls(tls: Tls) -> base_pb2.TransportSocket:
     context = tls_pb2.DownstreamTlsContext()
     common = context.common_tls_context
     if tls.secret is not None:
-        common.tls_certificate_sds_secret_configs.add(name=tls.secret).sds_config.CopyFrom(_ads())
+        common.tls_certificate_sds_secret_configs.add(name=tls.secret).sds_config.CopyFrom(ads())
     else:
         common.tls_certificates.append(
             common_pb2.TlsCertificate(
@@ -96,12 +93,10 @@ def _tls(tls: Tls) -> base_pb2.TransportSocket:
                 private_key=base_pb2.DataSource(filename=tls.key_file or ""),
             )
         )
-    return base_pb2.TransportSocket(name="envoy.transport_sockets.tls", typed_config=_packed(context))
+    return base_pb2.TransportSocket(name="envoy.transport_sockets.tls", typed_config=packed(context))
 
 
-def _chain(
-    config: Config, name: str, index: int, chain: FilterChain, logs: AccessLogService | None
-) -> lc.FilterChain:
+def _chain(config: Config, name: str, index: int, chain: FilterChain, spec: ListenerSpec) -> lc.FilterChain:
     out = lc.FilterChain(name=f"{name}-{index}")
     match = chain.match
     if match.server_names or match.alpn or match.destination_port is not None:
@@ -113,7 +108,7 @@ def _chain(
         out.filters.append(
             lc.Filter(
                 name="envoy.filters.network.http_connection_manager",
-                typed_config=_packed(_hcm(name, chain.routes, chain.http, logs)),
+                typed_config=packed(_hcm(name, chain.routes, chain.http, spec)),
             )
         )
     else:
@@ -125,7 +120,7 @@ def _chain(
         else:
             for cluster, weight in clusters:
                 proxy.weighted_clusters.clusters.add(name=cluster, weight=weight)
-        out.filters.append(lc.Filter(name="envoy.filters.network.tcp_proxy", typed_config=_packed(proxy)))
+        out.filters.append(lc.Filter(name="envoy.filters.network.tcp_proxy", typed_config=packed(proxy)))
     if chain.tls is not None:
         out.transport_socket.CopyFrom(_tls(chain.tls))
     return out
@@ -137,12 +132,12 @@ def listener(config: Config, name: str, spec: ListenerSpec) -> listener_pb2.List
         address=address_pb2.Address(
             socket_address=address_pb2.SocketAddress(address=spec.address, port_value=spec.port)
         ),
-        filter_chains=[_chain(config, name, i, chain, spec.access_log_service) for i, chain in enumerate(spec.chains)],
+        filter_chains=[_chain(config, name, i, chain, spec) for i, chain in enumerate(spec.chains)],
     )
     if any(c.match.server_names or c.match.alpn for c in spec.chains):
         # SNI and ALPN are read from the TLS ClientHello by this listener filter.
         out.listener_filters.add(
-            name="envoy.filters.listener.tls_inspector", typed_config=_packed(tls_inspector_pb2.TlsInspector())
+            name="envoy.filters.listener.tls_inspector", typed_config=packed(tls_inspector_pb2.TlsInspector())
         )
     return out
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.filters.common.fault.v3 import fault_pb2 as common_fault
 from envoy.extensions.filters.http.fault.v3 import fault_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
-from envoy.type.v3 import percent_pb2
 
 from switchman.model.config import Config
 from switchman.model.kinds.routes import (
@@ -19,7 +17,6 @@ from switchman.model.kinds.routes import (
     Fault,
     Forward,
     HeaderMatch,
-    HeaderRewrite,
     Match,
     Mirror,
     Redirect,
@@ -28,9 +25,11 @@ from switchman.model.kinds.routes import (
     RoutesSpec,
     Split,
     Target,
+    VirtualHost,
 )
 from switchman.model.kinds.service import ServiceSpec
-from switchman.translate.clusters import duration
+from switchman.translate.common import duration, fractional_percent, headers_to_add
+from switchman.translate.ratelimit import RATE_LIMIT_FILTER, STAT_PREFIX, rate_limit
 from switchman.translate.targets import weighted_clusters
 
 __all__ = ["FAULT_FILTER", "route_configuration"]
@@ -98,33 +97,18 @@ def _retry(retries: Retries) -> rc.RetryPolicy:
     return policy
 
 
-def _percent(value: float) -> percent_pb2.FractionalPercent:
-    return percent_pb2.FractionalPercent(
-        numerator=round(value * 10_000), denominator=percent_pb2.FractionalPercent.MILLION
-    )
-
-
 def _fault(fault: Fault) -> fault_pb2.HTTPFault:
     out = fault_pb2.HTTPFault()
     if fault.delay is not None:
+        delay = fault.delay
         out.delay.CopyFrom(
-            common_fault.FaultDelay(fixed_delay=duration(fault.delay.seconds), percentage=_percent(fault.delay.percent))
+            common_fault.FaultDelay(fixed_delay=duration(delay.seconds), percentage=fractional_percent(delay.percent))
         )
     if fault.abort is not None:
         out.abort.CopyFrom(
-            fault_pb2.FaultAbort(http_status=fault.abort.status, percentage=_percent(fault.abort.percent))
+            fault_pb2.FaultAbort(http_status=fault.abort.status, percentage=fractional_percent(fault.abort.percent))
         )
     return out
-
-
-def _headers_to_add(rewrite: HeaderRewrite) -> list[base_pb2.HeaderValueOption]:
-    return [
-        base_pb2.HeaderValueOption(
-            header=base_pb2.HeaderValue(key=key, value=value),
-            append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-        )
-        for key, value in rewrite.add.items()
-    ]
 
 
 def _forward(config: Config, route: Route, action: Forward) -> rc.RouteAction:
@@ -145,13 +129,13 @@ def _forward(config: Config, route: Route, action: Forward) -> rc.RouteAction:
         name, _ = max(weighted_clusters(config, (Split(mirror.target, 100),)), key=lambda c: c[1])
         policy = out.request_mirror_policies.add(cluster=name)
         if mirror.percent < 100:
-            policy.runtime_fraction.default_value.CopyFrom(_percent(mirror.percent))
+            policy.runtime_fraction.default_value.CopyFrom(fractional_percent(mirror.percent))
     if route.prefix_rewrite is not None:
         out.prefix_rewrite = route.prefix_rewrite
     return out
 
 
-def _route(config: Config, route: Route) -> rc.Route:
+def _route(config: Config, vhost: VirtualHost, route: Route) -> rc.Route:
     out = rc.Route(name=route.name, match=_match(route.match))
     action = route.action
     if isinstance(action, Forward):
@@ -169,9 +153,12 @@ def _route(config: Config, route: Route) -> rc.Route:
             out.direct_response.body.inline_string = action.body
     if route.fault is not None:
         out.typed_per_filter_config[FAULT_FILTER].Pack(_fault(route.fault))
-    out.request_headers_to_add.extend(_headers_to_add(route.request_headers))
+    if route.rate_limit is not None:
+        prefix = f"{STAT_PREFIX}.{vhost.name}.{route.name}" if route.name else f"{STAT_PREFIX}.{vhost.name}"
+        out.typed_per_filter_config[RATE_LIMIT_FILTER].Pack(rate_limit(route.rate_limit, prefix))
+    out.request_headers_to_add.extend(headers_to_add(route.request_headers.add))
     out.request_headers_to_remove.extend(route.request_headers.remove)
-    out.response_headers_to_add.extend(_headers_to_add(route.response_headers))
+    out.response_headers_to_add.extend(headers_to_add(route.response_headers.add))
     out.response_headers_to_remove.extend(route.response_headers.remove)
     return out
 
@@ -212,19 +199,22 @@ def _with_service_policies(config: Config, route: Route) -> list[Route]:
     return routes
 
 
+def _virtual_host(config: Config, vhost: VirtualHost) -> rc.VirtualHost:
+    out = rc.VirtualHost(
+        name=vhost.name,
+        domains=list(vhost.domains),
+        routes=[
+            _route(config, vhost, expanded)
+            for route in vhost.routes
+            for expanded in _with_service_policies(config, route)
+        ],
+    )
+    if vhost.rate_limit is not None:
+        out.typed_per_filter_config[RATE_LIMIT_FILTER].Pack(rate_limit(vhost.rate_limit, f"{STAT_PREFIX}.{vhost.name}"))
+    return out
+
+
 def route_configuration(config: Config, name: str, spec: RoutesSpec) -> route_pb2.RouteConfiguration:
     return route_pb2.RouteConfiguration(
-        name=name,
-        virtual_hosts=[
-            rc.VirtualHost(
-                name=vhost.name,
-                domains=list(vhost.domains),
-                routes=[
-                    _route(config, expanded)
-                    for route in vhost.routes
-                    for expanded in _with_service_policies(config, route)
-                ],
-            )
-            for vhost in spec.virtual_hosts
-        ],
+        name=name, virtual_hosts=[_virtual_host(config, vhost) for vhost in spec.virtual_hosts]
     )

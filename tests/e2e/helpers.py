@@ -5,17 +5,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import yaml
+from aiohttp import web
 from google.protobuf.message import Message
 
-from switchman.lab.local import EnvoyMode
+from switchman.app import ServeSettings, Switchman
+from switchman.client import SwitchmanClient
+from switchman.lab.local import EnvoyMode, EnvoyProcess, XdsClientTls, bootstrap
 from switchman.testing.builders import eds_cluster, grpc_source, http_listener, load_assignment, route_config
+from switchman.testing.http import serve_http
+from switchman.tls import TlsSettings
 from switchman.xds import Snapshot
 
 
@@ -124,3 +130,50 @@ async def history_numbers(api_port: int, limit: int = 1000) -> list[int]:
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         assert resp.status == 200, await resp.text()
         return [int(entry["number"]) for entry in (await resp.json())["revisions"]]
+
+
+@asynccontextmanager
+async def switchman_and_envoy(
+    tmp_path: Path, node_id: str, *, xds_tls: TlsSettings | None = None, envoy_tls: XdsClientTls | None = None,
+) -> AsyncIterator[tuple[SwitchmanClient, EnvoyProcess]]:
+    """A Switchman (SQLite in ``tmp_path``, ports 0) and one Envoy of node group ``demo`` on it (over mutual TLS
+    with ``xds_tls`` and ``envoy_tls``), and a client of Switchman's API; both stopped on the way out."""
+    app = Switchman(ServeSettings(xds_address="127.0.0.1:0", api_address="127.0.0.1:0",
+                                  store=str(tmp_path / "s.db"), xds_tls=xds_tls))
+    await app.start()
+    envoy = EnvoyProcess(bootstrap(node_id, app.xds_port, cluster="demo", tls=envoy_tls))
+    try:
+        await envoy.start()
+        async with SwitchmanClient(f"http://127.0.0.1:{app.api_port}") as api:
+            yield api, envoy
+    finally:
+        await envoy.stop()
+        await app.stop(grace=0.5)
+
+
+@dataclass
+class Recorder:
+    """An HTTP upstream that answers with its version and remembers the Host and path, and the headers, of every
+    request."""
+
+    version: str
+    seen: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)  # lowercase names
+    port: int = 0
+    _runner: web.AppRunner | None = None
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        self.seen.append((request.headers.get("Host", ""), request.path))
+        self.headers.append({k.lower(): v for k, v in request.headers.items()})
+        return web.Response(text=f"{self.version}\n", headers={"x-upstream-version": self.version})
+
+    async def start(self) -> None:
+        self._runner, self.port = await serve_http(self._serve)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def paths(self, prefix: str, shadow: bool) -> Counter[str]:
+        """Requests under ``prefix`` this upstream received, shadow copies or not."""
+        return Counter(p for host, p in self.seen if p.startswith(prefix) and host.endswith("-shadow") == shadow)

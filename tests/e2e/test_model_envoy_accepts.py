@@ -23,8 +23,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from switchman.app import ServeSettings, Switchman
 from switchman.lab.local import EnvoyProcess, bootstrap
 from switchman.xds import resources as rt
+from tests.certs import Authority
 from tests.functional.api.docs import example
-from tests.unit.model.docs import Raw, cluster, envoy_resource, listener, route, routes
+from tests.unit.model.docs import Raw, cluster, envoy_resource, listener, route, routes, service
 from tests.unit.model.strategies import configs
 
 pytestmark = pytest.mark.envoy
@@ -182,3 +183,36 @@ async def test_envoy_accepts_a_listener_that_logs_to_switchman(lab: Lab, log_clu
     chains = [{"routes": "r", "match": {"serverNames": ["a.example"]}}, {"routes": "r"}]
     await lab.apply_and_wait_for_acks([cluster(), routes(), listener(port=0, accessLogService=logs),
                                        listener("l2", port=0, filterChains=chains, accessLogService=logs)])
+
+
+async def test_envoy_accepts_rate_limits_tracing_and_upstream_protocols_and_tls(lab: Lab, tmp_path: Path) -> None:
+    """Certificates from files here: Switchman serves SDS secrets only over mutual TLS (test_upstream_tls.py)."""
+    ca = Authority(tmp_path)
+    client = ca.issue("envoy-client", uris=("spiffe://lab/envoy",))
+    files = {"caFile": str(ca.file), "certFile": str(client.cert_file), "keyFile": str(client.key_file)}
+    sans = [{"dns": "checkout.internal"}, {"uri": "spiffe://lab/checkout"}, {"ip": "127.0.0.1"}]
+    limit = {"maxTokens": 10, "tokensPerFill": 5, "fillInterval": "100ms", "status": 503, "rateLimitHeaders": True,
+             "refusedHeaders": {"x-limited": "yes"}, "enabledPercent": 50, "enforcedPercent": 12.5}
+    hosts = [
+        {"name": "limited", "domains": ["limited.example"], "rateLimit": {"maxTokens": 1, "fillInterval": "1s"},
+         "routes": [route(name="named", rateLimit=limit), route(match={"prefix": "/x"}, rateLimit=limit)]},
+        {"name": "other", "domains": ["*"], "routes": [route(cluster="tls-auto"), route(service="s")]},
+    ]
+    tracing_by_cluster = {
+        "collector": {"cluster": "otel", "timeout": "250ms"}, "serviceName": "front",
+        "sampling": {"random": 10, "client": 100, "overall": 50}, "maxPathTagLength": 64, "spawnUpstreamSpan": True,
+        "tags": {"env": "test", "user": {"header": "x-user", "default": "anonymous"}, "zone": {"literal": "a"}},
+    }
+    await lab.apply_and_wait_for_acks([
+        cluster("c"),
+        cluster("otel", protocol="GRPC", endpoints=[{"address": "127.0.0.1", "port": 4317}]),
+        cluster("tls-auto", protocol="AUTO", tls={"sni": "checkout.internal", "subjectAltNames": sans, **files}),
+        cluster("plain-tls", discovery="static", tls={"sni": "checkout.internal"}, idleTimeout="30s"),
+        service("s", protocol="HTTP2", maxConcurrentStreams=100, idleTimeout="1m",
+                tls={"sni": "checkout.internal", "subjectAltNames": sans, **files}),
+        service("g", protocol="GRPC", tls={"caFile": str(ca.file)}),
+        routes(hosts=hosts),
+        listener(port=0, tracing=tracing_by_cluster,
+                 http={"requestId": {"generate": False, "preserveExternal": True, "inResponse": True}}),
+        listener("l2", port=0, tracing={"collector": {"address": "127.0.0.1", "port": 4317}}),
+    ])

@@ -14,56 +14,22 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 
-from switchman.app import ServeSettings, Switchman
 from switchman.client import SwitchmanClient
-from switchman.lab.local import EnvoyProcess, bootstrap
+from switchman.lab.local import EnvoyProcess
+from tests.e2e.helpers import Recorder, switchman_and_envoy
 
 pytestmark = pytest.mark.envoy
 
 NODE = "policies-envoy"
 HOST = "shop.test"
 REQUESTS = 50
-
-
-@dataclass
-class Recorder:
-    """An HTTP upstream that answers with its version and remembers the Host and path of every request."""
-
-    version: str
-    seen: list[tuple[str, str]] = field(default_factory=list)
-    port: int = 0
-    _runner: web.AppRunner | None = None
-
-    async def _serve(self, request: web.Request) -> web.Response:
-        self.seen.append((request.headers.get("Host", ""), request.path))
-        return web.Response(text=f"{self.version}\n", headers={"x-upstream-version": self.version})
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._serve)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def paths(self, prefix: str, shadow: bool) -> Counter[str]:
-        """Requests under ``prefix`` this upstream received, shadow copies or not."""
-        return Counter(p for host, p in self.seen if p.startswith(prefix) and host.endswith("-shadow") == shadow)
 
 
 @dataclass
@@ -104,23 +70,15 @@ def documents(v1: int, v2: int, **policies: Any) -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    app = Switchman(
-        ServeSettings(xds_address="127.0.0.1:0", api_address="127.0.0.1:0", store=str(tmp_path / "s.db"))
-    )
-    await app.start()
     v1, v2 = Recorder("v1"), Recorder("v2")
-    envoy = EnvoyProcess(bootstrap(NODE, app.xds_port, cluster="demo"))
+    await v1.start()
+    await v2.start()
     try:
-        await v1.start()
-        await v2.start()
-        await envoy.start()
-        async with SwitchmanClient(f"http://127.0.0.1:{app.api_port}") as api:
+        async with switchman_and_envoy(tmp_path, NODE) as (api, envoy):
             yield Lab(api, v1, v2, envoy)
     finally:
-        await envoy.stop()
         await v1.stop()
         await v2.stop()
-        await app.stop(grace=0.5)
 
 
 async def send(port: int, path: str, headers: dict[str, str] | None = None, count: int = REQUESTS) -> Counter[str]:

@@ -14,10 +14,24 @@ from grpc import aio
 
 from switchman.errors import LabError
 
-__all__ = ["METHOD", "SERVICE", "GrpcEcho"]
+__all__ = ["METHOD", "SERVICE", "GrpcEcho", "start_server"]
 
 SERVICE: Final = "switchman.demo.Echo"
 METHOD: Final = f"/{SERVICE}/Say"
+
+
+async def start_server(
+    host: str, port: int, service: str, methods: dict[str, grpc.RpcMethodHandler], what: str
+) -> tuple[aio.Server, int]:
+    """A grpc.aio server on ``host:port`` (0: the OS picks) serving ``methods`` of ``service``, started;
+    returns it and its bound port. ``what`` names it in the LabError raised when it cannot bind."""
+    server = aio.server()
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, methods)])
+    bound: int = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise LabError(f"{what}: cannot bind {host}:{port}")
+    await server.start()
+    return server, bound
 
 
 class GrpcEcho:
@@ -40,16 +54,10 @@ class GrpcEcho:
 
     async def start(self, port: int = 0) -> int:
         """Bind and start serving; returns the bound port."""
-        server = aio.server()
         # No serializers: requests and responses are the raw message bytes.
         say = grpc.unary_unary_rpc_method_handler(self._say)
-        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {"Say": say})])
-        bound: int = server.add_insecure_port(f"{self.host}:{port}")
-        if bound == 0:
-            raise LabError(f"grpc echo {self.name}: cannot bind {self.host}:{port}")
-        await server.start()
-        self._server, self.port = server, bound
-        return bound
+        self._server, self.port = await start_server(self.host, port, SERVICE, {"Say": say}, f"grpc echo {self.name}")
+        return self.port
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop serving; calls in flight get ``grace`` seconds (None: they are cancelled)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import ssl
 from dataclasses import asdict, dataclass
 
 import aiohttp
@@ -64,10 +65,11 @@ class Upstream:
             return web.Response(status=503, text=f"{self.service} {self.version} failing\n", headers=headers)
         return web.Response(text=f"{self.service} {self.version}\n", headers=headers)
 
-    async def start(self, port: int = 0) -> int:
+    async def start(self, port: int = 0, ssl_context: ssl.SSLContext | None = None) -> int:
+        """Bind and serve (HTTPS with ``ssl_context``); returns the bound port."""
         self._runner = web.AppRunner(self._app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, port)
+        site = web.TCPSite(self._runner, self.host, port, ssl_context=ssl_context)
         await site.start()
         server = site._server
         assert server is not None

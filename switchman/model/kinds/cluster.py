@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from switchman.model.fields import UINT32_MAX, Node
+from switchman.model.kinds.upstream_tls import UpstreamTls, read_upstream_tls
 
 __all__ = [
     "CircuitBreakers",
@@ -22,6 +23,8 @@ __all__ = [
 ]
 
 LB_POLICIES = ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV")
+# HTTP1: HTTP/1.1; HTTP2 and GRPC: HTTP/2 (GRPC says what runs on it); AUTO: chosen by ALPN, so only over TLS.
+PROTOCOLS = ("HTTP1", "HTTP2", "GRPC", "AUTO")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +67,18 @@ class Upstream:
 
     lb_policy: str = "ROUND_ROBIN"
     connect_timeout: float = 1.0
-    http2: bool = False
+    protocol: str = "HTTP1"
     health_check: HealthCheck | None = None
     outlier_detection: OutlierDetection | None = None
     circuit_breakers: CircuitBreakers | None = None
+    idle_timeout: float | None = None  # an upstream connection without requests for this long is closed
+    max_concurrent_streams: int | None = None  # HTTP/2: requests at once on one connection
+    tls: UpstreamTls | None = None
+
+    @property
+    def http2(self) -> bool:
+        """Whether Envoy speaks HTTP/2 to the endpoints (always, not by ALPN)."""
+        return self.protocol in ("HTTP2", "GRPC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,21 +166,39 @@ def _breakers(node: Node) -> CircuitBreakers:
     return out
 
 
+def _protocol(spec: Node) -> str:
+    """``protocol``, or the older ``http2: true`` (HTTP2); not both."""
+    protocol, http2 = spec.get("protocol"), spec.get("http2")
+    if protocol is not None and http2 is not None:
+        http2.fail("use either protocol or http2 (http2: true is protocol: HTTP2)")
+    if http2 is not None:
+        return "HTTP2" if http2.flag() else "HTTP1"
+    return protocol.choice(*PROTOCOLS) if protocol else "HTTP1"
+
+
 def read_upstream(spec: Node) -> Upstream:
     """The upstream settings of a Cluster or Service spec (keys it does not know are left for the caller)."""
     lb = spec.get("lbPolicy")
     timeout = spec.get("connectTimeout")
-    http2 = spec.get("http2")
     health = spec.get("healthCheck")
     outlier = spec.get("outlierDetection")
     breakers = spec.get("circuitBreakers")
+    idle, streams, tls = spec.get("idleTimeout"), spec.get("maxConcurrentStreams"), spec.get("tls")
+    protocol = _protocol(spec)
+    if protocol == "AUTO" and tls is None:
+        spec["protocol"].fail("AUTO chooses HTTP/2 or HTTP/1.1 by ALPN, which needs tls")
+    if streams is not None and protocol == "HTTP1":
+        streams.fail("applies to HTTP/2 (protocol HTTP2, GRPC or AUTO)")
     return Upstream(
         lb_policy=lb.choice(*LB_POLICIES) if lb else "ROUND_ROBIN",
         connect_timeout=timeout.duration(0.001, 3600) if timeout else 1.0,
-        http2=http2.flag() if http2 else False,
+        protocol=protocol,
         health_check=_health_check(health) if health else None,
         outlier_detection=_outlier(outlier) if outlier else None,
         circuit_breakers=_breakers(breakers) if breakers else None,
+        idle_timeout=idle.duration(0.001) if idle else None,
+        max_concurrent_streams=streams.integer(1, 2**31 - 1) if streams else None,
+        tls=read_upstream_tls(tls) if tls else None,
     )
 
 

@@ -11,6 +11,9 @@ destination port, with TLS from files or from an SDS secret.
 HTTP connection manager of the listener send its access logs to Switchman's
 Access Log Service through the bootstrap cluster ``cluster``, so that
 Switchman sees each request's upstream cluster, status and latency.
+``tracing`` (see :mod:`switchman.model.kinds.tracing`) sends spans of every
+HTTP request to an OpenTelemetry collector; ``http.requestId`` says how
+Envoy makes and passes on ``x-request-id``.
 """
 
 from __future__ import annotations
@@ -19,8 +22,12 @@ from dataclasses import dataclass
 
 from switchman.model.fields import Node
 from switchman.model.kinds.routes import Target, read_target
+from switchman.model.kinds.tracing import Tracing, read_tracing
 
-__all__ = ["AccessLogService", "ChainMatch", "FilterChain", "HttpSettings", "ListenerSpec", "Tls", "read_listener"]
+__all__ = [
+    "AccessLogService", "ChainMatch", "FilterChain", "HttpSettings", "ListenerSpec", "RequestId", "Tls",
+    "read_listener",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +45,15 @@ class Tls:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestId:
+    """``x-request-id``: made for requests without one, kept from outside, echoed in the answer (Envoy's defaults)."""
+
+    generate: bool = True
+    preserve_external: bool = False
+    in_response: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSettings:
     idle_timeout: float | None = None
     request_timeout: float | None = None
@@ -45,6 +61,7 @@ class HttpSettings:
     xff_num_trusted_hops: int = 0
     server_name: str | None = None
     codec: str = "AUTO"
+    request_id: RequestId = RequestId()
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +88,24 @@ class ListenerSpec:
     port: int
     chains: tuple[FilterChain, ...]
     access_log_service: AccessLogService | None = None
+    tracing: Tracing | None = None
+
+
+def _request_id(node: Node) -> RequestId:
+    generate, preserve, respond = node.get("generate"), node.get("preserveExternal"), node.get("inResponse")
+    result = RequestId(
+        generate=generate.flag() if generate else True,
+        preserve_external=preserve.flag() if preserve else False,
+        in_response=respond.flag() if respond else False,
+    )
+    node.done()
+    return result
 
 
 def _http(node: Node) -> HttpSettings:
-    idle, request, remote, hops, server, codec = (
+    idle, request, remote, hops, server, codec, request_id = (
         node.get("idleTimeout"), node.get("requestTimeout"), node.get("useRemoteAddress"),
-        node.get("xffNumTrustedHops"), node.get("serverName"), node.get("codec"),
+        node.get("xffNumTrustedHops"), node.get("serverName"), node.get("codec"), node.get("requestId"),
     )
     result = HttpSettings(
         idle_timeout=idle.duration(0.0) if idle else None,
@@ -85,6 +114,7 @@ def _http(node: Node) -> HttpSettings:
         xff_num_trusted_hops=hops.integer(0, 10) if hops else 0,
         server_name=server.header_value() if server else None,
         codec=codec.choice("AUTO", "HTTP1", "HTTP2") if codec else "AUTO",
+        request_id=_request_id(request_id) if request_id else RequestId(),
     )
     node.done()
     return result
@@ -185,14 +215,17 @@ def read_listener(spec: Node) -> ListenerSpec:
                     Node(spec.doc, chain.path, None).fail(f"matches some of the same connections as {other.path}")
     else:
         chains = (_chain(spec, top_level=True),)
-    logs = spec.get("accessLogService")
+    logs, tracing = spec.get("accessLogService"), spec.get("tracing")
     if logs is not None and all(chain.routes is None for chain in chains):
         logs.fail("logs HTTP requests: this listener has no routes, only a TCP proxy")
+    if tracing is not None and all(chain.routes is None for chain in chains):
+        tracing.fail("traces HTTP requests: this listener has no routes, only a TCP proxy")
     result = ListenerSpec(
         address=address.ip() if address else "127.0.0.1",
         port=port,
         chains=chains,
         access_log_service=_access_log_service(logs) if logs else None,
+        tracing=read_tracing(tracing) if tracing else None,
     )
     spec.done()
     return result

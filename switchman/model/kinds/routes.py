@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from switchman.model.fields import Node
+from switchman.model.kinds.ratelimit import RateLimit, read_rate_limit
 
 __all__ = [
     "Abort",
@@ -148,6 +149,7 @@ class Route:
     request_headers: HeaderRewrite = HeaderRewrite()
     response_headers: HeaderRewrite = HeaderRewrite()
     prefix_rewrite: str | None = None
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,7 @@ class VirtualHost:
     name: str
     domains: tuple[str, ...]
     routes: tuple[Route, ...]
+    rate_limit: RateLimit | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,9 +338,9 @@ def _rewrite(node: Node) -> HeaderRewrite:
 def _route(node: Node) -> Route:
     action = _action(node)
     name, timeout, retries = node.get("name"), node.get("timeout"), node.get("retries")
-    mirror_node, fault, req, resp, rewrite = (
+    mirror_node, fault, req, resp, rewrite, limit = (
         node.get("mirror"), node.get("fault"), node.get("requestHeaders"), node.get("responseHeaders"),
-        node.get("rewrite"),
+        node.get("rewrite"), node.get("rateLimit"),
     )
     mirrors: tuple[Mirror, ...] = ()
     if mirror_node is not None:
@@ -360,6 +363,7 @@ def _route(node: Node) -> Route:
         request_headers=_rewrite(req) if req else HeaderRewrite(),
         response_headers=_rewrite(resp) if resp else HeaderRewrite(),
         prefix_rewrite=prefix_rewrite,
+        rate_limit=read_rate_limit(limit) if limit else None,
     )
     if not isinstance(action, Forward):
         for key, value in (("retries", retries), ("mirror", mirror_node), ("rewrite", rewrite), ("timeout", timeout)):
@@ -388,7 +392,9 @@ def read_routes(spec: Node) -> RoutesSpec:
                 )
             domains_seen[key] = name
         routes = tuple(_route(r) for r in vhost["routes"].elements(min_items=1))
+        limit = vhost.get("rateLimit")
+        rate_limit = read_rate_limit(limit) if limit else None
         vhost.done()
-        hosts.append(VirtualHost(name, tuple(domains), routes))
+        hosts.append(VirtualHost(name, tuple(domains), routes, rate_limit))
     spec.done()
     return RoutesSpec(tuple(hosts))

@@ -38,6 +38,7 @@ from aiohttp import web
 from switchman.lab.local import EnvoyProcess
 from switchman.rollout.analysis import Measurement
 from switchman.rollout.prometheus import MetricsUnavailable, PrometheusSource, queries, window_seconds
+from switchman.testing.http import serve_http
 from switchman.testing.prometheus import PrometheusServer, prometheus_binary
 
 SCRAPE = 1.0  # Prometheus's scrape interval, seconds
@@ -71,13 +72,7 @@ class CountingUpstream:
         return web.Response(text="ok\n")
 
     async def start(self) -> int:
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._serve)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        self._runner, self.port = await serve_http(self._serve)
         return self.port
 
     async def stop(self) -> None:

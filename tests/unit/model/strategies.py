@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
-from switchman.model.kinds.cluster import LB_POLICIES
+from switchman.model.kinds.cluster import LB_POLICIES, PROTOCOLS
 from switchman.model.kinds.routes import RETRY_ON
 
 Raw = dict[str, Any]
@@ -69,8 +69,17 @@ def upstream(draw: Draw[Any]) -> Raw:
         out["lbPolicy"] = draw(st.sampled_from(LB_POLICIES))
     if draw(st.booleans()):
         out["connectTimeout"] = draw(duration(1, 10_000))
-    if draw(st.booleans()):
+    spelling = draw(st.sampled_from(["none", "http2", "protocol"]))
+    if spelling == "http2":
         out["http2"] = draw(st.booleans())
+    elif spelling == "protocol":
+        out["protocol"] = draw(st.sampled_from(PROTOCOLS))
+        if out["protocol"] != "HTTP1" and draw(st.booleans()):
+            out["maxConcurrentStreams"] = draw(st.integers(1, 1000))
+    if out.get("protocol") == "AUTO" or draw(st.booleans()):
+        out["tls"] = {"sni": draw(_WORD) + ".internal"}  # no CA or certificates: files Envoy would have to read
+    if draw(st.booleans()):
+        out["idleTimeout"] = draw(duration(1, 3_600_000))
     if draw(st.booleans()):
         check: Raw = {"path": "/" + draw(_WORD)}
         if draw(st.booleans()):
@@ -227,6 +236,18 @@ _HEADER_REWRITE = st.fixed_dictionaries(
 
 
 @st.composite
+def rate_limit(draw: Draw[Any]) -> Raw:
+    out: Raw = {"maxTokens": draw(st.integers(1, 10_000)), "fillInterval": draw(duration(50, 600_000))}
+    optional = st.fixed_dictionaries({}, optional={
+        "tokensPerFill": st.integers(1, 10_000), "status": st.sampled_from([429, 503, 400, 511]),
+        "rateLimitHeaders": st.booleans(), "refusedHeaders": st.dictionaries(_WORD.map(lambda w: "x-" + w), _WORD,
+                                                                              max_size=2),
+        "enabledPercent": st.floats(0, 100, allow_nan=False), "enforcedPercent": st.floats(0, 100, allow_nan=False),
+    })
+    return out | draw(optional)
+
+
+@st.composite
 def route(draw: Draw[Any], targets: Targets) -> Raw:
     out: Raw = {"match": draw(match())}
     actions = ["split", "redirect", "directResponse"]
@@ -279,6 +300,8 @@ def route(draw: Draw[Any], targets: Targets) -> Raw:
     for key in ("requestHeaders", "responseHeaders"):
         if draw(st.booleans()):
             out[key] = draw(_HEADER_REWRITE)
+    if draw(st.booleans()):
+        out["rateLimit"] = draw(rate_limit())
     return out
 
 
@@ -293,6 +316,8 @@ def routes_doc(draw: Draw[Any], name: str, targets: Targets) -> Raw:
         mine = domains[i::hosts]
         routes = draw(st.lists(route(targets), min_size=1, max_size=3))
         vhosts.append({"name": f"h{i}", "domains": mine, "routes": routes})
+        if draw(st.booleans()):
+            vhosts[-1]["rateLimit"] = draw(rate_limit())
     return _envelope("Routes", name, {"virtualHosts": vhosts})
 
 
@@ -301,6 +326,25 @@ def _http_settings() -> st.SearchStrategy[Raw]:
         "idleTimeout": duration(0, 600_000), "requestTimeout": duration(0, 600_000), "useRemoteAddress": st.booleans(),
         "xffNumTrustedHops": st.integers(0, 10), "serverName": _WORD,
         "codec": st.sampled_from(["AUTO", "HTTP1", "HTTP2"]),
+        "requestId": st.fixed_dictionaries({}, optional={
+            "generate": st.booleans(), "preserveExternal": st.booleans(), "inResponse": st.booleans()}),
+    })
+
+
+_TAG = st.one_of(_WORD, st.fixed_dictionaries({"literal": _WORD}),
+                 st.fixed_dictionaries({"header": _WORD.map(lambda w: "x-" + w)}, optional={"default": _WORD}))
+
+
+def _tracing() -> st.SearchStrategy[Raw]:
+    # "xds": a bootstrap cluster that speaks gRPC; or an address, for a cluster of the listener's own
+    collector = st.one_of(st.just({"cluster": "xds"}),
+                          st.fixed_dictionaries({"address": st.just("127.0.0.1"), "port": st.integers(1024, 65535)}))
+    percent = st.floats(0, 100, allow_nan=False)
+    return st.fixed_dictionaries({"collector": collector}, optional={
+        "serviceName": _WORD, "sampling": st.fixed_dictionaries({}, optional={
+            "random": percent, "client": percent, "overall": percent}),
+        "tags": st.dictionaries(_WORD, _TAG, max_size=3), "maxPathTagLength": st.integers(1, 1024),
+        "spawnUpstreamSpan": st.booleans(),
     })
 
 
@@ -312,6 +356,8 @@ def listener_doc(draw: Draw[Any], name: str, routes: str, port: int) -> Raw:
         spec["accessLogService"] = draw(st.fixed_dictionaries(
             {"cluster": st.just("xds")}, optional={"bufferFlushInterval": duration(1, 10_000)}
         ))
+    if draw(st.booleans()):
+        spec["tracing"] = draw(_tracing())
     if draw(st.booleans()):
         spec["routes"] = routes
         if draw(st.booleans()):

@@ -18,7 +18,8 @@ R0 = "routes/r: spec.virtualHosts[0].routes[0]"
 UNKNOWN: dict[str, tuple[Raw, str, str]] = {
     "cluster-spec": (
         cluster(zone="a"), "cluster/c: spec.zone",
-        "circuitBreakers, connectTimeout, discovery, endpoints, healthCheck, http2, lbPolicy, outlierDetection",
+        "circuitBreakers, connectTimeout, discovery, endpoints, healthCheck, http2, idleTimeout, lbPolicy, "
+        "maxConcurrentStreams, outlierDetection, protocol, tls",
     ),
     "endpoint": (
         cluster(endpoints=[{"address": "127.0.0.1", "port": 1, "zone": "a"}]),
@@ -46,18 +47,18 @@ UNKNOWN: dict[str, tuple[Raw, str, str]] = {
     ),
     "service-spec": (
         service(split={"v1": 1}), "service/s: spec.split",
-        "circuitBreakers, cohort, connectTimeout, healthCheck, http2, lbPolicy, mirror, outlierDetection, versions, "
-        "weights",
+        "circuitBreakers, cohort, connectTimeout, healthCheck, http2, idleTimeout, lbPolicy, maxConcurrentStreams, "
+        "mirror, outlierDetection, protocol, tls, versions, weights",
     ),
     "routes-spec": (routes() | {"spec": {**routes()["spec"], "hosts": []}}, "routes/r: spec.hosts", "virtualHosts"),
     "virtual-host": (
         routes(hosts=[{"name": "h", "domains": ["*"], "routes": [route()], "cors": {}}]),
-        "routes/r: spec.virtualHosts[0].cors", "domains, name, routes",
+        "routes/r: spec.virtualHosts[0].cors", "domains, name, rateLimit, routes",
     ),
     "route": (
         routes("r", route(hedge=True)), f"{R0}.hedge",
-        "cluster, directResponse, fault, match, mirror, name, redirect, requestHeaders, responseHeaders, retries, "
-        "rewrite, service, split, timeout",
+        "cluster, directResponse, fault, match, mirror, name, rateLimit, redirect, requestHeaders, responseHeaders, "
+        "retries, rewrite, service, split, timeout",
     ),
     "match": (routes("r", route(match={"prefix": "/", "method": "GET"})), f"{R0}.match.method",
               "headers, path, prefix, queryParams, regex"),
@@ -90,7 +91,7 @@ UNKNOWN: dict[str, tuple[Raw, str, str]] = {
     "rewrite": (routes("r", route(rewrite={"prefix": "/", "host": "x"})), f"{R0}.rewrite.host", "prefix"),
     "header-rewrite": (routes("r", route(requestHeaders={"set": {}})), f"{R0}.requestHeaders.set", "add, remove"),
     "listener-spec": (listener(protocol="http"), "listener/l: spec.protocol",
-                      "accessLogService, address, filterChains, http, port, routes, tcp, tls"),
+                      "accessLogService, address, filterChains, http, port, routes, tcp, tls, tracing"),
     "filter-chain": (listener(filterChains=[{"routes": "r", "name": "x"}]), "listener/l: spec.filterChains[0].name",
                      "http, match, routes, tcp, tls"),
     "chain-match": (listener(filterChains=[{"routes": "r", "match": {"sni": "x"}}]),
@@ -98,7 +99,7 @@ UNKNOWN: dict[str, tuple[Raw, str, str]] = {
     "tls": (listener(tls={"certFile": "/c", "keyFile": "/k", "ca": "/a"}), "listener/l: spec.tls.ca",
             "certFile, keyFile, secret"),
     "http": (listener(http={"http3": True}), "listener/l: spec.http.http3",
-             "codec, idleTimeout, requestTimeout, serverName, useRemoteAddress, xffNumTrustedHops"),
+             "codec, idleTimeout, requestId, requestTimeout, serverName, useRemoteAddress, xffNumTrustedHops"),
     "tcp": (listener(tcp={"cluster": "c", "idleTimeout": "1s"}), "listener/l: spec.tcp.idleTimeout",
             "cluster, service, version"),
 }

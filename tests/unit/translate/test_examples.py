@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
+from envoy.extensions.common.ratelimit.v3 import ratelimit_pb2
+from envoy.extensions.filters.http.local_ratelimit.v3.local_rate_limit_pb2 import LocalRateLimit
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 
 from switchman.xds import resources as rt
@@ -36,6 +38,13 @@ EXPECTED = {
         rt.ENDPOINT: {"api-v1", "api-v2"},
         rt.ROUTE: {"api-routes"},
         rt.LISTENER: {"api-ingress"},
+        rt.SECRET: set(),
+    },
+    "rate-limits-and-breakers.yaml": {
+        rt.CLUSTER: {"catalog-v1"},
+        rt.ENDPOINT: {"catalog-v1"},
+        rt.ROUTE: {"catalog-routes"},
+        rt.LISTENER: {"catalog-ingress"},
         rt.SECRET: set(),
     },
     "raw-resources.yaml": {
@@ -89,7 +98,9 @@ def test_checkout() -> None:
     manager = hcm(chain)
     assert manager.rds.route_config_name == "ingress-routes"
     assert manager.rds.config_source.HasField("ads")
-    assert [f.name for f in manager.http_filters] == ["envoy.filters.http.fault", "envoy.filters.http.router"]
+    assert [f.name for f in manager.http_filters] == [
+        "envoy.filters.http.local_ratelimit", "envoy.filters.http.fault", "envoy.filters.http.router"
+    ]
     assert not ingress.listener_filters
 
 
@@ -123,6 +134,37 @@ def test_canary_with_retries() -> None:
     assert (added.header.key, added.header.value) == ("x-routed-by", "switchman")
     assert added.append_action == base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
     assert listener(snapshot, "api-ingress").address.socket_address.port_value == 10001
+
+
+def test_rate_limits_and_breakers() -> None:
+    snapshot = build(load_example("rate-limits-and-breakers.yaml"))
+    [thresholds] = cluster(snapshot, "catalog-v1").circuit_breakers.thresholds
+    assert (thresholds.max_connections.value, thresholds.max_pending_requests.value) == (100, 50)
+    assert (thresholds.max_requests.value, thresholds.max_retries.value) == (200, 3)
+
+    [vhost] = route_config(snapshot, "catalog-routes").virtual_hosts
+    shared = LocalRateLimit()
+    assert vhost.typed_per_filter_config["envoy.filters.http.local_ratelimit"].Unpack(shared)
+    assert shared.stat_prefix == "rate_limit.catalog"
+    assert (shared.token_bucket.max_tokens, shared.token_bucket.tokens_per_fill.value) == (100, 50)
+    assert shared.token_bucket.fill_interval.seconds == 1
+    assert shared.enable_x_ratelimit_headers == ratelimit_pb2.OFF
+    search, rest = vhost.routes
+    own = LocalRateLimit()
+    assert search.typed_per_filter_config["envoy.filters.http.local_ratelimit"].Unpack(own)
+    assert own.stat_prefix == "rate_limit.catalog.search"
+    assert (own.token_bucket.max_tokens, own.token_bucket.tokens_per_fill.value) == (5, 5)
+    assert own.token_bucket.fill_interval.seconds == 60
+    assert own.status.code == 429
+    assert own.enable_x_ratelimit_headers == ratelimit_pb2.DRAFT_VERSION_03
+    [added] = own.response_headers_to_add
+    assert (added.header.key, added.header.value) == ("x-limited-by", "switchman")
+    for share in (own.filter_enabled, own.filter_enforced):
+        assert (share.default_value.numerator, share.default_value.denominator) == (1_000_000, 2)  # 100 %
+    assert not rest.typed_per_filter_config  # the virtual host's bucket applies
+
+    [chain] = listener(snapshot, "catalog-ingress").filter_chains
+    assert hcm(chain).http_filters[0].name == "envoy.filters.http.local_ratelimit"
 
 
 def test_raw_resources_pass_through_unchanged() -> None:

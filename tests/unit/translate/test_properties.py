@@ -62,7 +62,11 @@ def check_consistent(docs: list[Raw], snapshot: Snapshot) -> None:
 
     version_clusters = {f"{s}-{v}" for s, d in services.items() for v in d["spec"]["versions"]}
     static = {n for n, d in clusters.items() if d["spec"].get("discovery") == "static"}
-    assert names(snapshot, rt.CLUSTER) == version_clusters | set(clusters)
+    collectors = {  # a tracing collector given by address is a static cluster of the listener's own
+        f"{d['metadata']['name']}-tracing" for d in by_kind.get("Listener", [])
+        if "address" in d["spec"].get("tracing", {}).get("collector", {})
+    }
+    assert names(snapshot, rt.CLUSTER) == version_clusters | set(clusters) | collectors
     assert names(snapshot, rt.ENDPOINT) == version_clusters | (set(clusters) - static)
     assert names(snapshot, rt.LISTENER) == {d["metadata"]["name"] for d in by_kind.get("Listener", [])}
     assert names(snapshot, rt.ROUTE) == {d["metadata"]["name"] for d in by_kind.get("Routes", [])}
