@@ -60,7 +60,8 @@ def build_served(documents: Iterable[Document]) -> Served:
         if doc.id in seen:
             raise ConfigError(doc.id, "appears twice")
         seen.add(doc.id)
-    check_rollouts(build_config(d for d in docs if d.kind in ("Service", "Rollout")))
+    # Rollouts against every Service, whatever its groups (each group's view checks the rest).
+    check_rollouts(Config({d.id: d for d in docs if d.kind in ("Service", "Rollout")}))
     docs = [d for d in docs if d.kind != "Rollout"]  # nothing to serve: they move Services
     snapshots: dict[str, Snapshot] = {}
     origin: dict[tuple[str, str], str] = {}

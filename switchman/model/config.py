@@ -255,10 +255,6 @@ def _check_secrets(config: Config) -> None:
             secret = chain.tls.secret if chain.tls is not None else None
             prefix = f"{chain.path}." if chain.path != "spec" else "spec."
             _check_secret(secrets, secret, "tls_certificate", f"{doc.id}: {prefix}tls.secret")
-    if all(d.kind in ("Service", "Rollout") for d in config.documents.values()):
-        # Rollouts are checked against the Services alone (check_rollouts): what their upstreams name is
-        # checked with the documents that are served, as every group's view is built.
-        return
     for doc in [*config.of_kind("Cluster"), *config.of_kind("Service")]:
         assert isinstance(doc.spec, ClusterSpec | ServiceSpec)
         tls = doc.spec.upstream.tls
