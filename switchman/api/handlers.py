@@ -33,11 +33,9 @@ from switchman.api.auth import CALLER_KEY, Caller
 from switchman.api.errors import ApiError
 from switchman.api.keys import CONTROLLER, XDS
 from switchman.api.openapi import OPENAPI
-from switchman.api.wait import DEFAULT_WAIT, MAX_WAIT, wait_for_envoys
+from switchman.api.options import prune_selector, truth, wait_seconds
+from switchman.api.wait import wait_for_envoys
 from switchman.control import ApplyResult
-from switchman.errors import ConfigError
-from switchman.model.fields import Node
-from switchman.model.labels import check_selector, parse_selector
 from switchman.model.loader import load_documents, yaml_problem
 from switchman.xds import DEFAULT_GROUP
 
@@ -91,50 +89,6 @@ def _option(request: web.Request, body: Mapping[str, Any], name: str) -> Any:
     return body[name] if body.get(name) is not None else request.query.get(name)
 
 
-def _truth(value: Any, name: str) -> bool:
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in ("1", "true", "yes", "0", "false", "no", ""):
-        return value.lower() in ("1", "true", "yes")
-    raise ApiError(400, "bad_request", f"{name} is true or false, not {str(value)[:40]!r}")
-
-
-def _prune_selector(prune: Any, selector: Any) -> Mapping[str, str] | None:
-    """The selector of a prune (``prune=true&selector=app=shop``); 400 for one without the other, or a bad one."""
-    if not _truth(prune, "prune"):
-        if selector:
-            raise ApiError(400, "bad_request", "selector goes with prune=true: it chooses what the apply prunes")
-        return None
-    try:
-        if isinstance(selector, Mapping) and all(isinstance(v, str) for v in selector.values()):
-            check_selector(selector)
-            chosen = {str(k): v for k, v in selector.items()}
-        elif isinstance(selector, str) or selector is None:
-            chosen = parse_selector(selector or "")
-        else:
-            raise ApiError(400, "bad_request", 'selector is "KEY=VALUE,..." or a mapping of labels to values')
-    except ConfigError as exc:
-        raise ApiError(400, "bad_request", str(exc)) from None
-    if not chosen:
-        raise ApiError(
-            400, "bad_request", "prune needs a selector (selector=app=shop): an empty one would delete every "
-            "document the apply does not name",
-        )
-    return chosen
-
-
-def _wait(value: Any) -> float | None:
-    """``wait=5s`` (a duration, or seconds; ``true``: the default): how long to wait for ACKs; 400 when bad."""
-    if value is None or value is False or (isinstance(value, str) and value.lower() in ("", "false", "no", "0s")):
-        return None
-    if value is True or (isinstance(value, str) and value.lower() in ("true", "yes")):
-        return DEFAULT_WAIT
-    try:
-        return Node("wait", "", value).duration(0.0, MAX_WAIT)
-    except ConfigError as exc:
-        raise ApiError(400, "bad_request", str(exc)) from None
-
-
 async def _apply_request(request: web.Request) -> _ApplyRequest:
     """Documents and options from a JSON body or a YAML stream (query: message, dryRun, prune, selector, wait)."""
     query: Mapping[str, Any] = {}
@@ -155,9 +109,9 @@ async def _apply_request(request: web.Request) -> _ApplyRequest:
     return _ApplyRequest(
         docs,
         str(_option(request, query, "message") or ""),
-        _truth(_option(request, query, "dryRun"), "dryRun"),
-        _prune_selector(_option(request, query, "prune"), _option(request, query, "selector")),
-        _wait(_option(request, query, "wait")),
+        truth(_option(request, query, "dryRun"), "dryRun"),
+        prune_selector(_option(request, query, "prune"), _option(request, query, "selector")),
+        wait_seconds(_option(request, query, "wait")),
     )
 
 
