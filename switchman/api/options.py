@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from switchman.api.errors import ApiError
-from switchman.api.wait import wait_for
+from switchman.apply_wait import wait_for
 from switchman.errors import ConfigError
 from switchman.model.labels import check_selector, parse_selector
 

@@ -21,26 +21,19 @@ failed. The CLI exits 7 for it.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 from switchman.control import ApplyResult, Controller
-from switchman.model.fields import Node
 from switchman.xds import DEFAULT_GROUP, XdsServer
 from switchman.xds.server import NodeSync
 from switchman.xds.server.status import SYNCED, WAITING
 
 __all__ = [
-    "DEFAULT_WAIT", "DISCONNECTED", "MAX_WAIT", "GroupReport", "NackReport", "NodeReport", "WaitReport",
-    "wait_for", "wait_for_envoys",
+    "DISCONNECTED", "GroupReport", "NackReport", "NodeReport", "WaitReport", "wait_for_envoys",
 ]
 
-#: How long ``wait=true`` (the CLI's bare ``--wait``) waits, and the longest wait asked for.
-DEFAULT_WAIT: Final = 30.0
-MAX_WAIT: Final = 600.0
-_SECONDS: Final = re.compile(r"[0-9]{1,6}(\.[0-9]{1,6})?")
 #: The longest between two looks at the nodes, for nodes that connect meanwhile (no ACK tells of them).
 _LOOK_EVERY: Final = 0.25
 DISCONNECTED: Final = "disconnected"
@@ -87,19 +80,6 @@ class WaitReport:
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def wait_for(value: object, where: str) -> float | None:
-    """How long a wait asks for: ``5s``, ``250ms``, ``2m`` or a number of seconds (``0``: look once, do not
-    wait), ``true`` (or ``yes``) for :data:`DEFAULT_WAIT`; None for no wait (absent, ``false``, ``no``, empty).
-    At most :data:`MAX_WAIT`; raises ConfigError naming ``where`` for anything else."""
-    if value is None or value is False or (isinstance(value, str) and value.strip().lower() in ("", "false", "no")):
-        return None
-    if value is True or (isinstance(value, str) and value.strip().lower() in ("true", "yes")):
-        return DEFAULT_WAIT
-    if isinstance(value, str) and _SECONDS.fullmatch(value.strip()):
-        value = float(value)
-    return Node(where, "", value).duration(0.0, MAX_WAIT)
 
 
 def _served_group(group: str, own: frozenset[str]) -> str:

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import yaml
 
-from switchman.api.wait import DEFAULT_WAIT, MAX_WAIT, wait_for
+from switchman.apply_wait import DEFAULT_WAIT, MAX_WAIT, wait_for
 from switchman.cli.config import add_option, add_switch, client_options, run_client
 from switchman.cli.options import env_default
 from switchman.client import ApplyResult, ClientError, EnvoyChanges, SwitchmanClient, dumps

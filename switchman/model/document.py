@@ -62,7 +62,9 @@ def read_envelope(raw: Any, where: str) -> Envelope:
     metadata = top["metadata"]
     name = metadata["name"].text(NAME_PATTERN, "a name of lowercase letters, digits, '.', '_' and '-'")
     label_node = metadata.get("labels")
-    labels = read_labels(label_node) if label_node is not None else {}
+    labels: dict[str, str] = {}
+    if label_node is not None:  # named by the document, now that its name is known
+        labels = read_labels(Node(document_id(kind, name), "metadata.labels", label_node.value))
     groups: tuple[str, ...] = ()
     groups_node = metadata.get("groups")
     if groups_node is not None:

@@ -21,13 +21,13 @@ def test_kubernetes_labels_are_accepted(labels: dict[str, str]) -> None:
 
 
 @pytest.mark.parametrize(("labels", "path", "reason"), [
-    ({"-app": "shop"}, "request[0]: metadata.labels.-app", "'-app' is not a label key"),
-    ({"a" * 64: "x"}, f"request[0]: metadata.labels.{'a' * 64}", "is not a label key"),
-    ({"Bad_Prefix/app": "x"}, "request[0]: metadata.labels.Bad_Prefix/app", "is not a label key"),
-    ({"app": "shop floor"}, "request[0]: metadata.labels.app", "'shop floor' is not a label value"),
-    ({"app": "x" * 64}, "request[0]: metadata.labels.app", "is not a label value"),
-    ({"app": True}, "request[0]: metadata.labels.app", "must be a string, not the boolean True"),
-    ({"app": ["a"]}, "request[0]: metadata.labels.app", "must be a string"),
+    ({"-app": "shop"}, "cluster/c: metadata.labels.-app", "'-app' is not a label key"),
+    ({"a" * 64: "x"}, f"cluster/c: metadata.labels.{'a' * 64}", "is not a label key"),
+    ({"Bad_Prefix/app": "x"}, "cluster/c: metadata.labels.Bad_Prefix/app", "is not a label key"),
+    ({"app": "shop floor"}, "cluster/c: metadata.labels.app", "'shop floor' is not a label value"),
+    ({"app": "x" * 64}, "cluster/c: metadata.labels.app", "is not a label value"),
+    ({"app": True}, "cluster/c: metadata.labels.app", "must be a string, not the boolean True"),
+    ({"app": ["a"]}, "cluster/c: metadata.labels.app", "must be a string"),
 ])
 def test_labels_that_are_not_kubernetes_labels_are_refused_naming_the_label(
     labels: dict[str, object], path: str, reason: str
