@@ -30,6 +30,7 @@ mapping.
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import ssl
 from collections.abc import Iterable, Mapping
@@ -66,6 +67,8 @@ JsonList: TypeAlias = list[JsonObject]
 
 _TYPE_PREFIX: Final = "type.googleapis.com/"
 _BETTERPROTO_PACKAGES: Final = frozenset({"betterproto", "betterproto2"})
+#: Request bodies larger than this are streamed.
+_STREAMED_BODY: Final = 1024 * 1024
 #: How much longer than its wait an apply that waits may take to answer.
 _WAIT_MARGIN: Final = 15.0
 
@@ -505,9 +508,11 @@ class SwitchmanClient:
         url = self.base_url + path
         limit = self.timeout if timeout is None else timeout
         headers = {**self._headers(), **(headers or {})}
-        data: str | None = None
+        data: bytes | io.BytesIO | None = None
         if body is not None:
-            data = dumps(body)
+            data = dumps(body).encode()
+            if len(data) > _STREAMED_BODY:  # aiohttp would copy (and warn of) a large body given whole
+                data = io.BytesIO(data)
             headers["Content-Type"] = "application/json"
         try:
             # Without a timeout of its own, the session's (passing None would mean none at all).

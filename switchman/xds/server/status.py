@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from switchman.xds import resources as rt
+from switchman.xds.server.clients import ENVOY
 from switchman.xds.server.state import TypeState
 from switchman.xds.server.stream import Stream
 
@@ -130,6 +131,34 @@ def _nacked_now(stream: Stream, state: TypeState) -> bool:
     return snapshot is not None and state.nack.version.split("+", 1)[0] == snapshot.get(state.type_url).version
 
 
+def _unasked(streams: list[Stream]) -> list[str]:
+    """What the node runs names and it has not asked for yet: an Envoy asks for a listener's routes only
+    once it has the listener (a gRPC client for a route's clusters once it has the route). Until it has
+    them, it does not serve what it ACKed."""
+    held: dict[str, set[str]] = {}
+    for stream in streams:
+        for state in stream.states.values():
+            held.setdefault(state.type_url, set()).update(state.acked)
+    snapshot = streams[0].ctx.cache.snapshot(streams[0].group)
+    if snapshot is None:
+        return []
+    if any(stream.woken for stream in streams):
+        return ["a change not yet sent"]
+    if streams[0].kind == ENVOY:
+        # Envoy asks for clusters, then (once they are warm) for listeners, wildcard: until it has, it does
+        # not run the snapshot's (and an Envoy whose bootstrap asks for neither never will).
+        for type_url in (rt.CLUSTER, rt.LISTENER):
+            if type_url not in held and snapshot.get(type_url).resources:
+                return [f"{rt.short_name(type_url)}: not yet asked for"]
+    for stream in streams:
+        for state in stream.states.values():
+            for resource in state.acked.values():
+                for ref_type, name in resource.references:
+                    if name not in held.get(ref_type, ()) and name in snapshot.get(ref_type).resources:
+                        return [f"{rt.short_name(ref_type)}/{name}: not yet asked for"]
+    return []
+
+
 def _sync(node_id: str, streams: list[Stream]) -> NodeSync:
     problems: list[SyncProblem] = []
     waiting: list[str] = []
@@ -150,6 +179,8 @@ def _sync(node_id: str, streams: list[Stream]) -> NodeSync:
                 waiting.append(f"{short} version {state.pending.version} sent, not yet ACKed")
             else:
                 waiting.append(f"{short}: {state.held_back or 'not yet sent'}")
+    if not (nacked or oversized or waiting):
+        waiting = _unasked(streams)
     if nacked or oversized:
         what = "; ".join(f"{p.type}: {p.message}" for p in problems)
         state_name, reason = (NACKED, f"NACKed {what}") if nacked else (OVERSIZED, what)

@@ -201,6 +201,11 @@ class Stream(ABC):
                     self.ctx.clients.pop(key, None)
         self._notify()
 
+    @property
+    def woken(self) -> bool:
+        """Woken by a snapshot change that :meth:`responses` has not looked at yet."""
+        return self._wake_queued
+
     def wake(self) -> None:
         """Called by the cache when this stream's snapshot changes."""
         if not self._wake_queued:
