@@ -274,7 +274,9 @@ def print_wait(wait: Mapping[str, Any]) -> None:
         documents = sorted({d for n in node.get("nacks", ()) for d in n.get("documents", ())})
         origin = f" (from {', '.join(documents)})" if documents else ""
         print(f"  {node['node_id']} (group {node['group']}): {node['state']}: {node['reason']}{origin}")
-    if wait.get("synced"):
+    if wait.get("synced") and not wait.get("nodes"):
+        print("synced: no Envoy concerned is connected")
+    elif wait.get("synced"):
         print(f"synced: every Envoy concerned ACKed it ({float(wait.get('waited', 0)):g}s)")
     else:
         print(f"not synced: not every Envoy concerned ACKed it within {timeout:g}s")
