@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -17,6 +19,7 @@ from google.protobuf.message import Message
 from switchman.lab.local import EnvoyMode
 from switchman.testing.builders import eds_cluster, grpc_source, http_listener, load_assignment, route_config
 from switchman.xds import Snapshot
+from tests.functional.cli.conftest import Result
 
 
 def chain(
@@ -124,3 +127,37 @@ async def history_numbers(api_port: int, limit: int = 1000) -> list[int]:
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         assert resp.status == 200, await resp.text()
         return [int(entry["number"]) for entry in (await resp.json())["revisions"]]
+
+
+# Routes Switchman accepts and Envoy rejects (RE2 cannot compile the regex), behind a listener of their own.
+REJECTED_ROUTES = """
+kind: EnvoyResource
+metadata: {name: regex-routes}
+spec:
+  "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
+  name: regex-routes
+  virtual_hosts:
+    - name: regex
+      domains: ["*"]
+      routes:
+        - match: {safe_regex: {regex: "(unclosed"}}
+          direct_response: {status: 200}
+---
+kind: Listener
+metadata: {name: regex-ingress}
+spec: {port: 0, routes: regex-routes}
+"""
+
+
+async def run_switchman(api: str, home: Path, *args: str) -> Result:
+    """``switchman ARGS`` in a subprocess, as a user runs it, pointed at the API ``api`` (and at no user config:
+    ``home`` is its home)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHMAN_") and k != "XDG_CONFIG_HOME"}
+    env |= {"HOME": str(home), "SWITCHMAN_API": api}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switchman", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL, env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())

@@ -7,8 +7,6 @@ through the Python client and, where the exit status matters, the CLI in a subpr
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -20,28 +18,9 @@ import yaml
 from switchman.app import ServeSettings, Switchman
 from switchman.client import SwitchmanClient
 from switchman.lab.local import EnvoyProcess, bootstrap
+from tests.e2e.helpers import REJECTED_ROUTES, run_switchman
 
 pytestmark = pytest.mark.envoy
-
-# Routes Switchman accepts and Envoy rejects (RE2 cannot compile the regex), behind a listener of their own.
-REJECTED = """
-kind: EnvoyResource
-metadata: {name: regex-routes}
-spec:
-  "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
-  name: regex-routes
-  virtual_hosts:
-    - name: regex
-      domains: ["*"]
-      routes:
-        - match: {safe_regex: {regex: "(unclosed"}}
-          direct_response: {status: 200}
----
-kind: Listener
-metadata: {name: regex-ingress}
-spec: {port: 0, routes: regex-routes}
-"""
-
 
 def front(body: str = "ok") -> list[dict[str, Any]]:
     """A listener (port 0: each Envoy picks one) with a direct response."""
@@ -92,16 +71,8 @@ def api(app: Switchman) -> SwitchmanClient:
 
 
 async def switchman_cli(app: Switchman, home: Path, *args: str) -> tuple[int, str, str]:
-    """``switchman ARGS`` in a subprocess, pointed at ``app``'s API (and at no user config)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHMAN_") and k != "XDG_CONFIG_HOME"}
-    env |= {"HOME": str(home), "SWITCHMAN_API": f"http://127.0.0.1:{app.api_port}"}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchman", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL, env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    result = await run_switchman(f"http://127.0.0.1:{app.api_port}", home, *args)
+    return result.code, result.out, result.err
 
 
 async def test_a_good_apply_returns_once_every_envoy_acked_it(app: Switchman, envoys: Envoys) -> None:
@@ -132,7 +103,7 @@ async def test_a_config_envoy_nacks_is_reported_with_envoys_words_and_the_docume
 ) -> None:
     await envoys("wait-nack", "demo")
     config = tmp_path / "rejected.yaml"
-    config.write_text(REJECTED)
+    config.write_text(REJECTED_ROUTES)
     started = time.monotonic()
     code, out, err = await switchman_cli(app, tmp_path, "apply", "-f", str(config), "--wait=20s")
     assert code == 7, (out, err)
@@ -145,7 +116,7 @@ async def test_a_config_envoy_nacks_is_reported_with_envoys_words_and_the_docume
     assert "regex" in line.lower() or "unclosed" in line or "missing )" in line, line
     assert "not synced: not every Envoy concerned ACKed it within 20s" in out
     async with api(app) as client:
-        report = (await client.apply(yaml.safe_load_all(REJECTED), wait=5)).wait  # unchanged: still NACKed
+        report = (await client.apply(yaml.safe_load_all(REJECTED_ROUTES), wait=5)).wait  # unchanged: still NACKed
         assert report is not None and report["synced"] is False
         [node] = report["nodes"]
         [nack] = node["nacks"]
