@@ -52,6 +52,7 @@ from google.protobuf.message import Message
 from switchman.testing import builders
 from switchman.xds import Snapshot, SnapshotCache, XdsServer, XdsSettings
 from switchman.xds import resources as rt
+from switchman.xds.server.clients import ResponseLimits
 
 MIB: Final = 1024 * 1024
 GROUP: Final = "bench"
@@ -594,7 +595,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     cache = SnapshotCache()
     # As switchman serve runs it: collect-then-freeze rounds (switchman.xds.server.collector).
     settings = XdsSettings(
-        group_by="cluster", max_response_bytes=64 * MIB, max_request_bytes=64 * MIB,
+        group_by="cluster", response_limits=ResponseLimits(grpc=64 * MIB, other=64 * MIB), max_request_bytes=64 * MIB,
         gc_freeze_seconds=0.0 if args.python_gc else 1.0, transport=args.transport,
     )
     server = XdsServer(cache, settings)

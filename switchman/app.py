@@ -30,6 +30,7 @@ from switchman.telemetry import (
 )
 from switchman.tls import TlsSettings, server_context
 from switchman.xds import SnapshotCache, XdsServer, XdsSettings
+from switchman.xds.server import ResponseLimits
 from switchman.xds.server.peer import Peer
 
 __all__ = ["DEFAULT_HISTORY_KEEP", "ServeSettings", "Switchman", "split_address"]
@@ -70,6 +71,8 @@ class ServeSettings:
     share: ShareSettings = field(default_factory=ShareSettings)
     history_keep: int = DEFAULT_HISTORY_KEEP  # revisions kept after each commit; 0 keeps them all
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # the REST API's largest request body
+    response_limits: ResponseLimits = field(default_factory=ResponseLimits)  # per client kind (serve --response-limits)
+    client_kinds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # node group -> kinds (--client-kinds)
 
 
 class Switchman:
@@ -79,15 +82,19 @@ class Switchman:
         self.settings = settings
         self.cache = SnapshotCache()
         self.store = store or open_store(settings.store, etcd_tls=settings.etcd_tls, etcd_auth=settings.etcd_auth)
-        self.controller = Controller(self.store, self.cache, history_keep=settings.history_keep)
         self.telemetry = TrafficRecorder()
         xds = settings.xds or XdsSettings(
             group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds,
             transport=settings.xds_transport, tls=settings.xds_tls, node_identities=settings.node_identities,
+            response_limits=settings.response_limits, client_kinds=settings.client_kinds,
         )
         # CSDS shows every node's config: it is read as the management API is (tokens, reader identities).
         self.xds = XdsServer(self.cache, xds, csds_guard=reader_guard(settings.tokens) if settings.tokens.enabled
                              else None)
+        # A change whose responses a connected (or declared) client could not receive is refused.
+        self.controller = Controller(
+            self.store, self.cache, history_keep=settings.history_keep, admit=self.xds.check_response_sizes
+        )
         metrics = TelemetryMetrics(self.xds.metrics.registry)
         # One name for this replica's rollout leases and its published traffic.
         engine = settings.rollouts

@@ -30,6 +30,7 @@ mapping.
 from __future__ import annotations
 
 import datetime
+import io
 import json
 import ssl
 from collections.abc import Iterable, Mapping
@@ -66,6 +67,10 @@ JsonList: TypeAlias = list[JsonObject]
 
 _TYPE_PREFIX: Final = "type.googleapis.com/"
 _BETTERPROTO_PACKAGES: Final = frozenset({"betterproto", "betterproto2"})
+#: Request bodies larger than this are streamed.
+_STREAMED_BODY: Final = 1024 * 1024
+#: How much longer than its wait an apply that waits may take to answer.
+_WAIT_MARGIN: Final = 15.0
 
 
 # -- errors ------------------------------------------------------------------
@@ -161,6 +166,8 @@ class ApplyResult:
     # The store's head as the change left it (the new revision; for a dry run or no change, the head it
     # was checked against): what expected_revision takes next. None: an empty store.
     head: int | None = None
+    # apply(wait=...): the API's wait report (synced, timeout, waited, revision, groups, nodes); None without one.
+    wait: Mapping[str, Any] | None = None
 
     @property
     def changes(self) -> bool:
@@ -188,6 +195,7 @@ class ApplyResult:
             dry_run=bool(body.get("dry_run", False)),
             groups={g: changes(c) for g, c in (body.get("groups") or {}).items()},
             head=int(head) if head is not None else None,
+            wait=body.get("wait"),
         )
 
 
@@ -345,10 +353,26 @@ class SwitchmanClient:
         dry_run: bool = False,
         *,
         expected_revision: int | None = None,
+        prune: Mapping[str, str] | None = None,
+        wait: float | None = None,
     ) -> ApplyResult:
-        """Create or replace ``documents``, all or nothing (a dry run only says what would change)."""
-        body = {"documents": [to_document(d) for d in documents], "message": message, "dryRun": dry_run}
-        return await self._change("POST", "/v1/apply", expected_revision, body=body)
+        """Create or replace ``documents``, all or nothing (a dry run only says what would change).
+
+        ``prune={"app": "shop"}``: also delete, in the same revision, the documents with those labels that
+        ``documents`` does not hold (each of ``documents`` must carry them). ``wait=30``: answer once every
+        Envoy the change concerns has ACKed it, or after that many seconds; ``ApplyResult.wait`` then says
+        whether all did (``synced``) and, for each that did not, why. The request's timeout is stretched to
+        cover the wait."""
+        body: dict[str, Any] = {"documents": [to_document(d) for d in documents], "message": message,
+                                "dryRun": dry_run}
+        if prune is not None:
+            body |= {"prune": True, "selector": dict(prune)}
+        if wait is not None:
+            if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait < float("inf"):
+                raise ValueError(f"wait is a number of seconds, 0 or more (the API takes up to 600), not {wait!r}")
+            body["wait"] = wait
+        timeout = max(self.timeout, wait + _WAIT_MARGIN) if wait is not None else None
+        return await self._change("POST", "/v1/apply", expected_revision, body=body, timeout=timeout)
 
     async def delete(
         self, kind: str, name: str, dry_run: bool = False, *, expected_revision: int | None = None
@@ -391,13 +415,15 @@ class SwitchmanClient:
         *,
         body: object = None,
         params: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> ApplyResult:
         headers: dict[str, str] = {}
         if expected_revision is not None:
             if isinstance(expected_revision, bool) or not isinstance(expected_revision, int) or expected_revision < 0:
                 raise ValueError(f"expected_revision is a revision number (0 or more), not {expected_revision!r}")
             headers["If-Match"] = f'"{expected_revision}"'
-        return ApplyResult.from_json(await self._object(method, path, body=body, params=params, headers=headers))
+        answer = await self._object(method, path, body=body, params=params, headers=headers, timeout=timeout)
+        return ApplyResult.from_json(answer)
 
     # -- reads -----------------------------------------------------------------
 
@@ -476,15 +502,28 @@ class SwitchmanClient:
         body: object = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
     ) -> JsonObject:
+        """``timeout``: this request's, when it needs longer than the client's (an apply that waits)."""
         url = self.base_url + path
+        limit = self.timeout if timeout is None else timeout
         headers = {**self._headers(), **(headers or {})}
-        data: str | None = None
+        data: bytes | io.BytesIO | None = None
         if body is not None:
-            data = dumps(body)
+            data = dumps(body).encode()
+            if len(data) > _STREAMED_BODY:  # aiohttp would copy (and warn of) a large body given whole
+                data = io.BytesIO(data)
             headers["Content-Type"] = "application/json"
         try:
-            async with self._open().request(method, url, data=data, params=params, headers=headers) as resp:
+            # Without a timeout of its own, the session's (passing None would mean none at all).
+            session = self._open()
+            request = (
+                session.request(method, url, data=data, params=params, headers=headers)
+                if timeout is None else
+                session.request(method, url, data=data, params=params, headers=headers,
+                                timeout=aiohttp.ClientTimeout(total=timeout))
+            )
+            async with request as resp:
                 text = await resp.text()
                 status = resp.status
         except aiohttp.InvalidURL:
@@ -499,7 +538,7 @@ class SwitchmanClient:
         except aiohttp.ClientError as exc:
             raise Unreachable(0, "unreachable", f"the API at {self.base_url} failed: {exc}", url=url) from None
         except TimeoutError:
-            message = f"the API at {self.base_url} did not answer within {self.timeout:g}s"
+            message = f"the API at {self.base_url} did not answer within {limit:g}s"
             raise Unreachable(0, "unreachable", message, url=url) from None
         try:
             parsed = json.loads(text) if text else {}

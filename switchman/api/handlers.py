@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from typing import Any, Final, TypeVar
 
 import yaml
@@ -33,6 +33,8 @@ from switchman.api.auth import CALLER_KEY, Caller
 from switchman.api.errors import ApiError
 from switchman.api.keys import CONTROLLER, XDS
 from switchman.api.openapi import OPENAPI
+from switchman.api.options import prune_selector, truth, wait_seconds
+from switchman.api.wait import wait_for_envoys
 from switchman.control import ApplyResult
 from switchman.model.loader import load_documents, yaml_problem
 from switchman.xds import DEFAULT_GROUP
@@ -71,22 +73,46 @@ async def _json(request: web.Request) -> Any:
         raise ApiError(400, "bad_request", "the body is not JSON this API takes: it nests too deeply") from None
 
 
-async def _documents_from(request: web.Request) -> tuple[list[Any], str, bool]:
-    """Documents, message and dry-run from a JSON body or a YAML stream (query: message, dryRun)."""
-    message, dry_run = request.query.get("message", ""), _flag(request, "dryRun")
+@dataclass(frozen=True, slots=True)
+class _ApplyRequest:
+    """What ``POST /v1/apply`` asks for: the documents and the query's (or JSON body's) options."""
+
+    documents: list[Any]
+    message: str
+    dry_run: bool
+    prune: Mapping[str, str] | None  # the selector of documents to prune; None: no prune
+    wait: float | None  # seconds to wait for the Envoys' ACKs; None: do not wait
+
+
+def _option(request: web.Request, body: Mapping[str, Any], name: str) -> Any:
+    """An option from the JSON body, else the query (None when neither has it)."""
+    return body[name] if body.get(name) is not None else request.query.get(name)
+
+
+async def _apply_request(request: web.Request) -> _ApplyRequest:
+    """Documents and options from a JSON body or a YAML stream (query: message, dryRun, prune, selector, wait)."""
+    query: Mapping[str, Any] = {}
     if request.content_type in _YAML_TYPES:
         text = await request.text()
         try:
             loaded = await _parse(load_documents, text, INLINE_YAML_BYTES)
         except yaml.YAMLError as exc:
             raise ApiError(400, "bad_request", f"the body is not YAML: {yaml_problem(exc)}") from None
-        return [d for d in loaded if d is not None], message, dry_run
-    body = await _json(request)
-    if body is None:
-        raise ApiError(400, "bad_request", "the body is not JSON: it is empty")
-    if not isinstance(body, dict) or not isinstance(body.get("documents"), list):
-        raise ApiError(400, "bad_request", 'the body must be {"documents": [...]} (or YAML documents)')
-    return body["documents"], str(body.get("message", message)), bool(body.get("dryRun", dry_run))
+        docs = [d for d in loaded if d is not None]
+    else:
+        body = await _json(request)
+        if body is None:
+            raise ApiError(400, "bad_request", "the body is not JSON: it is empty")
+        if not isinstance(body, dict) or not isinstance(body.get("documents"), list):
+            raise ApiError(400, "bad_request", 'the body must be {"documents": [...]} (or YAML documents)')
+        docs, query = body["documents"], body
+    return _ApplyRequest(
+        docs,
+        str(_option(request, query, "message") or ""),
+        truth(_option(request, query, "dryRun"), "dryRun"),
+        prune_selector(_option(request, query, "prune"), _option(request, query, "selector")),
+        wait_seconds(_option(request, query, "wait")),
+    )
 
 
 def _expected_revision(request: web.Request) -> int | None:
@@ -142,14 +168,19 @@ async def openapi(request: web.Request) -> web.Response:
 
 @routes.post("/v1/apply")
 async def apply(request: web.Request) -> web.Response:
+    """Create or replace documents; ``prune`` deletes what the selector picks and the apply does not name,
+    ``wait`` answers once the Envoys concerned have ACKed (or the time is up) with a ``wait`` report."""
     expected = _expected_revision(request)
-    docs, message, dry_run = await _documents_from(request)
+    asked = await _apply_request(request)
     caller = _caller(request)
     result = await request.app[CONTROLLER].apply(
-        docs, author=caller.author, message=message, dry_run=dry_run, source="request", expected_revision=expected,
-        on_behalf_of=caller.on_behalf_of,
+        asked.documents, author=caller.author, message=asked.message, dry_run=asked.dry_run, source="request",
+        expected_revision=expected, on_behalf_of=caller.on_behalf_of, prune=asked.prune,
     )
-    return _result(result)
+    if asked.wait is None or result.dry_run:
+        return _result(result)
+    report = await wait_for_envoys(request.app[XDS], request.app[CONTROLLER], result, asked.wait)
+    return web.json_response({**asdict(result), "wait": report.as_json()}, headers=_etag(result.head))
 
 
 @routes.get("/v1/documents")

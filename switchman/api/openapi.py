@@ -22,25 +22,57 @@ _ERROR = {
         }
     },
 }
-_RESULT = {
+_RESULT_PROPERTIES: dict[str, Any] = {
+    "revision": {"type": ["integer", "null"]},
+    "created": {"type": "array", "items": {"type": "string"}},
+    "configured": {"type": "array", "items": {"type": "string"}},
+    "unchanged": {"type": "array", "items": {"type": "string"}},
+    "deleted": {"type": "array", "items": {"type": "string"}},
+    "envoy": {
+        "type": "object",
+        "description": "Envoy resources (type/name) the change adds, changes, removes",
+        "properties": {k: {"type": "array", "items": {"type": "string"}} for k in ("added", "changed", "removed")},
+    },
+    "dry_run": {"type": "boolean"},
+    "groups": {"type": "object", "description": "the same as envoy, for each named node group"},
+    "head": {
+        "type": ["integer", "null"],
+        "description": "the store's head as the change leaves it (also the ETag): the new revision, or for a "
+        "dry run or a change that changed nothing, the head it was checked against",
+    },
+}
+_RESULT = {"type": "object", "properties": _RESULT_PROPERTIES}
+_WAIT = {
     "type": "object",
+    "description": "with wait: whether every Envoy the change concerns (each node whose served snapshot it "
+    "changed; every node when it changed nothing) ACKed it. The change is stored whatever the wait finds.",
     "properties": {
-        "revision": {"type": ["integer", "null"]},
-        "created": {"type": "array", "items": {"type": "string"}},
-        "configured": {"type": "array", "items": {"type": "string"}},
-        "unchanged": {"type": "array", "items": {"type": "string"}},
-        "deleted": {"type": "array", "items": {"type": "string"}},
-        "envoy": {
-            "type": "object",
-            "description": "Envoy resources (type/name) the change adds, changes, removes",
-            "properties": {k: {"type": "array", "items": {"type": "string"}} for k in ("added", "changed", "removed")},
+        "synced": {"type": "boolean", "description": "every Envoy concerned ACKed it"},
+        "timeout": {"type": "number"},
+        "waited": {"type": "number"},
+        "revision": {"type": ["integer", "null"], "description": "the revision served when the wait ended"},
+        "groups": {
+            "type": "array",
+            "description": "node groups concerned (* for the default); connected 0: nothing to wait for",
+            "items": {"type": "object", "properties": {"group": {"type": "string"}, "connected": {"type": "integer"},
+                                                       "synced": {"type": "integer"}}},
         },
-        "dry_run": {"type": "boolean"},
-        "groups": {"type": "object", "description": "the same as envoy, for each named node group"},
-        "head": {
-            "type": ["integer", "null"],
-            "description": "the store's head as the change leaves it (also the ETag): the new revision, or for a "
-            "dry run or a change that changed nothing, the head it was checked against",
+        "nodes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "node_id": {"type": "string"},
+                    "group": {"type": "string"},
+                    "state": {"type": "string", "enum": ["synced", "nacked", "oversized", "waiting", "disconnected"]},
+                    "reason": {"type": "string"},
+                    "nacks": {"type": "array", "items": {"type": "object", "properties": {
+                        "type": {"type": "string"}, "message": {"type": "string"},
+                        "resources": {"type": "array", "items": {"type": "string"}},
+                        "documents": {"type": "array", "items": {"type": "string"}},
+                    }}},
+                },
+            },
         },
     },
 }
@@ -92,10 +124,19 @@ OPENAPI: Final[dict[str, Any]] = {
     "paths": {
         "/v1/apply": {
             "post": {
-                "summary": "Create or replace documents, all or nothing (dryRun: only show the change)",
+                "summary": "Create or replace documents, all or nothing (dryRun: only show the change; prune: also "
+                "delete, in the same revision, what selector picks and the body does not hold; wait: answer once "
+                "the Envoys concerned ACKed it, with a wait report)",
                 "parameters": [
                     {"name": "dryRun", "in": "query", "schema": {"type": "boolean"}},
                     {"name": "message", "in": "query", "schema": {"type": "string"}},
+                    {"name": "prune", "in": "query", "schema": {"type": "boolean"},
+                     "description": "needs selector; every document applied must carry its labels"},
+                    {"name": "selector", "in": "query", "schema": {"type": "string"},
+                     "description": "KEY=VALUE,...: the labels (metadata.labels) of the documents the apply owns"},
+                    {"name": "wait", "in": "query", "schema": {"type": "string"},
+                     "description": "5s, 250ms, 2m, seconds, or true (30s); at most 600s. The answer is 200 with "
+                     "wait.synced false when an Envoy did not ACK"},
                     _IF_MATCH,
                 ],
                 "requestBody": {
@@ -109,13 +150,19 @@ OPENAPI: Final[dict[str, Any]] = {
                                     "documents": {"type": "array", "items": _ANY},
                                     "message": {"type": "string"},
                                     "dryRun": {"type": "boolean"},
+                                    "prune": {"type": "boolean"},
+                                    "selector": {"oneOf": [{"type": "string"}, {"type": "object"}]},
+                                    "wait": {"oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]},
                                 },
                             }
                         },
                         "application/yaml": {"schema": {"type": "string"}},
                     },
                 },
-                "responses": _responses(_RESULT, 400, *_AUTH, 409, 413, 422, 503, etag=True),
+                "responses": _responses(
+                    {"type": "object", "properties": {**_RESULT_PROPERTIES, "wait": _WAIT}},
+                    400, *_AUTH, 409, 413, 422, 503, etag=True,
+                ),
             }
         },
         "/v1/documents": {

@@ -17,17 +17,19 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 
+from switchman.apply_wait import DEFAULT_WAIT, MAX_WAIT, wait_for
 from switchman.cli.config import add_option, add_switch, client_options, run_client
 from switchman.cli.options import env_default
 from switchman.client import ApplyResult, ClientError, EnvoyChanges, SwitchmanClient, dumps
 from switchman.errors import ConfigError
+from switchman.model.labels import parse_selector
 from switchman.model.loader import load_documents, yaml_problem
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
 ]
 
 SUFFIXES: Final = (".yaml", ".yml", ".json")
+#: The exit status of an apply whose wait found an Envoy that did not ACK it (the change is stored all the same).
+NOT_SYNCED: Final = 7
 FILE_ENV: Final = "SWITCHMAN_FILE"
 _REQUEST_INDEX: Final = re.compile(r"^request\[(\d+)\]")
 
@@ -181,12 +185,15 @@ def print_envoy(envoy: EnvoyChanges, dry_run: bool, group: str = "") -> None:
             print(f"  {mark} {name}")
 
 
-def print_result(result: ApplyResult, order: Sequence[str] = (), show_unchanged: bool = True) -> None:
-    """A change as kubectl shows one: each document and what happened to it, the Envoy resources, the revision."""
+def print_result(
+    result: ApplyResult, order: Sequence[str] = (), show_unchanged: bool = True, deleted: str = "deleted"
+) -> None:
+    """A change as kubectl shows one: each document and what happened to it, the Envoy resources, the revision.
+    ``deleted`` is the verb for documents the change deletes (``pruned`` for an apply that prunes)."""
     state: dict[str, str] = {}
     for verb, ids in (
         ("created", result.created), ("configured", result.configured),
-        ("unchanged", result.unchanged if show_unchanged else ()), ("deleted", result.deleted),
+        ("unchanged", result.unchanged if show_unchanged else ()), (deleted, result.deleted),
     ):
         state.update(dict.fromkeys(ids, verb))
     ordered = [i for i in dict.fromkeys(order) if i in state] + sorted(set(state) - set(order))
@@ -216,7 +223,63 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="why: recorded in the history (default: the apply command)",
     )
     add_expect_option(parser)
+    add_switch(
+        parser, "--prune", "SWITCHMAN_PRUNE", "also delete, in the same revision, the documents -l selects that the "
+        "files do not hold (every document applied must carry -l's labels)",
+    )
+    add_option(
+        parser, "-l", "--selector", env="SWITCHMAN_SELECTOR", default="", metavar="KEY=VALUE[,...]",
+        help="with --prune: the labels (metadata.labels) of the documents the files own",
+    )
+    add_option(
+        parser, "--wait", env="SWITCHMAN_WAIT", default="", nargs="?", const=f"{DEFAULT_WAIT:g}s",
+        metavar="TIMEOUT", help=f"return once every Envoy the change concerns has ACKed it, or after TIMEOUT "
+        f"(250ms, 5s, 2m; bare --wait: {DEFAULT_WAIT:g}s; at most {MAX_WAIT:g}s); exit {NOT_SYNCED} when one did not",
+    )
     parser.set_defaults(run=run)
+
+
+def _selector(args: argparse.Namespace) -> dict[str, str] | None:
+    """``-l``'s labels when ``--prune`` is on; ConfigError for one without the other, or an empty selector."""
+    selector = parse_selector(str(args.selector or ""), "-l")
+    if not args.prune:
+        if selector:
+            raise ConfigError("-l", "goes with --prune: it selects the documents the apply may delete")
+        return None
+    if not selector:
+        raise ConfigError(
+            "--prune", "needs -l KEY=VALUE: the labels of the documents these files own (pruning with no selector "
+            "would delete every document they do not hold)",
+        )
+    return selector
+
+
+def _wait(args: argparse.Namespace) -> float | None:
+    text = str(args.wait or "").strip()
+    return wait_for(text, "--wait") if text else None
+
+
+def print_wait(wait: Mapping[str, Any]) -> None:
+    """What the Envoys did with the change: a line per node group, and one per Envoy not synced."""
+    timeout = float(wait.get("timeout", 0))
+    for group in wait.get("groups", ()):
+        name = "every node (group *)" if group["group"] == "*" else f"node group {group['group']}"
+        if group["connected"]:
+            print(f"{name}: {group['synced']} of {group['connected']} Envoys synced")
+        else:
+            print(f"{name}: no Envoy connected (nothing to wait for)")
+    for node in wait.get("nodes", ()):
+        if node["state"] == "synced":
+            continue
+        documents = sorted({d for n in node.get("nacks", ()) for d in n.get("documents", ())})
+        origin = f" (from {', '.join(documents)})" if documents else ""
+        print(f"  {node['node_id']} (group {node['group']}): {node['state']}: {node['reason']}{origin}")
+    if wait.get("synced") and not wait.get("nodes"):
+        print("synced: no Envoy concerned is connected")
+    elif wait.get("synced"):
+        print(f"synced: every Envoy concerned ACKed it ({float(wait.get('waited', 0)):g}s)")
+    else:
+        print(f"not synced: not every Envoy concerned ACKed it within {timeout:g}s")
 
 
 def _message(args: argparse.Namespace, files: Sequence[str]) -> str:
@@ -230,16 +293,21 @@ def run(args: argparse.Namespace) -> int:
     files = files_of(args)
     docs = read_documents(files)
 
+    selector, wait = _selector(args), _wait(args)
+
     async def action(client: SwitchmanClient) -> int:
         try:
             result = await client.apply(
                 docs.documents, message=_message(args, files), dry_run=args.dry_run,
-                expected_revision=args.expect_revision,
+                expected_revision=args.expect_revision, prune=selector, wait=wait,
             )
         except ClientError as exc:
             raise docs.locate(exc) from None
-        print_result(result, docs.ids())
-        return 0
+        print_result(result, docs.ids(), deleted="pruned" if selector else "deleted")
+        if result.wait is None:
+            return 0
+        print_wait(result.wait)
+        return 0 if result.wait.get("synced") else NOT_SYNCED
 
     return run_client(args, action)
 

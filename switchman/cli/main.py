@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="switchman", description="An Envoy control plane.",
         epilog="exit status: 0 done; 1 diff found differences; 2 bad input (an option, a file, the config file, "
         "documents the API refused); 3 protocol; 4 lab; 5 the API refused (token, not found, conflict); "
-        "6 the API could not be reached",
+        "6 the API could not be reached; 7 apply --wait: stored, but an Envoy did not ACK it",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
     add_global_options(parser)

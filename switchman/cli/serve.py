@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import gc
 import logging
+import re
 import signal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from switchman.cli.etcd_flags import add_etcd_options, etcd_auth, etcd_tls
 from switchman.cli.options import option, seconds, whole_number
@@ -16,6 +17,7 @@ from switchman.errors import ConfigError
 
 if TYPE_CHECKING:  # the server is imported only when it is run: other commands start faster
     from switchman.app import ServeSettings
+    from switchman.xds.server import ResponseLimits
 
 __all__ = ["add_parser", "run"]
 
@@ -62,6 +64,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "and mutual TLS",
     )
     add_tls_options(parser)
+    option(
+        parser, "--response-limits", "SWITCHMAN_RESPONSE_LIMITS", "envoy=none,grpc=4MiB,other=4MiB",
+        "KIND=SIZE,...: the largest xDS response each kind of client can receive (bytes, or with KiB or MiB; "
+        "none: no limit). Kinds by the node's user agent: envoy, grpc (gRPC's proxyless clients), other. A larger "
+        "response is not sent, and an apply that would make one for a client connected (or declared with "
+        "--client-kinds) is refused",
+    )
+    option(
+        parser, "--client-kinds", "SWITCHMAN_CLIENT_KINDS", "",
+        "GROUP=KIND[|KIND...],...: kinds of client a node group has besides those connected (to this replica) "
+        "when a change is applied, so that its responses are checked against their limits too",
+    )
     option(
         parser, "--gc-freeze-seconds", "SWITCHMAN_GC_FREEZE_SECONDS", "1",
         "every so often collect young garbage and gc.freeze() what lives on, so full collections do not stall "
@@ -113,6 +127,45 @@ def _transport(text: str) -> str:
     return text
 
 
+_SIZE: Final = re.compile(r"([0-9]+)\s*(KiB|MiB|)", re.IGNORECASE)
+_UNIT: Final = {"": 1, "kib": 1024, "mib": 1024 * 1024}
+
+
+def _response_limits(text: str) -> ResponseLimits:
+    """``envoy=none,grpc=4MiB``: the kinds named change, the others keep their defaults."""
+    from switchman.xds.server import CLIENT_KINDS, ResponseLimits
+
+    limits: dict[str, int | None] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        kind, _, size = (x.strip() for x in part.partition("="))
+        if kind not in CLIENT_KINDS:
+            raise ConfigError("--response-limits", f"{kind!r} is not a client kind ({', '.join(CLIENT_KINDS)})")
+        match = _SIZE.fullmatch(size)
+        if size.lower() == "none":
+            limits[kind] = None
+        elif match is not None and int(match.group(1)) > 0:
+            limits[kind] = int(match.group(1)) * _UNIT[match.group(2).lower()]
+        else:
+            raise ConfigError("--response-limits", f"{part!r} is not KIND=SIZE (4194304, 512KiB, 64MiB or none)")
+    return ResponseLimits(**limits)
+
+
+def _client_kinds(text: str) -> dict[str, tuple[str, ...]]:
+    from switchman.xds.server import CLIENT_KINDS
+
+    declared: dict[str, tuple[str, ...]] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        group, sep, kinds = (x.strip() for x in part.partition("="))
+        found = tuple(k.strip() for k in kinds.split("|") if k.strip())
+        if not sep or not group or not found:
+            raise ConfigError("--client-kinds", f"{part!r} is not GROUP=KIND[|KIND...] (edge=grpc)")
+        for kind in found:
+            if kind not in CLIENT_KINDS:
+                raise ConfigError("--client-kinds", f"{kind!r} is not a client kind ({', '.join(CLIENT_KINDS)})")
+        declared[group] = tuple(dict.fromkeys((*declared.get(group, ()), *found)))
+    return declared
+
+
 def run(args: argparse.Namespace) -> int:
     from switchman.api import Tokens
     from switchman.app import ServeSettings
@@ -134,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
         xds_tls=tls_settings(args),
         api_tls=api_tls_settings(args),
         node_identities=node_identities(args.node_identities),
+        response_limits=_response_limits(args.response_limits),
+        client_kinds=_client_kinds(args.client_kinds),
         telemetry=TelemetrySettings(
             load_reporting_interval=seconds(args.load_reporting_interval, "--load-reporting-interval"),
         ),

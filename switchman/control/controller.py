@@ -36,6 +36,7 @@ from switchman.control.groups import Served, build_served
 from switchman.errors import ConfigError, SwitchmanError
 from switchman.model.config import Document, parse_document
 from switchman.model.document import document_id
+from switchman.model.labels import check_selector, format_selector, matches
 from switchman.store.base import ConflictError, Revision, RevisionSummary, Store, StoreError
 from switchman.xds import DEFAULT_GROUP, Snapshot, SnapshotCache
 from switchman.xds import resources as rt
@@ -198,16 +199,21 @@ class Controller:
     ``history_keep``: after each commit, keep the newest that many revisions
     in the store (0: all). ``probe_interval``: how often the follower asks
     the store for its head (see :mod:`switchman.control.follower`).
+    ``admit``: called with every change's snapshots (by node group) before
+    it is stored, dry runs included; it may refuse the change with
+    ConfigError (the xDS server's check that clients can receive them).
     """
 
     def __init__(
-        self, store: Store, cache: SnapshotCache, *, history_keep: int = 0, probe_interval: float = PROBE_INTERVAL
+        self, store: Store, cache: SnapshotCache, *, history_keep: int = 0, probe_interval: float = PROBE_INTERVAL,
+        admit: Callable[[Mapping[str, Snapshot]], None] | None = None,
     ) -> None:
         if history_keep < 0:
             raise ValueError(f"history_keep is 0 (keep all) or more, not {history_keep}")
         self.store = store
         self.cache = cache
         self.history_keep = history_keep
+        self.admit = admit
         self._lock = asyncio.Lock()
         self._served: Served | None = None
         self._served_revision: int | None = None
@@ -301,8 +307,21 @@ class Controller:
         source: str = "request",
         expected_revision: int | None = None,
         on_behalf_of: str | None = None,
+        prune: Mapping[str, str] | None = None,
     ) -> ApplyResult:
-        """Create or replace documents (kubectl apply); all or nothing."""
+        """Create or replace documents (kubectl apply); all or nothing.
+
+        ``prune`` (a label selector): also delete, in the same revision, every document that carries its
+        labels and is not among ``raws`` — what makes the store hold exactly a folder's documents. Every
+        document applied must carry them too (or the next prune would not see it); an empty selector is
+        refused rather than read as "every document"."""
+        if prune is not None:
+            if not prune:
+                raise ConfigError(
+                    "selector", "is empty: a prune needs labels to choose what it may delete (-l app=shop); "
+                    "an empty selector would delete every document this apply does not name"
+                )
+            check_selector(prune)
         incoming = await _off_loop_if_big(
             len(raws), lambda: [parse_document(raw, f"{source}[{i}]") for i, raw in enumerate(raws)]
         )
@@ -310,10 +329,25 @@ class Controller:
         for doc in incoming:
             if doc.id in seen:
                 raise ConfigError(doc.id, "appears twice in this apply")
+            if prune is not None and not matches(doc.labels, prune):
+                raise ConfigError(
+                    f"{doc.id}: metadata.labels",
+                    f"does not carry {format_selector(prune)}: what an apply with a prune selector applies must carry "
+                    "its labels, or the next such apply would neither see nor prune it",
+                )
             seen.add(doc.id)
+        applied = {d.id: d for d in incoming}
+
+        def mutate(current: dict[str, Document]) -> dict[str, Document]:
+            if prune is None:
+                return {**current, **applied}
+            kept = {k: d for k, d in current.items() if k in applied or not matches(d.labels, prune)}
+            return {**kept, **applied}
+
+        if not message:
+            message = "apply" if prune is None else f"apply, pruning {format_selector(prune)}"
         return await self._change(
-            lambda current: {**current, **{d.id: d for d in incoming}},
-            author=author, message=message or "apply", dry_run=dry_run, expected_revision=expected_revision,
+            mutate, author=author, message=message, dry_run=dry_run, expected_revision=expected_revision,
             on_behalf_of=on_behalf_of,
         )
 
@@ -545,6 +579,8 @@ class Controller:
                 f"the head is revision {head_number or 0}, not {expected_revision} as expected: read it again"
             )
         proposed, served = await _off_loop_if_big(len(current), lambda: _proposed_and_served(mutate, current))
+        if self.admit is not None:
+            self.admit(served.snapshots)
         if head_number is not None and head_number == self._served_revision and self._served is not None:
             old = self._served.snapshots
         else:

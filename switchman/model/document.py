@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from switchman.model.fields import YAML_BOOLEANS, Node
+from switchman.model.labels import read_labels
 
 __all__ = ["GROUP_PATTERN", "KINDS", "NAME_PATTERN", "Envelope", "document_id", "read_envelope"]
 
@@ -60,11 +61,10 @@ def read_envelope(raw: Any, where: str) -> Envelope:
     kind = top["kind"].choice(*KINDS)
     metadata = top["metadata"]
     name = metadata["name"].text(NAME_PATTERN, "a name of lowercase letters, digits, '.', '_' and '-'")
-    labels: dict[str, str] = {}
     label_node = metadata.get("labels")
-    if label_node is not None:
-        for key, value in label_node.items():
-            labels[key] = value.text()
+    labels: dict[str, str] = {}
+    if label_node is not None:  # named by the document, now that its name is known
+        labels = read_labels(Node(document_id(kind, name), "metadata.labels", label_node.value))
     groups: tuple[str, ...] = ()
     groups_node = metadata.get("groups")
     if groups_node is not None:

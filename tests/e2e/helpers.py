@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +25,7 @@ from switchman.testing.builders import eds_cluster, grpc_source, http_listener, 
 from switchman.testing.http import serve_http
 from switchman.tls import TlsSettings
 from switchman.xds import Snapshot
+from tests.functional.cli.conftest import Result
 
 
 def chain(
@@ -177,3 +180,37 @@ class Recorder:
     def paths(self, prefix: str, shadow: bool) -> Counter[str]:
         """Requests under ``prefix`` this upstream received, shadow copies or not."""
         return Counter(p for host, p in self.seen if p.startswith(prefix) and host.endswith("-shadow") == shadow)
+
+
+# Routes Switchman accepts and Envoy rejects (RE2 cannot compile the regex), behind a listener of their own.
+REJECTED_ROUTES = """
+kind: EnvoyResource
+metadata: {name: regex-routes}
+spec:
+  "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
+  name: regex-routes
+  virtual_hosts:
+    - name: regex
+      domains: ["*"]
+      routes:
+        - match: {safe_regex: {regex: "(unclosed"}}
+          direct_response: {status: 200}
+---
+kind: Listener
+metadata: {name: regex-ingress}
+spec: {port: 0, routes: regex-routes}
+"""
+
+
+async def run_switchman(api: str, home: Path, *args: str) -> Result:
+    """``switchman ARGS`` in a subprocess, as a user runs it, pointed at the API ``api`` (and at no user config:
+    ``home`` is its home)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHMAN_") and k != "XDG_CONFIG_HOME"}
+    env |= {"HOME": str(home), "SWITCHMAN_API": api}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switchman", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL, env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return Result(proc.returncode, out.decode(), err.decode())

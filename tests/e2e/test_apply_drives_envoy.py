@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,22 +21,13 @@ import yaml
 from switchman.app import ServeSettings, Switchman
 from switchman.client import SwitchmanClient
 from switchman.lab.local import EnvoyProcess, Upstream, bootstrap
-from tests.e2e.helpers import Traffic, wait_for_version
+from tests.e2e.helpers import REJECTED_ROUTES, Traffic, run_switchman, wait_for_version
+from tests.functional.cli.conftest import Result
 
 pytestmark = pytest.mark.envoy
 
 NODE = "apply-envoy"
 TYPES = ("cds", "eds", "lds", "rds")
-
-
-@dataclass(frozen=True, repr=False)
-class Result:
-    code: int
-    out: str
-    err: str
-
-    def __repr__(self) -> str:  # what pytest shows when an assertion on a result fails
-        return f"exit {self.code}\n--- stdout\n{self.out}--- stderr\n{self.err}"
 
 
 @dataclass
@@ -55,15 +44,7 @@ class Lab:
 
     async def switchman(self, *args: str) -> Result:
         """``switchman ARGS`` in a subprocess, pointed at this lab's API (and at no user config)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHMAN_") and k != "XDG_CONFIG_HOME"}
-        env |= {"HOME": str(self.home), "SWITCHMAN_API": self.api}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "switchman", *args,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL, env=env,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode is not None
-        return Result(proc.returncode, out.decode(), err.decode())
+        return await run_switchman(self.api, self.home, *args)
 
     async def wait_status(self, done: Callable[[dict[str, dict[str, Any]]], bool], timeout: float = 10.0) -> None:
         """Wait until ``done`` holds for this lab's node's status, by type."""
@@ -118,26 +99,6 @@ def checkout(blue: int, green: int, weights: dict[str, int]) -> list[dict[str, A
         },
         {"kind": "Listener", "metadata": {"name": "ingress"}, "spec": {"port": 0, "routes": "ingress-routes"}},
     ]
-
-
-# Routes Switchman accepts and Envoy rejects (RE2 cannot compile the regex), behind a listener of their own.
-REJECTED = """
-kind: EnvoyResource
-metadata: {name: regex-routes}
-spec:
-  "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
-  name: regex-routes
-  virtual_hosts:
-    - name: regex
-      domains: ["*"]
-      routes:
-        - match: {safe_regex: {regex: "(unclosed"}}
-          route: {cluster: checkout-v1}
----
-kind: Listener
-metadata: {name: regex-ingress}
-spec: {port: 0, routes: regex-routes}
-"""
 
 
 @pytest.fixture
@@ -234,7 +195,7 @@ async def test_status_shows_what_envoy_rejected(lab: Lab, tmp_path: Path) -> Non
 
     # Switchman accepts these routes; Envoy does not, says why, and keeps serving what it had.
     rejected = tmp_path / "rejected.yaml"
-    rejected.write_text(REJECTED)
+    rejected.write_text(REJECTED_ROUTES)
     applied = await lab.switchman("apply", "-f", str(rejected))
     assert applied.code == 0, applied
     await lab.wait_status(lambda types: bool(types.get("rds", {}).get("nack_message")))

@@ -38,6 +38,11 @@ class AdsClient:
         response: discovery_pb2.DiscoveryResponse = await asyncio.wait_for(self._call.read(), 10)
         return response
 
+    async def next_response(self) -> discovery_pb2.DiscoveryResponse:
+        """The next response on the stream (a push after a change)."""
+        response: discovery_pb2.DiscoveryResponse = await asyncio.wait_for(self._call.read(), 10)
+        return response
+
     async def ack(self, response: discovery_pb2.DiscoveryResponse, names: tuple[str, ...] = ()) -> None:
         await self._requests.put(
             discovery_pb2.DiscoveryRequest(

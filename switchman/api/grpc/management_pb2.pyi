@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import any_pb2 as _any_pb2
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -12,7 +13,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ApplyResponse(_message.Message):
-    __slots__ = ("revision", "created", "configured", "unchanged", "deleted", "envoy", "dry_run", "groups", "head")
+    __slots__ = ("revision", "created", "configured", "unchanged", "deleted", "envoy", "dry_run", "groups", "head", "wait")
     class GroupsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +30,7 @@ class ApplyResponse(_message.Message):
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     HEAD_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
     revision: int
     created: _containers.RepeatedScalarFieldContainer[str]
     configured: _containers.RepeatedScalarFieldContainer[str]
@@ -38,7 +40,60 @@ class ApplyResponse(_message.Message):
     dry_run: bool
     groups: _containers.MessageMap[str, EnvoyChanges]
     head: int
-    def __init__(self, revision: _Optional[int] = ..., created: _Optional[_Iterable[str]] = ..., configured: _Optional[_Iterable[str]] = ..., unchanged: _Optional[_Iterable[str]] = ..., deleted: _Optional[_Iterable[str]] = ..., envoy: _Optional[_Union[EnvoyChanges, _Mapping]] = ..., dry_run: _Optional[bool] = ..., groups: _Optional[_Mapping[str, EnvoyChanges]] = ..., head: _Optional[int] = ...) -> None: ...
+    wait: WaitReport
+    def __init__(self, revision: _Optional[int] = ..., created: _Optional[_Iterable[str]] = ..., configured: _Optional[_Iterable[str]] = ..., unchanged: _Optional[_Iterable[str]] = ..., deleted: _Optional[_Iterable[str]] = ..., envoy: _Optional[_Union[EnvoyChanges, _Mapping]] = ..., dry_run: _Optional[bool] = ..., groups: _Optional[_Mapping[str, EnvoyChanges]] = ..., head: _Optional[int] = ..., wait: _Optional[_Union[WaitReport, _Mapping]] = ...) -> None: ...
+
+class WaitReport(_message.Message):
+    __slots__ = ("synced", "timeout", "waited", "revision", "groups", "nodes")
+    SYNCED_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    WAITED_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    synced: bool
+    timeout: float
+    waited: float
+    revision: int
+    groups: _containers.RepeatedCompositeFieldContainer[WaitGroup]
+    nodes: _containers.RepeatedCompositeFieldContainer[WaitNode]
+    def __init__(self, synced: _Optional[bool] = ..., timeout: _Optional[float] = ..., waited: _Optional[float] = ..., revision: _Optional[int] = ..., groups: _Optional[_Iterable[_Union[WaitGroup, _Mapping]]] = ..., nodes: _Optional[_Iterable[_Union[WaitNode, _Mapping]]] = ...) -> None: ...
+
+class WaitGroup(_message.Message):
+    __slots__ = ("group", "connected", "synced")
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    CONNECTED_FIELD_NUMBER: _ClassVar[int]
+    SYNCED_FIELD_NUMBER: _ClassVar[int]
+    group: str
+    connected: int
+    synced: int
+    def __init__(self, group: _Optional[str] = ..., connected: _Optional[int] = ..., synced: _Optional[int] = ...) -> None: ...
+
+class WaitNode(_message.Message):
+    __slots__ = ("node_id", "group", "state", "reason", "nacks")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    GROUP_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    NACKS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    group: str
+    state: str
+    reason: str
+    nacks: _containers.RepeatedCompositeFieldContainer[WaitNack]
+    def __init__(self, node_id: _Optional[str] = ..., group: _Optional[str] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ..., nacks: _Optional[_Iterable[_Union[WaitNack, _Mapping]]] = ...) -> None: ...
+
+class WaitNack(_message.Message):
+    __slots__ = ("type", "message", "resources", "documents")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    message: str
+    resources: _containers.RepeatedScalarFieldContainer[str]
+    documents: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, type: _Optional[str] = ..., message: _Optional[str] = ..., resources: _Optional[_Iterable[str]] = ..., documents: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EnvoyChanges(_message.Message):
     __slots__ = ("added", "changed", "removed")
@@ -51,16 +106,29 @@ class EnvoyChanges(_message.Message):
     def __init__(self, added: _Optional[_Iterable[str]] = ..., changed: _Optional[_Iterable[str]] = ..., removed: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ApplyRequest(_message.Message):
-    __slots__ = ("documents", "message", "dry_run", "expected_revision")
+    __slots__ = ("documents", "message", "dry_run", "expected_revision", "prune", "selector", "wait")
+    class SelectorEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    PRUNE_FIELD_NUMBER: _ClassVar[int]
+    SELECTOR_FIELD_NUMBER: _ClassVar[int]
+    WAIT_FIELD_NUMBER: _ClassVar[int]
     documents: _containers.RepeatedCompositeFieldContainer[_struct_pb2.Struct]
     message: str
     dry_run: bool
     expected_revision: int
-    def __init__(self, documents: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., message: _Optional[str] = ..., dry_run: _Optional[bool] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+    prune: bool
+    selector: _containers.ScalarMap[str, str]
+    wait: _duration_pb2.Duration
+    def __init__(self, documents: _Optional[_Iterable[_Union[_struct_pb2.Struct, _Mapping]]] = ..., message: _Optional[str] = ..., dry_run: _Optional[bool] = ..., expected_revision: _Optional[int] = ..., prune: _Optional[bool] = ..., selector: _Optional[_Mapping[str, str]] = ..., wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
 
 class GetDocumentRequest(_message.Message):
     __slots__ = ("kind", "name")

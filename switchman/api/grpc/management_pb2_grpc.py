@@ -113,6 +113,8 @@ class ManagementServicer:
 
     def Apply(self, request, context):
         """Create or replace documents (kubectl apply), all or nothing. A dry run only says what would change.
+        With prune, documents the selector picks and the request does not name are deleted in the same
+        revision; with wait, the answer comes once the Envoys concerned have ACKed (or the wait is over).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -28,7 +28,9 @@ from switchman.api.errors import ApiError
 from switchman.api.grpc import management_pb2 as pb
 from switchman.api.grpc import management_pb2_grpc as pb_grpc
 from switchman.api.grpc.errors import GrpcError, grpc_error
+from switchman.api.options import prune_selector, wait_seconds
 from switchman.api.rollouts import ROLLOUT_VERBS
+from switchman.api.wait import WaitReport, wait_for_envoys
 from switchman.control import ApplyResult, Controller, StoreHealth
 from switchman.control.controller import RenderedDiff
 from switchman.errors import SwitchmanError
@@ -130,6 +132,26 @@ def _result(result: ApplyResult) -> pb.ApplyResponse:
     )
 
 
+def _wait_report(report: WaitReport) -> pb.WaitReport:
+    return pb.WaitReport(
+        synced=report.synced,
+        timeout=report.timeout,
+        waited=report.waited,
+        revision=report.revision,
+        groups=[pb.WaitGroup(group=g.group, connected=g.connected, synced=g.synced) for g in report.groups],
+        nodes=[
+            pb.WaitNode(
+                node_id=n.node_id, group=n.group, state=n.state, reason=n.reason,
+                nacks=[
+                    pb.WaitNack(type=k.type, message=k.message, resources=k.resources, documents=k.documents)
+                    for k in n.nacks
+                ],
+            )
+            for n in report.nodes
+        ],
+    )
+
+
 def _changes(diff: RenderedDiff) -> pb.EnvoyChanges:
     return pb.EnvoyChanges(added=diff.added, changed=diff.changed, removed=diff.removed)
 
@@ -213,11 +235,16 @@ class ManagementService(pb_grpc.ManagementServicer):
     async def Apply(self, request: pb.ApplyRequest, context: grpc.aio.ServicerContext) -> pb.ApplyResponse:
         async def apply(caller: Caller) -> pb.ApplyResponse:
             docs = [_from_struct(d, f"documents[{i}]") for i, d in enumerate(request.documents)]
+            prune = prune_selector(request.prune, dict(sorted(request.selector.items())))
+            wait = wait_seconds(request.wait.ToTimedelta().total_seconds()) if request.HasField("wait") else None
             result = await self.controller.apply(
                 docs, author=caller.author, message=request.message, dry_run=request.dry_run, source="request",
-                expected_revision=_expected(request), on_behalf_of=caller.on_behalf_of,
+                expected_revision=_expected(request), on_behalf_of=caller.on_behalf_of, prune=prune,
             )
-            return _result(result)
+            answer = _result(result)
+            if wait is not None and not result.dry_run:
+                answer.wait.CopyFrom(_wait_report(await wait_for_envoys(self.xds, self.controller, result, wait)))
+            return answer
 
         return await self._call("Apply", context, apply, change=True)
 

@@ -3,6 +3,8 @@ HTTP/2 transport (``transport="h2"``, :mod:`switchman.xds.h2`) or by grpc.aio (`
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,16 +14,17 @@ from envoy.service.status.v3 import csds_pb2_grpc
 from grpc import aio
 
 from switchman.errors import ConfigError
-from switchman.xds.cache import SnapshotCache, grouper
+from switchman.xds.cache import Snapshot, SnapshotCache, grouper
 from switchman.xds.h2 import H2Server, H2Settings
 from switchman.xds.h2.guard import FloodLimits
+from switchman.xds.server.clients import CLIENT_KINDS, ResponseLimits, oversized
 from switchman.xds.server.collector import CollectorPolicy
 from switchman.xds.server.csds import ClientStatusService, csds_methods
 from switchman.xds.server.methods import AnyMethod, Guard, xds_methods
 from switchman.xds.server.metrics import XdsMetrics
 from switchman.xds.server.peer import NodeIdentities
 from switchman.xds.server.services import discovery_handlers
-from switchman.xds.server.status import NodeStatus, node_statuses
+from switchman.xds.server.status import NodeStatus, NodeSync, node_statuses, node_syncs
 from switchman.xds.server.stream import StreamContext
 from switchman.xds.tls import TlsSettings, grpc_credentials, h2_context
 
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 _MIB = 1024 * 1024
 TRANSPORTS: Final = ("h2", "grpc")  # what can serve the xDS port: switchman.xds.h2, or grpc.aio
 _POSITIVE: Final = (
-    "max_response_bytes", "max_request_bytes", "max_node_bytes", "max_connections", "max_concurrent_streams",
+    "max_request_bytes", "max_node_bytes", "max_connections", "max_concurrent_streams",
     "max_header_list_bytes", "request_timeout_seconds", "max_send_buffer_bytes", "max_write_stall_seconds",
     "max_stream_resets_per_second", "max_control_frames_per_second",
 )
@@ -53,8 +56,14 @@ class XdsSettings:
 
     Messages and the node:
 
-    * ``max_response_bytes`` (4 MiB): the client's receive limit, gRPC's
-      default; a larger response is not sent.
+    * ``response_limits``: the largest response each kind of client can
+      receive (:class:`~switchman.xds.server.clients.ResponseLimits`: Envoy
+      none, gRPC and other clients 4 MiB, gRPC's default); a larger response
+      is not sent to it. :meth:`XdsServer.check_response_sizes` refuses such
+      a configuration before it is served, for the kinds of client
+      connected to each node group and those ``client_kinds`` declares
+      (node group -> kinds, for clients not connected at the time, or
+      connected to another replica).
     * ``max_request_bytes`` (4 MiB): the largest request; gRPC's default too.
       A connection holds at most 4x that in requests not yet whole or not yet
       answered (h2), enough for a few of the largest at once.
@@ -154,7 +163,8 @@ class XdsSettings:
     """
 
     group_by: str = "cluster"
-    max_response_bytes: int = 4 * _MIB
+    response_limits: ResponseLimits = field(default_factory=ResponseLimits)
+    client_kinds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     max_request_bytes: int = 4 * _MIB
     max_node_bytes: int = 64 * 1024
     max_connections: int = 20_000
@@ -183,7 +193,7 @@ class XdsSettings:
         """The same bounds for grpc.aio, where it has them (the docstring says which it lacks)."""
         options = [
             ("grpc.max_receive_message_length", self.max_request_bytes),
-            ("grpc.max_send_message_length", max(self.max_response_bytes, 4 * _MIB)),
+            ("grpc.max_send_message_length", -1),  # the streams check each client's own limit
             ("grpc.keepalive_time_ms", int(self.keepalive_seconds * 1000)),
             ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_seconds * 1000)),
             ("grpc.keepalive_permit_without_calls", 1),
@@ -247,6 +257,13 @@ class XdsServer:
         for name in _POSITIVE:
             if getattr(self.settings, name) <= 0:
                 raise ConfigError(name, "must be positive")
+        for limit in (self.settings.response_limits.of(k) for k in CLIENT_KINDS):
+            if limit is not None and limit <= 0:
+                raise ConfigError("response limits", f"a limit is positive (or none), not {limit}")
+        for group, kinds in self.settings.client_kinds.items():
+            for kind in kinds:
+                if kind not in CLIENT_KINDS:
+                    raise ConfigError(f"client kinds: {group}", f"{kind!r} is not one of {', '.join(CLIENT_KINDS)}")
         if self.settings.transport not in TRANSPORTS:
             raise ConfigError("xds transport", f"{self.settings.transport!r} is not one of {', '.join(TRANSPORTS)}")
         self.cache = cache
@@ -255,7 +272,7 @@ class XdsServer:
             cache=cache,
             group_of=grouper(self.settings.group_by),
             metrics=self.metrics,
-            max_response_bytes=self.settings.max_response_bytes,
+            response_limits=self.settings.response_limits,
             max_node_bytes=self.settings.max_node_bytes,
             node_identities=NodeIdentities(dict(self.settings.node_identities)),
         )
@@ -268,6 +285,8 @@ class XdsServer:
         if self.settings.gc_freeze_seconds > 0:
             self.collector = CollectorPolicy(interval=self.settings.gc_freeze_seconds)
         self.port = 0
+        self._changed: asyncio.Event | None = None
+        self.context.on_change = self._notify_change
 
     def add_service(self, register: Callable[[aio.Server], object]) -> None:
         """Serve another gRPC service on the xDS port: ``register(server)`` runs in :meth:`start`.
@@ -334,5 +353,44 @@ class XdsServer:
     def statuses(self) -> list[NodeStatus]:
         """What every connected node has ACKed, per type."""
         return node_statuses(tuple(self.context.streams))
+
+    def syncs(self) -> list[NodeSync]:
+        """Whether every connected node runs what it is served now, and if not, why."""
+        return node_syncs(tuple(self.context.streams))
+
+    def _notify_change(self) -> None:
+        # Called on every ACK, NACK, connect and disconnect: cheap unless someone waits.
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def changed(self, timeout: float) -> None:
+        """Return when a node connects, disconnects, ACKs or NACKs, or after ``timeout`` seconds."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    def check_response_sizes(self, snapshots: Mapping[str, Snapshot]) -> None:
+        """Raise ConfigError naming the node group and type when a client of a group (connected now, or
+        declared in ``client_kinds``) could not receive a response of ``snapshots`` (by node group).
+
+        A group with no client connected and none declared is not checked: its clients are unknown. Should
+        one connect later and be unable to take a response, the response is not sent (logged, counted, and
+        shown as the node's ``waiting`` in the status)."""
+        clients = self.context.clients
+        kinds: dict[str, set[str]] = {}
+        for group, kind in clients:
+            kinds.setdefault(group, set()).add(kind)
+        for group, declared in self.settings.client_kinds.items():
+            kinds.setdefault(group, set()).update(declared)
+        limits = self.settings.response_limits
+        if all(limits.of(k) is None for found in kinds.values() for k in found):
+            return  # only Envoys (the usual case): nothing to count
+        nodes = {key: list(ids) for key, ids in clients.items()}
+        found = oversized(snapshots, kinds, limits, nodes)
+        if found:
+            first = found[0]
+            raise ConfigError(f"node group {first.group!r}: {first.type}", first.message(limits))
 
 

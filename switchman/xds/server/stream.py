@@ -29,6 +29,7 @@ from switchman.errors import PermissionDenied, ProtocolError
 from switchman.xds import resources as rt
 from switchman.xds.cache import Resource, SnapshotCache
 from switchman.xds.cache.groups import NodeGrouper
+from switchman.xds.server.clients import ResponseLimits, client_kind
 from switchman.xds.server.metrics import XdsMetrics
 from switchman.xds.server.peer import ANONYMOUS, NodeIdentities, Peer
 from switchman.xds.server.plan import Hold, Plan, plan
@@ -109,9 +110,11 @@ class StreamContext:
     cache: SnapshotCache
     group_of: NodeGrouper
     metrics: XdsMetrics
-    max_response_bytes: int = 4 * 1024 * 1024
+    response_limits: ResponseLimits = field(default_factory=ResponseLimits)
     max_node_bytes: int = 64 * 1024
     streams: set[Stream] = field(default_factory=set)
+    # (node group, client kind) -> node id -> its streams: who could receive a group's responses
+    clients: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
     on_change: Callable[[], None] | None = None
     node_identities: NodeIdentities = field(default_factory=lambda: NodeIdentities({}))
 
@@ -149,6 +152,8 @@ class Stream(ABC):
         self.only_type = only_type
         self.node: base_pb2.Node | None = None
         self.group = ""
+        self.kind = ""  # envoy, grpc or other (see switchman.xds.server.clients)
+        self.response_limit: int | None = None
         self.states: dict[str, TypeState] = {}
         self.connected_at = time.time()
         self.waker: Callable[[], None] | None = None
@@ -184,7 +189,22 @@ class Stream(ABC):
         if self._unwatch is not None:
             self._unwatch()
             self._unwatch = None
+        if self.node is not None:
+            key = (self.group, self.kind)
+            nodes = self.ctx.clients.get(key, {})
+            count = nodes.get(self.node.id, 0) - 1
+            if count > 0:
+                nodes[self.node.id] = count
+            else:
+                nodes.pop(self.node.id, None)
+                if not nodes:
+                    self.ctx.clients.pop(key, None)
         self._notify()
+
+    @property
+    def woken(self) -> bool:
+        """Woken by a snapshot change that :meth:`responses` has not looked at yet."""
+        return self._wake_queued
 
     def wake(self) -> None:
         """Called by the cache when this stream's snapshot changes."""
@@ -256,7 +276,12 @@ class Stream(ABC):
             raise PermissionDenied(f"{refusal} (node {kept.id[:200]!r})")
         self.node = kept
         self.group = group
+        self.kind = client_kind(kept)
+        self.response_limit = self.ctx.response_limits.of(self.kind)
+        nodes = self.ctx.clients.setdefault((group, self.kind), {})
+        nodes[kept.id] = nodes.get(kept.id, 0) + 1
         self._unwatch = self.ctx.cache.watch(self.group, self.wake)
+        self._notify()
         log.info("stream %s: node %r (group %r) on %s/%s", self.id, kept.id[:200], self.group[:200], self.service,
                  self.mode)
 
@@ -372,13 +397,15 @@ class Stream(ABC):
                 continue
             metrics = self.ctx.metrics.of(type_url)
             size = len(outgoing.data)
-            if size > self.ctx.max_response_bytes:
+            limit = self.response_limit
+            if limit is not None and size > limit:
                 # Sending it would end the stream with RESOURCE_EXHAUSTED on
                 # the client, which then reconnects forever. Keep the stream
                 # and the client's last config; say so in logs and metrics.
+                # (An apply that would make such a response for a client
+                # connected at the time is refused: see clients.oversized.)
                 state.oversized = (
-                    f"response of {size} bytes exceeds the limit of "
-                    f"{self.ctx.max_response_bytes} bytes; not sent"
+                    f"response of {size} bytes exceeds the limit of {limit} bytes of {self.kind} clients; not sent"
                 )
                 log.error("stream %s: %s %s", self.id, self.ctx.metrics.label(type_url), state.oversized)
                 metrics.oversized += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -61,7 +62,10 @@ class Api:
             data, content_type = json.dumps(json_body), "application/json"
         if content_type is not None:
             sent["Content-Type"] = content_type
-        async with self.session.request(method, self.base + path, data=data, headers=sent) as resp:
+        body: bytes | io.BytesIO | None = data.encode() if isinstance(data, str) else data
+        if body is not None and len(body) > 1024 * 1024:  # aiohttp warns of large raw bodies: a stream, then
+            body = io.BytesIO(body)
+        async with self.session.request(method, self.base + path, data=body, headers=sent) as resp:
             text = await resp.text()
             body: Any = text
             if resp.content_type == "application/json":

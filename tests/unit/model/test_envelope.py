@@ -99,8 +99,8 @@ def test_spec_must_be_a_mapping_and_the_error_names_the_document() -> None:
 
 def test_label_values_must_be_strings() -> None:
     err = rejected({**cluster(), "metadata": {"name": "c", "labels": {"replicas": 3}}})
-    assert err.path == "request[0]: metadata.labels.replicas"
-    assert err.reason == "must be a non-empty string, not the number 3"
+    assert err.path == "cluster/c: metadata.labels.replicas"
+    assert err.reason == "must be a string, not the number 3 (quote it: labels are text)"
 
 
 def test_labels_and_api_version_are_accepted() -> None:

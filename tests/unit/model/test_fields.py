@@ -241,7 +241,7 @@ BOOLEAN_KEYED_MAPPINGS: dict[str, tuple[Callable[[Any], Raw], str]] = {
     "header-add": (lambda key: routes("r", route(requestHeaders={"add": {key: "1"}})),
                    "routes/r: spec.virtualHosts[0].routes[0].requestHeaders.add"),
     "labels": (lambda key: cluster() | {"metadata": {"name": "c", "labels": {key: "x"}}},
-               "request[0]: metadata.labels"),
+               "cluster/c: metadata.labels"),
 }
 
 

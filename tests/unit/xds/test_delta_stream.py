@@ -14,6 +14,7 @@ from switchman.testing.builders import eds_cluster, load_assignment, route_confi
 from switchman.xds import DEFAULT_GROUP, Resource, Snapshot, SnapshotCache, XdsMetrics
 from switchman.xds import resources as rt
 from switchman.xds.cache import snapshot as snapshot_module
+from switchman.xds.server.clients import ResponseLimits
 from switchman.xds.server.delta import DeltaStream
 from switchman.xds.server.plan import Plan
 from switchman.xds.server.state import TypeState
@@ -427,7 +428,7 @@ async def test_default_group_serves_nodes_whose_group_has_none(cache: SnapshotCa
 async def test_an_oversized_response_is_not_sent_and_the_stream_stays_open(
     cache: SnapshotCache, delta: DeltaFactory, ctx: StreamContext, metrics: XdsMetrics
 ) -> None:
-    ctx.max_response_bytes = 600
+    ctx.response_limits = ResponseLimits(other=600)  # the test client is no Envoy
     many = [(f"10.0.{i // 256}.{i % 256}", 8080) for i in range(200)]
     snap = world("a", ["a"]).with_changes(upsert=[load_assignment("a", many)])
     cache.set_snapshot(GROUP, snap)
@@ -641,7 +642,7 @@ def huge(name: str) -> Message:
 async def test_after_an_oversized_response_the_next_one_carries_every_change_since_the_last_sent(
     cache: SnapshotCache, delta: DeltaFactory, ctx: StreamContext
 ) -> None:
-    ctx.max_response_bytes = 1000
+    ctx.response_limits = ResponseLimits(other=1000)  # the test client is no Envoy
     snap = world("a", ["a", "b", "c"])
     cache.set_snapshot(GROUP, snap)
     client = delta()
@@ -660,7 +661,7 @@ async def test_after_an_oversized_response_the_next_one_carries_every_change_sin
 async def test_leaving_and_rejoining_the_wildcard_around_an_oversized_response_resends_what_the_client_dropped(
     cache: SnapshotCache, delta: DeltaFactory, ctx: StreamContext
 ) -> None:
-    ctx.max_response_bytes = 1000
+    ctx.response_limits = ResponseLimits(other=1000)  # the test client is no Envoy
     snap = world("a", ["a", "b"])
     cache.set_snapshot(GROUP, snap)
     client = delta()

@@ -13,6 +13,7 @@ from switchman.errors import ProtocolError
 from switchman.testing.builders import eds_cluster, grpc_source, http_listener, load_assignment, route_config
 from switchman.xds import DEFAULT_GROUP, Resource, Snapshot, SnapshotCache, XdsMetrics
 from switchman.xds import resources as rt
+from switchman.xds.server.clients import ResponseLimits
 from switchman.xds.server.status import node_statuses
 from switchman.xds.server.stream import StreamContext
 from tests.unit.xds.conftest import SotwFactory
@@ -543,7 +544,7 @@ async def test_another_groups_snapshot_is_not_sent(cache: SnapshotCache, sotw: S
 async def test_an_oversized_response_is_not_sent_and_the_stream_stays_open(
     cache: SnapshotCache, sotw: SotwFactory, ctx: StreamContext, metrics: XdsMetrics
 ) -> None:
-    ctx.max_response_bytes = 600
+    ctx.response_limits = ResponseLimits(other=600)  # the test client is no Envoy
     many = [(f"10.0.{i // 256}.{i % 256}", 8080) for i in range(200)]
     big = world("a", ["a"], extra=[])
     big = big.with_changes(upsert=[load_assignment("a", many)])
