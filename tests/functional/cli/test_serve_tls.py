@@ -95,12 +95,12 @@ async def test_tls_on_both_ports_from_the_flags(serve: Serve, tmp_path: Path, tr
         "--xds-client-ca", str(ca.file), "--node-identities", "spiffe://lab/front=front",
         "--admin-tokens", "ci=s3cret", "--read-identities", "spiffe://lab/ops/*",
     )
-    assert served.said("INFO", f"({transport}, loopback only): mutual TLS ({server.cert_file}), client "
+    assert served.said("INFO", f"({transport}, loopback only): mutual TLS ({server.cert_file}, looked at every 2 s and on SIGHUP), client "
                                f"certificates from {ca.file}"), served.lines
     assert served.said("INFO", "node groups only as --node-identities allows (1 identities)")
     assert served.said("INFO", "CSDS and the management API's reads need a read or admin token, or a client "
                                "certificate matching --read-identities (spiffe://lab/ops/*); changes an admin token")
-    assert served.said("INFO", f"API port 127.0.0.1:{served.api_port} (loopback only): TLS ({server.cert_file})")
+    assert served.said("INFO", f"API port 127.0.0.1:{served.api_port} (loopback only): TLS ({server.cert_file}, looked at every 2 s and on SIGHUP)")
     assert served.said("INFO", "/healthz, /readyz and /v1/openapi.json are open")
     assert not any(" WARNING " in line for line in served.lines), served.lines
 
