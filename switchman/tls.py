@@ -18,7 +18,10 @@ from typing import Final
 
 from switchman.errors import ConfigError
 
-__all__ = ["API_FLAGS", "DEFAULT_POLL_SECONDS", "XDS_FLAGS", "TlsFlags", "TlsSettings", "client_context", "read_pem", "server_context"]
+__all__ = [
+    "API_FLAGS", "DEFAULT_POLL_SECONDS", "XDS_FLAGS", "TlsFlags", "TlsSettings", "client_context", "read_pem",
+    "server_context",
+]
 
 
 @dataclass(frozen=True, slots=True)

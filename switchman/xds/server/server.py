@@ -11,6 +11,7 @@ from typing import Final
 from envoy.service.status.v3 import csds_pb2_grpc
 from grpc import aio
 
+from switchman.certificates import ServerCertificates
 from switchman.errors import ConfigError
 from switchman.xds.cache import SnapshotCache, grouper
 from switchman.xds.h2 import H2Server, H2Settings
@@ -23,7 +24,6 @@ from switchman.xds.server.peer import NodeIdentities
 from switchman.xds.server.services import discovery_handlers
 from switchman.xds.server.status import NodeStatus, node_statuses
 from switchman.xds.server.stream import StreamContext
-from switchman.certificates import ServerCertificates
 from switchman.xds.tls import TlsSettings, grpc_credentials, xds_certificates
 
 __all__ = ["TRANSPORTS", "XdsServer", "XdsSettings"]
