@@ -34,7 +34,7 @@ import logging
 import os
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from switchman.errors import ConfigError
 from switchman.tls import TlsSettings, read_pem, server_context
@@ -52,16 +52,29 @@ class Loaded:
 
     context: ssl.SSLContext
     cert: bytes
-    key: bytes
+    key: bytes = field(repr=False)
     client_ca: bytes | None
     generation: int  # 1 for the files read at start, one more for each rotation
     digest: str  # SHA-256 of the three files' contents together
+    fingerprint: str  # of the (first) certificate, as logs name it
 
-    @property
-    def fingerprint(self) -> str:
-        """``sha256:ab12...``: the SHA-256 of the certificate's DER (``openssl x509 -fingerprint -sha256``)."""
-        der = ssl.PEM_cert_to_DER_cert(self.cert.decode("ascii", "replace"))
-        return "sha256:" + hashlib.sha256(der).hexdigest()
+
+_BEGIN, _END = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+
+
+def _fingerprint(pem: bytes) -> str:
+    """``sha256:ab12...``: the SHA-256 of the first certificate's DER, as ``openssl x509 -fingerprint -sha256``
+    prints it (a chain's leaf; text around the PEM blocks ignored)."""
+    text = pem.decode("ascii", "replace")
+    start = text.find(_BEGIN)
+    end = text.find(_END, start)
+    if start < 0 or end < 0:
+        return "sha256:(no certificate)"
+    try:
+        der = ssl.PEM_cert_to_DER_cert(text[start:end + len(_END)])
+    except ValueError:
+        return "sha256:(not base64)"
+    return "sha256:" + hashlib.sha256(der).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +153,7 @@ class ServerCertificates:
         if self._read() != before:
             raise ConfigError(self.tls.flags.cert, "the files changed while being read (still being written?)")
         cert, key, ca = before
-        return Loaded(context, cert, key, ca, generation, _digest(cert, key, ca))
+        return Loaded(context, cert, key, ca, generation, _digest(cert, key, ca), _fingerprint(cert))
 
     # -- rotation ------------------------------------------------------------------------
 
