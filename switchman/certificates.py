@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from switchman.errors import ConfigError
+from switchman.tasks import cancel
 from switchman.tls import TlsSettings, read_pem, server_context
 
 __all__ = ["Loaded", "ServerCertificates"]
@@ -219,8 +220,5 @@ class ServerCertificates:
             self._task = asyncio.create_task(self._poll(), name=f"certificates of the {self.port}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel(task)
