@@ -13,6 +13,7 @@ from switchman.api import Tokens, api_app
 from switchman.api.app import DEFAULT_MAX_BODY_BYTES
 from switchman.api.grpc import add_management_service, management_methods
 from switchman.api.grpc.access import reader_guard
+from switchman.certificates import ServerCertificates
 from switchman.control import Controller
 from switchman.errors import ConfigError
 from switchman.exposure import exposure
@@ -28,7 +29,7 @@ from switchman.telemetry import (
     add_telemetry_services,
     telemetry_methods,
 )
-from switchman.tls import TlsSettings, server_context
+from switchman.tls import TlsSettings
 from switchman.xds import SnapshotCache, XdsServer, XdsSettings
 from switchman.xds.server import ResponseLimits
 from switchman.xds.server.peer import Peer
@@ -81,20 +82,21 @@ class Switchman:
     def __init__(self, settings: ServeSettings, store: Store | None = None) -> None:
         self.settings = settings
         self.cache = SnapshotCache()
-        self.store = store or open_store(settings.store, etcd_tls=settings.etcd_tls, etcd_auth=settings.etcd_auth)
-        self.telemetry = TrafficRecorder()
         xds = settings.xds or XdsSettings(
             group_by=settings.group_by, gc_freeze_seconds=settings.gc_freeze_seconds,
             transport=settings.xds_transport, tls=settings.xds_tls, node_identities=settings.node_identities,
             response_limits=settings.response_limits, client_kinds=settings.client_kinds,
         )
         # CSDS shows every node's config: it is read as the management API is (tokens, reader identities).
+        # Made before the store is opened: settings it refuses leave nothing behind.
         self.xds = XdsServer(self.cache, xds, csds_guard=reader_guard(settings.tokens) if settings.tokens.enabled
                              else None)
+        self.store = store or open_store(settings.store, etcd_tls=settings.etcd_tls, etcd_auth=settings.etcd_auth)
         # A change whose responses a connected (or declared) client could not receive is refused.
         self.controller = Controller(
             self.store, self.cache, history_keep=settings.history_keep, admit=self.xds.check_response_sizes
         )
+        self.telemetry = TrafficRecorder()
         metrics = TelemetryMetrics(self.xds.metrics.registry)
         # One name for this replica's rollout leases and its published traffic.
         engine = settings.rollouts
@@ -127,13 +129,14 @@ class Switchman:
             self.xds.add_methods(management_methods(self.controller, self.xds, settings.tokens, self.rollouts))
             self.xds.add_methods(telemetry_methods(self.telemetry, group_of, metrics, settings.telemetry, refusal))
         self._runner: web.AppRunner | None = None
+        self.api_certificates: ServerCertificates | None = None  # the API's TLS once started (None: plaintext)
         self.xds_port = 0
         self.api_port = 0
 
     async def start(self) -> tuple[int, int]:
         api_tls = self.settings.api_tls
         # HTTP/1.1 is what aiohttp serves; the files are checked before anything starts.
-        api_context = server_context(api_tls, ["http/1.1"]) if api_tls is not None else None
+        self.api_certificates = ServerCertificates(api_tls, ["http/1.1"], "API port") if api_tls else None
         await self.controller.start()
         self.xds_port = await self.xds.start(self.settings.xds_address)
         host, port = split_address(self.settings.api_address, "api address")
@@ -144,18 +147,30 @@ class Switchman:
         )
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, ssl_context=api_context)
+        site = web.TCPSite(self._runner, host, port, ssl_context=self.api_certificates.context
+                           if self.api_certificates else None)
         await site.start()
+        if self.api_certificates is not None:
+            self.api_certificates.start()
         sockets = getattr(site._server, "sockets", None) or []
         self.api_port = int(sockets[0].getsockname()[1]) if sockets else port
         for level, line in exposure(self.settings, self.xds.settings, self.xds_port, self.api_port):
             log.log(level, "%s", line)
         return self.xds_port, self.api_port
 
+    def reload_certificates(self) -> None:
+        """Read both ports' certificate files again now (``serve`` on SIGHUP): new connections get new ones,
+        a file that does not do is logged and the certificate in use stays."""
+        for certificates in (self.xds.certificates, self.api_certificates):
+            if certificates is not None:
+                certificates.reload()
+
     async def stop(self, grace: float = 5.0) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self.api_certificates is not None:
+            await self.api_certificates.stop()
         await self.share.stop()
         await self.rollouts.stop()
         await self.xds.stop(grace)

@@ -40,10 +40,13 @@ def _port(name: str, address: str, port: int, *details: str) -> str:
 def _transport(tls: TlsSettings | None, port: str) -> Line:
     if tls is None:
         return _WARNING, f"{port}: plaintext, no client certificates"
+    looked_at = (f"looked at every {tls.poll_seconds:g} s and on SIGHUP" if tls.poll_seconds > 0
+                 else "looked at on SIGHUP")
     if not tls.client_ca_file:
-        return _INFO, f"{port}: TLS ({tls.cert_file}), no client certificates"
+        return _INFO, f"{port}: TLS ({tls.cert_file}, {looked_at}), no client certificates"
     optional = "" if tls.require_client_cert else " (optional)"
-    return _INFO, f"{port}: mutual TLS ({tls.cert_file}), client certificates{optional} from {tls.client_ca_file}"
+    return _INFO, (f"{port}: mutual TLS ({tls.cert_file}, {looked_at}), client certificates{optional} from "
+                   f"{tls.client_ca_file}")
 
 
 def _readers(settings: ServeSettings, certificates: bool) -> str:
@@ -60,9 +63,9 @@ def exposure(settings: ServeSettings, xds: XdsSettings, xds_port: int, api_port:
     mutual = xds.tls is not None and bool(xds.tls.client_ca_file)
     lines = [_transport(xds.tls, port)]
     if xds.node_identities:
+        # (XdsServer refuses node identities without a client CA: they would refuse every node.)
         groups = f"node groups only as --node-identities allows ({len(xds.node_identities)} identities)"
-        lines.append((_INFO if mutual else _WARNING, f"{port}: {groups}" + (
-            "" if mutual else "; without client certificates every node is refused")))
+        lines.append((_INFO, f"{port}: {groups}"))
     else:
         lines.append((_WARNING, f"{port}: any client may claim any node group, and report access logs and load "
                                 "for it (no --node-identities)"))

@@ -18,7 +18,10 @@ from typing import Final
 
 from switchman.errors import ConfigError
 
-__all__ = ["API_FLAGS", "XDS_FLAGS", "TlsFlags", "TlsSettings", "client_context", "read_pem", "server_context"]
+__all__ = [
+    "API_FLAGS", "DEFAULT_POLL_SECONDS", "XDS_FLAGS", "TlsFlags", "TlsSettings", "client_context", "read_pem",
+    "server_context",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,8 @@ class TlsFlags:
 
 XDS_FLAGS: Final = TlsFlags("--xds-tls-cert", "--xds-tls-key", "--xds-client-ca")
 API_FLAGS: Final = TlsFlags("--api-tls-cert", "--api-tls-key", "--api-client-ca")
+#: How often, in seconds, a server looks at its certificate files for a rotation (serve --tls-poll-seconds).
+DEFAULT_POLL_SECONDS: Final = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +47,8 @@ class TlsSettings:
     for fails the handshake. Without it (and with a client CA) a client may
     connect without one (h2 xDS transport only); it then has no identity.
     ``flags``: what errors name (the xDS port's flags unless told).
+    ``poll_seconds``: how often a running server looks for new files
+    (:mod:`switchman.certificates`; 0: only when told, as on SIGHUP).
     """
 
     cert_file: str
@@ -49,6 +56,7 @@ class TlsSettings:
     client_ca_file: str | None = None
     require_client_cert: bool = True
     flags: TlsFlags = XDS_FLAGS
+    poll_seconds: float = DEFAULT_POLL_SECONDS
 
 
 def read_pem(path: str, flag: str) -> bytes:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime
 import ipaddress
+import os
+import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,3 +78,56 @@ class Authority:
         cert_file.write_bytes(cert)
         key_file.write_bytes(key_pem)
         return Issued(cert, key_pem, cert_file, key_file)
+
+
+def install(issued: Issued, cert_file: Path, key_file: Path) -> None:
+    """Put ``issued`` in place of the certificate and key at these paths, each file replaced whole (renamed
+    over, as cert-manager and SPIFFE agents do), the key first."""
+    replace_file(key_file, issued.key)
+    replace_file(cert_file, issued.cert)
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` as ``path`` whole (renamed over)."""
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_bytes(data)
+    os.replace(fresh, path)
+
+
+async def served_certificate(port: int, trust: Authority, client: Issued | None = None,
+                             alpn: str = "h2") -> x509.Certificate:
+    """The certificate a TLS server on 127.0.0.1:``port`` presents to a new connection (which ``trust`` must
+    have signed), presenting ``client`` if given."""
+    context = ssl.create_default_context(cafile=str(trust.file))
+    context.set_alpn_protocols([alpn])
+    if client is not None:
+        context.load_cert_chain(client.cert_file, client.key_file)
+    _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):  # a server that refuses the client's certificate
+            await writer.wait_closed()
+    return x509.load_der_x509_certificate(der)
+
+
+def names(cert: x509.Certificate) -> list[str]:
+    """The DNS and IP names of a certificate."""
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return [str(n) for n in sans.get_values_for_type(x509.DNSName)] + [
+        str(n) for n in sans.get_values_for_type(x509.IPAddress)]
+
+
+async def new_certificate(port: int, trust: Authority, old_serial: int, client: Issued | None = None,
+                          alpn: str = "h2", timeout: float = 10.0) -> x509.Certificate:
+    """The certificate the server on ``port`` presents once it is no longer the one numbered ``old_serial``
+    (asked every 0.05 s); AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        served = await served_certificate(port, trust, client, alpn)
+        if served.serial_number != old_serial:
+            return served
+        if time.monotonic() > deadline:
+            raise AssertionError(f"port {port} still presents certificate {old_serial:x} after {timeout} s")
+        await asyncio.sleep(0.05)

@@ -55,10 +55,11 @@ class EtcdCerts:
 
 @contextlib.contextmanager
 def private_etcd(
-    data: Path, client_port: int, peer_port: int, *, certs: EtcdCerts | None = None
+    data: Path, client_port: int, peer_port: int, *, certs: EtcdCerts | None = None, quota_bytes: int | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """etcd on 127.0.0.1 with its data in ``data`` (kept across restarts); with ``certs``, clients speak TLS and
-    must present a certificate its CA signed. Killed (SIGKILL) when the block ends; its log is ``data``.log."""
+    must present a certificate its CA signed; with ``quota_bytes``, its database refuses writes past that size
+    (``--quota-backend-bytes``). Killed (SIGKILL) when the block ends; its log is ``data``.log."""
     binary = shutil.which("etcd")
     assert binary is not None
     url = f"{'https' if certs else 'http'}://127.0.0.1:{client_port}"
@@ -72,6 +73,8 @@ def private_etcd(
         "--initial-advertise-peer-urls": peer,
         "--initial-cluster": f"t={peer}",
     }
+    if quota_bytes is not None:
+        flags["--quota-backend-bytes"] = str(quota_bytes)
     if certs is not None:
         flags |= {"--cert-file": str(certs.server.cert_file), "--key-file": str(certs.server.key_file),
                   "--trusted-ca-file": str(certs.ca.file), "--client-cert-auth": "true"}

@@ -1,14 +1,20 @@
 """How the CLI finds the API and its token, and runs a command against it.
 
-Each of ``api``, ``token`` and ``ca_cert`` comes from the first of:
+Each of ``api``, ``token``, ``ca_cert``, ``client_cert`` and ``client_key`` comes from the first of:
 
-1. the flag (``--api URL``, ``--token TOKEN``, ``--ca-cert FILE``), before or after the command;
-2. the environment (``SWITCHMAN_API``, ``SWITCHMAN_TOKEN``, ``SWITCHMAN_CA_CERT``);
+1. the flag (``--api URL``, ``--token TOKEN``, ``--ca-cert FILE``, ``--client-cert FILE``,
+   ``--client-key FILE``), before or after the command;
+2. the environment (``SWITCHMAN_API``, ``SWITCHMAN_TOKEN``, ``SWITCHMAN_CA_CERT``,
+   ``SWITCHMAN_CLIENT_CERT``, ``SWITCHMAN_CLIENT_KEY``);
 3. the config file: ``SWITCHMAN_CONFIG`` if set (it must exist), else
    ``$XDG_CONFIG_HOME/switchman/config.yaml`` (``~/.config/switchman/config.yaml``)
-   if it exists; a YAML mapping with the keys ``api``, ``token`` and ``ca_cert``;
-4. the default: ``http://127.0.0.1:8080``, no token, and the system's CAs
-   for an ``https://`` API.
+   if it exists; a YAML mapping with those keys;
+4. the default: ``http://127.0.0.1:8080``, no token, the system's CAs
+   for an ``https://`` API, and no client certificate.
+
+The client certificate and its key (PEM files) are presented to an API
+that asks for one (``serve --api-client-ca``); one without the other is a
+ConfigError.
 
 A bad URL or config file is a :class:`~switchman.errors.ConfigError` (exit 2).
 Errors from the API are reworded here to say what to do (which token, which
@@ -36,6 +42,8 @@ from switchman.model.loader import load_documents, yaml_problem
 __all__ = [
     "API_ENV",
     "CA_CERT_ENV",
+    "CLIENT_CERT_ENV",
+    "CLIENT_KEY_ENV",
     "CONFIG_ENV",
     "DEFAULT_API",
     "TOKEN_ENV",
@@ -55,18 +63,22 @@ DEFAULT_API: Final = "http://127.0.0.1:8080"
 API_ENV: Final = "SWITCHMAN_API"
 TOKEN_ENV: Final = "SWITCHMAN_TOKEN"
 CA_CERT_ENV: Final = "SWITCHMAN_CA_CERT"
+CLIENT_CERT_ENV: Final = "SWITCHMAN_CLIENT_CERT"
+CLIENT_KEY_ENV: Final = "SWITCHMAN_CLIENT_KEY"
 CONFIG_ENV: Final = "SWITCHMAN_CONFIG"
 AUTHOR_ENV: Final = "SWITCHMAN_AUTHOR"
 TIMEOUT_ENV: Final = "SWITCHMAN_TIMEOUT"
-CONFIG_KEYS: Final = ("api", "token", "ca_cert")
-_KEYS_SAID: Final = "the keys api, token and ca_cert"
+CONFIG_KEYS: Final = ("api", "token", "ca_cert", "client_cert", "client_key")
+_KEYS_SAID: Final = "the keys api, token, ca_cert, client_cert and client_key"
 _TRUE: Final = ("1", "true", "yes", "on")
+#: How a TLS 1.3 server refusing the client's certificate looks to aiohttp (the alert comes after the handshake).
+_HUNG_UP: Final = ("Server disconnected", "Connection reset by peer")
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where the API is, the token to show it and the CA to trust, each with where it came from (for error
-    messages)."""
+    """Where the API is, the token to show it, the CA to trust and the client certificate to present, each with
+    where it came from (for error messages)."""
 
     api: str
     api_from: str
@@ -75,6 +87,8 @@ class Target:
     config_file: Path
     ca_cert: str | None = None
     ca_cert_from: str = "nowhere"
+    client_cert: tuple[str, str] | None = None  # certificate and key files
+    client_cert_from: str = "nowhere"
 
 
 def config_path(environ: Mapping[str, str] | None = None) -> tuple[Path, bool]:
@@ -88,7 +102,7 @@ def config_path(environ: Mapping[str, str] | None = None) -> tuple[Path, bool]:
 
 
 def read_config_file(path: Path, required: bool) -> dict[str, str]:
-    """The settings (``api``, ``token``, ``ca_cert``) of a config file; an absent optional file is empty.
+    """The settings (``api``, ``token``, ``ca_cert``, ...) of a config file; an absent optional file is empty.
     Raises ConfigError."""
     try:
         text = path.read_text()
@@ -144,11 +158,27 @@ def _first(flag: str | None, flag_name: str, env: Mapping[str, str], env_name: s
     return None, "nowhere"
 
 
+def _client_cert(
+    cert_flag: str | None, key_flag: str | None, env: Mapping[str, str], file: Mapping[str, str], path: Path,
+) -> tuple[tuple[str, str] | None, str]:
+    """The client certificate and key files, and where they came from; ConfigError when one is missing."""
+    cert, cert_from = _first(cert_flag, "--client-cert", env, CLIENT_CERT_ENV, file, "client_cert", path)
+    key, key_from = _first(key_flag, "--client-key", env, CLIENT_KEY_ENV, file, "client_key", path)
+    if cert is None and key is None:
+        return None, "nowhere"
+    if cert is None or key is None:
+        missing = "client_key (--client-key)" if key is None else "client_cert (--client-cert)"
+        given = f"client_cert (from {cert_from})" if key is None else f"client_key (from {key_from})"
+        raise ConfigError(missing, f"{given} needs it: a client certificate goes with its key")
+    return (cert, key), cert_from
+
+
 def resolve(
     api_flag: str | None, token_flag: str | None, environ: Mapping[str, str] | None = None,
-    ca_cert_flag: str | None = None,
+    ca_cert_flag: str | None = None, client_cert_flag: str | None = None, client_key_flag: str | None = None,
 ) -> Target:
-    """Where the API is, which token to use and which CA to trust: flag > environment > config file > default."""
+    """Where the API is, which token to use, which CA to trust and which client certificate to present:
+    flag > environment > config file > default."""
     env = os.environ if environ is None else environ
     path, required = config_path(env)
     file = read_config_file(path, required)
@@ -157,7 +187,9 @@ def resolve(
         api, api_from = DEFAULT_API, "the default"
     token, token_from = _first(token_flag, "--token", env, TOKEN_ENV, file, "token", path)
     ca_cert, ca_cert_from = _first(ca_cert_flag, "--ca-cert", env, CA_CERT_ENV, file, "ca_cert", path)
-    return Target(_check_url(api, api_from), api_from, token, token_from, path, ca_cert, ca_cert_from)
+    client_cert, client_cert_from = _client_cert(client_cert_flag, client_key_flag, env, file, path)
+    return Target(_check_url(api, api_from), api_from, token, token_from, path, ca_cert, ca_cert_from,
+                  client_cert, client_cert_from)
 
 
 # -- options -------------------------------------------------------------------
@@ -197,6 +229,15 @@ def _add_api_options(parser: argparse.ArgumentParser, default: Any) -> None:
         "config file key ca_cert]",
     )
     group.add_argument(
+        "--client-cert", default=default, metavar="FILE",
+        help="PEM client certificate (chain) to present to an API that asks for one (serve --api-client-ca) "
+        f"[env {CLIENT_CERT_ENV}; config file key client_cert]",
+    )
+    group.add_argument(
+        "--client-key", default=default, metavar="FILE",
+        help=f"PEM private key of --client-cert [env {CLIENT_KEY_ENV}; config file key client_key]",
+    )
+    group.add_argument(
         "--author", default=default, metavar="NAME",
         help="whom a change is made for: the history keeps it beside the token's name (on behalf of); with no "
         f"tokens on the server it is the author [env {AUTHOR_ENV}]",
@@ -204,12 +245,13 @@ def _add_api_options(parser: argparse.ArgumentParser, default: Any) -> None:
 
 
 def add_global_options(parser: argparse.ArgumentParser) -> None:
-    """``--api``, ``--token``, ``--ca-cert`` and ``--author`` before the command (``switchman --api URL get``)."""
+    """``--api``, ``--token``, ``--ca-cert``, ``--client-cert``, ``--client-key`` and ``--author`` before the
+    command (``switchman --api URL get``)."""
     _add_api_options(parser, None)
 
 
 def client_options() -> argparse.ArgumentParser:
-    """A parent parser with ``--api``, ``--token``, ``--ca-cert`` and ``--author`` after the command.
+    """A parent parser with the same options after the command.
 
     Their default is SUPPRESS, so a value given before the command is kept.
     """
@@ -230,6 +272,18 @@ def _explain(exc: ClientError, target: Target, command: str) -> ClientError:
         return exc.with_message(
             f"{exc.message}; this client trusts {trusted}: name the API's CA with --ca-cert, {CA_CERT_ENV} or "
             f"ca_cert: in {target.config_file}"
+        )
+    if isinstance(exc, Unreachable) and target.api.startswith("https://") and any(s in exc.message for s in _HUNG_UP):
+        # A TLS 1.3 server refuses a client certificate after the handshake: the client sees it hang up.
+        if target.client_cert is None:
+            return exc.with_message(
+                f"{exc.message}: does the API ask for a client certificate (serve --api-client-ca)? Give one with "
+                f"--client-cert and --client-key ({CLIENT_CERT_ENV}, {CLIENT_KEY_ENV}, or client_cert: and "
+                f"client_key: in {target.config_file})"
+            )
+        return exc.with_message(
+            f"{exc.message}: does the API trust the client certificate {target.client_cert[0]} (from "
+            f"{target.client_cert_from})? It must be signed by a CA in the API's --api-client-ca"
         )
     if isinstance(exc, Unreachable):
         return exc.with_message(
@@ -253,8 +307,9 @@ def _explain(exc: ClientError, target: Target, command: str) -> ClientError:
 
 def run_client(args: argparse.Namespace, action: Callable[[SwitchmanClient], Awaitable[int]]) -> int:
     """Resolve the API and token of ``args``, run ``action`` with a client, and return its exit code."""
-    target = resolve(getattr(args, "api", None), getattr(args, "token", None), ca_cert_flag=getattr(args, "ca_cert",
-                                                                                                      None))
+    target = resolve(getattr(args, "api", None), getattr(args, "token", None),
+                     ca_cert_flag=getattr(args, "ca_cert", None), client_cert_flag=getattr(args, "client_cert", None),
+                     client_key_flag=getattr(args, "client_key", None))
     author = getattr(args, "author", None) or env_default(AUTHOR_ENV, "") or None
     timeout_text = env_default(TIMEOUT_ENV, "30")
     try:
@@ -263,9 +318,11 @@ def run_client(args: argparse.Namespace, action: Callable[[SwitchmanClient], Awa
         raise ConfigError(TIMEOUT_ENV, f"{timeout_text!r} is not a number of seconds") from None
 
     try:
-        client = SwitchmanClient(target.api, target.token, author=author, timeout=timeout, ca_cert=target.ca_cert)
+        client = SwitchmanClient(target.api, target.token, author=author, timeout=timeout, ca_cert=target.ca_cert,
+                                 client_cert=target.client_cert)
     except ConfigError as exc:
-        raise ConfigError(f"ca_cert (from {target.ca_cert_from})", exc.reason) from None
+        source = target.client_cert_from if exc.path == "client_cert" else target.ca_cert_from
+        raise ConfigError(f"{exc.path} (from {source})", exc.reason) from None
 
     async def go() -> int:
         async with client:

@@ -115,6 +115,8 @@ async def _serve(settings: ServeSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # SIGHUP: read the certificate files again (new connections get new ones), as a change of them does.
+    loop.add_signal_handler(signal.SIGHUP, app.reload_certificates)
     await stop.wait()
     await app.stop(grace=2.0)
 

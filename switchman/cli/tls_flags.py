@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from switchman.cli.options import option
+from switchman.cli.options import option, seconds
 from switchman.errors import ConfigError
-from switchman.tls import API_FLAGS, XDS_FLAGS, TlsFlags, TlsSettings, server_context
+from switchman.tls import API_FLAGS, DEFAULT_POLL_SECONDS, XDS_FLAGS, TlsFlags, TlsSettings, server_context
 from switchman.xds.server.peer import parse_node_identities
 
 __all__ = ["add_tls_options", "api_tls_settings", "node_identities", "tls_settings"]
@@ -46,6 +46,10 @@ def add_tls_options(parser: argparse.ArgumentParser) -> None:
     option(parser, "--api-client-ca", "SWITCHMAN_API_CLIENT_CA", "",
            "PEM CA certificate(s) of the REST API's clients: mutual TLS, every client must present a certificate "
            "it signed (tokens still decide what it may do, or --read-identities)")
+    option(parser, "--tls-poll-seconds", "SWITCHMAN_TLS_POLL_SECONDS", str(DEFAULT_POLL_SECONDS),
+           "how often both ports look at their certificate, key and client CA files: changed files are loaded "
+           "for new connections (open ones keep theirs), as on SIGHUP; files that do not do are logged and the "
+           "certificate in use stays; 0: only on SIGHUP")
 
 
 def _port(args: argparse.Namespace, flags: TlsFlags, cert: str, key: str, client_ca: str) -> TlsSettings | None:
@@ -63,7 +67,8 @@ def _port(args: argparse.Namespace, flags: TlsFlags, cert: str, key: str, client
             raise ConfigError(flags.client_ca, f"mutual TLS needs {flags.cert} and {flags.key} "
                                                f"(or {' and '.join(_SHARED)})")
         return None
-    tls = TlsSettings(cert, key, client_ca or None, require_client_cert=bool(client_ca), flags=given)
+    tls = TlsSettings(cert, key, client_ca or None, require_client_cert=bool(client_ca), flags=given,
+                      poll_seconds=seconds(args.tls_poll_seconds, "--tls-poll-seconds", zero_ok=True))
     server_context(tls, ["h2"])  # a file that does not do is refused before anything starts
     return tls
 

@@ -230,10 +230,14 @@ class Controller:
     # -- serving -------------------------------------------------------------
 
     async def start(self) -> None:
-        """Serve the store's head, then follow new heads (from any replica)."""
+        """Serve the store's head, then follow new heads (from any replica); prune the history to
+        ``history_keep`` revisions now, not only after the next commit: a store too full to take one (etcd
+        past its quota) is freed by a replica started with a smaller ``--history-keep``."""
         head = await self.store.head()
         if head is not None:
             self._serve(head)
+            self._pruned_at = head.number
+            await self._prune()
         # From the head just read on: a commit landing in between is not missed.
         self._follower.start(head.number if head is not None else None)
 

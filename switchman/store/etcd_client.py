@@ -245,7 +245,7 @@ class EtcdClient(aetcd.Client):  # type: ignore[misc]  # aetcd is untyped
 
 def explain(text: str, tls: EtcdTls | None, auth: EtcdAuth | None) -> str | None:
     """What an operator should know about an etcd or gRPC error ``text`` caused by TLS or authentication
-    settings (naming ``serve``'s options), or None when it is not one of those."""
+    settings (naming ``serve``'s options) or by etcd's full database, or None when it is not one of those."""
     lowered = text.lower()
     if tls is not None and "certificate_verify_failed" in lowered:
         return (f"etcd's TLS certificate is not signed by the CA in {tls.ca_file} (--etcd-ca), or does not name"
@@ -265,6 +265,10 @@ def explain(text: str, tls: EtcdTls | None, auth: EtcdAuth | None) -> str | None
                 " or --etcd-password-file)")
     if auth is not None and "authentication is not enabled" in lowered:
         return f"--etcd-user {auth.user!r} is given but etcd does not have authentication enabled"
+    if "database space exceeded" in lowered:
+        return ("etcd's database is over its quota (etcd's --quota-backend-bytes) and etcd refuses every write until "
+                "an operator frees space and disarms the alarm: prune (serve --history-keep), compact, defragment, "
+                "then `etcdctl alarm disarm` (docs/security.md, \"When etcd's quota is full\")")
     if "permission denied" in lowered or "user name is empty" in lowered:
         if auth is None:
             return ("etcd has authentication enabled: give --etcd-user and a password (or a client certificate"

@@ -59,6 +59,7 @@ from switchman.store.base import (
 from switchman.store.diff import decode, diff, encode
 from switchman.store.sqlite_batch import WriteBatch
 from switchman.store.sqlite_state import STATE_SCHEMA, SqliteState
+from switchman.tasks import cancel
 
 __all__ = ["POLL_INTERVAL", "SqliteStore"]
 
@@ -245,10 +246,7 @@ class SqliteStore(SqliteState):
         if self._closed:
             return
         self._closed = True
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        await cancel(self._poller)
         self._notify()
         await asyncio.get_running_loop().run_in_executor(self._executor, self._close_on_worker)
         self._executor.shutdown(wait=False)

@@ -127,7 +127,8 @@ class AccessLogStream:
         if self.node is None:
             if not request.HasField("identifier"):
                 raise ProtocolError("the first message of an access-log stream must carry its identifier")
-            self.reporter = reporting_group(request.identifier.node, self.group_of, self.peer, self.refusal)
+            self.reporter = reporting_group(request.identifier.node, self.group_of, self.peer, self.refusal,
+                                            self.metrics, "als")
             self.node = request.identifier.node
             log.info("access logs from node %r (group %r), log %r", self.node.id, self.reporter,
                      request.identifier.log_name)

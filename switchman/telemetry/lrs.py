@@ -86,7 +86,7 @@ class LoadStatsStream:
         if self.node is None:
             if not request.HasField("node"):
                 raise ProtocolError("the first load-stats request must carry the node")
-            self.reporter = reporting_group(request.node, self.group_of, self.peer, self.refusal)
+            self.reporter = reporting_group(request.node, self.group_of, self.peer, self.refusal, self.metrics, "lrs")
             self.node = request.node
             log.info("load reports from node %r (group %r)", self.node.id, self.reporter)
             self._out.append(self.ask())

@@ -19,6 +19,11 @@ class TelemetryMetrics:
         self.streams = Gauge(
             "switchman_telemetry_streams", "Open telemetry streams", ["service"], registry=self.registry
         )
+        self.refused = Counter(
+            "switchman_telemetry_streams_refused",
+            "Telemetry streams ended with PERMISSION_DENIED: their client may not claim the node group it reports "
+            "for (--node-identities)", ["service"], registry=self.registry,
+        )
         self.entries = Counter(
             "switchman_telemetry_access_log_entries", "Access-log entries received", registry=self.registry
         )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from envoy.config.core.v3 import base_pb2
 
 from switchman.errors import PermissionDenied
+from switchman.telemetry.metrics import TelemetryMetrics
 from switchman.xds.cache import NodeGrouper
 from switchman.xds.server.peer import Peer
 
@@ -23,10 +24,13 @@ __all__ = ["ReportRefusal", "reporting_group"]
 ReportRefusal = Callable[[Peer, str], str | None]
 
 
-def reporting_group(node: base_pb2.Node, group_of: NodeGrouper, peer: Peer, refusal: ReportRefusal | None) -> str:
-    """The node group ``node`` reports as; PermissionDenied when ``peer`` may not claim it."""
+def reporting_group(node: base_pb2.Node, group_of: NodeGrouper, peer: Peer, refusal: ReportRefusal | None,
+                    metrics: TelemetryMetrics, service: str) -> str:
+    """The node group ``node`` reports as to ``service`` (``als``, ``lrs``); PermissionDenied (counted) when
+    ``peer`` may not claim it."""
     group = group_of(node)
     why = refusal(peer, group) if refusal is not None else None
     if why is not None:
+        metrics.refused.labels(service).inc()
         raise PermissionDenied(f"{why} (node {node.id[:200]!r} reporting)")
     return group

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from switchman.store import ConflictError, StateRecord, StateStore, StoreError
+from switchman.tasks import cancel
 from switchman.telemetry.metrics import TelemetryMetrics
 from switchman.telemetry.record import SeriesKey, TelemetryRecord, TrafficSummary, encode_record
 from switchman.telemetry.recorder import TrafficRecorder
@@ -193,11 +194,8 @@ class TelemetryShare:
         self._task = asyncio.create_task(self._run(), name="telemetry share")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel(task)
         with contextlib.suppress(StoreError):
             await self._withdraw()
 

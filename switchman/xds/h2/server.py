@@ -10,7 +10,7 @@ unary methods added (the management API).
 
 HTTP/2 with prior knowledge (``h2c``, as Envoy's and gRPC's clients speak to
 a plaintext server), or over TLS when :meth:`H2Server.start` is given an
-``ssl.SSLContext`` (:func:`switchman.xds.tls.h2_context`); a client's
+``ssl.SSLContext`` (:func:`switchman.xds.tls.xds_certificates`); a client's
 certificate then names it to its streams. Keepalive pings find dead peers; a maximum connection
 age sends GOAWAY and gives the connection's calls a grace period before it
 ends them with UNAVAILABLE, so that its client reconnects (to another

@@ -25,11 +25,12 @@ a test suite need not.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import time
 from dataclasses import dataclass
+
+from switchman.tasks import cancel
 
 __all__ = ["CollectorPolicy", "CollectorRound"]
 
@@ -65,9 +66,7 @@ class CollectorPolicy:
         """Stop the rounds and hand every frozen object back to the collector."""
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel(task)
             gc.unfreeze()
 
     async def _run(self) -> None:

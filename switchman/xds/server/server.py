@@ -13,6 +13,7 @@ from typing import Final
 from envoy.service.status.v3 import csds_pb2_grpc
 from grpc import aio
 
+from switchman.certificates import ServerCertificates
 from switchman.errors import ConfigError
 from switchman.xds.cache import Snapshot, SnapshotCache, grouper
 from switchman.xds.h2 import H2Server, H2Settings
@@ -26,7 +27,7 @@ from switchman.xds.server.peer import NodeIdentities
 from switchman.xds.server.services import discovery_handlers
 from switchman.xds.server.status import NodeStatus, NodeSync, node_statuses, node_syncs
 from switchman.xds.server.stream import StreamContext
-from switchman.xds.tls import TlsSettings, grpc_credentials, h2_context
+from switchman.xds.tls import TlsSettings, grpc_credentials, xds_certificates
 
 __all__ = ["TRANSPORTS", "XdsServer", "XdsSettings"]
 
@@ -154,12 +155,16 @@ class XdsSettings:
       (h2 reads it from the TLS socket, grpc.aio from the call's auth
       context). Secrets (SDS) go only to clients with a certificate: without
       one, the SDS services answer PERMISSION_DENIED and ADS leaves requests
-      for secrets unanswered.
+      for secrets unanswered. The files are looked at again every
+      ``tls.poll_seconds`` and on ``certificates.reload()`` (SIGHUP): new
+      connections get new ones (:mod:`switchman.certificates`).
     * ``node_identities`` (none: any client may claim any node): identity
       pattern -> the node groups (``group_by``) it may claim; each pattern
       exact, or a prefix with a trailing ``*``. A stream whose node is in
       another group, or whose client has no identity, ends with
-      PERMISSION_DENIED.
+      PERMISSION_DENIED. They need a client CA (``tls.client_ca_file``):
+      without client certificates no client has an identity, and every node
+      would be refused (a ConfigError instead).
     """
 
     group_by: str = "cluster"
@@ -266,6 +271,9 @@ class XdsServer:
                     raise ConfigError(f"client kinds: {group}", f"{kind!r} is not one of {', '.join(CLIENT_KINDS)}")
         if self.settings.transport not in TRANSPORTS:
             raise ConfigError("xds transport", f"{self.settings.transport!r} is not one of {', '.join(TRANSPORTS)}")
+        if self.settings.node_identities and (self.settings.tls is None or not self.settings.tls.client_ca_file):
+            raise ConfigError("--node-identities", "needs --xds-client-ca: node identities come from client "
+                                                   "certificates, and without them every node would be refused")
         self.cache = cache
         self.metrics = metrics or XdsMetrics()
         self.context = StreamContext(
@@ -282,6 +290,8 @@ class XdsServer:
         self._services: list[Callable[[aio.Server], object]] = []
         self._methods: list[AnyMethod] = []
         self.collector: CollectorPolicy | None = None
+        #: The port's TLS certificates once started (None: plaintext); ``reload()`` reads them again.
+        self.certificates: ServerCertificates | None = None
         if self.settings.gc_freeze_seconds > 0:
             self.collector = CollectorPolicy(interval=self.settings.gc_freeze_seconds)
         self.port = 0
@@ -310,19 +320,28 @@ class XdsServer:
         """Bind ``address`` (``host:port``) and start serving; returns the bound xDS port."""
         if self.settings.transport == "h2":
             methods = [*xds_methods(self.context), *csds_methods(self.context, self.csds_guard), *self._methods]
-            tls = h2_context(self.settings.tls) if self.settings.tls is not None else None
+            certificates = self._certificates()
             self._h2 = H2Server(methods, self.settings.h2_settings(), on_refusal=self.metrics.refused)
             self.metrics.transport = self._h2
-            self.port = await self._h2.start(address, tls)
+            self.port = await self._h2.start(address, certificates.context if certificates else None)
         else:
             self.port = await self._start_grpc(address)
+        if self.certificates is not None:
+            self.certificates.start()
         if self.collector is not None:
             self.collector.start()
         return self.port
 
+    def _certificates(self) -> ServerCertificates | None:
+        """The port's certificates, loaded now (before anything binds), re-read when they change."""
+        tls = self.settings.tls
+        self.certificates = xds_certificates(tls) if tls is not None else None
+        return self.certificates
+
     async def _start_grpc(self, address: str) -> int:
         tls = self.settings.tls
-        credentials = grpc_credentials(tls) if tls is not None else None  # files checked before anything binds
+        certificates = self._certificates()
+        credentials = grpc_credentials(certificates) if certificates is not None else None
         server = aio.server(options=self.settings.grpc_options())
         server.add_generic_rpc_handlers(discovery_handlers(self.context))
         csds_pb2_grpc.add_ClientStatusDiscoveryServiceServicer_to_server(
@@ -347,6 +366,8 @@ class XdsServer:
         if self._server is not None:
             await self._server.stop(grace)
             self._server = None
+        if self.certificates is not None:
+            await self.certificates.stop()
         if self.collector is not None:
             await self.collector.stop()
 

@@ -14,7 +14,7 @@ from switchman.app import Switchman
 from switchman.client import Forbidden, SwitchmanClient, Unreachable, Untrusted
 from switchman.errors import ConfigError
 from switchman.tls import API_FLAGS, TlsSettings
-from tests.certs import Authority
+from tests.certs import Authority, replace_file
 from tests.functional.cli.conftest import ADMIN, EXAMPLES, clean_environ, run_switchman
 from tests.functional.conftest import Switchmen
 
@@ -95,3 +95,61 @@ async def test_mutual_tls_on_the_api_and_a_certificate_that_may_read(start: Star
     async with SwitchmanClient(https(app), ADMIN, ca_cert=str(ca.file)) as client:
         with pytest.raises(Unreachable):  # no client certificate: the handshake fails
             await client.history()
+
+
+async def test_the_command_presents_a_client_certificate_to_an_api_that_asks(
+    start: Start, ca: Authority, tmp_path: Path,
+) -> None:
+    clients = Authority(ca.directory, "API clients")
+    app = await start(client_ca=clients, tokens=Tokens(admin={"ci": ADMIN}, read_identities=("spiffe://lab/ops/*",)))
+    ops = clients.issue("ops", uris=(OPS,))
+    environ = clean_environ(tmp_path) | {"SWITCHMAN_API": https(app), "SWITCHMAN_CA_CERT": str(ca.file)}
+
+    flagged = await run_switchman(("history", "--client-cert", str(ops.cert_file), "--client-key",
+                                   str(ops.key_file)), environ)
+    assert (flagged.code, flagged.out.strip()) == (0, "no revisions yet"), flagged  # the certificate may read
+    from_env = await run_switchman(("--token", ADMIN, "apply", "-f", str(EXAMPLES / "checkout.yaml")), environ | {
+        "SWITCHMAN_CLIENT_CERT": str(ops.cert_file), "SWITCHMAN_CLIENT_KEY": str(ops.key_file)})
+    assert from_env.code == 0, from_env  # an admin token over mutual TLS
+    config = tmp_path / "config.yaml"
+    config.write_text(f"client_cert: {ops.cert_file}\nclient_key: {ops.key_file}\n")
+    from_file = await run_switchman(("history",), environ | {"SWITCHMAN_CONFIG": str(config)})
+    assert from_file.code == 0 and "apply" in from_file.out, from_file  # the revision applied above
+
+    without = await run_switchman(("history",), environ)
+    assert without.code == 6, without
+    assert "does the API ask for a client certificate" in without.err and "--client-cert" in without.err, without
+    stranger = Authority(ca.directory, "another CA").issue("stranger", uris=(OPS,))
+    untrusted = await run_switchman(("history", "--client-cert", str(stranger.cert_file), "--client-key",
+                                     str(stranger.key_file)), environ)
+    assert untrusted.code == 6, untrusted
+    assert f"does the API trust the client certificate {stranger.cert_file} (from --client-cert)" in untrusted.err
+
+    half = await run_switchman(("history", "--client-cert", str(ops.cert_file)), environ)
+    assert half.code == 2, half
+    assert half.err.startswith("switchman: client_key (--client-key): client_cert (from --client-cert) needs it"), half
+    wrong_key = await run_switchman(("history", "--client-cert", str(ops.cert_file), "--client-key",
+                                     str(stranger.key_file)), environ)
+    assert wrong_key.code == 2, wrong_key
+    assert wrong_key.err.startswith("switchman: client_cert (from --client-cert): "), wrong_key
+    assert "are not a PEM certificate and its key" in wrong_key.err, wrong_key
+
+
+async def test_a_rotated_client_ca_on_the_api_refuses_the_old_ones_clients(start: Start, ca: Authority) -> None:
+    old_clients = Authority(ca.directory, "API clients")
+    app = await start(client_ca=old_clients)
+    old, new_clients = old_clients.issue("ops-old", uris=(OPS,)), Authority(ca.directory, "API clients 2")
+    new = new_clients.issue("ops-new", uris=(OPS,))
+    async with SwitchmanClient(https(app), ca_cert=str(ca.file),
+                               client_cert=(str(old.cert_file), str(old.key_file))) as before:
+        assert await before.history() == []
+        replace_file(old_clients.file, new_clients.pem)
+        assert app.api_certificates is not None and await app.api_certificates.check()
+        assert await before.history() == []  # its connection, made before, goes on
+        async with SwitchmanClient(https(app), ca_cert=str(ca.file),
+                                   client_cert=(str(old.cert_file), str(old.key_file))) as refused:
+            with pytest.raises(Unreachable):
+                await refused.history()
+        async with SwitchmanClient(https(app), ca_cert=str(ca.file),
+                                   client_cert=(str(new.cert_file), str(new.key_file))) as accepted:
+            assert await accepted.history() == []

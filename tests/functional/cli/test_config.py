@@ -136,8 +136,9 @@ async def test_tokens_required(secured_cli: Cli, secured: Switchman, home: Path)
     ("content", "error"),
     [
         ("api: [1, 2\n", "is not YAML"),
-        ("- api\n", "must be a mapping with the keys api, token and ca_cert"),
-        ("api: http://x\nserver: y\n", "server: is not a setting (settings: api, token, ca_cert)"),
+        ("- api\n", "must be a mapping with the keys api, token, ca_cert, client_cert and client_key"),
+        ("api: http://x\nserver: y\n",
+         "server: is not a setting (settings: api, token, ca_cert, client_cert, client_key)"),
         ("token: 42\n", "token: must be a string, not int"),
         ("api: ftp://example.com\n", "is not an http:// or https:// URL"),
     ],

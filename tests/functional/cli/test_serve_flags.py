@@ -28,6 +28,8 @@ from tests.functional.cli.conftest import clean_environ, run_switchman
         (("--xds-client-ca", "/nonexistent/ca.pem"), "--xds-client-ca: mutual TLS needs --xds-tls-cert"),
         (("--node-identities", "spiffe://lab/front"), "--node-identities: cannot read spiffe://lab/front"),
         (("--node-identities", "spiffe://lab/*x=front"), "--node-identities: 'spiffe://lab/*x': '*' may only end"),
+        (("--node-identities", "spiffe://lab/front=front"), "--node-identities: needs --xds-client-ca: node "
+                                                              "identities come from client certificates"),
         (("--tls-key", "/nonexistent/both.key"), "--tls-key: given without --tls-cert"),
         (("--tls-cert", "/nonexistent/both.crt"), "--tls-key: --tls-cert needs its key"),
         (("--tls-cert", "/nonexistent/both.crt", "--tls-key", "/nonexistent/both.key"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import ssl
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from envoy.service.status.v3 import csds_pb2, csds_pb2_grpc
 from grpc import aio
 
 from switchman.client import SwitchmanClient
-from tests.certs import Authority
+from tests.certs import Authority, install, names, new_certificate, served_certificate
 from tests.functional.cli.conftest import ROOT, clean_environ
 
 _SERVING = re.compile(r"serving: xDS on port (\d+), API on port (\d+)")
@@ -95,12 +96,13 @@ async def test_tls_on_both_ports_from_the_flags(serve: Serve, tmp_path: Path, tr
         "--xds-client-ca", str(ca.file), "--node-identities", "spiffe://lab/front=front",
         "--admin-tokens", "ci=s3cret", "--read-identities", "spiffe://lab/ops/*",
     )
-    assert served.said("INFO", f"({transport}, loopback only): mutual TLS ({server.cert_file}), client "
-                               f"certificates from {ca.file}"), served.lines
+    assert served.said("INFO", f"({transport}, loopback only): mutual TLS ({server.cert_file}, looked at every 2 s "
+                               f"and on SIGHUP), client certificates from {ca.file}"), served.lines
     assert served.said("INFO", "node groups only as --node-identities allows (1 identities)")
     assert served.said("INFO", "CSDS and the management API's reads need a read or admin token, or a client "
                                "certificate matching --read-identities (spiffe://lab/ops/*); changes an admin token")
-    assert served.said("INFO", f"API port 127.0.0.1:{served.api_port} (loopback only): TLS ({server.cert_file})")
+    assert served.said("INFO", f"API port 127.0.0.1:{served.api_port} (loopback only): TLS ({server.cert_file}, "
+                               "looked at every 2 s and on SIGHUP)")
     assert served.said("INFO", "/healthz, /readyz and /v1/openapi.json are open")
     assert not any(" WARNING " in line for line in served.lines), served.lines
 
@@ -109,4 +111,37 @@ async def test_tls_on_both_ports_from_the_flags(serve: Serve, tmp_path: Path, tr
         stub = csds_pb2_grpc.ClientStatusDiscoveryServiceStub(channel)
         assert list((await stub.FetchClientStatus(csds_pb2.ClientStatusRequest(), timeout=5)).config) == []
     async with SwitchmanClient(f"https://127.0.0.1:{served.api_port}", "s3cret", ca_cert=str(ca.file)) as client:
+        assert await client.history() == []
+
+
+async def _healthz(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    """GET /healthz on an open HTTP/1.1 connection, kept alive; the answer's status line."""
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: switchman\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))  # type: ignore[union-attr]
+    await reader.readexactly(length)
+    return head.split(b"\r\n", 1)[0]
+
+
+async def test_sighup_rotates_the_certificates_of_both_ports(serve: Serve, tmp_path: Path) -> None:
+    ca = Authority(tmp_path)
+    first = ca.issue("switchman", ips=("127.0.0.1",), dns=("switchman-1.lab",), server=True)
+    served = await serve("--tls-cert", str(first.cert_file), "--tls-key", str(first.key_file),
+                         "--tls-poll-seconds", "0")
+    assert served.said("INFO", f"TLS ({first.cert_file}, looked at on SIGHUP)"), served.lines
+    old = {p: (await served_certificate(p, ca, alpn=a)).serial_number
+           for p, a in ((served.xds_port, "h2"), (served.api_port, "http/1.1"))}
+    context = ssl.create_default_context(cafile=str(ca.file))
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.api_port, ssl=context)
+    try:
+        assert await _healthz(reader, writer) == b"HTTP/1.1 200 OK"
+        install(ca.issue("switchman-2", ips=("127.0.0.1",), dns=("switchman-2.lab",), server=True),
+                first.cert_file, first.key_file)
+        served.proc.send_signal(signal.SIGHUP)
+        for port, alpn in ((served.xds_port, "h2"), (served.api_port, "http/1.1")):
+            assert names(await new_certificate(port, ca, old[port], alpn=alpn)) == ["switchman-2.lab", "127.0.0.1"]
+        assert await _healthz(reader, writer) == b"HTTP/1.1 200 OK"  # the connection made before goes on
+    finally:
+        writer.close()
+    async with SwitchmanClient(f"https://127.0.0.1:{served.api_port}", ca_cert=str(ca.file)) as client:
         assert await client.history() == []

@@ -209,3 +209,11 @@ async def test_the_grpc_transport_cannot_make_a_client_certificate_optional(
     with pytest.raises(ConfigError, match="--xds-client-ca: the grpc transport cannot make client certificates "
                                           "optional"):
         await xds.start("127.0.0.1:0")
+
+
+def test_node_identities_need_client_certificates(cache: SnapshotCache, server_cert: Issued) -> None:
+    tls = TlsSettings(str(server_cert.cert_file), str(server_cert.key_file), None, require_client_cert=False)
+    for without_a_client_ca in (None, tls):  # plaintext, or TLS that asks for no client certificate
+        with pytest.raises(ConfigError, match=r"^--node-identities: needs --xds-client-ca: .* every node would be "
+                                              "refused"):
+            XdsServer(cache, XdsSettings(tls=without_a_client_ca, node_identities=IDENTITIES))
