@@ -204,19 +204,21 @@ class RolloutEngine:
                 if driver.held_until <= time.monotonic() and not await self._take(name, driver):
                     await _sleep(poke, ttl / 3)
                     continue
-                pause = await self._turn(name, driver)
+                wake_at = await self._turn(name, driver)
             except (StoreError, ConflictError) as exc:
                 driver.stored = None
                 if isinstance(exc, ConflictError):
                     continue  # a command landed: start again from the stored state
                 log.warning("rollout %s: the store failed, trying again: %s", name, exc)
-                pause = _STORE_RETRY
+                wake_at = self.clock() + _STORE_RETRY
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug must not stop every later turn
                 log.exception("rollout %s: turn failed", name)
-                pause = _STORE_RETRY
-            # Awake again by the time the lease would lapse, if the keeper has not renewed it by then.
+                wake_at = self.clock() + _STORE_RETRY
+            # Until the moment the turn named, from now (the state's store took time since), and awake
+            # again by the time the lease would lapse, if the keeper has not renewed it by then.
+            pause = wake_at - self.clock()
             await _sleep(poke, min(pause, max(0.0, driver.held_until - time.monotonic())))
 
     async def _take(self, name: str, driver: _Driver) -> bool:
@@ -261,8 +263,8 @@ class RolloutEngine:
                     log.error("rollout %s: renewing the lease failed", name, exc_info=outcome)
 
     async def _turn(self, name: str, driver: _Driver) -> float:
-        """Decisions and their actions until the run has to wait, then one store of the state; returns how
-        long to wait before the next turn.
+        """Decisions and their actions until the run has to wait, then one store of the state; returns when
+        (the wall clock) the next turn is due.
 
         One store a turn, not one an action: a passing analysis, the stage it ends and the next stage's
         traffic are one turn and one write. That is safe because every action may be done again: a run
@@ -282,15 +284,15 @@ class RolloutEngine:
         if state is None or fresh:
             state = start(spec, generation, (state.run + 1) if state is not None else 1, now)
         before = state
-        pause = 0.0
+        wake_at = now  # at once, when the turn ends for having done as much as one turn may
         ready = self._ready(spec)
         for _ in range(_ACTIONS_PER_TURN):
             action = decide(spec, stages, state, now, ready)
             if isinstance(action, Wait):
-                pause = max(0.0, action.until - now)
+                wake_at = action.until
                 break
             if isinstance(action, Idle):
-                pause = self.settings.lease_ttl
+                wake_at = now + self.settings.lease_ttl
                 break
             if isinstance(action, Analyze):
                 self.metrics.late(max(0.0, now - ready(action.start, action.end)))  # decide() asks once it can
@@ -301,11 +303,11 @@ class RolloutEngine:
                 self.metrics.analysed(name, result.verdict.outcome.value)
         self.metrics.observe(name, state)
         if state is before:
-            return pause
+            return wake_at
         stored = await self.store.put_state(state_key(name), state.to_json(), expected_version=version)
         driver.stored = (state, stored.version)
         self._announce(name, spec, state, _new_events(before, state, fresh))
-        return pause
+        return wake_at
 
     def _lag(self, spec: RolloutSpec) -> float:
         """How far back of the due moment the analysis window ends (its reports are still on their way)."""
