@@ -195,7 +195,7 @@ def main() -> None:
     parser.add_argument("--envoys", type=int, default=50)
     parser.add_argument("--interval", type=float, default=2.0, help="analysis interval, seconds")
     parser.add_argument("--steps", type=int, default=40, help="steps per rollout (more than the run can take)")
-    parser.add_argument("--rate", type=float, default=300.0, help="requests a second through the Envoys")
+    parser.add_argument("--rate", type=float, default=200.0, help="requests a second through the Envoys")
     parser.add_argument("--seconds", type=float, default=40.0, help="how long the rollouts run")
     parser.add_argument(
         "--together", action="store_true",
