@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hmac
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -40,7 +40,7 @@ from aiohttp.typedefs import Middleware
 
 from switchman.api.errors import ApiError
 from switchman.errors import ConfigError
-from switchman.xds.server.peer import identity_of, matches_any, parse_identity_patterns
+from switchman.xds.server.peer import matches_any, names_of, parse_identity_patterns
 
 __all__ = ["AUTHOR_KEY", "CALLER_KEY", "Caller", "Tokens", "auth_middleware", "authorize"]
 
@@ -169,12 +169,12 @@ def authorize(
     author: str,
     *,
     change: bool,
-    identity: str | None = None,
+    names: Sequence[str] = (),
     token_header: str = "Authorization",
     author_header: str = "X-Switchman-Author",
 ) -> Caller:
     """Who calls, from the values of the token and author headers (named as the protocol spells them, for
-    the messages) and the identity of the client's verified certificate, if any; raises ApiError for no
+    the messages) and the names of the client's verified certificate, if any; raises ApiError for no
     token (and no identity that may read), an unknown one, a read token or identity on a ``change``, or,
     on a change, an author that cannot go in the history."""
     said = author.strip()
@@ -186,7 +186,8 @@ def authorize(
         return Caller(said or "anonymous")
     scheme, _, secret = authorization.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
-        if identity is not None and matches_any(tokens.read_identities, identity):
+        if matches_any(tokens.read_identities, names):
+            identity = names[0]
             if change:
                 raise ApiError(403, "forbidden", f"certificate identity {identity[:200]!r} may only read "
                                                  "(a change needs an admin token)")
@@ -204,10 +205,10 @@ def authorize(
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _identity(request: web.Request) -> str | None:
-    """The identity in the client's certificate, when the API asks for one (``--api-client-ca``) and it came."""
+def _names(request: web.Request) -> tuple[str, ...]:
+    """The names in the client's certificate, when the API asks for one (``--api-client-ca``) and it came."""
     cert = request.transport.get_extra_info("peercert") if request.transport is not None else None
-    return identity_of(cert)
+    return names_of(cert)
 
 
 def auth_middleware(tokens: Tokens) -> Middleware:
@@ -218,7 +219,7 @@ def auth_middleware(tokens: Tokens) -> Middleware:
         else:
             caller = authorize(
                 tokens, request.headers.get("Authorization", ""), request.headers.get("X-Switchman-Author", ""),
-                change=request.method not in ("GET", "HEAD", "OPTIONS"), identity=_identity(request),
+                change=request.method not in ("GET", "HEAD", "OPTIONS"), names=_names(request),
             )
         request[CALLER_KEY] = caller
         request[AUTHOR_KEY] = caller.author

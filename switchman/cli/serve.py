@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     option(
         parser, "--read-identities", "SWITCHMAN_READ_IDENTITIES", "",
-        "client certificate identities (SPIFFE URI, else DNS name; a trailing * matches a prefix), comma-"
+        "client certificate identities (a SPIFFE URI or a DNS name of it; a trailing * matches a prefix), comma-"
         "separated, that may read without a token as a read token does, on a port that checks client "
         "certificates (--xds-client-ca, --api-client-ca); needs tokens",
     )

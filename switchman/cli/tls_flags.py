@@ -36,7 +36,7 @@ def add_tls_options(parser: argparse.ArgumentParser) -> None:
            "PEM CA certificate(s) of the xDS port's clients: mutual TLS, every client must present a certificate "
            "it signed; only clients with one are served secrets (SDS)")
     option(parser, "--node-identities", "SWITCHMAN_NODE_IDENTITIES", "",
-           "which node groups each client identity (its certificate's SPIFFE URI, else DNS name) may claim, for "
+           "which node groups each client identity (a SPIFFE URI or DNS name of its certificate) may claim, for "
            "its config and for the access logs and load reports it sends: IDENTITY=GROUP[|GROUP...],... (a "
            "trailing * matches a prefix), or a YAML file mapping identity to a list of groups; they never grant "
            "CSDS or the management API (--read-identities); empty: any client may claim any group")

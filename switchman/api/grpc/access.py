@@ -26,7 +26,7 @@ def reader_guard(tokens: Tokens) -> Guard:
     def guard(metadata: Metadata, peer: Peer) -> None:
         authorization = next((v for k, v in metadata if k.lower() == "authorization"), "")
         try:
-            authorize(tokens, authorization, "", change=False, identity=peer.identity, token_header="authorization")
+            authorize(tokens, authorization, "", change=False, names=peer.names, token_header="authorization")
         except ApiError as exc:
             error = grpc_error(exc)
             raise CallError(Code(error.status.value[0]), error.message, error.trailing_metadata) from None

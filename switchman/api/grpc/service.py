@@ -440,7 +440,7 @@ class ManagementService(pb_grpc.ManagementServicer):
         metadata = {str(k).lower(): v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
         return authorize(
             self.tokens, metadata.get("authorization", ""), metadata.get(AUTHOR_METADATA, ""), change=change,
-            identity=peer_of(context).identity, token_header="authorization", author_header=AUTHOR_METADATA,
+            names=peer_of(context).names, token_header="authorization", author_header=AUTHOR_METADATA,
         )
 
     async def _call(

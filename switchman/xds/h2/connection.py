@@ -67,7 +67,7 @@ from switchman.xds.server.methods import (
     Metadata,
     StreamMethod,
 )
-from switchman.xds.server.peer import ANONYMOUS, Peer, identity_of
+from switchman.xds.server.peer import ANONYMOUS, Peer
 
 if TYPE_CHECKING:
     from switchman.xds.h2.server import H2Server
@@ -140,7 +140,7 @@ class Connection(Lifetime, asyncio.Protocol):
         ssl_object = transport.get_extra_info("ssl_object")
         cert = ssl_object.getpeercert() if ssl_object is not None else None
         if cert:
-            self.peer = Peer(identity=identity_of(cert), certified=True)
+            self.peer = Peer.of_certificate(cert)
         settings = self.settings
         h2c = self.h2
         h2c.local_settings = h2.settings.Settings(client=False, initial_values={

@@ -1,9 +1,13 @@
 """Who is at the other end of a stream, and which node groups that identity may be served.
 
-With mutual TLS the client's certificate names it: the first SPIFFE URI SAN
-(``spiffe://trust-domain/path``, what SPIRE and Istio issue), else the first
-DNS SAN. The transport reads the certificate (the h2 transport from its
-``ssl`` socket, :func:`identity_of`; grpc.aio from a call's auth context,
+With mutual TLS the client's certificate names it: its SPIFFE URI SANs
+(``spiffe://trust-domain/path``, what SPIRE and Istio issue) and its DNS SANs
+are its names, and the first of them (a SPIFFE URI if it has one) is its
+identity in messages. A pattern matches when it matches any of the names: so
+which kind of name authorizes a client is the operator's choice, made by how
+the patterns are written (``spiffe://mesh/ns/*`` or ``pod-*.example``).
+The transport reads the certificate (the h2 transport from its ``ssl``
+socket, :meth:`Peer.of_certificate`; grpc.aio from a call's auth context,
 :func:`peer_of_auth_context`) and hands the stream a :class:`Peer`; the
 stream decides (no I/O). :class:`NodeIdentities` maps identity patterns to
 the node groups each may claim; :func:`parse_identity_patterns` reads a
@@ -24,6 +28,7 @@ __all__ = [
     "Peer",
     "identity_of",
     "matches_any",
+    "names_of",
     "parse_identity_patterns",
     "parse_node_identities",
     "peer_of_auth_context",
@@ -41,24 +46,32 @@ class Peer:
 
     identity: str | None = None
     certified: bool = False
+    names: tuple[str, ...] = ()  # every SPIFFE URI and DNS name of its certificate; identity is the first
+
+    @classmethod
+    def of_certificate(cls, cert: Mapping[str, Any] | None) -> Peer:
+        """A client with a verified certificate, as :meth:`ssl.SSLSocket.getpeercert` returns it."""
+        names = names_of(cert)
+        return cls(identity=names[0] if names else None, certified=True, names=names)
 
 
 ANONYMOUS: Final = Peer()
 
 
-def identity_of(cert: Mapping[str, Any] | None) -> str | None:
-    """The identity in a certificate as :meth:`ssl.SSLSocket.getpeercert` returns it: SPIFFE URI, else DNS SAN."""
+def names_of(cert: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The names in a certificate as :meth:`ssl.SSLSocket.getpeercert` returns it: its SPIFFE URI SANs, then
+    its DNS SANs, each in the certificate's order."""
     if not cert:
-        return None
-    sans: Iterable[tuple[str, str]] = cert.get("subjectAltName", ())
-    sans = list(sans)
-    for kind, value in sans:
-        if kind == "URI" and value.startswith("spiffe://"):
-            return value
-    for kind, value in sans:
-        if kind == "DNS" and value:
-            return value
-    return None
+        return ()
+    sans: list[tuple[str, str]] = list(cert.get("subjectAltName", ()))
+    uris = [v for kind, v in sans if kind == "URI" and v.startswith("spiffe://")]
+    return (*uris, *(v for kind, v in sans if kind == "DNS" and v))
+
+
+def identity_of(cert: Mapping[str, Any] | None) -> str | None:
+    """The identity in a certificate: its first SPIFFE URI, else its first DNS SAN."""
+    names = names_of(cert)
+    return names[0] if names else None
 
 
 def peer_of_auth_context(auth: Mapping[str, Sequence[bytes]]) -> Peer:
@@ -73,7 +86,7 @@ def peer_of_auth_context(auth: Mapping[str, Sequence[bytes]]) -> Peer:
         return ANONYMOUS
     sans = [("URI", v.decode(errors="replace")) for v in auth.get("peer_uri", ())]
     sans += [("DNS", v.decode(errors="replace")) for v in auth.get("peer_dns", ())]
-    return Peer(identity=identity_of({"subjectAltName": sans}), certified=True)
+    return Peer.of_certificate({"subjectAltName": sans})
 
 
 def _matches(pattern: str, text: str) -> bool:
@@ -96,21 +109,19 @@ class NodeIdentities:
     def enabled(self) -> bool:
         return bool(self.rules)
 
-    def allows(self, identity: str | None, group: str) -> bool:
-        """May a client named ``identity`` (None: no certificate identity) be served ``group``?"""
+    def allows(self, names: Sequence[str], group: str) -> bool:
+        """May a client with the certificate ``names`` (none: no certificate) be served ``group``?"""
         if not self.rules:
             return True
-        if identity is None:
-            return False
         return any(
-            _matches(pattern, identity) and any(_matches(g, group) for g in groups)
+            any(_matches(pattern, name) for name in names) and any(_matches(g, group) for g in groups)
             for pattern, groups in self.rules.items()
         )
 
 
-def matches_any(patterns: Iterable[str], identity: str | None) -> bool:
-    """Does ``identity`` (None: no certificate identity) match one of ``patterns``?"""
-    return identity is not None and any(_matches(p, identity) for p in patterns)
+def matches_any(patterns: Iterable[str], names: Sequence[str]) -> bool:
+    """Does one of the certificate ``names`` (none: no certificate) match one of ``patterns``?"""
+    return any(_matches(p, name) for p in patterns for name in names)
 
 
 def _check_pattern(pattern: str, what: str) -> None:

@@ -121,7 +121,7 @@ class StreamContext:
     def refusal(self, peer: Peer, group: str, secrets: bool) -> str | None:
         """Why ``peer`` may not be served ``group`` (``secrets``: its secrets); None when it may. Counted."""
         identity = peer.identity
-        if not self.node_identities.allows(identity, group):
+        if not self.node_identities.allows(peer.names, group):
             self.metrics.refused("identity")
             who = f"identity {identity[:200]!r}" if identity is not None else "a client without a certificate identity"
             return f"{who} may not be served node group {group[:200]!r}"
