@@ -63,7 +63,9 @@ async def change_all_along(
                 async with session.post(url, json={"documents": docs}) as resp:
                     body = await resp.json(content_type=None)
                     if resp.status == 200:
-                        changes.acked.append((int(body["revision"]), changes.phase))
+                        # No revision: the split was so already (a replica whose answer was lost had made it).
+                        made = body["revision"] if body["revision"] is not None else body["head"]
+                        changes.acked.append((int(made), changes.phase))
                         break
             except (aiohttp.ClientError, TimeoutError):
                 pass

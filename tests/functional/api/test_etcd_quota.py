@@ -67,7 +67,9 @@ def quota_etcd(tmp_path: Path) -> Iterator[QuotaEtcd]:
 def padded(n: int) -> list[dict[str, Any]]:
     """The checkout example, its Service carrying ``PAD`` random bytes: each revision is about 70 KiB."""
     docs = checkout()
-    docs[0]["metadata"]["labels"] = {"n": str(n), "pad": os.urandom(PAD).hex()}
+    # Labels hold at most 63 characters a value: the padding is many of them, 62 random hex digits each.
+    pad = {f"pad{i}": os.urandom(31).hex() for i in range(2 * PAD // 70)}
+    docs[0]["metadata"]["labels"] = {"n": str(n), **pad}
     return docs
 
 
