@@ -47,9 +47,10 @@ function traffic(r, s) {
 function analyses(s) {
   const rows = [...s.analyses].reverse().map((a) => {
     const m = a.measurement || {};
+    const outcome = String(a.outcome).toLowerCase();
     const width = a.end && a.start ? a.end - a.start : 0;
-    return h("tr", { class: a.outcome },
-      h("td", {}, time(a.at)), h("td", {}, badge(a.outcome, a.outcome === "passed" ? "good" : a.outcome === "failed" ? "bad" : "warn")),
+    return h("tr", { class: outcome },
+      h("td", {}, time(a.at)), h("td", {}, badge(a.outcome, outcome === "passed" ? "good" : outcome === "failed" ? "bad" : "warn")),
       h("td", { class: "num" }, pct(a.weight)), h("td", { class: "num" }, m.requests ?? "—"),
       h("td", { class: "num" }, width && m.requests != null ? (m.requests / width).toFixed(1) : "—"),
       h("td", { class: "num" }, pct(m.successRate)), h("td", { class: "num" }, m.p99Ms != null ? `${m.p99Ms} ms` : "—"),
