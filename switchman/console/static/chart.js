@@ -9,9 +9,10 @@ function svg(tag, attrs, ...children) {
   return el;
 }
 
-// series: [{name, class, points: [[t, value]], step: bool}]; t in seconds, value in 0..100.
-export function chart(series, start, end, title) {
-  const W = 600, H = 180, L = 34, R = 8, T = 8, B = 20;
+// series: [{name, class, points: [[t, value]], step: bool}]; t in seconds, value in 0..100. Drawn at the
+// width it will have on the page (width, in CSS pixels), so that its text stays the page's size on any screen.
+export function chart(series, start, end, title, width) {
+  const W = Math.max(280, Math.round(width)), H = 200, L = 40, R = 8, T = 8, B = 20;
   const span = Math.max(end - start, 1);
   const x = (t) => L + ((t - start) / span) * (W - L - R);
   const y = (v) => T + (1 - Math.min(Math.max(v, 0), 100) / 100) * (H - T - B);

@@ -41,7 +41,7 @@ function traffic(r, s) {
   return chart([
     { name: `${r.canary} weight set`, class: "weight", points: weights, step: true },
     { name: `${r.canary} success rate measured`, class: "rate", points: rates },
-  ], s.started_at, end, `rollout ${r.name} over time`);
+  ], s.started_at, end, `rollout ${r.name} over time`, document.getElementById("main").clientWidth - 40);
 }
 
 function analyses(s) {

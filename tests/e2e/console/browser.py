@@ -68,7 +68,8 @@ class Page:
         if method == "Page.loadEventFired":
             self._loaded.set()
         elif method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
-            self.errors.append("console: " + " ".join(str(a.get("value", a.get("description"))) for a in params["args"]))
+            shown = (str(a.get("value", a.get("description"))) for a in params["args"])
+            self.errors.append("console: " + " ".join(shown))
         elif method == "Runtime.exceptionThrown":
             details = params["exceptionDetails"]
             self.errors.append("exception: " + details.get("exception", {}).get("description", details["text"]))
@@ -131,7 +132,7 @@ class Page:
                         deviceScaleFactor=2 if mobile else 1, mobile=mobile)
         await asyncio.sleep(0.3)  # let the layout settle at the new size
         shot = await self.send("Page.captureScreenshot", format="png")
-        path.write_bytes(base64.b64decode(shot["data"]))
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
         await self.send("Emulation.clearDeviceMetricsOverride")
         return path
 

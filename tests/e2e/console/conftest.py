@@ -62,8 +62,8 @@ def shots(tmp_path: Path) -> Any:
     async def take(tab: Page, name: str, **size: Any) -> Path:
         path = await tab.screenshot(tmp_path / f"{name}.png", **size)
         if keep:
-            Path(keep).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, Path(keep) / path.name)
+            os.makedirs(keep, exist_ok=True)
+            shutil.copy(path, os.path.join(keep, path.name))
         return path
 
     return take
@@ -82,6 +82,12 @@ class Api:
             method, self.base + path, json=body, headers=headers
         ) as resp:
             return resp.status, await resp.json()
+
+    async def read(self, path: str) -> Any:
+        """The JSON of a GET that must succeed."""
+        status, body = await self.call("GET", path)
+        assert status == 200, body
+        return body
 
 
 async def sign_in(tab: Page, switchman: Switchman, token: str, view: str = "envoys") -> None:

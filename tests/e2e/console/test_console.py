@@ -50,7 +50,7 @@ async def test_every_view_shows_the_envoy_its_nack_and_resources_without_console
     assert applied[0] == 200, applied
     await page.wait_for(f"document.querySelector(`{node} .nack`)", what="the NACK")
     nack = await page.text(f"{node} .nack")
-    assert "rds NACKed version" in nack and "envoyresource/regex-routes" in nack, nack
+    assert "rds NACKed version" in nack and "traced to envoyresource/regex-routes" in nack, nack
     assert "regex" in nack.lower() or "unclosed" in nack or "missing )" in nack, nack
     assert "not synced" in await page.text(node)
     await shots(page, "envoys")
@@ -112,10 +112,10 @@ async def test_a_rollback_from_the_history_page(switchman: Switchman, page: Page
     await page.click("[data-revision='1'] button.write")
     await page.wait_for("document.querySelector('[data-revision=\"3\"]')", what="revision 3, the rollback")
     assert "rollback to 1" in await page.text("[data-revision='3']")
-    status, history = await admin.call("GET", "/v1/history")
+    history = await admin.read("/v1/history")
     newest = history["revisions"][0]
     assert (newest["number"], newest["rollback_of"], newest["author"]) == (3, 1, "ops")
-    status, service = await admin.call("GET", "/v1/documents/Service/checkout")
+    service = await admin.read("/v1/documents/Service/checkout")
     assert service["spec"]["weights"] == {"v1": 100, "v2": 0}
     assert page.errors == []
 
@@ -139,16 +139,17 @@ async def test_a_read_token_sees_no_buttons_and_cannot_change_anything(
     await shots(page, "rollout-read-token")
 
     # A request forged in the page with the read token is refused, and nothing changed.
-    before = (await admin.call("GET", "/v1/history"))[1]["revisions"][0]["number"]
+    before = (await admin.read("/v1/history"))["revisions"][0]["number"]
     forged = await page.evaluate("""(async () => {
-      const h = {Authorization: `Bearer ${sessionStorage.getItem('switchman.token')}`, 'Content-Type': 'application/json'};
+      const h = {Authorization: `Bearer ${sessionStorage.getItem('switchman.token')}`,
+                 'Content-Type': 'application/json'};
       const rollback = await fetch('/v1/rollback', {method: 'POST', headers: h, body: '{"revision": 1}'});
       const abort = await fetch('/v1/rollouts/checkout/abort', {method: 'POST', headers: h});
       return [rollback.status, (await rollback.json()).error.code, abort.status];
     })()""")
     assert forged == [403, "forbidden", 403]
-    assert (await admin.call("GET", "/v1/history"))[1]["revisions"][0]["number"] == before
-    status, rollout = await admin.call("GET", "/v1/rollouts/checkout")
+    assert (await admin.read("/v1/history"))["revisions"][0]["number"] == before
+    rollout = await admin.read("/v1/rollouts/checkout")
     assert rollout["state"]["phase"] == "Progressing"
 
 
@@ -166,7 +167,7 @@ async def test_a_rollout_live_with_its_commands(switchman: Switchman, page: Page
     await page.wait_for("document.querySelector('main h1')?.innerText.includes('Progressing')", what="resumed")
     await page.click("[data-action='promote:checkout']")
     await page.wait_for("document.getElementById('weight')?.innerText === '50%'", what="promoted to 50 %")
-    status, rollout = await admin.call("GET", "/v1/rollouts/checkout")
+    rollout = await admin.read("/v1/rollouts/checkout")
     assert rollout["state"]["weight"] == 50
     kinds = [e["kind"] for e in rollout["state"]["events"]]
     assert {"Paused", "Resumed", "PromoteRequested"} <= set(kinds), kinds
