@@ -15,7 +15,7 @@ from aiohttp import web
 
 from switchman.api.auth import Handler, Tokens, auth_middleware
 from switchman.api.errors import error_response, status_of
-from switchman.api.events import event_routes, events_ctx
+from switchman.api.events import end_event_streams, event_routes, events_ctx
 from switchman.api.handlers import routes
 from switchman.api.keys import CONTROLLER, MAX_BODY_BYTES, ROLLOUTS, XDS
 from switchman.api.rollouts import rollout_routes
@@ -75,6 +75,7 @@ def api_app(
     app.add_routes(whoami_routes)
     app.add_routes(event_routes)
     app.cleanup_ctx.append(events_ctx)
+    app.on_shutdown.append(end_event_streams)
     if rollouts is not None:
         app[ROLLOUTS] = rollouts
         app.add_routes(rollout_routes)

@@ -29,7 +29,10 @@ from switchman.api.errors import ApiError
 from switchman.api.keys import CONTROLLER, ROLLOUTS, XDS
 from switchman.rollout.state import state_key
 
-__all__ = ["EVENTS", "MAX_CLIENTS", "POLL_SECONDS", "QUEUE", "TICK_SECONDS", "EventHub", "event_routes", "events_ctx"]
+__all__ = [
+    "EVENTS", "MAX_CLIENTS", "POLL_SECONDS", "QUEUE", "TICK_SECONDS", "EventHub", "end_event_streams", "event_routes",
+    "events_ctx",
+]
 
 POLL_SECONDS: Final = 0.25
 TICK_SECONDS: Final = 5.0
@@ -144,17 +147,18 @@ EVENTS = web.AppKey("events", EventHub)
 
 
 async def events_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The hub for the application's lifetime (``cleanup_ctx``); streams end when the server shuts down."""
+    """The hub for the application's lifetime (``cleanup_ctx``)."""
     hub = EventHub(app)
     app[EVENTS] = hub
     hub.start()
-
-    async def shutdown(_: web.Application) -> None:
-        await hub.close()
-
-    app.on_shutdown.append(shutdown)
     yield
     await hub.close()
+
+
+async def end_event_streams(app: web.Application) -> None:
+    """``on_shutdown``: end the open streams, which would otherwise hold the server's shutdown up."""
+    if EVENTS in app:
+        await app[EVENTS].close()
 
 
 @event_routes.get("/v1/events")
