@@ -14,6 +14,7 @@ from switchman.api.app import DEFAULT_MAX_BODY_BYTES
 from switchman.api.grpc import add_management_service, management_methods
 from switchman.api.grpc.access import reader_guard
 from switchman.certificates import ServerCertificates
+from switchman.console import add_console
 from switchman.control import Controller
 from switchman.errors import ConfigError
 from switchman.exposure import exposure
@@ -145,6 +146,7 @@ class Switchman:
         app = api_app(
             self.controller, self.xds, self.settings.tokens, self.rollouts, max_body_bytes=self.settings.max_body_bytes
         )
+        add_console(app)  # the web console at /, on the API's port and behind the same tokens
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port, ssl_context=self.api_certificates.context

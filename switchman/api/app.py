@@ -15,9 +15,11 @@ from aiohttp import web
 
 from switchman.api.auth import Handler, Tokens, auth_middleware
 from switchman.api.errors import error_response, status_of
+from switchman.api.events import end_event_streams, event_routes, events_ctx
 from switchman.api.handlers import routes
 from switchman.api.keys import CONTROLLER, MAX_BODY_BYTES, ROLLOUTS, XDS
 from switchman.api.rollouts import rollout_routes
+from switchman.api.whoami import TOKENS, whoami_routes
 from switchman.control import Controller
 from switchman.errors import ConfigError, SwitchmanError
 from switchman.rollout import RolloutEngine
@@ -63,11 +65,17 @@ def api_app(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> web.Application:
-    app = web.Application(middlewares=[_errors, auth_middleware(tokens or Tokens())], client_max_size=max_body_bytes)
+    tokens = tokens or Tokens()
+    app = web.Application(middlewares=[_errors, auth_middleware(tokens)], client_max_size=max_body_bytes)
     app[MAX_BODY_BYTES] = max_body_bytes
     app[CONTROLLER] = controller
     app[XDS] = xds
+    app[TOKENS] = tokens
     app.add_routes(routes)
+    app.add_routes(whoami_routes)
+    app.add_routes(event_routes)
+    app.cleanup_ctx.append(events_ctx)
+    app.on_shutdown.append(end_event_streams)
     if rollouts is not None:
         app[ROLLOUTS] = rollouts
         app.add_routes(rollout_routes)

@@ -42,9 +42,12 @@ from switchman.api.errors import ApiError
 from switchman.errors import ConfigError
 from switchman.xds.server.peer import matches_any, names_of, parse_identity_patterns
 
-__all__ = ["AUTHOR_KEY", "CALLER_KEY", "Caller", "Tokens", "auth_middleware", "authorize"]
+__all__ = ["AUTHOR_KEY", "CALLER_KEY", "Caller", "Tokens", "auth_middleware", "authorize", "request_names"]
 
-_OPEN_PATHS: Final = frozenset({"/healthz", "/readyz", "/v1/openapi.json"})
+#: Open to all: health, the API's description, who a token is, and the web console's page and files (the
+#: console reads everything else through the API, with the token its user gives it).
+_OPEN_PATHS: Final = frozenset({"/healthz", "/readyz", "/v1/openapi.json", "/v1/whoami", "/"})
+_OPEN_PREFIXES: Final = ("/console/",)
 #: What a secret may be: printable ASCII, no spaces (an Authorization header carries it).
 _SECRET: Final = re.compile(r"[\x21-\x7e]+")
 #: A token's name: what the history shows.
@@ -205,7 +208,7 @@ def authorize(
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _names(request: web.Request) -> tuple[str, ...]:
+def request_names(request: web.Request) -> tuple[str, ...]:
     """The names in the client's certificate, when the API asks for one (``--api-client-ca``) and it came."""
     cert = request.transport.get_extra_info("peercert") if request.transport is not None else None
     return names_of(cert)
@@ -214,12 +217,12 @@ def _names(request: web.Request) -> tuple[str, ...]:
 def auth_middleware(tokens: Tokens) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in _OPEN_PATHS:
+        if request.path in _OPEN_PATHS or request.path.startswith(_OPEN_PREFIXES):
             caller = Caller("anonymous")
         else:
             caller = authorize(
                 tokens, request.headers.get("Authorization", ""), request.headers.get("X-Switchman-Author", ""),
-                change=request.method not in ("GET", "HEAD", "OPTIONS"), names=_names(request),
+                change=request.method not in ("GET", "HEAD", "OPTIONS"), names=request_names(request),
             )
         request[CALLER_KEY] = caller
         request[AUTHOR_KEY] = caller.author

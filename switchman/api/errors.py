@@ -6,7 +6,7 @@ Every error body is ``{"error": {"code": ..., "message": ..., "path": ...}}``;
 The codes: ``invalid_config`` 422, ``bad_request`` 400, ``unauthorized``
 401, ``forbidden`` 403, ``not_found`` 404, ``conflict`` 409, ``too_large``
 413 (a body over ``--max-body-bytes``), ``store_unavailable`` 503,
-``internal`` 500.
+``unavailable`` 503 (too many event streams open), ``internal`` 500.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ __all__ = ["CODES", "ApiError", "error_response", "status_of"]
 #: Every stable code, as the OpenAPI document lists them.
 CODES: Final = (
     "invalid_config", "bad_request", "unauthorized", "forbidden", "not_found", "conflict", "too_large",
-    "store_unavailable", "internal",
+    "store_unavailable", "unavailable", "internal",
 )
 
 

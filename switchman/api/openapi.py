@@ -279,6 +279,25 @@ OPENAPI: Final[dict[str, Any]] = {
                 "responses": _responses(_ANY, *_AUTH),
             }
         },
+        "/v1/whoami": {
+            "get": {
+                "summary": "What the presented token (or client certificate) may do: {tokens, name, role}, role "
+                "admin, read or null (none or unknown); without tokens everyone is admin",
+                "security": [],
+                "responses": _responses(_ANY),
+            }
+        },
+        "/v1/events": {
+            "get": {
+                "summary": "Server-sent events (text/event-stream) that say when to read again: hello "
+                "(data: {revision}), revision (data: the revision now served), status (what the Envoys ACKed "
+                "or NACKed changed), rollouts (a rollout's run changed), tick (every 5 s); at most 64 streams",
+                "responses": {
+                    "200": {"description": "an event stream", "content": {"text/event-stream": {}}},
+                    **{k: v for k, v in _responses(_ANY, *_AUTH, 503).items() if k != "200"},
+                },
+            }
+        },
         "/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": _responses(_ANY)}},
         "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": _responses(_ANY)}},
         "/readyz": {
