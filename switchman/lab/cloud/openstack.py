@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from switchman.errors import LabError
-from switchman.lab.cloud.openstack_api import Conn, admin_connection, call, identity, user_connection
+from switchman.lab.cloud.openstack_api import Conn, admin_connection, call, identity, lookup, user_connection
 from switchman.lab.cloud.openstack_resources import DELETERS, describe
 from switchman.lab.cloud.pki import password, ssh_keypair
 from switchman.lab.cloud.plan import CREATE, DELETE, KEEP, UPDATE, Action, RenderedFile, StepPlan
@@ -207,45 +207,45 @@ class _Apply:
     async def all(self) -> list[Action]:
         c = self.ctx.config.openstack
         state, admin, n = self.ctx.state, self.admin, self.names
-        project = await self.ensure("project", n["project"], lambda: identity(admin).find_project(n["project"]),
+        project = await self.ensure("project", n["project"], lambda: lookup(identity(admin).find_project, n["project"]),
                                     lambda: identity(admin).create_project(name=n["project"], domain_id="default",
                                                                           description="switchman cloud lab"))
         if state.find(STEP, "user", n["user"]) is None and "openstack.user" not in state.secrets:
-            existing = await call("look up user", identity(admin).find_user, n["user"])
+            existing = await call("look up user", lookup, identity(admin).find_user, n["user"])
             if existing is not None:
                 raise LabError(f"openstack: the user {n['user']} exists but this lab did not make it (its password "
                                "is not in the state file): delete it, or give the lab another name")
         secret = state.secret("openstack.user", lambda: password(24))
-        user = await self.ensure("user", n["user"], lambda: identity(admin).find_user(n["user"]),
+        user = await self.ensure("user", n["user"], lambda: lookup(identity(admin).find_user, n["user"]),
                                  lambda: identity(admin).create_user(name=n["user"], password=secret,
                                                                     domain_id="default",
                                                                     default_project_id=project.id))
         await self._role(project, user)
         flavor = await self.ensure(
-            "flavor", c.flavor.name, lambda: admin.compute.find_flavor(c.flavor.name),
+            "flavor", c.flavor.name, lambda: lookup(admin.compute.find_flavor, c.flavor.name),
             lambda: admin.compute.create_flavor(name=c.flavor.name, vcpus=c.flavor.vcpus, ram=c.flavor.ram_mb,
                                                 disk=c.flavor.disk_gb))
         me = await user_connection(admin, n["user"], secret, project.id)
         image = await self._image(me)
         network = await self.ensure("network", n["network"],
-                                    lambda: me.network.find_network(n["network"], project_id=project.id),
+                                    lambda: lookup(me.network.find_network, n["network"], project_id=project.id),
                                     lambda: me.network.create_network(name=n["network"]))
         subnet = await self.ensure(
-            "subnet", n["subnet"], lambda: me.network.find_subnet(n["subnet"], project_id=project.id),
+            "subnet", n["subnet"], lambda: lookup(me.network.find_subnet, n["subnet"], project_id=project.id),
             lambda: me.network.create_subnet(
                 name=n["subnet"], network_id=network.id, ip_version=4, cidr=c.network.cidr, enable_dhcp=True,
                 dns_nameservers=list(c.network.dns_nameservers)))
-        external = await call("look up the external network", me.network.find_network, c.external_network)
+        external = await call("look up the external network", lookup, me.network.find_network, c.external_network)
         if external is None or not external.is_router_external:
             raise LabError(f"openstack: no external network {c.external_network!r} (openstack.externalNetwork): "
                            "the router's gateway and the floating IPs need one")
         router = await self.ensure(
-            "router", n["router"], lambda: me.network.find_router(n["router"], project_id=project.id),
+            "router", n["router"], lambda: lookup(me.network.find_router, n["router"], project_id=project.id),
             lambda: me.network.create_router(name=n["router"], external_gateway_info={"network_id": external.id}))
         await self._interface(me, router, subnet)
         group = await self._security_group(me, project.id)
         key_name = n["keypair"]
-        await self.ensure("keypair", key_name, lambda: me.compute.find_keypair(key_name),
+        await self.ensure("keypair", key_name, lambda: lookup(me.compute.find_keypair, key_name),
                           lambda: me.compute.create_keypair(name=key_name, public_key=self._public_key()),
                           {"user_id": str(user.id)})
         nodes = self.ctx.config.nodes()
@@ -261,7 +261,7 @@ class _Apply:
 
     async def _role(self, project: Any, user: Any) -> None:
         role_name = self.ctx.config.openstack.role
-        role = await call(f"look up role {role_name}", identity(self.admin).find_role, role_name)
+        role = await call(f"look up role {role_name}", lookup, identity(self.admin).find_role, role_name)
         if role is None:
             raise LabError(f"openstack: no role {role_name!r} (openstack.role)")
         name = f"{role_name}@{project.name}"
@@ -278,13 +278,23 @@ class _Apply:
     async def _image(self, me: Conn) -> Any:
         c = self.ctx.config.openstack.image
         if not c.file.is_file():
-            found = await call(f"look up image {c.name}", me.image.find_image, c.name)
+            found = await call(f"look up image {c.name}", self._find_image, me)
             if found is None:
                 raise LabError(f"openstack: image file {c.file} (openstack.image.file) is not there")
         return await self.ensure(
-            "image", c.name, lambda: me.image.find_image(c.name),
-            lambda: me.create_image(c.name, filename=str(c.file), disk_format=c.disk_format,
-                                    container_format="bare", visibility="private", wait=True, timeout=1800))
+            "image", c.name, lambda: self._find_image(me),
+            lambda: self._upload(me))
+
+    def _find_image(self, me: Conn) -> Any:
+        # By listing: the image proxy's find_image looks names up with ignore_missing=True whatever it is given.
+        return next(iter(me.image.images(name=self.ctx.config.openstack.image.name)), None)
+
+    def _upload(self, me: Conn) -> Any:
+        # An open file, not filename=: the SDK leaves the file it opens itself unclosed.
+        c = self.ctx.config.openstack.image
+        with c.file.open("rb") as data:
+            return me.create_image(c.name, data=data, disk_format=c.disk_format, container_format="bare",
+                                   visibility="private", wait=True, timeout=1800)
 
     async def _interface(self, me: Conn, router: Any, subnet: Any) -> None:
         name = f"{router.name}:{subnet.name}"
@@ -301,7 +311,7 @@ class _Apply:
     async def _security_group(self, me: Conn, project_id: str) -> Any:
         name = self.names["security_group"]
         group = await self.ensure(
-            "security_group", name, lambda: me.network.find_security_group(name, project_id=project_id),
+            "security_group", name, lambda: lookup(me.network.find_security_group, name, project_id=project_id),
             lambda: me.network.create_security_group(name=name, description="Kubernetes nodes of the switchman lab"))
         existing = await call("list rules", lambda: list(me.network.security_group_rules(security_group_id=group.id)))
         have = {(r.protocol, r.port_range_min, r.port_range_max, r.remote_group_id == group.id)
@@ -353,7 +363,7 @@ class _Apply:
                 security_groups=[{"name": group}], metadata={"switchman-lab": self.ctx.config.name, "role": role},
                 user_data=base64.b64encode(user_data.encode()).decode())
 
-        return await self.ensure("server", node, lambda: me.compute.find_server(node), create)
+        return await self.ensure("server", node, lambda: lookup(me.compute.find_server, node), create)
 
     async def _wait_active(self, me: Conn, server: Any) -> Any:
         deadline = time.monotonic() + self.ctx.config.openstack.server_timeout

@@ -20,7 +20,7 @@ from openstack.identity.v3 import _proxy as identity_v3
 
 from switchman.errors import LabError
 
-__all__ = ["Conn", "NotFound", "admin_connection", "call", "identity", "user_connection"]
+__all__ = ["Conn", "NotFound", "admin_connection", "call", "identity", "lookup", "user_connection"]
 
 T = TypeVar("T")
 Conn = openstack.connection.Connection
@@ -68,6 +68,17 @@ async def user_connection(admin: Conn, username: str, password: str, project_id:
     )
     await call(f"authenticate as {username}", conn.authorize)
     return conn
+
+
+def lookup(find: Callable[..., T], *args: Any, **kwargs: Any) -> T | None:
+    """``find(*args, ignore_missing=False)``, None when nothing matches (runs inside :func:`call`'s thread).
+
+    The SDK's find_* methods default to ignore_missing=True, deprecated for removal in openstacksdk 6.
+    """
+    try:
+        return find(*args, ignore_missing=False, **kwargs)
+    except os_exc.NotFoundException:
+        return None
 
 
 def identity(conn: Conn) -> identity_v3.Proxy:
