@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from switchman.lab.cloud.config import CloudConfig
+from switchman.lab.cloud.kubeadm import KubeadmStep, node_user_data
 from switchman.lab.cloud.openstack import OpenStackStep
 from switchman.lab.cloud.runner import Context, Progress, Step
 from switchman.lab.cloud.state import State
@@ -13,7 +14,10 @@ __all__ = ["build_steps", "open_context", "state_path"]
 
 
 def build_steps(config: CloudConfig) -> list[Step]:
-    return [OpenStackStep()]
+    steps: list[Step] = [OpenStackStep(node_user_data)]
+    if config.kubernetes is not None:
+        steps.append(KubeadmStep())
+    return steps
 
 
 def state_path(state_dir: Path, config: CloudConfig) -> Path:
