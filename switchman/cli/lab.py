@@ -9,6 +9,8 @@ is gone.
 ``lab up --netns`` (root, iproute2) runs each pod, app and sidecar, in its own
 network namespace with a veth link to the host; ``lab down`` deletes the
 namespaces, also those a killed supervisor left behind.
+
+``lab cloud plan|apply|status|destroy`` is the nested cloud lab (:mod:`switchman.cli.lab_cloud`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from switchman.cli import lab_cloud
 from switchman.cli.config import add_switch
 from switchman.cli.options import option, seconds
 from switchman.errors import ConfigError
@@ -68,6 +71,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     _run_dir_option(down)
     option(down, "--timeout", "SWITCHMAN_LAB_DOWN_TIMEOUT", "20", "seconds before what is left gets SIGKILL")
     down.set_defaults(run=run_down)
+    lab_cloud.add_parser(lab_sub)
 
 
 def _urls(lab: Mapping[str, Any]) -> list[str]:

@@ -1,0 +1,325 @@
+"""``cloud.yaml``: the nested cloud lab, read field by field so every error names where it is.
+
+Sections, each optional except ``openstack``; a step runs when its section is there::
+
+    name: demo                     # prefix of every resource the lab creates
+    gce: {project, zone, machineType, diskGb, imageFamily, imageProject, vmxLicense, sshUser}
+    devstack: {branch, host, sshUser, sshKey}
+    openstack: {cloud, externalNetwork, flavor: {...}, image: {...}, network: {...}, workers, ...}
+    kubernetes: {version, podSubnet, serviceSubnet, cni, flannelVersion, nfs: {...}}
+
+Errors read ``cloud.yaml: openstack.flavor.vcpus: 0 is below 1`` (a
+:class:`~switchman.errors.ConfigError` whose path is the document and the field).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from switchman.errors import ConfigError
+from switchman.model.fields import Node
+
+__all__ = [
+    "CloudConfig",
+    "DevstackConfig",
+    "FlavorConfig",
+    "GceConfig",
+    "ImageConfig",
+    "KubernetesConfig",
+    "NetworkConfig",
+    "NfsConfig",
+    "OpenStackConfig",
+    "load_config",
+    "parse_config",
+]
+
+_NAME = r"[a-z]([-a-z0-9]{0,30}[a-z0-9])?"
+_NAME_WHAT = "a lower-case name of letters, digits and dashes (at most 32, as GCE and DNS allow)"
+
+
+@dataclass(frozen=True)
+class GceConfig:
+    project: str
+    zone: str
+    machine_type: str
+    disk_gb: int
+    image_family: str
+    image_project: str
+    vmx_license: bool
+    ssh_user: str
+
+
+@dataclass(frozen=True)
+class DevstackConfig:
+    branch: str
+    host: str | None  # None: the GCE step's host
+    ssh_user: str
+    ssh_key: str | None
+    admin_password: str | None  # None: generated at apply and kept in the state file
+
+
+@dataclass(frozen=True)
+class FlavorConfig:
+    name: str
+    vcpus: int
+    ram_mb: int
+    disk_gb: int
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    name: str
+    file: Path
+    disk_format: str
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    cidr: str
+    dns_nameservers: tuple[str, ...]
+    master_ip: str
+
+
+@dataclass(frozen=True)
+class OpenStackConfig:
+    cloud: str | None  # a clouds.yaml entry with admin rights; None: the devstack step's
+    external_network: str
+    role: str
+    flavor: FlavorConfig
+    image: ImageConfig
+    network: NetworkConfig
+    workers: int
+    server_timeout: float
+
+
+@dataclass(frozen=True)
+class NfsConfig:
+    export: str
+    size: str
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    version: str  # a full version, v1.37.2; its minor picks the pkgs.k8s.io repository
+    pod_subnet: str
+    service_subnet: str
+    cni: str
+    flannel_version: str
+    weave_version: str
+    nfs: NfsConfig | None
+
+    @property
+    def minor(self) -> str:
+        """``v1.37`` for ``v1.37.2``: the pkgs.k8s.io repository."""
+        return ".".join(self.version.split(".")[:2])
+
+
+@dataclass(frozen=True)
+class CloudConfig:
+    name: str
+    gce: GceConfig | None
+    devstack: DevstackConfig | None
+    openstack: OpenStackConfig
+    kubernetes: KubernetesConfig | None
+    source: Path | None = None  # the file it was read from; relative paths in it are relative to its folder
+
+    def nodes(self) -> list[tuple[str, str]]:
+        """Each server of the lab as (name, role): the master, then the workers."""
+        workers = [(f"{self.name}-worker-{i}", "worker") for i in range(1, self.openstack.workers + 1)]
+        return [(f"{self.name}-master", "master"), *workers]
+
+
+# Machine types that cannot nest (AMD and Arm families, and E2, which has no nested virtualization).
+REFUSED_FAMILIES = {"e2": "E2 has no nested virtualization", "n2d": "N2D is AMD", "c2d": "C2D is AMD",
+                    "t2a": "T2A is Arm", "c4a": "C4A is Arm", "t2d": "T2D is AMD", "c3d": "C3D is AMD",
+                    "n4d": "N4D is AMD", "c4d": "C4D is AMD"}
+
+
+def load_config(path: Path) -> CloudConfig:
+    """Read ``path``; ConfigError when it cannot be read or a field is wrong."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot be read: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"is not YAML: {exc}") from None
+    config = parse_config(data, path.name, base=path.parent)
+    return CloudConfig(config.name, config.gce, config.devstack, config.openstack, config.kubernetes, path)
+
+
+def parse_config(data: Any, doc: str = "cloud.yaml", base: Path = Path(".")) -> CloudConfig:
+    root = Node(doc, "", data)
+    name = root["name"].text(_NAME, _NAME_WHAT)
+    gce = _gce(root.get("gce"))
+    devstack = _devstack(root.get("devstack"))
+    openstack = _openstack(root["openstack"], name, base, devstack is not None)
+    kubernetes = _kubernetes(root.get("kubernetes"))
+    root.done()
+    if kubernetes is not None:
+        _disjoint(root, openstack.network.cidr, kubernetes)
+    return CloudConfig(name, gce, devstack, openstack, kubernetes)
+
+
+def _gce(node: Node | None) -> GceConfig | None:
+    if node is None:
+        return None
+    machine_type = node["machineType"].text(r"[a-z0-9]+-[-a-z0-9]+", "a machine type such as n2-standard-8")
+    family = machine_type.split("-", 1)[0]
+    if family in REFUSED_FAMILIES:
+        node["machineType"].fail(
+            f"{machine_type!r} cannot run nested virtualization ({REFUSED_FAMILIES[family]}); "
+            "use an Intel type: N2 (n2-standard-8) or N1 (n1-standard-8, Haswell or later)"
+        )
+    config = GceConfig(
+        project=node["project"].text(),
+        zone=node["zone"].text(r"[a-z]+-[a-z]+\d+-[a-z]", "a zone such as us-central1-a"),
+        machine_type=machine_type,
+        disk_gb=_int(node, "diskGb", 120, low=60, high=65536),
+        image_family=_text(node, "imageFamily", "ubuntu-2404-lts-amd64"),
+        image_project=_text(node, "imageProject", "ubuntu-os-cloud"),
+        vmx_license=_flag(node, "vmxLicense", False),
+        ssh_user=_text(node, "sshUser", "ubuntu"),
+    )
+    node.done()
+    return config
+
+
+def _devstack(node: Node | None) -> DevstackConfig | None:
+    if node is None:
+        return None
+    host = node.get("host")
+    key = node.get("sshKey")
+    password = node.get("adminPassword")
+    config = DevstackConfig(
+        branch=_text(node, "branch", "stable/2026.1"),
+        host=host.text() if host else None,
+        ssh_user=_text(node, "sshUser", "ubuntu"),
+        ssh_key=key.text() if key else None,
+        admin_password=password.text(r"[A-Za-z0-9_.-]{8,}", "8 or more letters, digits, _ . -") if password else None,
+    )
+    node.done()
+    return config
+
+
+def _openstack(node: Node, name: str, base: Path, devstack: bool) -> OpenStackConfig:
+    cloud = node.get("cloud")
+    if cloud is None and not devstack:
+        Node(node.doc, f"{node.path}.cloud", None).fail(
+            "is required without a devstack section (a clouds.yaml entry with admin rights)"
+        )
+    flavor = node["flavor"]
+    flavor_config = FlavorConfig(
+        name=_text(flavor, "name", f"{name}.node"),
+        vcpus=_int(flavor, "vcpus", 2, low=1, high=256),
+        ram_mb=_int(flavor, "ramMb", 4096, low=1024, high=1 << 20),
+        disk_gb=_int(flavor, "diskGb", 20, low=1, high=65536),
+    )
+    flavor.done()
+    image = node["image"]
+    image_file = Path(image["file"].text())
+    image_config = ImageConfig(
+        name=image["name"].text(),
+        file=image_file if image_file.is_absolute() else base / image_file,
+        disk_format=image["diskFormat"].choice("qcow2", "raw") if image.has("diskFormat") else "qcow2",
+    )
+    image.done()
+    network = node.get("network")
+    network_config = _network(network) if network else _network(Node(node.doc, "openstack.network", {}))
+    config = OpenStackConfig(
+        cloud=cloud.text() if cloud else None,
+        external_network=_text(node, "externalNetwork", "public"),
+        role=_text(node, "role", "member"),
+        flavor=flavor_config,
+        image=image_config,
+        network=network_config,
+        workers=_int(node, "workers", 1, low=0, high=20),
+        server_timeout=node["serverTimeout"].duration(low=10) if node.has("serverTimeout") else 600.0,
+    )
+    node.done()
+    return config
+
+
+def _network(node: Node) -> NetworkConfig:
+    cidr_node = node.get("cidr")
+    cidr = cidr_node.text() if cidr_node else "10.10.0.0/24"
+    try:
+        net = ipaddress.IPv4Network(cidr)
+    except ValueError:
+        (cidr_node or node).fail(f"{cidr!r} is not an IPv4 network such as 10.10.0.0/24")
+    if net.num_addresses < 16:
+        (cidr_node or node).fail(f"{cidr} is too small for the nodes (at least a /28)")
+    dns = node.get("dnsNameservers")
+    master = node.get("masterIp")
+    master_ip = master.ip() if master else str(net.network_address + 10)
+    if ipaddress.ip_address(master_ip) not in net or master_ip in (str(net.network_address), str(net[1])):
+        (master or node).fail(f"the master's address {master_ip} must be a host of {cidr} other than the gateway")
+    config = NetworkConfig(cidr, tuple(d.ip() for d in dns.elements()) if dns else ("1.1.1.1",), master_ip)
+    node.done()
+    return config
+
+
+def _kubernetes(node: Node | None) -> KubernetesConfig | None:
+    if node is None:
+        return None
+    nfs = node.get("nfs")
+    nfs_config = None
+    if nfs is not None:
+        nfs_config = NfsConfig(
+            export=_text(nfs, "export", "/srv/nfs/switchman", pattern=r"/[-/a-zA-Z0-9_.]+", what="an absolute path"),
+            size=_text(nfs, "size", "1Gi", pattern=r"\d+(Mi|Gi|Ti)", what="a size such as 1Gi"),
+        )
+        nfs.done()
+    config = KubernetesConfig(
+        version=_text(node, "version", "v1.37.2", pattern=r"v1\.\d+\.\d+", what="a version such as v1.37.2"),
+        pod_subnet=_cidr(node, "podSubnet", "10.244.0.0/16"),
+        service_subnet=_cidr(node, "serviceSubnet", "10.96.0.0/12"),
+        cni=node["cni"].choice("flannel", "weave") if node.has("cni") else "flannel",
+        flannel_version=_text(node, "flannelVersion", "v0.27.4", pattern=r"v\d+\.\d+\.\d+", what="a version"),
+        weave_version=_text(node, "weaveVersion", "v2.8.10", pattern=r"v\d+\.\d+\.\d+", what="a version"),
+        nfs=nfs_config,
+    )
+    node.done()
+    return config
+
+
+def _disjoint(root: Node, node_cidr: str, kubernetes: KubernetesConfig) -> None:
+    nets = {"openstack.network.cidr": node_cidr, "kubernetes.podSubnet": kubernetes.pod_subnet,
+            "kubernetes.serviceSubnet": kubernetes.service_subnet}
+    seen: list[tuple[str, ipaddress.IPv4Network]] = []
+    for path, cidr in nets.items():
+        net = ipaddress.IPv4Network(cidr)
+        for other_path, other in seen:
+            if net.overlaps(other):
+                Node(root.doc, path, cidr).fail(f"{cidr} overlaps {other_path} ({other})")
+        seen.append((path, net))
+
+
+def _text(node: Node, key: str, default: str, pattern: str | None = None, what: str = "") -> str:
+    child = node.get(key)
+    return child.text(pattern, what) if child is not None else default
+
+
+def _int(node: Node, key: str, default: int, low: int, high: int) -> int:
+    child = node.get(key)
+    return child.integer(low, high) if child is not None else default
+
+
+def _flag(node: Node, key: str, default: bool) -> bool:
+    child = node.get(key)
+    return child.flag() if child is not None else default
+
+
+def _cidr(node: Node, key: str, default: str) -> str:
+    child = node.get(key)
+    if child is None:
+        return default
+    text = child.text()
+    try:
+        return str(ipaddress.IPv4Network(text))
+    except ValueError:
+        child.fail(f"{text!r} is not an IPv4 network such as 10.244.0.0/16")
