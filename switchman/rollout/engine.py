@@ -380,12 +380,19 @@ class RolloutEngine:
             return AnalysisResult(Verdict(Outcome.PASSED, "analysis skipped (skipAnalysis)", None, {}))
         cluster = version_cluster(spec.service, spec.canary)
         window = analysis_window(action.start, action.end, self._lag(spec))
+        source = self._source(spec)
         try:
-            measurement: Measurement = await self._source(spec).measure(cluster, *window, spec.analysis.reporter)
+            measurement: Measurement = await source.measure(cluster, *window, spec.analysis.reporter)
         except MetricsUnavailable as exc:  # nothing was measured: neither a pass nor a failure
             verdict = Verdict(Outcome.INCONCLUSIVE, f"no measurement: {exc}", None, {})
             return AnalysisResult(verdict, window=window)
-        return AnalysisResult(judge(spec.analysis, measurement), window=window)
+        # The stable version's count in the same window: the split as measured, shown beside the weight set.
+        stable = version_cluster(spec.service, spec.stable)
+        try:
+            stable_requests: int | None = (await source.measure(stable, *window, spec.analysis.reporter)).requests
+        except MetricsUnavailable:
+            stable_requests = None
+        return AnalysisResult(judge(spec.analysis, measurement), window=window, stable_requests=stable_requests)
 
     def _source(self, spec: RolloutSpec) -> MetricsSource:
         """Envoy's own reports, or the Prometheus the Rollout names (one client per address)."""

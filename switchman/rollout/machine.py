@@ -132,6 +132,7 @@ class AnalysisResult:
     hook_failure: str | None = None  # a ``rollout`` webhook failed: a failed check
     rollback_requested: str | None = None  # a ``rollback`` webhook answered 2xx
     window: tuple[float, float] | None = None  # the time the measurement covers (wall clock)
+    stable_requests: int | None = None  # what the stable version answered in the same window: the split measured
 
 
 Result = HookResult | TrafficResult | AnalysisResult | None
@@ -319,6 +320,8 @@ def _settle_analysis(
     record = {"at": now, "due": action.end, "stage": state.stage, "weight": state.weight, **verdict.to_json()}
     if result.window is not None:
         record["start"], record["end"] = result.window
+    if result.stable_requests is not None:
+        record["stableRequests"] = result.stable_requests
     state = replace(state, last_verdict=verdict.to_json(), analyses=(*state.analyses, record)[-MAX_ANALYSES:])
     values: dict[str, object] = {k: v for k, v in verdict.values.items()}
     if verdict.measurement is not None:

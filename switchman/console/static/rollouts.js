@@ -38,8 +38,13 @@ function traffic(r, s) {
   const end = s.finished_at || Date.now() / 1000;
   const weights = s.events.map((e) => [e.at, e.weight]);
   const rates = s.analyses.filter((a) => a.measurement?.successRate != null).map((a) => [a.at, a.measurement.successRate]);
+  // The split measured: the canary's share of what both versions answered in each analysis window.
+  const split = s.analyses
+    .filter((a) => a.measurement?.requests != null && a.stableRequests != null && a.measurement.requests + a.stableRequests > 0)
+    .map((a) => [a.at, (100 * a.measurement.requests) / (a.measurement.requests + a.stableRequests)]);
   return chart([
     { name: `${r.canary} weight set`, class: "weight", points: weights, step: true },
+    { name: `${r.canary} share measured`, class: "split", points: split },
     { name: `${r.canary} success rate measured`, class: "rate", points: rates },
   ], s.started_at, end, `rollout ${r.name} over time`, document.getElementById("main").clientWidth - 40);
 }

@@ -110,10 +110,18 @@ def _agreement(samples: Sequence[Sample], analyses: Sequence[Mapping[str, Any]])
         start, end = float(a["start"]), float(a["end"])
         sent = sum(1 for s in samples if start <= s.started < end and s.version == "v2")
         reported = int(measurement["requests"])
-        error = abs(reported - sent) / sent if sent else (0.0 if reported == 0 else 1.0)
-        rows.append({"at": a["at"], "clients": sent, "reported": reported, "error": round(error, 4),
-                     "source": measurement.get("source")})
+        error = _error(reported, sent)
+        row = {"at": a["at"], "clients": sent, "reported": reported, "source": measurement.get("source")}
+        if a.get("stableRequests") is not None:  # the stable version's count, the other half of the split
+            row["stableClients"] = sum(1 for s in samples if start <= s.started < end and s.version == "v1")
+            row["stableReported"] = int(a["stableRequests"])
+            error = max(error, _error(row["stableReported"], row["stableClients"]))
+        rows.append({**row, "error": round(error, 4)})
     return rows
+
+
+def _error(reported: int, sent: int) -> float:
+    return abs(reported - sent) / sent if sent else (0.0 if reported == 0 else 1.0)
 
 
 def _counter_checks(verdict: Verdict, bounds: Sequence[CounterBound], counters: Mapping[str, int] | None,
