@@ -141,6 +141,9 @@ class TypeState:
     # state (``client_versions`` in delta, ``sent`` in state of the world)
     # reflects exactly; None when unknown. See plan.Plan.changed.
     planned: tuple[int, frozenset[str] | None] | None = None
+    # Endpoints only (see warming): assignments the next response carries even if the client has them,
+    # since a CDS response changed their clusters.
+    resend: frozenset[str] = frozenset()
 
     def replace_acked(self, resources: Mapping[str, Resource]) -> None:
         """The client holds exactly ``resources`` (a state-of-the-world ACK).

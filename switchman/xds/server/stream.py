@@ -34,6 +34,7 @@ from switchman.xds.server.metrics import XdsMetrics
 from switchman.xds.server.peer import ANONYMOUS, NodeIdentities, Peer
 from switchman.xds.server.plan import Hold, Plan, plan
 from switchman.xds.server.state import Nack, Pending, TypeState
+from switchman.xds.server.warming import clusters_sent
 
 __all__ = ["Outgoing", "Stream", "StreamContext"]
 
@@ -99,6 +100,7 @@ def _kept(node: base_pb2.Node) -> base_pb2.Node:
 
 _NACK_KEPT: Final = 16 * 1024  # characters of a NACK's message kept: Envoy's run to a few hundred
 _WAKE: Final = object()
+_RESEND: Final = object()  # a plan's last key that no plan has: plan even when nothing changed
 _END: Final = object()
 _ids = itertools.count(1)
 
@@ -381,7 +383,7 @@ class Stream(ABC):
             state = self.states[type_url]
             if state.pending is not None or not state.subscription.started:
                 continue
-            decision = plan(self.states, type_url, snapshot, state.sent_key)
+            decision = plan(self.states, type_url, snapshot, state.sent_key if not state.resend else _RESEND)
             if decision is None:
                 state.held_back = ""
                 continue
@@ -390,6 +392,8 @@ class Stream(ABC):
                 continue
             state.held_back = ""
             outgoing = self._encode(state, decision)
+            if state.resend:
+                state.resend = frozenset()  # carried, or no longer in the plan
             state.sent_key = decision.key
             state.oversized = ""
             if outgoing is None:
@@ -410,10 +414,15 @@ class Stream(ABC):
                 log.error("stream %s: %s %s", self.id, self.ctx.metrics.label(type_url), state.oversized)
                 metrics.oversized += 1
                 continue  # the client's state, and so state.planned, stay as they were
+            before = state.sent
             state.pending = outgoing.pending
             state.sent = decision.resources
             state.planned = decision.basis
             self._committed(state, outgoing)
+            if type_url == rt.CLUSTER:
+                # Endpoints come after clusters in ADS order: their response, in this very pass when none
+                # is in flight, carries the assignments an updated cluster waits for (see warming).
+                clusters_sent(self.states, before, outgoing.pending.upserts, decision.changed)
             metrics.responses += 1
             metrics.response_bytes += size
             out.append(outgoing.data)

@@ -1,0 +1,75 @@
+"""Endpoints again after a cluster change: what lets an updated EDS cluster finish warming.
+
+Envoy replaces a Cluster that a CDS response changes (its TLS, protocol,
+timeouts, circuit breakers...) by a new one, which warms until it receives
+its ClusterLoadAssignment; the old cluster serves meanwhile (xDS protocol,
+"Resource warming": a cluster's warming completes only when a new
+ClusterLoadAssignment response arrives, even if its endpoints did not
+change). With unchanged endpoints there is nothing new to send, and the new
+cluster would wait for ``initial_fetch_timeout`` (15 s by default) before
+running on the endpoints Envoy cached (envoy#31535, go-control-plane#1035).
+So a CDS response that adds or changes EDS clusters is followed, on the same
+stream, by their assignments, whether or not they changed.
+
+**When: right behind the CDS response, not after its ACK.** On ADS, Envoy
+withholds the CDS ACK for as long as any cluster warms (its cluster manager
+keeps CDS paused so that a control plane can hold routes back until the
+clusters are warm): waiting for the ACK would wait for the warming, which
+waits for the assignment. Nor does Envoy ask: it applies a CDS response with
+its EDS requests paused, and the request the new clusters' watches queue
+goes out when the pause lifts; on a state-of-the-world stream it repeats the
+subscription and the nonce of the last EDS response, so it cannot be told
+from an ACK (envoy#13009), and on a delta stream there is none at all, the
+name being subscribed already. What does hold is order: Envoy applies one
+stream's responses one after the other, so an EDS response sent after the
+CDS response finds the new clusters and their watches in place. The
+assignments are therefore due as soon as the CDS response is sent: in the
+same pass (endpoints come after clusters in ADS order), or, when an EDS
+response is in flight, in the one that follows its answer.
+
+Only what needs it: the assignments of clusters the response carries in a
+version this stream had not sent (not unchanged ones, not removed ones),
+that its EDS subscription names. A client on per-type streams needs none of
+this: Envoy opens a new EDS stream for each new cluster, and a new stream's
+first request is answered in full.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+
+from switchman.xds import resources as rt
+from switchman.xds.cache.resource import Resource
+from switchman.xds.server.state import TypeState
+
+__all__ = ["clusters_sent"]
+
+
+def clusters_sent(
+    states: Mapping[str, TypeState],
+    before: Mapping[str, Resource],
+    carried: Mapping[str, Resource],
+    changed: Collection[str] | None,
+) -> None:
+    """A CDS response carrying ``carried`` left; the stream had last sent ``before``.
+
+    Makes the assignments of the EDS clusters it adds or changes due on this
+    stream (``TypeState.resend`` of its endpoints). ``changed``, when not
+    None, holds every name that may differ from ``before`` (see
+    :class:`~switchman.xds.server.plan.Plan`): only those are looked at.
+    """
+    eds = states.get(rt.ENDPOINT)
+    if eds is None or not eds.subscription.started:
+        return
+    covers = eds.subscription.covers
+    due: set[str] = set()
+    for name in carried if changed is None else changed:
+        cluster = carried.get(name)
+        if cluster is None:
+            continue
+        had = before.get(name)
+        if had is not None and had.version == cluster.version:
+            continue
+        due.update(n for t, n in cluster.references if t == rt.ENDPOINT and covers(n))
+    if due:
+        eds.resend = eds.resend | due
