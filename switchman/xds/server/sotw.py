@@ -78,8 +78,7 @@ class SotwStream(Stream):
         state.subscription.set_names(request.resource_names)
 
     def _encode(self, state: TypeState, decision: Plan) -> Outgoing | None:
-        wanted = decision.resources
-        resend = [n for n in state.resend if n in wanted]  # see warming: sent even if the client has them
+        wanted, resend = decision.resources, decision.resend
         if state.sent_key is not None and not resend and _same(state.sent, decision):
             return None  # e.g. only a removal is waiting: nothing the client lacks
         nonce = self.next_nonce()
@@ -91,7 +90,7 @@ class SotwStream(Stream):
                 n for n in decision.changed
                 if (r := wanted.get(n)) is not None and ((had := sent.get(n)) is None or had.version != r.version)
             }
-            carried.update(resend)
+            carried |= resend  # see warming: sent even if the client has them
             body = b"".join(wanted[n].sotw_field for n in sorted(carried))
         data = wire.sotw_response(decision.version, body, state.type_url, nonce)
         pending = Pending(nonce, decision.version, wanted, (), time.monotonic(), len(data))

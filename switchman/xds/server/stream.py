@@ -34,7 +34,7 @@ from switchman.xds.server.metrics import XdsMetrics
 from switchman.xds.server.peer import ANONYMOUS, NodeIdentities, Peer
 from switchman.xds.server.plan import Hold, Plan, plan
 from switchman.xds.server.state import Nack, Pending, TypeState
-from switchman.xds.server.warming import clusters_sent
+from switchman.xds.server.warming import assignments_planned, clusters_sent
 
 __all__ = ["Outgoing", "Stream", "StreamContext"]
 
@@ -100,7 +100,6 @@ def _kept(node: base_pb2.Node) -> base_pb2.Node:
 
 _NACK_KEPT: Final = 16 * 1024  # characters of a NACK's message kept: Envoy's run to a few hundred
 _WAKE: Final = object()
-_RESEND: Final = object()  # a plan's last key that no plan has: plan even when nothing changed
 _END: Final = object()
 _ids = itertools.count(1)
 
@@ -383,7 +382,7 @@ class Stream(ABC):
             state = self.states[type_url]
             if state.pending is not None or not state.subscription.started:
                 continue
-            decision = plan(self.states, type_url, snapshot, state.sent_key if not state.resend else _RESEND)
+            decision = plan(self.states, type_url, snapshot, state.sent_key)
             if decision is None:
                 state.held_back = ""
                 continue
@@ -392,8 +391,8 @@ class Stream(ABC):
                 continue
             state.held_back = ""
             outgoing = self._encode(state, decision)
-            if state.resend:
-                state.resend = frozenset()  # carried, or no longer in the plan
+            if type_url == rt.ENDPOINT:
+                assignments_planned(self.states)
             state.sent_key = decision.key
             state.oversized = ""
             if outgoing is None:
@@ -419,10 +418,10 @@ class Stream(ABC):
             state.sent = decision.resources
             state.planned = decision.basis
             self._committed(state, outgoing)
-            if type_url == rt.CLUSTER:
+            if type_url == rt.CLUSTER and self.only_type is None:
                 # Endpoints come after clusters in ADS order: their response, in this very pass when none
-                # is in flight, carries the assignments an updated cluster waits for (see warming).
-                clusters_sent(self.states, before, outgoing.pending.upserts, decision.changed)
+                # is in flight, carries the assignments the updated clusters wait for (see warming).
+                clusters_sent(state, before, outgoing.pending.upserts, decision.changed)
             metrics.responses += 1
             metrics.response_bytes += size
             out.append(outgoing.data)

@@ -25,7 +25,10 @@ stream's responses one after the other, so an EDS response sent after the
 CDS response finds the new clusters and their watches in place. The
 assignments are therefore due as soon as the CDS response is sent: in the
 same pass (endpoints come after clusters in ADS order), or, when an EDS
-response is in flight, in the one that follows its answer.
+response is in flight, in the one that follows its answer, or in the first
+one when the client has not asked for endpoints yet on this stream (a delta
+client that reconnects says which assignments it has, and would otherwise
+not get them).
 
 Only what needs it: the assignments of clusters the response carries in a
 version this stream had not sent (not unchanged ones, not removed ones),
@@ -42,26 +45,24 @@ from switchman.xds import resources as rt
 from switchman.xds.cache.resource import Resource
 from switchman.xds.server.state import TypeState
 
-__all__ = ["clusters_sent"]
+__all__ = ["assignments_planned", "clusters_sent", "owed"]
+
+_NONE: frozenset[str] = frozenset()
 
 
 def clusters_sent(
-    states: Mapping[str, TypeState],
+    clusters: TypeState,
     before: Mapping[str, Resource],
     carried: Mapping[str, Resource],
     changed: Collection[str] | None,
 ) -> None:
-    """A CDS response carrying ``carried`` left; the stream had last sent ``before``.
+    """A CDS response carrying ``carried`` left on an ADS stream that had last sent ``before``.
 
-    Makes the assignments of the EDS clusters it adds or changes due on this
-    stream (``TypeState.resend`` of its endpoints). ``changed``, when not
-    None, holds every name that may differ from ``before`` (see
-    :class:`~switchman.xds.server.plan.Plan`): only those are looked at.
+    The assignments of the EDS clusters it adds or changes become owed
+    (``clusters.resend``). ``changed``, when not None, holds every name that
+    may differ from ``before`` (see :class:`~switchman.xds.server.plan.Plan`):
+    only those are looked at.
     """
-    eds = states.get(rt.ENDPOINT)
-    if eds is None or not eds.subscription.started:
-        return
-    covers = eds.subscription.covers
     due: set[str] = set()
     for name in carried if changed is None else changed:
         cluster = carried.get(name)
@@ -70,6 +71,27 @@ def clusters_sent(
         had = before.get(name)
         if had is not None and had.version == cluster.version:
             continue
-        due.update(n for t, n in cluster.references if t == rt.ENDPOINT and covers(n))
+        due.update(n for t, n in cluster.references if t == rt.ENDPOINT)
     if due:
-        eds.resend = eds.resend | due
+        clusters.resend = clusters.resend | due
+
+
+def owed(states: Mapping[str, TypeState], type_url: str, selected: Mapping[str, Resource]) -> frozenset[str]:
+    """The names among ``selected`` that the next response for ``type_url`` carries even if the client has them.
+
+    Owed assignments the stream does not subscribe to are not: once the
+    client asks for them (a new cluster's), they go out as any other.
+    """
+    if type_url != rt.ENDPOINT:
+        return _NONE
+    clusters = states.get(rt.CLUSTER)
+    if clusters is None or not clusters.resend:
+        return _NONE
+    return frozenset(n for n in clusters.resend if n in selected)
+
+
+def assignments_planned(states: Mapping[str, TypeState]) -> None:
+    """An EDS response was planned: it carries what was owed (:func:`owed`); nothing is owed any more."""
+    clusters = states.get(rt.CLUSTER)
+    if clusters is not None and clusters.resend:
+        clusters.resend = _NONE
