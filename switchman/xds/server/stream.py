@@ -413,15 +413,14 @@ class Stream(ABC):
                 log.error("stream %s: %s %s", self.id, self.ctx.metrics.label(type_url), state.oversized)
                 metrics.oversized += 1
                 continue  # the client's state, and so state.planned, stay as they were
-            before = state.sent
+            if type_url == rt.CLUSTER and self.only_type is None:
+                # Endpoints come after clusters in ADS order: their response, in this very pass when none
+                # is in flight, carries the assignments the updated clusters wait for (see warming).
+                clusters_sent(state, state.sent, outgoing.pending.upserts, decision.changed)
             state.pending = outgoing.pending
             state.sent = decision.resources
             state.planned = decision.basis
             self._committed(state, outgoing)
-            if type_url == rt.CLUSTER and self.only_type is None:
-                # Endpoints come after clusters in ADS order: their response, in this very pass when none
-                # is in flight, carries the assignments the updated clusters wait for (see warming).
-                clusters_sent(state, before, outgoing.pending.upserts, decision.changed)
             metrics.responses += 1
             metrics.response_bytes += size
             out.append(outgoing.data)

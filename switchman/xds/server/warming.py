@@ -56,22 +56,33 @@ def clusters_sent(
     carried: Mapping[str, Resource],
     changed: Collection[str] | None,
 ) -> None:
-    """A CDS response carrying ``carried`` left on an ADS stream that had last sent ``before``.
+    """A CDS response carrying ``carried`` is leaving on an ADS stream that had last sent ``before``.
 
     The assignments of the EDS clusters it adds or changes become owed
     (``clusters.resend``). ``changed``, when not None, holds every name that
     may differ from ``before`` (see :class:`~switchman.xds.server.plan.Plan`):
-    only those are looked at.
+    only those are looked at. On the stream's first clusters, only those the
+    client said it has, in another version, count (``client_versions``, a
+    delta client's on reconnect): the others are new to it, and it asks for
+    their endpoints anew.
     """
     due: set[str] = set()
-    for name in carried if changed is None else changed:
-        cluster = carried.get(name)
-        if cluster is None:
-            continue
-        had = before.get(name)
-        if had is not None and had.version == cluster.version:
-            continue
-        due.update(n for t, n in cluster.references if t == rt.ENDPOINT)
+    if not before:
+        reported = clusters.client_versions
+        if not reported:
+            return
+        for name, cluster in carried.items():
+            had = reported.get(name)
+            if had is not None and had != cluster.version:
+                due.update(n for t, n in cluster.references if t == rt.ENDPOINT)
+    else:
+        for name in carried if changed is None else changed:
+            cluster = carried.get(name)
+            if cluster is None:
+                continue
+            was = before.get(name)  # absent: added again, its endpoints perhaps still subscribed
+            if was is None or was.version != cluster.version:
+                due.update(n for t, n in cluster.references if t == rt.ENDPOINT)
     if due:
         clusters.resend = clusters.resend | due
 
