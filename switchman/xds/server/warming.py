@@ -13,9 +13,9 @@ stream, by their assignments, whether or not they changed.
 
 **When: right behind the CDS response, not after its ACK.** On ADS, Envoy
 withholds the CDS ACK for as long as any cluster warms (its cluster manager
-keeps CDS paused so that a control plane can hold routes back until the
-clusters are warm): waiting for the ACK would wait for the warming, which
-waits for the assignment. Nor does Envoy ask: it applies a CDS response with
+keeps CDS paused, ``ClusterManagerImpl::updateClusterCounts``, so that a
+control plane can hold routes back until the clusters are warm): waiting for
+the ACK would wait for the warming, which waits for the assignment. Nor does Envoy ask: it applies a CDS response with
 its EDS requests paused, and the request the new clusters' watches queue
 goes out when the pause lifts; on a state-of-the-world stream it repeats the
 subscription and the nonce of the last EDS response, so it cannot be told
@@ -30,11 +30,18 @@ one when the client has not asked for endpoints yet on this stream (a delta
 client that reconnects says which assignments it has, and would otherwise
 not get them).
 
+If Envoy then rejects the CDS response, the assignments it got again change
+nothing (it keeps the clusters it ran), and it applies every valid cluster
+of a response it rejects anyway.
+
 Only what needs it: the assignments of clusters the response carries in a
-version this stream had not sent (not unchanged ones, not removed ones),
-that its EDS subscription names. A client on per-type streams needs none of
-this: Envoy opens a new EDS stream for each new cluster, and a new stream's
-first request is answered in full.
+version this stream had not sent (changed, or added again while their
+endpoints may still be subscribed; not unchanged ones, not removed ones),
+that its EDS subscription names; in a delta response at the version the
+client has, which Envoy applies all the same. A client on per-type streams
+needs none of this, and gets none (the streams of one node are not tied to
+each other): Envoy opens a new EDS stream for each new cluster, and a new
+stream's first request is answered in full.
 """
 
 from __future__ import annotations
@@ -66,23 +73,19 @@ def clusters_sent(
     delta client's on reconnect): the others are new to it, and it asks for
     their endpoints anew.
     """
-    due: set[str] = set()
+    updated: list[Resource]
     if not before:
         reported = clusters.client_versions
         if not reported:
             return
-        for name, cluster in carried.items():
-            had = reported.get(name)
-            if had is not None and had != cluster.version:
-                due.update(n for t, n in cluster.references if t == rt.ENDPOINT)
+        updated = [c for n, c in carried.items() if (had := reported.get(n)) is not None and had != c.version]
     else:
-        for name in carried if changed is None else changed:
-            cluster = carried.get(name)
-            if cluster is None:
-                continue
-            was = before.get(name)  # absent: added again, its endpoints perhaps still subscribed
-            if was is None or was.version != cluster.version:
-                due.update(n for t, n in cluster.references if t == rt.ENDPOINT)
+        # A name absent from ``before`` is a cluster added again: its endpoints may still be subscribed.
+        updated = [
+            c for n in (carried if changed is None else changed)
+            if (c := carried.get(n)) is not None and ((was := before.get(n)) is None or was.version != c.version)
+        ]
+    due = {name for c in updated for t, name in c.references if t == rt.ENDPOINT}
     if due:
         clusters.resend = clusters.resend | due
 

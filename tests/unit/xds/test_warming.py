@@ -16,6 +16,7 @@ from tests.unit.xds.harness import (
     delta_ack,
     delta_contents,
     delta_request,
+    nack,
     names,
     request,
     world,
@@ -55,6 +56,16 @@ async def test_a_changed_eds_cluster_is_followed_by_its_unchanged_assignment_bef
     envoy.ack(eds)
     envoy.ack(cds)
     await envoy.client.expect_nothing()  # once: no loop
+
+
+async def test_a_rejected_cluster_change_sends_nothing_more(cache: SnapshotCache, sotw: SotwFactory) -> None:
+    snap = world("a", ["a", "b"])
+    envoy = await synced_sotw(cache, sotw, snap, ["a", "b"])
+    cache.set_snapshot(GROUP, slower(snap, "a"))
+    cds, eds = await envoy.client.drain()
+    envoy.client.send(nack(cds, "cluster a: bad", previous=envoy.last[rt.CLUSTER].version_info))
+    envoy.ack(eds)
+    await envoy.client.expect_nothing()
 
 
 async def test_unchanged_removed_and_route_only_changes_send_no_assignment(
