@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from envoy.service.discovery.v3 import discovery_pb2
+from collections.abc import Sequence
 
 from switchman.testing.builders import eds_cluster, load_assignment, route_config
 from switchman.xds import Resource, Snapshot, SnapshotCache
@@ -24,20 +24,23 @@ from tests.unit.xds.harness import (
 from tests.unit.xds.test_delta_stream import converge, subscribe_like_envoy
 from tests.unit.xds.test_sotw_stream import Envoy, full_subscription
 
-SotwResponse = discovery_pb2.DiscoveryResponse
-
 
 def slower(snap: Snapshot, *clusters: str) -> Snapshot:
     """``snap`` with ``clusters`` changed (their connect timeout), their endpoints as they were."""
     return snap.with_changes(upsert=[eds_cluster(name, connect_timeout=2.5) for name in clusters])
 
 
-async def synced_sotw(cache: SnapshotCache, sotw: SotwFactory, snap: Snapshot, eds: list[str]) -> Envoy:
+async def synced_sotw(
+    cache: SnapshotCache, sotw: SotwFactory, clusters: Sequence[str] = ("a", "b"), eds: Sequence[str] | None = None
+) -> tuple[Snapshot, Envoy]:
+    """``clusters`` (routes to the first) on an ADS stream that ACKed everything, its EDS subscription ``eds``
+    (all of them by default)."""
+    snap = world(clusters[0], clusters)
     cache.set_snapshot(GROUP, snap)
-    envoy = Envoy(sotw(), full_subscription(eds))
+    envoy = Envoy(sotw(), full_subscription(clusters if eds is None else eds))
     envoy.subscribe()
     await envoy.converge()
-    return envoy
+    return snap, envoy
 
 
 # -- state of the world -------------------------------------------------------------------
@@ -46,8 +49,7 @@ async def synced_sotw(cache: SnapshotCache, sotw: SotwFactory, snap: Snapshot, e
 async def test_a_changed_eds_cluster_is_followed_by_its_unchanged_assignment_before_any_ack(
     cache: SnapshotCache, sotw: SotwFactory
 ) -> None:
-    snap = world("a", ["a", "b"])
-    envoy = await synced_sotw(cache, sotw, snap, ["a", "b"])
+    snap, envoy = await synced_sotw(cache, sotw)
     cache.set_snapshot(GROUP, slower(snap, "a"))
     # Envoy ACKs the clusters only once the changed one has warmed: nothing is ACKed here.
     cds, eds = await envoy.client.drain()
@@ -59,8 +61,7 @@ async def test_a_changed_eds_cluster_is_followed_by_its_unchanged_assignment_bef
 
 
 async def test_a_rejected_cluster_change_sends_nothing_more(cache: SnapshotCache, sotw: SotwFactory) -> None:
-    snap = world("a", ["a", "b"])
-    envoy = await synced_sotw(cache, sotw, snap, ["a", "b"])
+    snap, envoy = await synced_sotw(cache, sotw)
     cache.set_snapshot(GROUP, slower(snap, "a"))
     cds, eds = await envoy.client.drain()
     envoy.client.send(nack(cds, "cluster a: bad", previous=envoy.last[rt.CLUSTER].version_info))
@@ -71,8 +72,7 @@ async def test_a_rejected_cluster_change_sends_nothing_more(cache: SnapshotCache
 async def test_unchanged_removed_and_route_only_changes_send_no_assignment(
     cache: SnapshotCache, sotw: SotwFactory
 ) -> None:
-    snap = world("a", ["a", "b"])
-    envoy = await synced_sotw(cache, sotw, snap, ["a", "b"])
+    snap, envoy = await synced_sotw(cache, sotw)
     rerouted = snap.with_changes(upsert=[route_config(ROUTE_NAME, "b")])
     cache.set_snapshot(GROUP, rerouted)
     (routes,) = await envoy.client.drain()
@@ -87,8 +87,7 @@ async def test_unchanged_removed_and_route_only_changes_send_no_assignment(
 async def test_an_assignment_in_flight_is_followed_by_the_owed_one_once_answered(
     cache: SnapshotCache, sotw: SotwFactory
 ) -> None:
-    snap = world("a", ["a", "b"])
-    envoy = await synced_sotw(cache, sotw, snap, ["a", "b"])
+    snap, envoy = await synced_sotw(cache, sotw)
     moved = snap.with_changes(upsert=[load_assignment("a", [("127.0.0.1", 9100)])])
     cache.set_snapshot(GROUP, moved)
     (in_flight,) = await envoy.client.drain()
@@ -102,8 +101,7 @@ async def test_an_assignment_in_flight_is_followed_by_the_owed_one_once_answered
 
 
 async def test_a_cluster_changed_with_its_endpoints_gets_them_once(cache: SnapshotCache, sotw: SotwFactory) -> None:
-    snap = world("a", ["a", "b"])
-    envoy = await synced_sotw(cache, sotw, snap, ["a", "b"])
+    snap, envoy = await synced_sotw(cache, sotw)
     both = slower(snap, "a").with_changes(upsert=[load_assignment("a", [("127.0.0.1", 9100)])])
     cache.set_snapshot(GROUP, both)
     cds, eds = await envoy.client.drain()
@@ -116,8 +114,7 @@ async def test_a_cluster_changed_with_its_endpoints_gets_them_once(cache: Snapsh
 async def test_only_assignments_the_stream_subscribes_to_are_sent_again(
     cache: SnapshotCache, sotw: SotwFactory
 ) -> None:
-    snap = world("a", ["a", "b"])
-    envoy = await synced_sotw(cache, sotw, snap, ["b"])
+    snap, envoy = await synced_sotw(cache, sotw, eds=["b"])
     cache.set_snapshot(GROUP, slower(snap, "a", "b"))
     cds, eds = await envoy.client.drain()
     assert names(cds) == {"a", "b"}
@@ -125,9 +122,7 @@ async def test_only_assignments_the_stream_subscribes_to_are_sent_again(
 
 
 async def test_a_resent_assignment_goes_alone_among_many(cache: SnapshotCache, sotw: SotwFactory) -> None:
-    clusters = [f"c{i}" for i in range(50)]
-    snap = world("c0", clusters)
-    envoy = await synced_sotw(cache, sotw, snap, clusters)
+    snap, envoy = await synced_sotw(cache, sotw, [f"c{i}" for i in range(50)])
     cache.set_snapshot(GROUP, slower(snap, "c7"))
     _, eds = await envoy.client.drain()
     assert names(eds) == {"c7"}
