@@ -11,7 +11,6 @@ out".
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -22,7 +21,7 @@ from tests.e2e.helpers import Traffic, chain, until, wait_for_version
 
 pytestmark = pytest.mark.envoy
 
-ACTIVE_WITHIN = 1.5  # seconds; a cluster left warming waits 15 s
+ACTIVE_WITHIN = 1.5  # seconds (it takes a few milliseconds); a cluster left warming waits 15 s
 
 
 async def active(envoy: EnvoyProcess, name: str) -> str:
@@ -51,9 +50,10 @@ async def test_a_changed_eds_cluster_is_active_at_once_and_traffic_flows(
     source = grpc_source() if mode is EnvoyMode.PER_TYPE else None
     # The same endpoints; only the cluster changes.
     cache.set_snapshot("demo", first.with_changes(upsert=[eds_cluster("blue", connect_timeout=2.5, source=source)]))
-    started = time.monotonic()
+    before_change = traffic.total
 
     async def settled() -> bool:
+        # A cluster CDS replaced counts in cluster_modified (cluster_updated counts endpoint updates).
         stats = await envoy.stats("cluster_manager.")
         return (
             stats.get("cluster_manager.warming_clusters", -1) == 0
@@ -62,12 +62,11 @@ async def test_a_changed_eds_cluster_is_active_at_once_and_traffic_flows(
         )
 
     await until(settled, ACTIVE_WITHIN, "the changed cluster active, none warming")
-    took = time.monotonic() - started
-    await asyncio.sleep(0.3)  # traffic through the new cluster too
+    through_new = traffic.total
+    await asyncio.sleep(0.3)
     traffic.stop()
     await runner
 
     assert traffic.failures == [], traffic.failures[:5]
-    assert traffic.versions["v1"] > 0
-    assert took < ACTIVE_WITHIN
+    assert traffic.total > through_new > before_change  # it flowed while the cluster changed, and after
     assert "initial fetch timed out" not in envoy.log_tail(10_000)
