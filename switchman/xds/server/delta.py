@@ -78,6 +78,8 @@ class DeltaStream(Stream):
                 state.planned = None
             upserts = {n: r for n, r in current.items() if known.get(n) != r.version}
             removed = tuple(sorted(n for n in known if n not in current))
+        for name in decision.resend:  # see warming: sent even if the client has them
+            upserts[name] = current[name]
         first = state.sent_key is None
         if first:
             # What the client already has (it said so on reconnect) it runs:

@@ -31,6 +31,7 @@ from switchman.xds import resources as rt
 from switchman.xds.cache.resource import Resource
 from switchman.xds.cache.snapshot import Snapshot, TypeSnapshot
 from switchman.xds.server.state import TypeState
+from switchman.xds.server.warming import owed
 
 __all__ = ["Hold", "Plan", "plan"]
 
@@ -54,6 +55,8 @@ class Plan:
     ``changed``, when not None, holds every name whose resource may differ
     from the stream's last such plan (the subscription is the same, and the
     snapshot remembers what changed since); None means: compare everything.
+    ``resend`` names resources of ``resources`` that the response carries
+    even if the client has them in this version (see :mod:`.warming`).
     """
 
     resources: Mapping[str, Resource]
@@ -62,6 +65,7 @@ class Plan:
     key: str
     basis: tuple[int, frozenset[str] | None] | None = None
     changed: frozenset[str] | None = None
+    resend: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +89,8 @@ def plan(states: Mapping[str, TypeState], type_url: str, snapshot: Snapshot, las
         key = f"{selection.key}+{digest.hexdigest()}"
     else:
         key = selection.key
-    if key == last_key:
+    resend = owed(states, type_url, selection.mapping)
+    if key == last_key and not resend:
         return None
     if type_url in _GATED:
         reason = _waiting_for(states, selection.resources, snapshot)
@@ -97,11 +102,11 @@ def plan(states: Mapping[str, TypeState], type_url: str, snapshot: Snapshot, las
         # stay the same (and None is the wildcard).
         if state.planned is not None and state.planned[1] is names:
             changed = tsnap.changes_since(state.planned[0])
-        return Plan(selection.mapping, selection.body, tsnap.version, key, (tsnap.serial, names), changed)
+        return Plan(selection.mapping, selection.body, tsnap.version, key, (tsnap.serial, names), changed, resend)
     contents = dict(selection.mapping)
     contents.update(kept)
     ordered = [contents[n] for n in sorted(contents)]
-    return Plan(contents, b"".join(r.sotw_field for r in ordered), f"{tsnap.version}+held", key)
+    return Plan(contents, b"".join(r.sotw_field for r in ordered), f"{tsnap.version}+held", key, resend=resend)
 
 
 def _kept(states: Mapping[str, TypeState], state: TypeState, tsnap: TypeSnapshot) -> dict[str, Resource]:

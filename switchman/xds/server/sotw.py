@@ -78,19 +78,22 @@ class SotwStream(Stream):
         state.subscription.set_names(request.resource_names)
 
     def _encode(self, state: TypeState, decision: Plan) -> Outgoing | None:
-        if state.sent_key is not None and _same(state.sent, decision):
+        wanted, resend = decision.resources, decision.resend
+        if state.sent_key is not None and not resend and _same(state.sent, decision):
             return None  # e.g. only a removal is waiting: nothing the client lacks
         nonce = self.next_nonce()
         body = decision.body
         if state.type_url in _PARTIAL and decision.changed is not None and state.nack is None:
             # The client ACKed the last response (so holds what was sent): only what changed since.
-            sent, wanted = state.sent, decision.resources
-            body = b"".join(
-                r.sotw_field for n in sorted(decision.changed)
+            sent = state.sent
+            carried = {
+                n for n in decision.changed
                 if (r := wanted.get(n)) is not None and ((had := sent.get(n)) is None or had.version != r.version)
-            )
+            }
+            carried |= resend  # see warming: sent even if the client has them
+            body = b"".join(wanted[n].sotw_field for n in sorted(carried))
         data = wire.sotw_response(decision.version, body, state.type_url, nonce)
-        pending = Pending(nonce, decision.version, decision.resources, (), time.monotonic(), len(data))
+        pending = Pending(nonce, decision.version, wanted, (), time.monotonic(), len(data))
         return Outgoing(data, pending)
 
     def _apply_ack(self, state: TypeState, upserts: Mapping[str, Resource], removed: tuple[str, ...]) -> None:

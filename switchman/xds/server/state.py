@@ -141,6 +141,9 @@ class TypeState:
     # state (``client_versions`` in delta, ``sent`` in state of the world)
     # reflects exactly; None when unknown. See plan.Plan.changed.
     planned: tuple[int, frozenset[str] | None] | None = None
+    # Clusters on ADS only (see warming): the assignments of EDS clusters that CDS responses added or
+    # changed, which the next EDS response carries even if the client has them.
+    resend: frozenset[str] = frozenset()
 
     def replace_acked(self, resources: Mapping[str, Resource]) -> None:
         """The client holds exactly ``resources`` (a state-of-the-world ACK).

@@ -34,6 +34,7 @@ from switchman.xds.server.metrics import XdsMetrics
 from switchman.xds.server.peer import ANONYMOUS, NodeIdentities, Peer
 from switchman.xds.server.plan import Hold, Plan, plan
 from switchman.xds.server.state import Nack, Pending, TypeState
+from switchman.xds.server.warming import assignments_planned, clusters_sent
 
 __all__ = ["Outgoing", "Stream", "StreamContext"]
 
@@ -390,6 +391,8 @@ class Stream(ABC):
                 continue
             state.held_back = ""
             outgoing = self._encode(state, decision)
+            if type_url == rt.ENDPOINT:
+                assignments_planned(self.states)
             state.sent_key = decision.key
             state.oversized = ""
             if outgoing is None:
@@ -410,6 +413,10 @@ class Stream(ABC):
                 log.error("stream %s: %s %s", self.id, self.ctx.metrics.label(type_url), state.oversized)
                 metrics.oversized += 1
                 continue  # the client's state, and so state.planned, stay as they were
+            if type_url == rt.CLUSTER and self.only_type is None:
+                # Endpoints come after clusters in ADS order: their response, in this very pass when none
+                # is in flight, carries the assignments the updated clusters wait for (see warming).
+                clusters_sent(state, state.sent, outgoing.pending.upserts, decision.changed)
             state.pending = outgoing.pending
             state.sent = decision.resources
             state.planned = decision.basis
