@@ -21,26 +21,39 @@ __all__ = ["cluster_resources", "load_assignment", "protocol_options"]
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 
 
+def _lb_endpoint(e: Endpoint) -> endpoint_components_pb2.LbEndpoint:
+    out = endpoint_components_pb2.LbEndpoint(
+        endpoint=endpoint_components_pb2.Endpoint(
+            address=address_pb2.Address(socket_address=address_pb2.SocketAddress(address=e.address, port_value=e.port))
+        ),
+        load_balancing_weight=wrappers_pb2.UInt32Value(value=e.weight),
+    )
+    if e.health:
+        out.health_status = base_pb2.HealthStatus.Value(e.health)
+    return out
+
+
 def load_assignment(name: str, endpoints: Iterable[Endpoint]) -> endpoint_pb2.ClusterLoadAssignment:
+    """Endpoints grouped by zone, one locality each (zones sorted; "" is the locality without one)."""
+    zones: dict[str, list[Endpoint]] = {}
+    for e in endpoints:
+        zones.setdefault(e.zone, []).append(e)
+    if not zones:
+        zones[""] = []
     return endpoint_pb2.ClusterLoadAssignment(
         cluster_name=name,
         endpoints=[
             endpoint_components_pb2.LocalityLbEndpoints(
-                # gRPC clients need a locality with a weight; Envoy ignores both by default.
-                locality=base_pb2.Locality(),
-                load_balancing_weight=wrappers_pb2.UInt32Value(value=1),
-                lb_endpoints=[
-                    endpoint_components_pb2.LbEndpoint(
-                        endpoint=endpoint_components_pb2.Endpoint(
-                            address=address_pb2.Address(
-                                socket_address=address_pb2.SocketAddress(address=e.address, port_value=e.port)
-                            )
-                        ),
-                        load_balancing_weight=wrappers_pb2.UInt32Value(value=e.weight),
-                    )
-                    for e in endpoints
-                ],
+                # gRPC clients need a locality with a weight; Envoy ignores both by default. With several
+                # zones, each weighs what its endpoints do, so that a client weighting localities sends
+                # each zone its share (one locality keeps weight 1).
+                locality=base_pb2.Locality(zone=zone),
+                load_balancing_weight=wrappers_pb2.UInt32Value(
+                    value=max(1, sum(e.weight for e in members)) if len(zones) > 1 else 1
+                ),
+                lb_endpoints=[_lb_endpoint(e) for e in members],
             )
+            for zone, members in sorted(zones.items())
         ],
     )
 

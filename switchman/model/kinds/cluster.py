@@ -11,6 +11,7 @@ from switchman.model.fields import UINT32_MAX, Node
 from switchman.model.kinds.upstream_tls import UpstreamTls, read_upstream_tls
 
 __all__ = [
+    "HEALTH_STATUSES",
     "CircuitBreakers",
     "ClusterSpec",
     "Endpoint",
@@ -27,11 +28,18 @@ LB_POLICIES = ("ROUND_ROBIN", "LEAST_REQUEST", "RANDOM", "RING_HASH", "MAGLEV")
 PROTOCOLS = ("HTTP1", "HTTP2", "GRPC", "AUTO")
 
 
+#: An endpoint's health as EDS says it (``health_status``): "" leaves it to Envoy (as healthy), "DRAINING"
+#: takes no new requests (a Kubernetes endpoint that is terminating).
+HEALTH_STATUSES = ("", "HEALTHY", "DRAINING")
+
+
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     address: str
     port: int
     weight: int = 1
+    zone: str = ""  # the locality's zone ("": none)
+    health: str = ""  # one of HEALTH_STATUSES
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ UNKNOWN: dict[str, tuple[Raw, str, str]] = {
     ),
     "service-version": (
         service(versions={"v1": 1}) | {"spec": {"versions": {"v1": {"endpoints": [], "weight": 1}}}},
-        "service/s: spec.versions.v1.weight", "endpoints",
+        "service/s: spec.versions.v1.weight", "endpoints, kubernetes",
     ),
     "service-spec": (
         service(split={"v1": 1}), "service/s: spec.split",

@@ -36,7 +36,9 @@ def test_version_names_are_plain() -> None:
 
 def test_a_version_needs_endpoints() -> None:
     err = rejected(service() | {"spec": {"versions": {"v1": {}}}})
-    assert (err.path, err.reason) == ("service/s: spec.versions.v1.endpoints", "is required")
+    assert (err.path, err.reason) == (
+        "service/s: spec.versions.v1", "needs exactly one of endpoints, kubernetes (found none)"
+    )
 
 
 def test_an_endpoint_listed_twice_in_a_version_is_refused() -> None:
