@@ -7,7 +7,8 @@
     │   └── SnapshotError          a snapshot refers to something that is not there
     ├── ProtocolError              an xDS client sent something the protocol forbids
     │   └── PermissionDenied       ... or asked for what its identity may not have
-    └── LabError                   provisioning or a child process failed
+    ├── LabError                   provisioning or a child process failed
+    └── DiscoveryError             an endpoint source (the Kubernetes API) cannot be read
 
 Edges map these to a gRPC status, an HTTP status or a CLI exit code, each in
 one table; the core never does.
@@ -15,7 +16,15 @@ one table; the core never does.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "LabError", "PermissionDenied", "ProtocolError", "SnapshotError", "SwitchmanError"]
+__all__ = [
+    "ConfigError",
+    "DiscoveryError",
+    "LabError",
+    "PermissionDenied",
+    "ProtocolError",
+    "SnapshotError",
+    "SwitchmanError",
+]
 
 
 class SwitchmanError(Exception):
@@ -49,3 +58,8 @@ class LabError(SwitchmanError):
 
 class PermissionDenied(ProtocolError):
     """Raised when a client asks for what its identity may not have (PERMISSION_DENIED at the edges)."""
+
+
+class DiscoveryError(SwitchmanError):
+    """Raised when the Kubernetes API cannot be reached, refuses a request or answers what is not an API
+    object: neither the user's fault nor a client's. Discovery keeps the last endpoints it knew meanwhile."""

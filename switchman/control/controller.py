@@ -13,6 +13,10 @@ moved since, it is refused with :class:`~switchman.store.ConflictError`
 and nothing is stored. After a commit, revisions older than the newest
 ``history_keep`` are pruned from the store (0 keeps them all).
 
+Endpoints discovered outside the documents (Kubernetes) are laid over the served snapshots by
+:class:`~switchman.control.discovered.DiscoveredLayer`: :meth:`Controller.set_discovered` re-sends only
+the load assignments they feed, and makes no revision.
+
 New heads from the store arrive through a :class:`~switchman.control.follower.Follower`,
 which outlives the store's failures and says how well it follows
 (:meth:`Controller.health`).
@@ -31,11 +35,13 @@ from typing import Any, Final, TypeVar
 
 from google.protobuf import json_format
 
+from switchman.control.discovered import DiscoveredEndpoint, DiscoveredLayer, endpoint_rows
 from switchman.control.follower import PROBE_INTERVAL, Follower, StoreHealth
 from switchman.control.groups import Served, build_served
 from switchman.errors import ConfigError, SwitchmanError
 from switchman.model.config import Document, parse_document
 from switchman.model.document import document_id
+from switchman.model.kinds.service import KubernetesSource
 from switchman.model.labels import check_selector, format_selector, matches
 from switchman.store.base import ConflictError, Revision, RevisionSummary, Store, StoreError
 from switchman.xds import DEFAULT_GROUP, Snapshot, SnapshotCache
@@ -216,6 +222,9 @@ class Controller:
         self.admit = admit
         self._lock = asyncio.Lock()
         self._served: Served | None = None
+        self.discovered = DiscoveredLayer()
+        self._installed: dict[str, Snapshot] = {}  # what the cache holds: the served snapshots, overlaid
+        self._sources_listeners: list[Callable[[frozenset[KubernetesSource]], None]] = []
         self._served_revision: int | None = None
         self._parsed: tuple[int, dict[str, Document]] | None = None
         self._follower = Follower(store, self._followed, lambda: self._served_revision, probe_interval=probe_interval)
@@ -279,12 +288,53 @@ class Controller:
             listener(revision)
 
     def _install(self, served: Served) -> None:
+        installed = {}
         for group, snapshot in served.snapshots.items():
-            self.cache.set_snapshot(group, snapshot)
+            installed[group] = self.discovered.overlay(snapshot, served.discovered)
+            self.cache.set_snapshot(group, installed[group])
         if self._served is not None:
             for group in self._served.snapshots.keys() - served.snapshots.keys():
                 self.cache.clear_snapshot(group)  # its nodes fall back to the default group
-        self._served = served
+        before = self.discovery_sources()
+        self._served, self._installed = served, installed
+        sources = self.discovery_sources()
+        for gone in before - sources:
+            self.discovered.forget(gone)
+        if sources != before:
+            for listener in list(self._sources_listeners):
+                listener(sources)
+
+    # -- discovered endpoints ------------------------------------------------
+
+    def discovery_sources(self) -> frozenset[KubernetesSource]:
+        """The Kubernetes sources that the served documents name."""
+        return frozenset(self._served.discovered.values()) if self._served is not None else frozenset()
+
+    def add_sources_listener(self, listener: Callable[[frozenset[KubernetesSource]], None]) -> None:
+        """Call ``listener(sources)`` whenever the set of :meth:`discovery_sources` changes."""
+        self._sources_listeners.append(listener)
+
+    def set_discovered(self, source: KubernetesSource, endpoints: Sequence[DiscoveredEndpoint]) -> bool:
+        """``source``'s endpoints are now ``endpoints``: every group whose snapshot has a cluster fed by it gets
+        new load assignments for those clusters alone (no revision, no translation). True when something
+        was re-sent."""
+        if not self.discovered.update(source, endpoints) or self._served is None:
+            return False
+        sent = False
+        for group, snapshot in list(self._installed.items()):
+            changed = self.discovered.overlay(snapshot, self._served.discovered, only=source)
+            if changed is not snapshot:
+                self._installed[group] = changed
+                self.cache.set_snapshot(group, changed)
+                sent = True
+        return sent
+
+    def endpoints(self, group: str = DEFAULT_GROUP) -> dict[str, list[dict[str, Any]]]:
+        """Every endpoint a node group is served now, by cluster, with where it came from."""
+        snapshot = self.cache.snapshot(group)
+        if snapshot is None or self._served is None:
+            return {}
+        return endpoint_rows(snapshot, self._served.discovered, self.discovered, self._served.origin)
 
     def _documents_of(self, revision: Revision | None) -> dict[str, Document]:
         """The checked documents of ``revision``. Revisions never change, so the last one parsed

@@ -10,12 +10,13 @@ together on their own, so a listener for ``canary`` may reuse a port used in
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from google.protobuf.message import Message
 
 from switchman.errors import ConfigError
 from switchman.model.config import Config, Document, build_config, check_rollouts
+from switchman.model.kinds.service import KubernetesSource, ServiceSpec, version_cluster
 from switchman.translate import translate_documents
 from switchman.xds import DEFAULT_GROUP, Snapshot
 from switchman.xds import resources as rt
@@ -25,10 +26,21 @@ __all__ = ["Served", "build_served"]
 
 @dataclass(frozen=True, slots=True)
 class Served:
-    """A snapshot per node group, and the document each Envoy resource came from."""
+    """A snapshot per node group, the document each Envoy resource came from, and the Envoy clusters whose
+    endpoints are discovered (cluster name -> where from; their load assignments are empty here)."""
 
     snapshots: Mapping[str, Snapshot]
     origin: Mapping[tuple[str, str], str]
+    discovered: Mapping[str, KubernetesSource] = field(default_factory=dict)
+
+
+def _discovered(documents: Iterable[Document]) -> dict[str, KubernetesSource]:
+    return {
+        version_cluster(d.name, version): source
+        for d in documents
+        if isinstance(d.spec, ServiceSpec)
+        for version, source in d.spec.sources.items()
+    }
 
 
 def _views(documents: list[Document]) -> dict[str, list[Document]]:
@@ -74,4 +86,4 @@ def build_served(documents: Iterable[Document]) -> Served:
                 raise
             where = "nodes of every group" if group == DEFAULT_GROUP else f"node group {group!r}"
             raise ConfigError(exc.path, f"{exc.reason} (in what {where} get)") from None
-    return Served(snapshots, origin)
+    return Served(snapshots, origin, _discovered(docs))
