@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -18,6 +19,7 @@ from switchman.console import add_console
 from switchman.control import Controller
 from switchman.errors import ConfigError
 from switchman.exposure import exposure
+from switchman.kubernetes import KubernetesSettings
 from switchman.rollout import EngineSettings, RolloutEngine
 from switchman.rollout.sources import EnvoyReports
 from switchman.store import EtcdAuth, EtcdTls, Store, open_store
@@ -34,6 +36,9 @@ from switchman.tls import TlsSettings
 from switchman.xds import SnapshotCache, XdsServer, XdsSettings
 from switchman.xds.server import ResponseLimits
 from switchman.xds.server.peer import Peer
+
+if TYPE_CHECKING:
+    from switchman.kubernetes.discovery import KubernetesDiscovery
 
 __all__ = ["DEFAULT_HISTORY_KEEP", "ServeSettings", "Switchman", "split_address"]
 
@@ -75,6 +80,7 @@ class ServeSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # the REST API's largest request body
     response_limits: ResponseLimits = field(default_factory=ResponseLimits)  # per client kind (serve --response-limits)
     client_kinds: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # node group -> kinds (--client-kinds)
+    kubernetes: KubernetesSettings | None = None  # endpoint discovery from EndpointSlices (serve --kubernetes)
 
 
 class Switchman:
@@ -131,6 +137,7 @@ class Switchman:
             self.xds.add_methods(telemetry_methods(self.telemetry, group_of, metrics, settings.telemetry, refusal))
         self._runner: web.AppRunner | None = None
         self.api_certificates: ServerCertificates | None = None  # the API's TLS once started (None: plaintext)
+        self.discovery: KubernetesDiscovery | None = None
         self.xds_port = 0
         self.api_port = 0
 
@@ -139,12 +146,20 @@ class Switchman:
         # HTTP/1.1 is what aiohttp serves; the files are checked before anything starts.
         self.api_certificates = ServerCertificates(api_tls, ["http/1.1"], "API port") if api_tls else None
         await self.controller.start()
+        if self.settings.kubernetes is not None:
+            # The client is imported only when discovery runs.
+            from switchman.kubernetes.api import connect
+            from switchman.kubernetes.discovery import KubernetesDiscovery
+
+            self.discovery = KubernetesDiscovery(await connect(self.settings.kubernetes), self.controller)
+            await self.discovery.start()
         self.xds_port = await self.xds.start(self.settings.xds_address)
         host, port = split_address(self.settings.api_address, "api address")
         await self.rollouts.start()
         await self.share.start(self.rollouts.watched_clusters)
         app = api_app(
-            self.controller, self.xds, self.settings.tokens, self.rollouts, max_body_bytes=self.settings.max_body_bytes
+            self.controller, self.xds, self.settings.tokens, self.rollouts, max_body_bytes=self.settings.max_body_bytes,
+            discovery=self._discovery_status if self.discovery is not None else None,
         )
         add_console(app)  # the web console at /, on the API's port and behind the same tokens
         self._runner = web.AppRunner(app, access_log=None)
@@ -167,6 +182,10 @@ class Switchman:
             if certificates is not None:
                 certificates.reload()
 
+    def _discovery_status(self) -> dict[str, Any]:
+        assert self.discovery is not None
+        return self.discovery.health().as_json()
+
     async def stop(self, grace: float = 5.0) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
@@ -176,5 +195,8 @@ class Switchman:
         await self.share.stop()
         await self.rollouts.stop()
         await self.xds.stop(grace)
+        if self.discovery is not None:
+            await self.discovery.stop()
+            self.discovery = None
         await self.controller.stop()
         await self.store.close()

@@ -17,7 +17,7 @@ from switchman.api.auth import Handler, Tokens, auth_middleware
 from switchman.api.errors import error_response, status_of
 from switchman.api.events import end_event_streams, event_routes, events_ctx
 from switchman.api.handlers import routes
-from switchman.api.keys import CONTROLLER, MAX_BODY_BYTES, ROLLOUTS, XDS
+from switchman.api.keys import CONTROLLER, DISCOVERY, MAX_BODY_BYTES, ROLLOUTS, XDS, DiscoveryStatus
 from switchman.api.rollouts import rollout_routes
 from switchman.api.whoami import TOKENS, whoami_routes
 from switchman.control import Controller
@@ -64,6 +64,7 @@ def api_app(
     rollouts: RolloutEngine | None = None,
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    discovery: DiscoveryStatus | None = None,
 ) -> web.Application:
     tokens = tokens or Tokens()
     app = web.Application(middlewares=[_errors, auth_middleware(tokens)], client_max_size=max_body_bytes)
@@ -71,6 +72,8 @@ def api_app(
     app[CONTROLLER] = controller
     app[XDS] = xds
     app[TOKENS] = tokens
+    if discovery is not None:
+        app[DISCOVERY] = discovery
     app.add_routes(routes)
     app.add_routes(whoami_routes)
     app.add_routes(event_routes)

@@ -31,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from switchman.api.auth import CALLER_KEY, Caller
 from switchman.api.errors import ApiError
-from switchman.api.keys import CONTROLLER, XDS
+from switchman.api.keys import CONTROLLER, DISCOVERY, XDS
 from switchman.api.openapi import OPENAPI
 from switchman.api.options import prune_selector, truth, wait_seconds
 from switchman.api.wait import wait_for_envoys
@@ -150,9 +150,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: 200 while this replica follows the store and serves its head, else 503 with the reason."""
+    """Readiness: 200 while this replica follows the store and serves its head, else 503 with the reason.
+    With endpoint discovery, ``discovery`` says whether it is current; a stale discovery does not make the
+    replica unready: it still serves the last endpoints known, and an unready control plane helps no Envoy."""
     health = request.app[CONTROLLER].health()
-    return web.json_response(health.as_json(), status=200 if health.ready else 503)
+    body = health.as_json()
+    discovery = request.app.get(DISCOVERY)
+    if discovery is not None:
+        body["discovery"] = discovery()
+    return web.json_response(body, status=200 if health.ready else 503)
 
 
 @routes.get("/metrics")
@@ -292,9 +298,12 @@ async def render(request: web.Request) -> web.Response:
         if not matches:
             raise ApiError(404, "not_found", f"no node {node!r} is connected")
         group = matches[0].group
-    return web.json_response(
-        {"group": group or DEFAULT_GROUP, "resources": request.app[CONTROLLER].render(group or DEFAULT_GROUP)}
-    )
+    controller = request.app[CONTROLLER]
+    return web.json_response({
+        "group": group or DEFAULT_GROUP,
+        "resources": controller.render(group or DEFAULT_GROUP),
+        "endpoints": controller.endpoints(group or DEFAULT_GROUP),
+    })
 
 
 @routes.get("/v1/status")
@@ -311,4 +320,8 @@ async def status(request: web.Request) -> web.Response:
         entry["synced"] = all(t["synced"] for t in entry["types"])
         nodes.append(entry)
     health = controller.health().as_json()
-    return web.json_response({"revision": controller.served_revision, "store": health, "nodes": nodes})
+    body: dict[str, Any] = {"revision": controller.served_revision, "store": health, "nodes": nodes}
+    discovery = request.app.get(DISCOVERY)
+    if discovery is not None:
+        body["discovery"] = discovery()
+    return web.json_response(body)

@@ -264,7 +264,8 @@ OPENAPI: Final[dict[str, Any]] = {
         },
         "/v1/render": {
             "get": {
-                "summary": "The Envoy resources a node (or node group) is served, as JSON",
+                "summary": "The Envoy resources a node (or node group) is served, as JSON, and every endpoint by "
+                "cluster with its health, zone and source (a document, or a Kubernetes EndpointSlice)",
                 "parameters": [
                     {"name": "node", "in": "query", "schema": {"type": "string"}},
                     {"name": "group", "in": "query", "schema": {"type": "string"}},
@@ -274,7 +275,8 @@ OPENAPI: Final[dict[str, Any]] = {
         },
         "/v1/status": {
             "get": {
-                "summary": "The revision served and the store's (store: as /readyz), and every connected Envoy: "
+                "summary": "The revision served and the store's (store: as /readyz), endpoint discovery (with serve "
+                "--kubernetes: current or stale, endpoints per source), and every connected Envoy: "
                 "ACKed version per type, last NACK and the documents it traces to",
                 "responses": _responses(_ANY, *_AUTH),
             }
@@ -302,7 +304,9 @@ OPENAPI: Final[dict[str, Any]] = {
         "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": _responses(_ANY)}},
         "/readyz": {
             "get": {
-                "summary": "Readiness: 200 while this replica follows the store and serves its head, else 503",
+                "summary": "Readiness: 200 while this replica follows the store and serves its head, else 503; "
+                "with serve --kubernetes, discovery says whether endpoint discovery is current (a stale one "
+                "keeps the last endpoints and does not make the replica unready)",
                 "security": [],
                 "responses": {
                     "200": {"description": "ready", "content": {"application/json": {"schema": _HEALTH}}},

@@ -15,7 +15,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = sub.add_parser(
         "render", parents=[client_options()], help="the Envoy resources a node or group is served (JSON)",
         description="Print the Envoy resources (by type: sds, cds, eds, lds, rds) that a connected node, or a "
-        "node group, is served now, as Envoy's JSON. With neither option: the default group.",
+        "node group, is served now, as Envoy's JSON, and under `endpoints` every endpoint by cluster with its "
+        "health, zone and source (`document service/NAME`, or `kubernetes NAMESPACE/SERVICE/SLICE`). With "
+        "neither option: the default group.",
     )
     which = parser.add_mutually_exclusive_group()
     add_option(which, "--node", env="SWITCHMAN_RENDER_NODE", default="", help="a connected node's id")

@@ -10,6 +10,7 @@ import re
 import signal
 from typing import TYPE_CHECKING, Final
 
+from switchman.cli.config import add_switch
 from switchman.cli.etcd_flags import add_etcd_options, etcd_auth, etcd_tls
 from switchman.cli.options import option, seconds, whole_number
 from switchman.cli.tls_flags import add_tls_options, api_tls_settings, node_identities, tls_settings
@@ -99,6 +100,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         parser, "--replica-name", "SWITCHMAN_REPLICA_NAME", "",
         "this replica's name in rollout leases (what `rollout status` shows as the driver); empty: a random one",
     )
+    add_switch(
+        parser, "--kubernetes", "SWITCHMAN_KUBERNETES",
+        "discover the endpoints of Service versions that name a Kubernetes Service (kubernetes: {namespace, "
+        "service, port}) from its EndpointSlices; the API server from --kubeconfig, else in-cluster (in a pod), "
+        "else $KUBECONFIG or ~/.kube/config (docs/kubernetes.md)",
+    )
+    option(parser, "--kubeconfig", "SWITCHMAN_KUBECONFIG", "", "the kubeconfig file for --kubernetes")
+    option(parser, "--kube-context", "SWITCHMAN_KUBE_CONTEXT", "", "the kubeconfig context (default: its current one)")
     parser.set_defaults(run=run)
 
 
@@ -171,6 +180,7 @@ def _client_kinds(text: str) -> dict[str, tuple[str, ...]]:
 def run(args: argparse.Namespace) -> int:
     from switchman.api import Tokens
     from switchman.app import ServeSettings
+    from switchman.kubernetes import KubernetesSettings
     from switchman.rollout import EngineSettings
     from switchman.telemetry import TelemetrySettings
 
@@ -199,6 +209,9 @@ def run(args: argparse.Namespace) -> int:
             analysis_lag=seconds(args.analysis_lag, "--analysis-lag", zero_ok=True),
             replica=args.replica_name,
         ),
+        kubernetes=KubernetesSettings(args.kubeconfig, args.kube_context) if args.kubernetes else None,
     )
+    if not args.kubernetes and (args.kubeconfig or args.kube_context):
+        raise ConfigError("--kubeconfig", "is for --kubernetes (endpoint discovery), which is off")
     asyncio.run(_serve(settings))
     return 0

@@ -1,5 +1,5 @@
-"""``switchman status``: the revision served and the store's head, every connected Envoy, the version it
-ACKed per type, and its last NACK.
+"""``switchman status``: the revision served and the store's head, endpoint discovery (with serve
+--kubernetes), every connected Envoy, the version it ACKed per type, and its last NACK.
 
 ::
 
@@ -19,7 +19,7 @@ from switchman.cli.config import client_options, run_client
 from switchman.cli.get import add_output_option, print_data, table
 from switchman.client import SwitchmanClient
 
-__all__ = ["add_parser", "nack_lines", "revision_lines", "run", "status_table"]
+__all__ = ["add_parser", "discovery_lines", "nack_lines", "revision_lines", "run", "status_table"]
 
 # The order of an ADS stream: what a resource needs comes first.
 TYPE_ORDER: Final = ("sds", "cds", "eds", "lds", "rds")
@@ -93,13 +93,29 @@ def revision_lines(status: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def discovery_lines(status: Mapping[str, Any]) -> list[str]:
+    """With endpoint discovery: whether it is current (or stale, and why), and each source's endpoints."""
+    discovery = status.get("discovery")
+    if not isinstance(discovery, Mapping):
+        return []
+    namespaces = [n for n in discovery.get("namespaces") or () if isinstance(n, Mapping)]
+    watched = ", ".join(str(n.get("namespace")) for n in namespaces) or "no namespace (no document names one)"
+    state = "current" if discovery.get("current") else f"STALE: {discovery.get('reason')}"
+    lines = [f"kubernetes discovery ({discovery.get('server')}): {state}; watching {watched}"]
+    endpoints = discovery.get("endpoints")
+    for source, count in (endpoints.items() if isinstance(endpoints, Mapping) else ()):
+        lines.append(f"  kubernetes {source}: {count} endpoint{'' if count == 1 else 's'}")
+    return lines
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "status", parents=[client_options()], help="connected Envoys: ACKed versions and NACKs",
         description="The revision this replica serves and the store's head (and why it is not ready, if it is "
         "not); every connected Envoy: its group, whether it runs what it is served now (SYNCED), the "
         "version it ACKed per type (with the number of resources), and its last NACK with Envoy's message and "
-        "the documents it traces to.",
+        "the documents it traces to. With serve --kubernetes: whether endpoint discovery is current or stale, "
+        "and how many endpoints each Kubernetes source has (`switchman render` shows each endpoint's source).",
     )
     add_output_option(parser)
     parser.set_defaults(run=run)
@@ -111,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         if args.output != "table":
             print_data(status, args.output)
             return 0
-        for line in revision_lines(status):
+        for line in revision_lines(status) + discovery_lines(status):
             print(line)
         nodes = [n for n in status.get("nodes") or () if isinstance(n, Mapping)]
         if not nodes:

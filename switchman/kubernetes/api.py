@@ -51,7 +51,7 @@ def _kubeconfig(settings: KubernetesSettings) -> str:
         return ""
     path = path or os.path.expanduser("~/.kube/config")
     if not os.path.exists(path):
-        raise ConfigError("--kubeconfig", f"{path} does not exist (and this is not a pod: no in-cluster ServiceAccount)")
+        raise ConfigError("--kubeconfig", f"{path} does not exist (and this is no pod: no in-cluster ServiceAccount)")
     return path
 
 

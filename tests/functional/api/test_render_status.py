@@ -13,7 +13,7 @@ from tests.functional.api.docs import checkout
 
 async def test_render_before_anything_is_applied(api: Api) -> None:
     reply = await api.get("/v1/render")
-    assert (reply.status, reply.body) == (200, {"group": "*", "resources": {}})
+    assert (reply.status, reply.body) == (200, {"group": "*", "resources": {}, "endpoints": {}})
 
 
 async def test_render_the_default_group(api: Api) -> None:
@@ -27,6 +27,9 @@ async def test_render_the_default_group(api: Api) -> None:
     assert [e["clusterName"] for e in resources["eds"]] == ["checkout-v1", "checkout-v2"]
     assert resources["rds"][0]["virtualHosts"][0]["routes"][0]["directResponse"]["status"] == 200
     assert resources["lds"][0]["address"]["socketAddress"] == {"address": "127.0.0.1", "portValue": 0}
+    # Each endpoint with where it came from: here, the Service document.
+    v1 = reply.body["endpoints"]["checkout-v1"]
+    assert [(e["address"], e["health"], e["source"]) for e in v1] == [("127.0.0.1", "HEALTHY", "document service/checkout")]
 
 
 async def test_render_a_group_without_its_own_snapshot_falls_back_to_the_default(api: Api) -> None:
