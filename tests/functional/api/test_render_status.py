@@ -29,7 +29,9 @@ async def test_render_the_default_group(api: Api) -> None:
     assert resources["lds"][0]["address"]["socketAddress"] == {"address": "127.0.0.1", "portValue": 0}
     # Each endpoint with where it came from: here, the Service document.
     v1 = reply.body["endpoints"]["checkout-v1"]
-    assert [(e["address"], e["health"], e["source"]) for e in v1] == [("127.0.0.1", "HEALTHY", "document service/checkout")]
+    assert [(e["address"], e["health"], e["source"]) for e in v1] == [
+        ("127.0.0.1", "HEALTHY", "document service/checkout")
+    ]
 
 
 async def test_render_a_group_without_its_own_snapshot_falls_back_to_the_default(api: Api) -> None:
