@@ -29,7 +29,7 @@ def _lb_endpoint(e: Endpoint) -> endpoint_components_pb2.LbEndpoint:
         load_balancing_weight=wrappers_pb2.UInt32Value(value=e.weight),
     )
     if e.health:
-        out.health_status = base_pb2.HealthStatus.Value(e.health)
+        out.health_status = health_check_pb2.HealthStatus.Value(e.health)
     return out
 
 
