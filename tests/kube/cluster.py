@@ -44,6 +44,10 @@ def _argv(pid: int) -> tuple[list[str], str, dict[str, str]]:
     return argv, os.readlink(proc / "cwd"), env
 
 
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
 class Cluster:
     """One test's view of the cluster: a namespace of its own, the API clients, and the parts it may restart."""
 
@@ -133,7 +137,7 @@ class Cluster:
         started = _argv(pid)
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 30
-        while Path(f"/proc/{pid}").exists():
+        while _alive(pid):
             if time.monotonic() > deadline:
                 raise AssertionError(f"kube-apiserver (PID {pid}) still runs 30 s after SIGKILL")
             await asyncio.sleep(0.05)
@@ -145,7 +149,8 @@ class Cluster:
         # As up's start(): detached (setsid, in the background of a shell that exits), so that it is no child
         # of this process; its PID where down looks.
         log = self.state / "logs" / "kube-apiserver.log"
-        shell = subprocess.run(
+        shell = await asyncio.to_thread(
+            subprocess.run,
             ["sh", "-c", 'log=$1; shift; setsid "$@" >>"$log" 2>&1 </dev/null & echo $!', "sh", str(log), *argv],
             cwd=cwd, env=env, check=True, capture_output=True, text=True,
         )
