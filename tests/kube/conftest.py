@@ -3,6 +3,7 @@ Switchman serving with --kubernetes, and a real Envoy fed by it."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,15 @@ import pytest
 from switchman.app import ServeSettings, Switchman
 from switchman.kubernetes import KubernetesSettings
 from switchman.lab.local import EnvoyProcess, bootstrap
-from tests.kube.cluster import Cluster, kubeconfig_or_skip, open_cluster
+from switchman.testing.k8s_local import ENV, Cluster, open_cluster
+
+
+def kubeconfig_or_skip() -> str:
+    path = os.environ.get(ENV, "")
+    if not path:
+        pytest.skip(f"needs a Kubernetes cluster: set {ENV} to the admin kubeconfig that ../shared/k8s-local/up 2 "
+                    "prints")
+    return path
 
 
 @pytest.fixture

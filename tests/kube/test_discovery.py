@@ -11,7 +11,7 @@ import pytest
 
 from switchman.app import Switchman
 from switchman.lab.local import EnvoyProcess
-from tests.kube.cluster import Cluster
+from switchman.testing.k8s_local import Cluster
 from tests.kube.conftest import members, service_document
 
 # KWOK pods are ready at once and the EndpointSlice controller lists them within a second or two; but after
@@ -68,6 +68,18 @@ async def test_a_deployment_scaled_up_and_down_changes_what_envoy_holds(
     assert status["discovery"]["current"] is True
     assert status["discovery"]["endpoints"] == {f"{cluster.namespace}/web-v1:http": 1}
     assert len(held) == 5
+
+
+async def test_a_pod_made_unready_leaves_envoy(cluster: Cluster, switchman: Switchman, envoy: EnvoyProcess) -> None:
+    await cluster.service("web-v1", {"app": "web", "version": "v1"})
+    await cluster.deployment("web-v1", {"app": "web", "version": "v1"}, replicas=2)
+    await switchman.controller.apply([service_document(cluster.namespace, {"v1": "web-v1"})], author="test")
+    await envoy_follows(cluster, envoy, "web-v1", "web-v1", 2)
+    pods = await cluster.pods("app=web")
+    unready = sorted(pods)[0]
+    await cluster.make_unready(unready)
+    held = await envoy_follows(cluster, envoy, "web-v1", "web-v1", 1)
+    assert f"{pods[unready]}:8080" not in held
 
 
 async def test_terminating_endpoints_drain_and_unready_ones_leave(

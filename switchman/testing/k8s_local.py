@@ -1,9 +1,9 @@
-"""The k8s-local cluster (../shared/k8s-local, level 2) that the Kubernetes tests run against.
+"""The k8s-local cluster (../shared/k8s-local, level 2) that the Kubernetes tests and benchmarks run against.
 
-``SWITCHMAN_TEST_KUBECONFIG`` names its admin kubeconfig (``$K8S_LOCAL_STATE/admin.kubeconfig``); without
-it these tests skip. Besides the API (through the real ``kubernetes.aio`` client), a test may restart the
-API server as ``up`` started it (same command line, directory and environment; the new PID is recorded
-where ``down`` looks, so ``down`` still stops it) and compact etcd.
+``SWITCHMAN_TEST_KUBECONFIG`` names its admin kubeconfig (``$K8S_LOCAL_STATE/admin.kubeconfig``). Besides
+the API (through the real ``kubernetes.aio`` client), a test may restart the API server as ``up`` started it
+(same command line, directory and environment; the new PID is recorded where ``down`` looks, so ``down``
+still stops it) and compact etcd.
 """
 
 from __future__ import annotations
@@ -18,21 +18,14 @@ import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-import pytest
 from kubernetes.aio import client, config
 
-__all__ = ["ENV", "Cluster", "kubeconfig_or_skip"]
+__all__ = ["ENV", "Cluster", "open_cluster"]
 
+#: The variable that names the cluster's admin kubeconfig (what ``up 2`` prints).
 ENV = "SWITCHMAN_TEST_KUBECONFIG"
-
-
-def kubeconfig_or_skip() -> str:
-    path = os.environ.get(ENV, "")
-    if not path:
-        pytest.skip(f"needs a Kubernetes cluster: set {ENV} to the admin kubeconfig of ../shared/k8s-local up 2")
-    return path
 
 
 def _argv(pid: int) -> tuple[list[str], str, dict[str, str]]:
@@ -42,6 +35,21 @@ def _argv(pid: int) -> tuple[list[str], str, dict[str, str]]:
         item.decode().split("=", 1) for item in proc.joinpath("environ").read_bytes().split(b"\0") if b"=" in item
     )
     return argv, os.readlink(proc / "cwd"), env
+
+
+class _Model(Protocol):
+    @classmethod
+    def from_dict(cls: type[_M], obj: dict[str, Any] | None) -> _M | None: ...
+
+
+_M = TypeVar("_M", bound=_Model)
+
+
+def _model(cls: type[_M], body: dict[str, Any]) -> _M:
+    """The client's model of ``body`` (the API's JSON, camelCase), checked by its pydantic model."""
+    found = cls.from_dict(body)
+    assert found is not None
+    return found
 
 
 def _alive(pid: int) -> bool:
@@ -66,11 +74,13 @@ class Cluster:
         spec: dict[str, Any] = {"ports": [{"name": port_name, "port": 80, "targetPort": 8080}]}
         if selector is not None:
             spec["selector"] = selector
-        await self.core.create_namespaced_service(self.namespace, {"metadata": {"name": name}, "spec": spec})
+        await self.core.create_namespaced_service(
+            self.namespace, _model(client.V1Service, {"metadata": {"name": name}, "spec": spec})
+        )
 
     async def deployment(self, name: str, labels: dict[str, str], replicas: int) -> None:
         """A Deployment whose pods KWOK runs (Running with a fake IP, ready at once)."""
-        body = {
+        body: dict[str, Any] = {
             "metadata": {"name": name},
             "spec": {
                 "replicas": replicas,
@@ -85,10 +95,33 @@ class Cluster:
                 },
             },
         }
-        await self.apps.create_namespaced_deployment(self.namespace, body)
+        await self.apps.create_namespaced_deployment(self.namespace, _model(client.V1Deployment, body))
 
     async def scale(self, name: str, replicas: int) -> None:
         await self.apps.patch_namespaced_deployment_scale(name, self.namespace, {"spec": {"replicas": replicas}})
+
+    async def pods(self, selector: str) -> dict[str, str]:
+        """The Running pods that match a label selector: name -> pod IP."""
+        pods = await self.core.list_namespaced_pod(self.namespace, label_selector=selector)
+        return {
+            p.metadata.name: p.status.pod_ip for p in pods.items
+            if p.metadata is not None and p.metadata.name and p.status is not None and p.status.pod_ip
+            and p.status.phase == "Running" and p.metadata.deletion_timestamp is None
+        }
+
+    async def make_unready(self, pod: str) -> None:
+        """Set the pod's Ready condition to False, as a kubelet does when a readiness probe fails (KWOK leaves
+        it so): the EndpointSlice controller then lists the pod as not ready."""
+        found = await self.core.read_namespaced_pod(pod, self.namespace)
+        assert found.status is not None
+        conditions = [
+            {"type": c.type, "status": "False" if c.type in ("Ready", "ContainersReady") else c.status}
+            for c in found.status.conditions or ()
+        ]
+        await self.core.patch_namespaced_pod_status(pod, self.namespace, {"status": {"conditions": conditions}})
+
+    async def delete_pod(self, pod: str) -> None:
+        await self.core.delete_namespaced_pod(pod, self.namespace, grace_period_seconds=0)
 
     async def ready_ips(self, service: str) -> list[str]:
         """The addresses the EndpointSlice controller lists as ready for ``service``."""
@@ -102,7 +135,7 @@ class Cluster:
 
     async def write_slice(self, name: str, service: str, endpoints: list[dict[str, Any]]) -> None:
         """Create or replace an EndpointSlice of a selector-less Service, as a controller of one's own would."""
-        body = {
+        body: dict[str, Any] = {
             "metadata": {"name": name, "labels": {"kubernetes.io/service-name": service,
                                                   "endpointslice.kubernetes.io/managed-by": "switchman-tests"}},
             "addressType": "IPv4",
@@ -114,15 +147,19 @@ class Cluster:
         except client.ApiException as exc:
             if exc.status != 404:
                 raise
-            await self.discovery.create_namespaced_endpoint_slice(self.namespace, body)
+            await self.discovery.create_namespaced_endpoint_slice(self.namespace, _model(client.V1EndpointSlice, body))
             return
+        assert current.metadata is not None
         body["metadata"]["resourceVersion"] = current.metadata.resource_version
-        await self.discovery.replace_namespaced_endpoint_slice(name, self.namespace, body)
+        await self.discovery.replace_namespaced_endpoint_slice(
+            name, self.namespace, _model(client.V1EndpointSlice, body)
+        )
 
     async def touch(self) -> None:
         """A write that moves the cluster's resourceVersion on, touching no EndpointSlice."""
         await self.core.create_namespaced_config_map(
-            self.namespace, {"metadata": {"generateName": "touch-"}, "data": {"at": str(time.time())}}
+            self.namespace,
+            _model(client.V1ConfigMap, {"metadata": {"generateName": "touch-"}, "data": {"at": str(time.time())}}),
         )
 
     # -- the API server and etcd -----------------------------------------------
@@ -199,20 +236,22 @@ class Cluster:
 async def open_cluster(kubeconfig: str) -> AsyncIterator[Cluster]:
     """A Cluster with a fresh namespace, deleted afterwards."""
     configuration = client.Configuration()
-    await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration, persist_config=False)
+    await config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, client_configuration=configuration, persist_config=False)
     api_client = client.ApiClient(configuration)
     namespace = f"sw-{uuid.uuid4().hex[:8]}"
     cluster = Cluster(kubeconfig, api_client, namespace)
-    await cluster.core.create_namespace({"metadata": {"name": namespace}})
+    await cluster.core.create_namespace(_model(client.V1Namespace, {"metadata": {"name": namespace}}))
     try:
 
         async def service_account() -> bool:
             return bool((await cluster.core.list_namespaced_service_account(namespace)).items)
 
-        await cluster.until(service_account, 30, "the default ServiceAccount")
+        # Up to a minute and more after an API server restart: kube-controller-manager relists first.
+        await cluster.until(service_account, 120, "the default ServiceAccount")
         yield cluster
     finally:
         try:
             await cluster.core.delete_namespace(namespace)
         finally:
-            await api_client.close()
+            await api_client.close()  # type: ignore[no-untyped-call]
