@@ -4,6 +4,7 @@ controller) and a real Envoy: what Envoy holds follows the cluster, through fail
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,6 +13,7 @@ import pytest
 from switchman.app import Switchman
 from switchman.lab.local import EnvoyProcess
 from switchman.testing.k8s_local import Cluster
+from tests.functional.cli.conftest import clean_environ, run_switchman
 from tests.kube.conftest import members, service_document
 
 # KWOK pods are ready at once and the EndpointSlice controller lists them within a second or two; but after
@@ -47,7 +49,7 @@ async def envoy_follows(cluster: Cluster, envoy: EnvoyProcess, service: str, env
 
 
 async def test_a_deployment_scaled_up_and_down_changes_what_envoy_holds(
-    cluster: Cluster, switchman: Switchman, envoy: EnvoyProcess
+    cluster: Cluster, switchman: Switchman, envoy: EnvoyProcess, tmp_path: Path
 ) -> None:
     await cluster.service("web-v1", {"app": "web", "version": "v1"})
     await cluster.deployment("web-v1", {"app": "web", "version": "v1"}, replicas=2)
@@ -68,6 +70,15 @@ async def test_a_deployment_scaled_up_and_down_changes_what_envoy_holds(
     assert status["discovery"]["current"] is True
     assert status["discovery"]["endpoints"] == {f"{cluster.namespace}/web-v1:http": 1}
     assert len(held) == 5
+    # The same, as the commands print it.
+    environ = clean_environ(tmp_path) | {"SWITCHMAN_API": f"http://127.0.0.1:{switchman.api_port}"}
+    printed = await run_switchman(("status",), environ)
+    assert printed.code == 0, printed
+    server = switchman.discovery.api.server if switchman.discovery else ""
+    assert f"kubernetes discovery ({server}): current; watching {cluster.namespace}\n" in printed.out
+    assert f"  kubernetes {cluster.namespace}/web-v1:http: 1 endpoint\n" in printed.out
+    rendered = await run_switchman(("render",), environ)
+    assert f'"source": "kubernetes {cluster.namespace}/web-v1/web-v1-' in rendered.out
 
 
 async def test_a_pod_made_unready_leaves_envoy(cluster: Cluster, switchman: Switchman, envoy: EnvoyProcess) -> None:
