@@ -43,6 +43,7 @@ from switchman.kubernetes.api import connect
 from switchman.kubernetes.slices import read_slice
 from switchman.lab.local import EnvoyProcess, bootstrap
 from switchman.testing.k8s_local import ENV, Cluster, open_cluster
+from switchman.testing.wait import until
 
 CLUSTER = "web-v1"
 
@@ -96,17 +97,6 @@ class SliceClock:
         self.ready = ready
 
 
-async def until(check: Any, timeout: float, what: str, interval: float = 0.005) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise SystemExit(f"not within {timeout}s: {what}")
-        await asyncio.sleep(interval)
-
-
 async def _left(envoy: EnvoyProcess, address: str) -> bool:
     return address not in await healthy(envoy)
 
@@ -142,9 +132,10 @@ async def events(cluster: Cluster, envoy: EnvoyProcess, count: int, pods: int) -
             else:
                 await cluster.make_unready(name)
 
-            await until(functools.partial(_left, envoy, address), 60, f"Envoy stops sending to {address}")
+            await until(functools.partial(_left, envoy, address), 60, f"Envoy stops sending to {address}",
+                        interval=0.005)
             at_envoy = time.monotonic()
-            await until(functools.partial(_slice_updated, clock, address), 30, "the slice update")
+            await until(functools.partial(_slice_updated, clock, address), 30, "the slice update", interval=0.005)
             at_slice = clock.not_ready_at.pop(address)
             figures["total"].append(at_envoy - start)
             figures["kubernetes"].append(at_slice - start)

@@ -16,11 +16,13 @@ import subprocess
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from kubernetes.aio import client, config
+
+from switchman.testing.wait import until
 
 __all__ = ["ENV", "Cluster", "open_cluster"]
 
@@ -192,7 +194,7 @@ class Cluster:
             cwd=cwd, env=env, check=True, capture_output=True, text=True,
         )
         self._pid_file().write_text(shell.stdout.strip() + "\n")
-        await self.until(self._api_ready, 60, "kube-apiserver /readyz")
+        await until(self._api_ready, 60, "kube-apiserver /readyz")
 
     async def _api_ready(self) -> bool:
         try:
@@ -221,16 +223,6 @@ class Cluster:
         post("/v3/kv/compaction", {"revision": str(revision), "physical": True})
         return revision
 
-    @staticmethod
-    async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            value = await check()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise AssertionError(f"not within {timeout}s: {what}")
-            await asyncio.sleep(0.1)
 
 
 async def open_cluster(kubeconfig: str) -> AsyncIterator[Cluster]:
@@ -248,7 +240,7 @@ async def open_cluster(kubeconfig: str) -> AsyncIterator[Cluster]:
             return bool((await cluster.core.list_namespaced_service_account(namespace)).items)
 
         # Up to a minute and more after an API server restart: kube-controller-manager relists first.
-        await cluster.until(service_account, 120, "the default ServiceAccount")
+        await until(service_account, 120, "the default ServiceAccount")
         yield cluster
     finally:
         try:

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +23,7 @@ from switchman.client import SwitchmanClient
 from switchman.lab.local import EnvoyMode, EnvoyProcess, XdsClientTls, bootstrap
 from switchman.testing.builders import eds_cluster, grpc_source, http_listener, load_assignment, route_config
 from switchman.testing.http import serve_http
+from switchman.testing.wait import until as until  # the e2e tests' own name for it
 from switchman.tls import TlsSettings
 from switchman.xds import Snapshot
 from tests.functional.cli.conftest import Result
@@ -112,19 +113,6 @@ def checkout_documents(v1_port: int, v2_port: int, weights: dict[str, int]) -> l
     service["spec"]["weights"] = weights
     listener["spec"]["port"] = 0
     return [service, routes, listener]
-
-
-async def until(check: Callable[[], Awaitable[Any]], timeout: float, what: str) -> Any:
-    """Ask ``check()`` every 0.1 s until it answers something true, and return that; AssertionError naming
-    ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        await asyncio.sleep(0.1)
 
 
 async def history_numbers(api_port: int, limit: int = 1000) -> list[int]:

@@ -13,6 +13,7 @@ import pytest
 from switchman.app import Switchman
 from switchman.lab.local import EnvoyProcess
 from switchman.testing.k8s_local import Cluster
+from switchman.testing.wait import until
 from tests.functional.cli.conftest import clean_environ, run_switchman
 from tests.kube.conftest import members, service_document
 
@@ -42,19 +43,36 @@ async def envoy_follows(cluster: Cluster, envoy: EnvoyProcess, service: str, env
         return held if len(ips) == count and held == want else None
 
     try:
-        result: dict[str, str] = await cluster.until(same, SETTLE, f"Envoy holds the {count} ready pods of {service}")
+        result: dict[str, str] = await until(same, SETTLE, f"Envoy holds the {count} ready pods of {service}")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last seen (ready IPs, Envoy's members): {seen}") from None
     return result
 
 
+async def deployed(cluster: Cluster, switchman: Switchman, envoy: EnvoyProcess, replicas: int) -> dict[str, str]:
+    """Kubernetes Service and Deployment web-v1 (pods app=web, version=v1), Switchman's Service web whose v1 they
+    are, and Envoy holding the pods: what it holds."""
+    await cluster.service("web-v1", {"app": "web", "version": "v1"})
+    await cluster.deployment("web-v1", {"app": "web", "version": "v1"}, replicas=replicas)
+    await switchman.controller.apply([service_document(cluster.namespace, {"v1": "web-v1"})], author="test")
+    return await envoy_follows(cluster, envoy, "web-v1", "web-v1", replicas)
+
+
+async def a_new_slice_reaches_envoy(cluster: Cluster, envoy: EnvoyProcess, before: dict[str, str]) -> None:
+    """The watch goes on: a slice of web-v1 written now (beside the controller's) reaches Envoy."""
+    await cluster.write_slice("web-v1-extra", "web-v1", [{"addresses": ["10.244.200.9"], "conditions": {}}])
+    want = before | {"10.244.200.9:8080": "HEALTHY"}
+
+    async def extra() -> bool:
+        return await members(envoy, "web-v1") == want
+
+    await until(extra, SETTLE, "Envoy holds a slice written after the API server came back")
+
+
 async def test_a_deployment_scaled_up_and_down_changes_what_envoy_holds(
     cluster: Cluster, switchman: Switchman, envoy: EnvoyProcess, tmp_path: Path
 ) -> None:
-    await cluster.service("web-v1", {"app": "web", "version": "v1"})
-    await cluster.deployment("web-v1", {"app": "web", "version": "v1"}, replicas=2)
-    await switchman.controller.apply([service_document(cluster.namespace, {"v1": "web-v1"})], author="test")
-    await envoy_follows(cluster, envoy, "web-v1", "web-v1", 2)
+    await deployed(cluster, switchman, envoy, 2)
     await cluster.scale("web-v1", 5)
     held = await envoy_follows(cluster, envoy, "web-v1", "web-v1", 5)
     await cluster.scale("web-v1", 1)
@@ -82,10 +100,7 @@ async def test_a_deployment_scaled_up_and_down_changes_what_envoy_holds(
 
 
 async def test_a_pod_made_unready_leaves_envoy(cluster: Cluster, switchman: Switchman, envoy: EnvoyProcess) -> None:
-    await cluster.service("web-v1", {"app": "web", "version": "v1"})
-    await cluster.deployment("web-v1", {"app": "web", "version": "v1"}, replicas=2)
-    await switchman.controller.apply([service_document(cluster.namespace, {"v1": "web-v1"})], author="test")
-    await envoy_follows(cluster, envoy, "web-v1", "web-v1", 2)
+    await deployed(cluster, switchman, envoy, 2)
     pods = await cluster.pods("app=web")
     unready = sorted(pods)[0]
     await cluster.make_unready(unready)
@@ -108,7 +123,7 @@ async def test_terminating_endpoints_drain_and_unready_ones_leave(
     async def held(want: dict[str, str]) -> bool:
         return await members(envoy, "web-v1") == want
 
-    await cluster.until(lambda: held(everyone), SETTLE, "Envoy holds the three endpoints")
+    await until(lambda: held(everyone), SETTLE, "Envoy holds the three endpoints")
     await cluster.write_slice("pinned-1", "pinned", [
         {"addresses": ["10.244.200.1"], "conditions": ready, "zone": "zone-a"},
         {"addresses": ["10.244.200.2"], "conditions": {"ready": False, "serving": True, "terminating": True},
@@ -118,30 +133,27 @@ async def test_terminating_endpoints_drain_and_unready_ones_leave(
     ])
     # The terminating one stays, draining (no new requests); the unready one is no longer sent.
     drained = {"10.244.200.1:8080": "HEALTHY", "10.244.200.2:8080": "DRAINING"}
-    await cluster.until(lambda: held(drained), SETTLE, "Envoy drains .2 and no longer holds .3")
+    await until(lambda: held(drained), SETTLE, "Envoy drains .2 and no longer holds .3")
     rows = (await api(switchman, "/v1/render"))["endpoints"]["web-v1"]
     assert [(r["address"], r["health"], r["zone"]) for r in rows] == [
         ("10.244.200.1", "HEALTHY", "zone-a"), ("10.244.200.2", "DRAINING", "zone-a")
     ]
     # The pod is gone: the slice drops it, and so does Envoy.
     await cluster.write_slice("pinned-1", "pinned", [{"addresses": ["10.244.200.1"], "conditions": ready}])
-    await cluster.until(lambda: held({"10.244.200.1:8080": "HEALTHY"}), SETTLE, "Envoy drops the drained one")
+    await until(lambda: held({"10.244.200.1:8080": "HEALTHY"}), SETTLE, "Envoy drops the drained one")
     assert [r.number for r in await switchman.controller.history()] == [1]
 
 
 async def test_a_lost_api_server_empties_nothing_and_the_watch_resumes(
     cluster: Cluster, switchman: Switchman, envoy: EnvoyProcess
 ) -> None:
-    await cluster.service("web-v1", {"app": "web", "version": "v1"})
-    await cluster.deployment("web-v1", {"app": "web", "version": "v1"}, replicas=2)
-    await switchman.controller.apply([service_document(cluster.namespace, {"v1": "web-v1"})], author="test")
-    before = await envoy_follows(cluster, envoy, "web-v1", "web-v1", 2)
+    before = await deployed(cluster, switchman, envoy, 2)
     started = await cluster.stop_api_server()
     try:
         async def stale() -> bool:
             return (await api(switchman, "/v1/status"))["discovery"]["current"] is False
 
-        await cluster.until(stale, SETTLE, "status says discovery is stale")
+        await until(stale, SETTLE, "status says discovery is stale")
         status = await api(switchman, "/v1/status")
         assert "Envoys keep the last endpoints known" in status["discovery"]["reason"]
         readyz = await api(switchman, "/readyz")
@@ -155,25 +167,15 @@ async def test_a_lost_api_server_empties_nothing_and_the_watch_resumes(
     async def current() -> bool:
         return (await api(switchman, "/v1/status"))["discovery"]["current"] is True
 
-    await cluster.until(current, SETTLE, "discovery is current again")
+    await until(current, SETTLE, "discovery is current again")
     assert await members(envoy, "web-v1") == before
-    # The watch goes on: a slice written now (beside the controller's) reaches Envoy.
-    await cluster.write_slice("web-v1-extra", "web-v1", [{"addresses": ["10.244.200.9"], "conditions": {}}])
-    want = before | {"10.244.200.9:8080": "HEALTHY"}
-
-    async def extra() -> bool:
-        return await members(envoy, "web-v1") == want
-
-    await cluster.until(extra, SETTLE, "Envoy holds the slice written after the restart")
+    await a_new_slice_reaches_envoy(cluster, envoy, before)
 
 
 async def test_410_gone_makes_the_watch_list_again(
     cluster: Cluster, switchman: Switchman, envoy: EnvoyProcess
 ) -> None:
-    await cluster.service("web-v1", {"app": "web", "version": "v1"})
-    await cluster.deployment("web-v1", {"app": "web", "version": "v1"}, replicas=2)
-    await switchman.controller.apply([service_document(cluster.namespace, {"v1": "web-v1"})], author="test")
-    before = await envoy_follows(cluster, envoy, "web-v1", "web-v1", 2)
+    before = await deployed(cluster, switchman, envoy, 2)
     watched = (await api(switchman, "/v1/status"))["discovery"]["namespaces"][0]
     assert watched["lists"] == 1
     # The cluster moves on while Switchman's watch stays where it was; then etcd forgets that history, and
@@ -189,13 +191,7 @@ async def test_410_gone_makes_the_watch_list_again(
         namespace: dict[str, Any] = (await api(switchman, "/v1/status"))["discovery"]["namespaces"][0]
         return namespace if namespace["lists"] == 2 and namespace["stale_since"] is None else None
 
-    after = await cluster.until(listed_again, SETTLE, "the watch lists again after 410 Gone")
+    after = await until(listed_again, SETTLE, "the watch lists again after 410 Gone")
     assert int(after["resource_version"]) > int(watched["resource_version"])
     assert await members(envoy, "web-v1") == before  # the new list holds the same: nothing lost
-    await cluster.write_slice("web-v1-extra", "web-v1", [{"addresses": ["10.244.200.9"], "conditions": {}}])
-    want = before | {"10.244.200.9:8080": "HEALTHY"}
-
-    async def extra() -> bool:
-        return await members(envoy, "web-v1") == want
-
-    await cluster.until(extra, SETTLE, "Envoy holds the slice written after the relist")
+    await a_new_slice_reaches_envoy(cluster, envoy, before)
