@@ -9,8 +9,9 @@ measures three moments:
 - the API change (the delete or status patch answered);
 - the EndpointSlice update (this script's own watch sees the pod's endpoint not ready, or gone):
   Kubernetes' own delay, reported apart;
-- Envoy's EDS update (its admin ``/clusters`` no longer lists the IP as healthy: gone or draining),
-  polled every 5 ms.
+- Envoy's EDS update (its admin ``/clusters`` no longer lists the IP as healthy: gone or draining, or
+  its ``update_success`` counter moved: KWOK may hand the IP to the replacement pod at once), polled every
+  5 ms.
 
 The slice moment is this script's own watch; Switchman's may see the same update a little earlier, so
 "then Envoy" can be a fraction of a millisecond below zero.
@@ -97,8 +98,17 @@ class SliceClock:
         self.ready = ready
 
 
-async def _left(envoy: EnvoyProcess, address: str) -> bool:
-    return address not in await healthy(envoy)
+async def eds_updates(envoy: EnvoyProcess) -> int:
+    """How many EDS updates of the cluster Envoy applied (``cluster.web-v1.update_success``)."""
+    data = await envoy.admin_json(f"/stats?format=json&filter=^cluster\\.{CLUSTER}\\.update_success$")
+    return sum(int(s.get("value", 0)) for s in data.get("stats", []) if "value" in s)
+
+
+async def _left(envoy: EnvoyProcess, address: str, updates: int) -> bool:
+    """Envoy no longer holds ``address`` as healthy, or applied an EDS update since (KWOK may give the IP of a
+    deleted pod to its replacement at once, so that the address is back before a poll sees it gone; with the
+    cluster quiet before the change, the first update after it is the one that took the pod out)."""
+    return address not in await healthy(envoy) or await eds_updates(envoy) > updates
 
 
 async def _slice_updated(clock: SliceClock, address: str) -> bool:
@@ -126,13 +136,14 @@ async def events(cluster: Cluster, envoy: EnvoyProcess, count: int, pods: int) -
             name = sorted(running)[i % len(running)]
             address = running[name]
             kind = "delete" if i % 2 == 0 else "unready"
+            updates = await eds_updates(envoy)
             start = time.monotonic()
             if kind == "delete":
                 await cluster.delete_pod(name)
             else:
                 await cluster.make_unready(name)
 
-            await until(functools.partial(_left, envoy, address), 60, f"Envoy stops sending to {address}",
+            await until(functools.partial(_left, envoy, address, updates), 60, f"Envoy stops sending to {address}",
                         interval=0.005)
             at_envoy = time.monotonic()
             await until(functools.partial(_slice_updated, clock, address), 30, "the slice update", interval=0.005)

@@ -15,7 +15,6 @@ once the events that arrived together are all applied (a burst of slice updates 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +24,7 @@ from typing import Any, Final
 from switchman.errors import DiscoveryError
 from switchman.kubernetes.api import Gone, KubernetesApi
 from switchman.kubernetes.slices import Slice, read_slice
+from switchman.tasks import cancel
 
 __all__ = ["RETRY_FIRST", "RETRY_MAX", "SliceWatch", "WatchHealth"]
 
@@ -71,11 +71,8 @@ class SliceWatch:
         self._task = asyncio.create_task(self._run(), name=f"endpointslices/{self.namespace}")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         if self._flush is not None:
             self._flush.cancel()
 
