@@ -86,21 +86,30 @@ class SliceWatch:
 
     async def _run(self) -> None:
         delay = RETRY_FIRST
+        gone = 0  # 410s in a row: a list whose resourceVersion is already gone again is retried with a delay
         while True:
             try:
                 if not self.resource_version:
                     await self._list()
+                opened = time.monotonic()
                 async for event in self.api.watch_slices(self.namespace, self.resource_version):
                     if event.get("type") == "WATCHING":
                         self._recovered()
-                        delay = RETRY_FIRST
                         continue
                     self._apply(event)
-                # The server ended the watch (its timeout): open it again from the same resourceVersion.
-                self._recovered()
+                    delay, gone = RETRY_FIRST, 0
+                # The server ended the watch (its timeout): open it again from the same resourceVersion; one
+                # that ends as soon as it opens is opened again after a delay, not in a tight loop.
+                if time.monotonic() - opened < 1.0:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX)
             except Gone as exc:
                 log.info("EndpointSlices of %s: %s; listing again", self.namespace, exc)
                 self.resource_version = ""
+                gone += 1
+                if gone > 1:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX)
             except DiscoveryError as exc:
                 self._failed(str(exc))
                 await asyncio.sleep(delay)
@@ -126,11 +135,8 @@ class SliceWatch:
         self._lists += 1
         self._recovered()
         self.synced.set()
-        # Every Service listed counts as touched after a first list: its sources hear of it, even if empty.
-        self._report(touched | _services(fresh.values()) if self._lists == 1 else touched)
-        if self._lists == 1 and not self._pending:
-            self._pending.add("")  # nothing listed: still one report, so sources learn they have nothing
-            self._flush = self._flush or asyncio.get_running_loop().call_soon(self._flushed)
+        # After the first list there is always a report, even of nothing: sources learn what they have.
+        self._report(touched, always=self._lists == 1)
 
     def _apply(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
@@ -148,18 +154,17 @@ class SliceWatch:
 
     # -- reporting -------------------------------------------------------------
 
-    def _report(self, services: frozenset[str]) -> None:
+    def _report(self, services: frozenset[str], always: bool = False) -> None:
         """Report ``services`` once the events read together are applied: the flush runs when the watch next
         waits for the network, so a burst of updates is one report and no report waits for a timer."""
         self._pending |= services
-        if self._pending and self._flush is None:
+        if (self._pending or always) and self._flush is None:
             self._flush = asyncio.get_running_loop().call_soon(self._flushed)
 
     def _flushed(self) -> None:
         self._flush = None
         pending, self._pending = frozenset(self._pending), set()
-        if pending:
-            self._changed(self.namespace, pending - {""})
+        self._changed(self.namespace, pending)
 
     def _failed(self, error: str) -> None:
         if self._stale_since is None:
