@@ -75,9 +75,9 @@ async def _configuration(settings: KubernetesSettings) -> k8s_client.Configurati
     return configuration
 
 
-async def connect(settings: KubernetesSettings) -> KubernetesApi:
+async def connect(settings: KubernetesSettings, watch_seconds: int = WATCH_SECONDS) -> KubernetesApi:
     """An API client for ``settings``; raises ConfigError when the kubeconfig cannot be loaded."""
-    return KubernetesApi(k8s_client.ApiClient(await _configuration(settings)))
+    return KubernetesApi(k8s_client.ApiClient(await _configuration(settings)), watch_seconds)
 
 
 def _status_error(status: int, body: bytes, what: str) -> DiscoveryError:
@@ -92,9 +92,10 @@ def _status_error(status: int, body: bytes, what: str) -> DiscoveryError:
 class KubernetesApi:
     """What discovery asks of the API server, as JSON; see the module's docstring."""
 
-    def __init__(self, api_client: k8s_client.ApiClient) -> None:
+    def __init__(self, api_client: k8s_client.ApiClient, watch_seconds: int = WATCH_SECONDS) -> None:
         self._client = api_client
         self._discovery = k8s_client.DiscoveryV1Api(api_client)
+        self.watch_seconds = watch_seconds
 
     @property
     def server(self) -> str:
@@ -130,7 +131,7 @@ class KubernetesApi:
         try:
             response = await self._discovery.list_namespaced_endpoint_slice_without_preload_content(
                 namespace, watch=True, resource_version=resource_version, allow_watch_bookmarks=True,
-                timeout_seconds=WATCH_SECONDS, _request_timeout=WATCH_SECONDS + 30.0,
+                timeout_seconds=self.watch_seconds, _request_timeout=self.watch_seconds + 30.0,
             )
             async with response:
                 if response.status != 200:

@@ -28,6 +28,8 @@ __all__ = ["ENV", "Cluster", "open_cluster"]
 
 #: The variable that names the cluster's admin kubeconfig (what ``up 2`` prints).
 ENV = "SWITCHMAN_TEST_KUBECONFIG"
+#: The finalizer that keeps a deleted pod terminating (Cluster.hold).
+HOLD = "switchman.test/hold"
 
 
 def _argv(pid: int) -> tuple[list[str], str, dict[str, str]]:
@@ -122,8 +124,20 @@ class Cluster:
         ]
         await self.core.patch_namespaced_pod_status(pod, self.namespace, {"status": {"conditions": conditions}})
 
-    async def delete_pod(self, pod: str) -> None:
-        await self.core.delete_namespaced_pod(pod, self.namespace, grace_period_seconds=0)
+    async def delete_pod(self, pod: str, grace_seconds: int = 0) -> None:
+        await self.core.delete_namespaced_pod(pod, self.namespace, grace_period_seconds=grace_seconds)
+
+    async def hold(self, pod: str) -> None:
+        """Give the pod a finalizer: deleted, it stays terminating until :meth:`release`."""
+        await self.core.patch_namespaced_pod(pod, self.namespace, {"metadata": {"finalizers": [HOLD]}})
+
+    async def release(self, pod: str) -> None:
+        """Take :meth:`hold`'s finalizer away (a deleted pod then goes)."""
+        try:
+            await self.core.patch_namespaced_pod(pod, self.namespace, {"metadata": {"finalizers": None}})
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
 
     async def ready_ips(self, service: str) -> list[str]:
         """The addresses the EndpointSlice controller lists as ready for ``service``."""

@@ -108,6 +108,34 @@ async def test_a_pod_made_unready_leaves_envoy(cluster: Cluster, switchman: Swit
     assert f"{pods[unready]}:8080" not in held
 
 
+async def test_a_terminating_pod_drains_then_leaves(
+    cluster: Cluster, switchman: Switchman, envoy: EnvoyProcess
+) -> None:
+    before = await deployed(cluster, switchman, envoy, 2)
+    pods = await cluster.pods("app=web")
+    going = sorted(pods)[0]
+    address = f"{pods[going]}:8080"
+    await cluster.hold(going)  # a finalizer keeps it terminating, as a long grace period would
+    try:
+        await cluster.delete_pod(going, grace_seconds=30)
+
+        async def draining() -> dict[str, str] | None:
+            held = await members(envoy, "web-v1")
+            # The controller lists it terminating (serving): Envoy keeps it, draining; its replacement arrives.
+            return held if held.get(address) == "DRAINING" and len(held) == 3 else None
+
+        held = await until(draining, SETTLE, f"Envoy drains {address} and holds the replacement")
+        assert {a for a, h in held.items() if h == "HEALTHY"} >= set(before) - {address}
+    finally:
+        await cluster.release(going)
+
+    async def gone() -> bool:
+        held = await members(envoy, "web-v1")
+        return address not in held and len(held) == 2
+
+    await until(gone, SETTLE, f"Envoy drops {address} once the pod is gone")
+
+
 async def test_terminating_endpoints_drain_and_unready_ones_leave(
     cluster: Cluster, switchman: Switchman, envoy: EnvoyProcess
 ) -> None:
