@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -11,7 +12,7 @@ from switchman.app import Switchman
 from switchman.lab.local import EnvoyProcess
 from tests.e2e.console.browser import Page
 from tests.e2e.console.conftest import ADMIN, NODE, READ, Api, sign_in
-from tests.e2e.helpers import REJECTED_ROUTES, checkout_documents
+from tests.e2e.helpers import REJECTED_ROUTES, Traffic, checkout_documents
 
 pytestmark = pytest.mark.envoy
 
@@ -174,4 +175,34 @@ async def test_a_rollout_live_with_its_commands(switchman: Switchman, page: Page
     assert "Resumed" in await page.text("#events")
     assert await page.evaluate("document.querySelectorAll('figure.chart path.weight').length") == 1
     await shots(page, "rollout")
+    assert page.errors == []
+
+
+async def test_the_rollout_view_draws_the_split_measured_beside_the_weight_set(
+    switchman: Switchman, envoy: EnvoyProcess, upstreams, page: Page, shots
+) -> None:
+    """Real traffic through the Envoy while the canary holds 30 %: each analysis's measured share is drawn."""
+    admin = Api(switchman, ADMIN)
+    blue, green = await upstreams("checkout", "v1"), await upstreams("checkout", "v2")
+    judged = {"interval": "1s", "threshold": 5, "minRequests": 5,
+              "metrics": [{"name": "request-success-rate", "thresholdRange": {"min": 0}}]}
+    rollout = {**CANARY, "spec": {**CANARY["spec"], "analysis": judged, "steps": [{"setWeight": 30}, {"pause": {}}]}}
+    documents = checkout_documents(blue.port, green.port, {"v1": 100, "v2": 0})
+    assert (await admin.call("POST", "/v1/apply", {"documents": [*documents, rollout]}))[0] == 200
+    traffic = Traffic(await envoy.wait_listener("ingress"))
+    runner = asyncio.create_task(traffic.run(concurrency=2, seconds=30))
+    try:
+        await sign_in(page, switchman, ADMIN, "rollouts/checkout")
+        await page.wait_for("document.querySelectorAll('figure.chart circle.split').length >= 3",
+                            what="three analyses' measured split", timeout=20)
+        shares = await page.evaluate(
+            "[...document.querySelectorAll('figure.chart circle.split title')].map(t => t.textContent)")
+    finally:
+        traffic.stop()
+        await runner
+    measured = [float(text.rpartition(": ")[2]) for text in shares]
+    # Each window's share of some dozens of requests at a 30 % weight; the first may straddle the change.
+    assert all(0 <= m <= 100 for m in measured) and 10 <= measured[-1] <= 55, measured
+    assert traffic.failures == []
+    await shots(page, "rollout-split")
     assert page.errors == []
