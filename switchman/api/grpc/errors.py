@@ -33,6 +33,7 @@ GRPC_STATUS: Final[Mapping[str, grpc.StatusCode]] = {
     "conflict": grpc.StatusCode.ABORTED,
     "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
     "store_unavailable": grpc.StatusCode.UNAVAILABLE,
+    "unavailable": grpc.StatusCode.UNAVAILABLE,
     "internal": grpc.StatusCode.INTERNAL,
 }
 
