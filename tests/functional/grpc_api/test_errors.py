@@ -29,6 +29,7 @@ def test_every_stable_code_has_a_grpc_status() -> None:
         "conflict": grpc.StatusCode.ABORTED,
         "too_large": grpc.StatusCode.RESOURCE_EXHAUSTED,
         "store_unavailable": grpc.StatusCode.UNAVAILABLE,
+        "unavailable": grpc.StatusCode.UNAVAILABLE,
         "internal": grpc.StatusCode.INTERNAL,
     }
 
