@@ -6,8 +6,13 @@ Switchman every second, one listener that logs every request to Switchman),
 and R Services, each with v1 and v2 and a Rollout of many steps judged every
 ``--interval`` seconds. A bounded open-loop load goes through the Envoys
 (each request names one service in its Host header). For every analysis
-the engine records how long after it was due it started; for every step,
-how long after its interval it came. Nothing here asserts: it prints.
+the engine records how long after it could start (its window's reports in)
+it started; for every step, how long after its due moment its revision was
+committed and served (in the snapshot cache: the pushes to the Envoys start
+then), and how long after each push the Envoys ACKed the new routes. With
+the rollouts started one by one, the steps taken while they are still being
+started (a burst of two revisions per rollout) are reported apart from the
+steady state. Nothing here asserts: it prints.
 
     python bench/rollouts.py                       # 100 rollouts, 50 Envoys, 2 s analyses, 40 s
     python bench/rollouts.py --rollouts 20 --envoys 10 --seconds 20
@@ -35,6 +40,8 @@ from switchman.lab.local import EnvoyProcess, bootstrap
 from switchman.rollout import EngineSettings
 from switchman.rollout.metrics import LATENESS_BUCKETS
 from switchman.telemetry import TelemetrySettings
+from switchman.xds.resources import ROUTE
+from switchman.xds.server.metrics import LATENCY_BUCKETS
 
 
 def documents(rollouts: int, v1: int, v2: int, interval: float, steps: int) -> list[dict[str, Any]]:
@@ -101,6 +108,19 @@ async def upstream_process(version: str, folder: Path) -> tuple[asyncio.subproce
     raise RuntimeError(f"the {version} upstream did not start")
 
 
+def bucket_quantile(counts: list[int], q: float) -> float | None:
+    """The upper bound (ms) of the histogram bucket holding quantile ``q`` (None: empty; inf: over the last)."""
+    total = sum(counts)
+    if not total:
+        return None
+    seen = 0
+    for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=True):
+        seen += count
+        if seen >= q * total:
+            return bound * 1000
+    return float("inf")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] if ordered else 0.0
@@ -155,21 +175,35 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await process.wait()
     metrics = app.rollouts.metrics
     analyses = sum(metrics.lateness)
-    # Steps: how long after the passing analysis was due each next stage was entered (its revision committed
-    # and served): the analysis, the Service's edit, the snapshot for every group, the stored state.
-    step_late: list[float] = []
+    # Then the Envoys: how long after each RouteConfiguration went out (every step changes it) each Envoy
+    # ACKed it, from the xDS server's push-to-ACK histogram.
+    routes = app.xds.metrics.of(ROUTE)
+    acked = {f"<= {b * 1000:g} ms": c for b, c in zip(LATENCY_BUCKETS, routes.latency, strict=False)}
+    # Steps: how long after the passing analysis was due each next stage was entered: its revision committed
+    # and served (the moment it is in the snapshot cache and the pushes to the Envoys start).
+    steps: list[tuple[float, float]] = []  # (when, how late)
+    first_steps: list[float] = []
     verdicts: dict[str, int] = {}
     for status in statuses:
         state = status.get("state") or {}
         passed = [a for a in state.get("analyses", []) if a["outcome"] == "Passed"]
+        mine = []
         for event in state.get("events", []):
             if event["kind"] not in ("Advanced", "Promoted"):
                 continue
             before = [a for a in passed if a["at"] <= event["at"]]
             if before:
-                step_late.append(max(0.0, float(event["at"]) - float(before[-1]["due"])))
+                mine.append((float(event["at"]), max(0.0, float(event["at"]) - float(before[-1]["due"]))))
+        steps += mine
+        first_steps.append(min((at for at, _ in mine), default=float("inf")))
         for analysis in state.get("analyses", []):
             verdicts[analysis["outcome"]] = verdicts.get(analysis["outcome"], 0) + 1
+    # Starting the rollouts is a burst of revisions of its own (each Rollout applied, then its stage 0's
+    # weights): its backlog is reported apart. Steady from the moment every rollout has taken a step.
+    steady_from = max(first_steps, default=0.0)
+    step_late = [late for _, late in steps]
+    steady = [late for at, late in steps if at > steady_from]
+    starting = [late for at, late in steps if at <= steady_from]
     buckets = {f"<= {b * 1000:g} ms": c for b, c in zip(LATENESS_BUCKETS, metrics.lateness, strict=False)}
     return {
         "machine": f"{platform.machine()}, Python {platform.python_version()}",
@@ -185,6 +219,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "step_late_p99_ms": round(percentile(step_late, 99) * 1000, 1),
         "step_late_max_ms": round(max(step_late, default=0.0) * 1000, 1),
         "steps_late_over_100ms": sum(1 for x in step_late if x > 0.1),
+        "steady_from_s": round(steady_from - started, 1),
+        "steady_steps": len(steady),
+        "steady_step_late_p50_ms": round(percentile(steady, 50) * 1000, 1),
+        "steady_step_late_p99_ms": round(percentile(steady, 99) * 1000, 1),
+        "steady_step_late_max_ms": round(max(steady, default=0.0) * 1000, 1),
+        "steady_steps_late_over_100ms": sum(1 for x in steady if x > 0.1),
+        "starting_steps": len(starting),
+        "starting_step_late_max_ms": round(max(starting, default=0.0) * 1000, 1),
+        "route_pushes_acked": sum(routes.latency),
+        "route_push_to_ack_buckets": acked,
+        "route_push_to_ack_p50_ms_at_most": bucket_quantile(routes.latency, 0.5),
+        "route_push_to_ack_p99_ms_at_most": bucket_quantile(routes.latency, 0.99),
         "run_wall_s": round(time.time() - started, 1),
     }
 
@@ -220,6 +266,15 @@ def main() -> None:
         ("step late: p50 / p99 / max", f"{figures['step_late_p50_ms']} / {figures['step_late_p99_ms']} / "
          f"{figures['step_late_max_ms']} ms"),
         ("steps late by more than 100 ms", str(figures["steps_late_over_100ms"])),
+        (f"  once every rollout had stepped (from {figures['steady_from_s']} s)",
+         f"{figures['steady_steps']} steps: p50 {figures['steady_step_late_p50_ms']} / p99 "
+         f"{figures['steady_step_late_p99_ms']} / max {figures['steady_step_late_max_ms']} ms, "
+         f"{figures['steady_steps_late_over_100ms']} over 100 ms"),
+        ("  while they were starting", f"{figures['starting_steps']} steps, max "
+         f"{figures['starting_step_late_max_ms']} ms late"),
+        ("Envoys' ACK of each step's routes (pushes)", f"p50 <= {figures['route_push_to_ack_p50_ms_at_most']} / "
+         f"p99 <= {figures['route_push_to_ack_p99_ms_at_most']} ms after the push "
+         f"({figures['route_pushes_acked']})"),
     ]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

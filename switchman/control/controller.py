@@ -29,6 +29,7 @@ import contextlib
 import copy
 import functools
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -84,6 +85,9 @@ class ApplyResult:
     # The store's head as this change leaves it: the new revision, or for a dry run or a change that
     # changed nothing, the head it was checked against (None: an empty store). What If-Match takes next.
     head: int | None = None
+    # When (wall clock) the new revision was installed in the snapshot cache, this replica serving it: the
+    # moment its change took effect here, the pushes to the Envoys starting. None when nothing was committed.
+    served_at: float | None = None
 
 
 def _parse_revision(revision: Revision) -> dict[str, Document]:
@@ -671,6 +675,7 @@ class Controller:
         self._committed_head = revision.number
         self._follower.committed(revision.number)
         self._install(served)
+        served_at = time.time()
         self._parsed = (revision.number, dict(proposed))  # what was committed, already checked
         self._served_now(revision.number)
         log.info(
@@ -682,7 +687,8 @@ class Controller:
             self._pruned_at = revision.number
             await self._prune()
         return ApplyResult(
-            revision.number, created, configured, unchanged, deleted, envoy, False, groups, revision.number
+            revision.number, created, configured, unchanged, deleted, envoy, False, groups, revision.number,
+            served_at,
         )
     async def _prune(self) -> None:
         """Keep the newest ``history_keep`` revisions. The commit is done: a prune that fails is logged (the

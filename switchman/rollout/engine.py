@@ -297,12 +297,14 @@ class RolloutEngine:
             if isinstance(action, Analyze):
                 self.metrics.late(max(0.0, now - ready(action.start, action.end)))  # decide() asks once it can
             result = await self._carry_out(name, spec, stages, state, action)
-            now = self.clock()
+            # A traffic change happened when its revision was served, not when this task got the turn back
+            # (after the pushes to the Envoys, and the other runs of the same revision, had theirs).
+            now = result.at if isinstance(result, TrafficResult) and result.at is not None else self.clock()
             state = settle(spec, stages, state, action, result, now)
             if isinstance(action, Analyze) and isinstance(result, AnalysisResult) and result.verdict is not None:
                 self.metrics.analysed(name, result.verdict.outcome.value)
         self.metrics.observe(name, state)
-        if state is before:
+        if state is before and not fresh:  # a new run is stored even when it starts by waiting
             return wake_at
         stored = await self.store.put_state(state_key(name), state.to_json(), expected_version=version)
         driver.stored = (state, stored.version)
@@ -361,7 +363,7 @@ class RolloutEngine:
             )
         except (ConfigError, NotFound) as exc:
             return TrafficResult(False, None, str(exc))
-        return TrafficResult(True, result.revision, message)
+        return TrafficResult(True, result.revision, message, result.served_at)
 
     async def _analyze(self, name: str, spec: RolloutSpec, state: RolloutState, action: Analyze) -> AnalysisResult:
         hooks = spec.analysis.webhooks

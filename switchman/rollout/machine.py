@@ -124,6 +124,7 @@ class TrafficResult:
     ok: bool
     revision: int | None
     message: str
+    at: float | None = None  # when the change took effect (its revision served); None: the engine's clock
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +162,8 @@ def start(spec: RolloutSpec, generation: str, run: int, now: float) -> RolloutSt
     state = RolloutState(
         generation=generation, run=run, phase=Phase.PROGRESSING, stage=-1, started_at=now,
         stage_started_at=now, last_analysis_at=on_grid(now, spec.analysis.interval), pending=(*pending, "enter:0"),
+        # Stage 0's weights on the grid too: runs started within one second share that revision.
+        enter_at=on_grid(now, spec.analysis.interval),
     )
     what = f"{spec.strategy} of service/{spec.service}: {spec.stable} -> {spec.canary}"
     return state.with_event(Event(now, "Started", f"run {run}: {what}", -1, 0))

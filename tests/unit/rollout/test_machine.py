@@ -124,9 +124,18 @@ def test_runs_started_apart_are_due_together_on_whole_seconds() -> None:
     assert 1002.0 <= dues[0] <= 1004.0  # the first analysis within an interval and a second of the start
     short = rollout(analysis={"interval": "500ms", "stepWeights": [10, 20]})  # a shorter grid: its own
     quick = Run(short, now=7.1)
-    assert isinstance(quick.step(), SetTraffic)  # stage 0's weight, at once
     wait = quick.step()
-    assert isinstance(wait, Wait) and wait.until == pytest.approx(8.0)  # 7.5 on its grid, then 500 ms
+    assert isinstance(wait, Wait) and wait.until == pytest.approx(7.5)  # stage 0's weights on its grid
+    assert isinstance(quick.step(), SetTraffic)
+    wait = quick.step()
+    assert isinstance(wait, Wait) and wait.until == pytest.approx(8.0)  # the first analysis 500 ms later
+    # Runs started within one second enter stage 0 together: one revision for all of them.
+    entered = []
+    for offset in (0.05, 0.5, 0.95):
+        run = Run(spec, now=2000.0 + offset)
+        run.until(lambda s: s.stage == 0)
+        entered.append(run.traffic[0][0])
+    assert entered == [2001.0] * 3
 
 
 def test_an_analysis_made_early_still_steps_at_its_due_moment() -> None:
