@@ -134,8 +134,15 @@ def _etag(head: int | None) -> dict[str, str]:
     return {"ETag": f'"{head}"'} if head is not None else {}
 
 
+def _result_json(result: ApplyResult) -> dict[str, Any]:
+    """A change's result as the API shows it: all but when this replica began serving it (its own clock)."""
+    shown = asdict(result)
+    del shown["served_at"]
+    return shown
+
+
 def _result(result: ApplyResult) -> web.Response:
-    return web.json_response(asdict(result), headers=_etag(result.head))
+    return web.json_response(_result_json(result), headers=_etag(result.head))
 
 
 def _caller(request: web.Request) -> Caller:
@@ -186,7 +193,7 @@ async def apply(request: web.Request) -> web.Response:
     if asked.wait is None or result.dry_run:
         return _result(result)
     report = await wait_for_envoys(request.app[XDS], request.app[CONTROLLER], result, asked.wait)
-    return web.json_response({**asdict(result), "wait": report.as_json()}, headers=_etag(result.head))
+    return web.json_response({**_result_json(result), "wait": report.as_json()}, headers=_etag(result.head))
 
 
 @routes.get("/v1/documents")

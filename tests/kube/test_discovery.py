@@ -40,7 +40,8 @@ async def envoy_follows(cluster: Cluster, envoy: EnvoyProcess, service: str, env
         held = await members(envoy, envoy_cluster)
         seen[:] = [(ips, held)]
         want = {f"{ip}:8080": "HEALTHY" for ip in ips}
-        return held if len(ips) == count and held == want else None
+        # Distinct addresses: KWOK may hand a new pod the address of one that is still going away.
+        return held if len(set(ips)) == count and held == want else None
 
     try:
         result: dict[str, str] = await until(same, SETTLE, f"Envoy holds the {count} ready pods of {service}")
