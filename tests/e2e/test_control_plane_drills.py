@@ -26,11 +26,25 @@ CHECKS = {
 }
 
 
+def failed_by_chance_only(output: str) -> bool:
+    """Whether a drill's only failed checks are binomial 3σ ones, which a correct run fails by chance (0.27 %
+    a check; a drill makes a dozen, the suite some eighty): then the drill is run once more, and must pass."""
+    failed = [line for line in output.splitlines() if line.strip().startswith("NOT ")]
+    return bool(failed) and all("3σ" in line for line in failed)
+
+
 def _run(name: str, tmp_path: Path) -> tuple[str, Path, dict[str, Any]]:
     """``switchman drill run examples/drills/NAME.yaml``: its output, its report folder and report.json."""
     path = ROOT / "examples" / "drills" / f"{name}.yaml"
-    done = subprocess.run([sys.executable, "-m", "switchman", "drill", "run", str(path), "--run-dir", str(tmp_path)],
-                          capture_output=True, text=True, timeout=230)
+
+    def drill(run_dir: Path) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "switchman", "drill", "run", str(path), "--run-dir", str(run_dir)]
+        return subprocess.run(command, capture_output=True, text=True, timeout=230)
+
+    done = drill(tmp_path)
+    if done.returncode != 0 and failed_by_chance_only(done.stdout):
+        tmp_path = tmp_path / "again"  # the drill must pass when run again
+        done = drill(tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert f"PASS: drill {name}" in done.stdout
     [folder] = tmp_path.glob(f"drill-{name}-*")
@@ -47,7 +61,7 @@ def _run(name: str, tmp_path: Path) -> tuple[str, Path, dict[str, Any]]:
     return done.stdout, folder, report
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 def test_serve_killed_mid_ramp_comes_back_and_the_rollout_goes_on(tmp_path: Path) -> None:
     out, folder, report = _run("control-plane-restart", tmp_path)
     assert "control plane: kill -9 serve a, started again (when weight 30%)" in out
@@ -62,7 +76,7 @@ def test_serve_killed_mid_ramp_comes_back_and_the_rollout_goes_on(tmp_path: Path
     assert report["figures"]["control-plane.png"]["file"] == "control-plane.png"
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)
 @pytest.mark.skipif(shutil.which("etcd") is None, reason="etcd is not installed (Debian: etcd-server)")
 def test_a_rolling_restart_of_two_replicas_on_etcd_hands_the_rollout_over(tmp_path: Path) -> None:
     _, folder, report = _run("rolling-restart", tmp_path)
