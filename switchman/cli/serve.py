@@ -93,8 +93,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     option(
         parser, "--analysis-lag", "SWITCHMAN_ANALYSIS_LAG", "1",
-        "seconds before now that a rollout's analysis window ends: Envoys send access logs in batches "
-        "(a Listener's accessLogService.bufferFlushInterval, 0.5 s by default), so the newest arrive late",
+        "how late an access log may reach Switchman after its request started: the slowest request's time plus "
+        "the Listener's accessLogService.bufferFlushInterval (0.5 s by default); an analysis window ends (on a "
+        "whole second) at least this long before the analysis is made",
     )
     option(
         parser, "--replica-name", "SWITCHMAN_REPLICA_NAME", "",

@@ -200,8 +200,9 @@ class ControlPlane:
             "--xds-address", f"{replica.xds_host}:{replica.xds_port}",
             "--api-address", f"127.0.0.1:{replica.api_port}",
             "--group-by", "cluster", "--admin-tokens", "", "--read-tokens", "",
-            # the front flushes its access logs every 250 ms (topology.py): half a second covers it
-            "--analysis-lag", "0.5",
+            # A request's access log reaches Switchman up to its own time plus the front's 250 ms flush
+            # (topology.py) after it started; the drills slow a version by up to 300 ms: a second covers both.
+            "--analysis-lag", "1",
         ]
         if self.settings is not None:
             args += ["--replica-name", replica.process]
