@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         assert task is not None
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
         if isinstance(scenario, DemoScenario):  # the demo writes runs/demo-STAMP/ as `switchman demo` does
-            from switchman.lab.local.demo import DemoSettings, run_demo
+            from switchman.lab.demo import DemoSettings, run_demo
 
             return await run_demo(DemoSettings(
                 sidecars=scenario.pods, rate=scenario.rate, requests_per_step=scenario.requests_per_step,

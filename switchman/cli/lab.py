@@ -10,6 +10,10 @@ is gone.
 network namespace with a veth link to the host; ``lab down`` deletes the
 namespaces, also those a killed supervisor left behind.
 
+``lab up --kubernetes`` deploys the same topology into a namespace of its own on a Kubernetes cluster
+(:mod:`switchman.lab.kubernetes.lab`), Switchman included; ``lab status`` and ``lab down`` tell the two
+apart by the run dir's ``lab.json``.
+
 ``lab cloud plan|apply|status|destroy`` is the nested cloud lab (:mod:`switchman.cli.lab_cloud`).
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,6 +64,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "run each pod (app and sidecar) in its own network namespace with a veth link (10.213.0.0/16); "
         "needs root and ip",
     )
+    kubernetes_options(up)
     up.set_defaults(run=run_up)
     status = lab_sub.add_parser(
         "status", help="the lab's processes, Envoys and URLs",
@@ -72,6 +78,61 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     option(down, "--timeout", "SWITCHMAN_LAB_DOWN_TIMEOUT", "20", "seconds before what is left gets SIGKILL")
     down.set_defaults(run=run_down)
     lab_cloud.add_parser(lab_sub)
+
+
+def kubernetes_options(parser: argparse.ArgumentParser) -> None:
+    """``--kubernetes`` and how to reach the cluster (``lab up`` and ``demo``)."""
+    add_switch(
+        parser, "--kubernetes", "SWITCHMAN_LAB_KUBERNETES",
+        "on a Kubernetes cluster instead: Switchman, the front Envoy and checkout v1/v2 with sidecars in a "
+        "namespace of the lab's own (images from scripts/images)",
+    )
+    option(parser, "--kubeconfig", "SWITCHMAN_KUBECONFIG", "", "the cluster's kubeconfig (--kubernetes)")
+    option(parser, "--kube-context", "SWITCHMAN_KUBE_CONTEXT", "", "its context (default: its current one)")
+    option(parser, "--namespace", "SWITCHMAN_LAB_NAMESPACE", "switchman-lab", "the lab's namespace (--kubernetes)")
+    option(
+        parser, "--address", "SWITCHMAN_LAB_ADDRESS", "",
+        "where this machine reaches the cluster's NodePorts (--kubernetes; default: a node's ExternalIP, else "
+        "its InternalIP)",
+    )
+
+
+def kubernetes_lab_settings(args: argparse.Namespace, timeout: float) -> Any:
+    """The KubernetesLabSettings the options name."""
+    from switchman.kubernetes import KubernetesSettings
+    from switchman.lab.kubernetes.lab import KubernetesLabSettings
+
+    if not args.kubernetes and (args.kubeconfig or args.kube_context):
+        raise ConfigError("--kubeconfig", "is for --kubernetes, which is off")
+    return KubernetesLabSettings(
+        KubernetesSettings(args.kubeconfig, args.kube_context), namespace=args.namespace, address=args.address,
+        timeout=timeout,
+    )
+
+
+def _is_kubernetes(run_dir: Path) -> bool:
+    from switchman.lab.kubernetes.lab import KIND, LAB_FILE, read_state
+
+    return (run_dir / LAB_FILE).exists() and read_state(run_dir).get("kind") == KIND
+
+
+def _run_up_kubernetes(args: argparse.Namespace) -> int:
+    from switchman.lab.kubernetes.lab import LAB_FILE, KubernetesLab
+
+    run_dir = Path(args.run_dir)
+    lab = KubernetesLab(run_dir, kubernetes_lab_settings(args, seconds(args.timeout, "--timeout")))
+    try:
+        state = asyncio.run(lab.start())
+    except BaseException:
+        print(f"lab up failed: what it applied is recorded in {run_dir / LAB_FILE}; `switchman lab down` removes it",
+              file=sys.stderr)
+        raise
+    print(f"lab up on {state['server']} in namespace {state['namespace']} ({run_dir / LAB_FILE})")
+    print(f"API:   {state['api_url']}  (token in {run_dir / LAB_FILE})")
+    print(f"front: {state['front_url']}  <- send traffic here")
+    for pod in state["pods"]:
+        print(f"pod {pod['name']} ({pod['version']}): sidecar {pod['sidecar']['url']}")
+    return 0
 
 
 def _urls(lab: Mapping[str, Any]) -> list[str]:
@@ -91,9 +152,11 @@ def _urls(lab: Mapping[str, Any]) -> list[str]:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    """Start the lab in the background; print its URLs."""
+    """Start the lab in the background (or on Kubernetes); print its URLs."""
+    if args.kubernetes:
+        return _run_up_kubernetes(args)
     from switchman.lab.local.launcher import LAB_FILE, start_lab
-    from switchman.lab.local.topology import VERSIONS
+    from switchman.lab.topology import VERSIONS
 
     try:
         envoys = int(args.envoys)
@@ -126,6 +189,10 @@ def run_status(args: argparse.Namespace) -> int:
     from switchman.lab.local.launcher import lab_processes, pid_alive, read_lab
 
     run_dir = Path(args.run_dir)
+    if _is_kubernetes(run_dir):
+        from switchman.lab.kubernetes.status import print_status
+
+        return asyncio.run(print_status(run_dir))
     lab = read_lab(run_dir)
     rows = []
     healthy = True
@@ -161,6 +228,12 @@ def run_down(args: argparse.Namespace) -> int:
     from switchman.lab.local.launcher import LAB_FILE, cleanup_netns, lab_starting, stop_lab
 
     run_dir = Path(args.run_dir)
+    if _is_kubernetes(run_dir):
+        from switchman.lab.kubernetes.lab import down
+
+        deleted = asyncio.run(down(run_dir, timeout=seconds(args.timeout, "--timeout") * 6))
+        print(f"lab down: deleted {', '.join(deleted) or 'nothing (already gone)'}")
+        return 0
     if not (run_dir / LAB_FILE).exists() and lab_starting(run_dir):
         raise LabError(f"a lab is starting in {run_dir}: wait until lab up returns, then lab down")
     if not (run_dir / LAB_FILE).exists():

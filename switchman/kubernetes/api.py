@@ -22,7 +22,7 @@ from kubernetes.aio import config as k8s_config
 from switchman.errors import ConfigError, DiscoveryError
 from switchman.kubernetes.settings import KubernetesSettings
 
-__all__ = ["WATCH_SECONDS", "Gone", "KubernetesApi", "SliceList", "connect"]
+__all__ = ["WATCH_SECONDS", "Gone", "KubernetesApi", "SliceList", "configuration", "connect"]
 
 #: How long one watch request lasts before the API server ends it (it is then opened again from the last
 #: resourceVersion); the client gives up a little later, should the server not end it.
@@ -55,15 +55,16 @@ def _kubeconfig(settings: KubernetesSettings) -> str:
     return path
 
 
-async def _configuration(settings: KubernetesSettings) -> k8s_client.Configuration:
-    configuration = k8s_client.Configuration()
+async def configuration(settings: KubernetesSettings) -> k8s_client.Configuration:
+    """The client configuration for ``settings``; ConfigError when the kubeconfig cannot be loaded."""
+    conf = k8s_client.Configuration()
     path = _kubeconfig(settings)
     try:
         if not path:
-            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            k8s_config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
         else:
             await k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=path, context=settings.context or None, client_configuration=configuration,
+                config_file=path, context=settings.context or None, client_configuration=conf,
                 persist_config=False,
             )
     except ConfigError:
@@ -71,13 +72,13 @@ async def _configuration(settings: KubernetesSettings) -> k8s_client.Configurati
     except Exception as exc:  # the client's ConfigException, a YAML or file error: the user's file is wrong
         raise ConfigError("--kubeconfig", f"{path or 'in-cluster config'}: {exc}") from None
     # Retries are discovery's own (it relists, backs off and reports): the client must not hide a failure.
-    configuration.retries = None
-    return configuration
+    conf.retries = None
+    return conf
 
 
 async def connect(settings: KubernetesSettings, watch_seconds: int = WATCH_SECONDS) -> KubernetesApi:
     """An API client for ``settings``; raises ConfigError when the kubeconfig cannot be loaded."""
-    return KubernetesApi(k8s_client.ApiClient(await _configuration(settings)), watch_seconds)
+    return KubernetesApi(k8s_client.ApiClient(await configuration(settings)), watch_seconds)
 
 
 def _status_error(status: int, body: bytes, what: str) -> DiscoveryError:

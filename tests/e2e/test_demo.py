@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from switchman.lab.local.demo import DemoSettings, run_demo, within_3_sigma
+from switchman.lab.demo import DemoSettings, run_demo, within_3_sigma
 
 pytestmark = pytest.mark.envoy
 

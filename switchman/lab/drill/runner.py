@@ -31,8 +31,8 @@ from switchman.lab.drill.restarts import ControlPlaneRecord, Restarts, judge_res
 from switchman.lab.drill.scenario import Action, Condition, ResilienceScenario, Scenario, resolve_documents
 from switchman.lab.local.load import LoadResult, run_load
 from switchman.lab.local.supervisor import Supervisor, wait_synced
-from switchman.lab.local.topology import FRONT_NODE, SERVICE, VERSIONS
 from switchman.lab.local.upstream import Faults, set_faults
+from switchman.lab.topology import FRONT_NODE, SERVICE, VERSIONS
 from switchman.rollout.plan import plan
 
 __all__ = ["DrillResult", "front_counters", "run_drill"]

@@ -89,7 +89,7 @@ from typing import Any, Final
 from switchman.errors import ConfigError
 from switchman.lab.local.control_plane import REPLICA_NAMES, ControlPlaneSettings
 from switchman.lab.local.load import ClientKind, Cohort
-from switchman.lab.local.topology import FRONT_GROUP, SERVICE, VERSIONS, front_documents, pod_specs
+from switchman.lab.topology import FRONT_GROUP, SERVICE, VERSIONS, front_documents, pod_specs
 from switchman.model.config import parse_document
 from switchman.model.fields import Node
 from switchman.model.kinds.rollout import RolloutSpec
@@ -565,7 +565,7 @@ def _resilience(name: str, spec: Node, apply: Node, rate: float | None, seconds:
 
 @dataclass(frozen=True, slots=True)
 class DemoScenario:
-    """``spec.demo``: the demo (:mod:`switchman.lab.local.demo`) as a drill file: its ramp, faults and retries,
+    """``spec.demo``: the demo (:mod:`switchman.lab.demo`) as a drill file: its ramp, faults and retries,
     its live table, report and exit rule."""
 
     name: str

@@ -1,7 +1,7 @@
 """The lab supervisor: one process that owns a whole local lab (``switchman lab up`` starts it detached).
 
 Run as ``python -m switchman.lab.local.supervisor --run-dir DIR --sidecars N``.
-It builds the topology of :mod:`switchman.lab.local.topology`, each part its
+It builds the topology of :mod:`switchman.lab.topology`, each part its
 own process:
 
 1. ``switchman serve`` with its own SQLite store in the run dir, xDS and API on free ports;
@@ -61,7 +61,8 @@ from switchman.lab.local.launcher import (
     try_lock,
 )
 from switchman.lab.local.netns import Pod, create_pod, delete_pods, free_slots, new_run_id, require_netns
-from switchman.lab.local.topology import (
+from switchman.lab.local.upstream_main import write_atomically
+from switchman.lab.topology import (
     FRONT_GROUP,
     FRONT_LISTENER,
     FRONT_NODE,
@@ -70,7 +71,6 @@ from switchman.lab.local.topology import (
     pod_specs,
     sidecar_documents,
 )
-from switchman.lab.local.upstream_main import write_atomically
 
 __all__ = ["Supervisor", "main", "run_supervisor"]
 
@@ -161,6 +161,15 @@ class Supervisor:
         self.lab_file = self.run_dir / LAB_FILE
         self.netns_file = self.run_dir / NETNS_FILE
         self._lock_fd: int | None = None
+
+    @property
+    def description(self) -> str:
+        """The lab in one line, for the demo's report."""
+        where = "each in its own network namespace" if self.netns else "on loopback"
+        return (
+            f"Lab: clients → front Envoy → {len(self.specs)} pods ({', '.join(s.name for s in self.specs)}), "
+            f"{where}, each app behind its sidecar Envoy; every Envoy configured by Switchman through its API"
+        )
 
     @property
     def node_ids(self) -> set[str]:

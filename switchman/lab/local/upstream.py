@@ -39,8 +39,13 @@ class Upstream:
     def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/_faults", self._set_faults)
+        # Readiness (a Kubernetes probe through the sidecar): answered whatever faults are set.
+        app.router.add_get("/_healthz", self._healthz)
         app.router.add_route("*", "/{tail:.*}", self._serve)
         return app
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"service": self.service, "version": self.version})
 
     async def _set_faults(self, request: web.Request) -> web.Response:
         body = await request.json()

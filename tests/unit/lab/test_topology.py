@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from switchman.control.groups import build_served
-from switchman.lab.local.topology import (
+from switchman.lab.topology import (
     FRONT_GROUP,
     FRONT_LISTENER,
     PodSpec,

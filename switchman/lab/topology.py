@@ -32,6 +32,7 @@ __all__ = [
     "VERSIONS",
     "PodSpec",
     "front_documents",
+    "front_documents_for",
     "pod_specs",
     "retry_routes",
     "sidecar_documents",
@@ -83,36 +84,40 @@ def pod_specs(sidecars: int, service: str = SERVICE, versions: Sequence[str] = V
     ]
 
 
-def sidecar_documents(pod: PodSpec, app_port: int, listen_address: str = "127.0.0.1") -> list[dict[str, Any]]:
-    """A sidecar's config: an inbound listener on ``listen_address`` (port 0) to the app at 127.0.0.1:``app_port``.
+def sidecar_documents(
+    pod: PodSpec | str, app_port: int, listen_address: str = "127.0.0.1", port: int = 0
+) -> list[dict[str, Any]]:
+    """A sidecar's config: an inbound listener on ``listen_address``:``port`` to the app at 127.0.0.1:``app_port``.
 
-    The app listens on the pod's loopback: inside a network namespace only the
-    sidecar reaches it.
+    ``pod`` is the node group the documents are for: one pod of the local lab (its name), or on Kubernetes a
+    workload (``checkout-v1``) whose pods all run the same sidecar. The app listens on the pod's loopback:
+    inside a network namespace (or a Kubernetes pod) only the sidecar reaches it.
     """
-    meta = {"groups": [pod.name]}
+    group = pod if isinstance(pod, str) else pod.name
+    meta = {"groups": [group]}
     return [
         {
             "kind": "Cluster",
-            "metadata": {"name": f"{pod.name}-app", **meta},
+            "metadata": {"name": f"{group}-app", **meta},
             "spec": {"discovery": "static", "endpoints": [{"address": "127.0.0.1", "port": app_port}]},
         },
         {
             "kind": "Routes",
-            "metadata": {"name": f"{pod.name}-inbound", **meta},
+            "metadata": {"name": f"{group}-inbound", **meta},
             "spec": {
                 "virtualHosts": [
                     {
-                        "name": pod.name,
+                        "name": group,
                         "domains": ["*"],
-                        "routes": [{"match": {"prefix": "/"}, "cluster": f"{pod.name}-app", "timeout": "5s"}],
+                        "routes": [{"match": {"prefix": "/"}, "cluster": f"{group}-app", "timeout": "5s"}],
                     }
                 ]
             },
         },
         {
             "kind": "Listener",
-            "metadata": {"name": pod.listener, **meta},
-            "spec": {"address": listen_address, "port": 0, "routes": f"{pod.name}-inbound"},
+            "metadata": {"name": f"{group}-inbound", **meta},
+            "spec": {"address": listen_address, "port": port, "routes": f"{group}-inbound"},
         },
     ]
 
@@ -141,7 +146,19 @@ def front_documents(
 
     ``weights`` default to everything on the first version.
     """
-    versions = list(sidecars)
+    versions = {v: {"endpoints": [{"address": a, "port": p} for a, p in eps]} for v, eps in sidecars.items()}
+    return front_documents_for(versions, weights)
+
+
+def front_documents_for(
+    versions: Mapping[str, Mapping[str, Any]], weights: Mapping[str, int] | None = None,
+    listen_address: str = "127.0.0.1", port: int = 0,
+) -> list[dict[str, Any]]:
+    """The front's config: ``checkout`` with ``versions`` (each a version's spec: its ``endpoints``, or its
+    ``kubernetes`` source), and a listener on ``listen_address``:``port``.
+
+    ``weights`` default to everything on the first version.
+    """
     split = dict(weights) if weights is not None else {v: 100 if i == 0 else 0 for i, v in enumerate(versions)}
     meta = {"groups": [FRONT_GROUP]}
     return [
@@ -149,9 +166,7 @@ def front_documents(
             "kind": "Service",
             "metadata": {"name": SERVICE, **meta},
             "spec": {
-                "versions": {
-                    v: {"endpoints": [{"address": a, "port": p} for a, p in sidecars[v]]} for v in versions
-                },
+                "versions": {v: dict(spec) for v, spec in versions.items()},
                 "weights": split,
                 # Envoy allows 3 concurrent retries per cluster by default; at 200
                 # requests/s with 20 % failing that overflows now and then.
@@ -164,7 +179,7 @@ def front_documents(
             "metadata": {"name": FRONT_LISTENER, **meta},
             # Every request the front serves is logged to Switchman: what rollouts are judged by.
             "spec": {
-                "address": "127.0.0.1", "port": 0, "routes": FRONT_ROUTES,
+                "address": listen_address, "port": port, "routes": FRONT_ROUTES,
                 "accessLogService": {"cluster": "xds", "bufferFlushInterval": "250ms"},
             },
         },

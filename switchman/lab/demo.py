@@ -23,22 +23,23 @@ import asyncio
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, runtime_checkable
 
 from switchman.client import SwitchmanClient
 from switchman.errors import LabError
 from switchman.lab.local.launcher import cleanup_netns
 from switchman.lab.local.load import ClientKind, LoadResult, Sample, run_load
 from switchman.lab.local.supervisor import Supervisor, wait_synced
-from switchman.lab.local.topology import SERVICE, retry_routes
 from switchman.lab.local.upstream import Faults, set_faults
 from switchman.lab.report import DemoRun, Phase, StepResult, write_report
 from switchman.lab.report.live import DemoView
 from switchman.lab.report.model import PhaseKind
+from switchman.lab.topology import SERVICE, retry_routes
 
-__all__ = ["DemoSettings", "StepResult", "run_demo"]
+__all__ = ["Churning", "DemoLab", "DemoSettings", "StepResult", "run_demo"]
 
 # Every step's load mixes the three kinds of downstream client.
 ALL_CLIENTS = tuple(ClientKind)
@@ -55,6 +56,33 @@ class DemoSettings:
     netns: bool = False  # each pod in its own network namespace (root)
 
 
+class DemoLab(Protocol):
+    """Where the demo runs: the local lab (:class:`~switchman.lab.local.supervisor.Supervisor`) or the lab on
+    Kubernetes (:class:`~switchman.lab.kubernetes.lab.KubernetesLab`). ``start`` returns the lab's record:
+    ``api_url`` (and ``token`` when the API wants one), ``front.listener_url``, ``pods`` (``name``,
+    ``version``, ``sidecar.url``)."""
+
+    @property
+    def node_ids(self) -> set[str]: ...
+
+    @property
+    def description(self) -> str: ...
+
+    async def start(self) -> dict[str, Any]: ...
+
+    async def stop(self) -> None: ...
+
+
+@runtime_checkable
+class Churning(Protocol):
+    """A lab whose pods can come and go on demand (Kubernetes): ``churn`` scales and deletes pods of a version
+    and returns what it did, once the version is back to its replicas; ``state`` is the record then."""
+
+    async def churn(self, version: str) -> list[str]: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+
 def _clean_earlier_runs(run_dir: Path, out: TextIO) -> None:
     """Delete the network namespaces an earlier demo left when it was killed (its lab could not)."""
     for lab_dir in sorted(run_dir.glob("demo-*/lab")):
@@ -67,36 +95,74 @@ def _clean_earlier_runs(run_dir: Path, out: TextIO) -> None:
             print(f"deleted network namespaces a killed demo left in {lab_dir}: {', '.join(removed)}", file=out)
 
 
+async def _pods_come_and_go(
+    lab: Churning, targets: list[str], settings: DemoSettings, view: DemoView,
+    phases: list[Phase], samples: list[Sample],
+) -> StepResult:
+    """v2's pods scaled up, one deleted, scaled down and back, under a steady load that must not fail."""
+    done = asyncio.Event()
+    load = LoadResult()
+    view.watch_steady(load)
+    started = time.time()
+    task = asyncio.create_task(
+        run_load(targets, settings.rate / 2, 1_000_000, max_seconds=180, stop=done, into=load, kinds=ALL_CLIENTS)
+    )
+    try:
+        actions = await lab.churn("v2")
+    finally:
+        done.set()
+        await task
+        view.watch_steady(None)
+    samples.extend(load.samples)
+    phases.append(Phase("pods come and go", "pods", "ramp", 1.0, started, started, started, time.time()))
+    result = StepResult(
+        name=f"v2 pods come and go ({'; '.join(actions)})",
+        requested_v2=None,
+        requests=len(load.samples),
+        measured_v2=None,
+        within_3_sigma=True,
+        success_rate=load.success_rate(),
+        p99_ms=load.p99_ms(),
+        failures=len(load.failures),
+        counts_against_verdict=True,
+    )
+    view.finish_step(result)
+    return result
+
+
 def within_3_sigma(hits: int, n: int, p: float) -> bool:
     """Is ``hits`` out of ``n`` within three binomial standard deviations of ``n * p``?"""
     sigma = math.sqrt(n * p * (1 - p))
     return abs(hits - n * p) <= 3 * sigma
 
 
-async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
+async def run_demo(
+    settings: DemoSettings, out: TextIO = sys.stdout, lab_in: Callable[[Path], DemoLab] | None = None
+) -> bool:
     """Run the demo; True when every split was within 3 sigma and nothing failed in a transition.
 
     The lab runs under a supervisor in this process, but the demo drives
     Switchman only through its public HTTP API (the Python client), as any
     user would, and the upstreams only through their sidecars. Writes the
-    report into ``settings.run_dir / "demo-STAMP"``.
+    report into ``settings.run_dir / "demo-STAMP"``. ``lab_in(folder)`` makes the lab (its logs and record go
+    into ``folder``); by default the local lab with ``settings.sidecars`` pods.
     """
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder = settings.run_dir / f"demo-{stamp}"
     folder.mkdir(parents=True, exist_ok=True)
-    _clean_earlier_runs(settings.run_dir, out)
-    lab = Supervisor(folder / "lab", settings.sidecars, netns=settings.netns)
+    lab: DemoLab
+    if lab_in is None:
+        _clean_earlier_runs(settings.run_dir, out)
+        lab = Supervisor(folder / "lab", settings.sidecars, netns=settings.netns)
+    else:
+        lab = lab_in(folder / "lab")
     steady: asyncio.Task[LoadResult] | None = None
     results: list[StepResult] = []
     phases: list[Phase] = []
     samples: list[Sample] = []
-    where = "each in its own network namespace" if settings.netns else "on loopback"
-    topology = (
-        f"Lab: clients → front Envoy → {len(lab.specs)} pods ({', '.join(s.name for s in lab.specs)}), "
-        f"{where}, each app behind its sidecar Envoy; every Envoy configured by Switchman through its API"
-    )
     try:
         state = await lab.start()
+        topology = lab.description
         front = state["front"]
         pods: list[dict[str, Any]] = state["pods"]
         print(
@@ -105,7 +171,7 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
             file=out,
         )
         targets = [str(front["listener_url"])]
-        async with SwitchmanClient(str(state["api_url"]), author="demo") as client:
+        async with SwitchmanClient(str(state["api_url"]), state.get("token"), author="demo") as client:
             view = DemoView(out, live=settings.live)
 
             async def measure(
@@ -168,6 +234,9 @@ async def run_demo(settings: DemoSettings, out: TextIO = sys.stdout) -> bool:
                 )
                 results.append(moved)
                 view.finish_step(moved)
+                if isinstance(lab, Churning):
+                    results.append(await _pods_come_and_go(lab, targets, settings, view, phases, samples))
+                    pods = lab.state()["pods"]
                 for pod in pods:
                     if pod["version"] == "v2":
                         await set_faults(str(pod["sidecar"]["url"]), Faults(error_rate=0.2))
