@@ -1,6 +1,6 @@
 """The lab on Kubernetes: Switchman, the front Envoy and checkout v1/v2 with sidecars, in a namespace of its own.
 
-``up`` applies deploy/kubernetes and deploy/kubernetes/lab (:func:`~switchman.lab.kubernetes.manifests.lab_objects`)
+``up`` applies deploy/kubernetes/switchman and deploy/kubernetes/lab (:func:`~switchman.lab.kubernetes.manifests.lab_objects`)
 with server-side apply, waits until Switchman answers, configures every Envoy through Switchman's public
 API, and returns once every Envoy runs that config. Switchman runs **in the cluster** (the image, the RBAC,
 the in-cluster config and the probes a user deploys), reached from here through NodePorts; that is also
@@ -223,7 +223,7 @@ class KubernetesLab:
             }
             _write_state(self.run_dir, self._state)
             where = f" (store on the node's {store}: no default StorageClass)" if store else ""
-            self._say(f"applying deploy/kubernetes and deploy/kubernetes/lab into namespace {self.namespace} on "
+            self._say(f"applying deploy/kubernetes/switchman and deploy/kubernetes/lab into namespace {self.namespace} on "
                       f"{objects.server}{where}")
             for obj in lab_objects(token, self.namespace, store):
                 ref = ObjectRef.of(obj)

@@ -1,8 +1,8 @@
 """The manifests of deploy/kubernetes, read as plain objects, and what the lab changes in them.
 
-``deploy/kubernetes/`` is what a user applies (``kubectl apply -k``): Switchman itself (one replica on
-SQLite), ``etcd/`` (two on etcd) and ``lab/`` (the lab's workloads: the front Envoy and checkout v1/v2, each
-app behind its sidecar). The lab reads the same files, in their kustomization's order, and changes only
+``deploy/kubernetes/`` is what a user applies (``kubectl apply -k``): ``switchman/`` (Switchman itself, one
+replica on SQLite), ``etcd/`` (two replicas on etcd) and ``lab/`` (the lab's workloads: the front Envoy and
+checkout v1/v2, each app behind its sidecar). The lab reads the same files, in their kustomization's order, and changes only
 what a lab needs (:func:`lab_objects`): everything in the lab's namespace, its own admin token, the API
 reachable from the host (NodePort), and, on a cluster without a default StorageClass (k8s-local has none),
 a hostPath volume for the store.
@@ -49,7 +49,7 @@ def manifests_dir() -> Path:
     """deploy/kubernetes: in the wheel (``switchman/_deploy_kubernetes``), else in the checkout."""
     package = Path(__file__).resolve().parents[2]
     for candidate in (package / "_deploy_kubernetes", package.parent / "deploy" / "kubernetes"):
-        if (candidate / "kustomization.yaml").is_file():
+        if (candidate / "switchman" / "kustomization.yaml").is_file():
             return candidate
     raise LabError(f"no deploy/kubernetes manifests beside {package}: a checkout or the wheel carries them")
 
@@ -157,11 +157,11 @@ def lab_objects(
     admin_token: str, namespace: str = LAB_NAMESPACE, store_host_path: str | None = None,
     directory: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Everything ``lab up --kubernetes`` applies, in order: Switchman from deploy/kubernetes and the lab's
+    """Everything ``lab up --kubernetes`` applies, in order: Switchman from deploy/kubernetes/switchman and the lab's
     workloads from deploy/kubernetes/lab, in ``namespace``; the admin token ``lab=<admin_token>``; the API
     Service as a NodePort; with ``store_host_path``, the store on that hostPath of the node."""
     root = directory or manifests_dir()
-    objects = _unique(in_namespace(load(root), namespace) + in_namespace(load(root / "lab"), namespace))
+    objects = _unique(in_namespace(load(root / "switchman"), namespace) + in_namespace(load(root / "lab"), namespace))
     service = _find(objects, "Service", "switchman")
     service["spec"]["type"] = "NodePort"
     # The discovery ClusterRole is the lab's own (a Switchman installed beside it keeps its own role).

@@ -32,16 +32,17 @@ def _containers(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def test_every_kustomization_lists_files_that_exist() -> None:
     root = manifests_dir()
-    for directory in (root, root / "lab", root / "etcd"):
+    for directory in (root / "switchman", root / "lab", root / "etcd"):
         listed = yaml.safe_load((directory / "kustomization.yaml").read_text())["resources"]
         for name in listed:
             assert (directory / name).exists(), f"{directory}/kustomization.yaml lists {name}"
-    on_disk = {p.name for p in root.glob("*.yaml")} - {"kustomization.yaml"}
-    assert on_disk == set(yaml.safe_load((root / "kustomization.yaml").read_text())["resources"])
+    for directory in (root / "switchman", root / "lab"):
+        on_disk = {p.name for p in directory.glob("*.yaml")} - {"kustomization.yaml"}
+        assert on_disk == set(yaml.safe_load((directory / "kustomization.yaml").read_text())["resources"])
 
 
 def test_images_are_this_version_and_the_envoy_the_lab_runs() -> None:
-    images = {c["image"] for c in _containers(load(manifests_dir()) + load(manifests_dir() / "lab"))}
+    images = {c["image"] for c in _containers(load(manifests_dir() / "switchman") + load(manifests_dir() / "lab"))}
     project = version("switchman")
     assert images == {
         f"localhost/switchman/switchman:{project}",
@@ -51,7 +52,7 @@ def test_images_are_this_version_and_the_envoy_the_lab_runs() -> None:
 
 
 def test_switchman_runs_unprivileged_with_probes_and_reads_only_endpointslices() -> None:
-    objects = load(manifests_dir())
+    objects = load(manifests_dir() / "switchman")
     pod = _by(objects, "Deployment", "switchman")["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
     container = pod["containers"][0]
