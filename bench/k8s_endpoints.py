@@ -11,7 +11,10 @@ measures three moments:
   Kubernetes' own delay, reported apart;
 - Envoy's EDS update (its admin ``/clusters`` no longer lists the IP as healthy: gone or draining, or
   its ``update_success`` counter moved: KWOK may hand the IP to the replacement pod at once), polled every
-  5 ms.
+  5 ms;
+- with ``--envoys N``, also the moment **every** Envoy has ACKed the EDS update that took the pod out (the
+  xDS status in this process, read every 2 ms: Envoy ACKs a ClusterLoadAssignment once it has applied it;
+  with the cluster quiet before each change, the first EDS version after it is the one without the pod).
 
 The slice moment is this script's own watch; Switchman's may see the same update a little earlier, so
 "then Envoy" can be a fraction of a millisecond below zero.
@@ -19,6 +22,7 @@ The slice moment is this script's own watch; Switchman's may see the same update
 The IPs are fake (KWOK), so no traffic is sent: Envoy's membership is what decides where it would.
 
     SWITCHMAN_TEST_KUBECONFIG=$(../shared/k8s-local/up 2) python bench/k8s_endpoints.py --events 20
+    python bench/k8s_endpoints.py --events 20 --envoys 50     # every one of 50 Envoys, per event
     python bench/k8s_endpoints.py --scale 1000 --envoys 10   # also: 0 -> 1,000 pods, last slice -> Envoys ACKed
 
 Prints the figures and, last, one JSON line.
@@ -45,6 +49,7 @@ from switchman.kubernetes.slices import read_slice
 from switchman.lab.local import EnvoyProcess, bootstrap
 from switchman.testing.k8s_local import ENV, Cluster, open_cluster
 from switchman.testing.wait import until
+from switchman.xds import resources as rt
 
 CLUSTER = "web-v1"
 
@@ -119,10 +124,28 @@ async def _none_left(cluster: Cluster, envoy: EnvoyProcess) -> bool:
     return not await cluster.pods("app=web") and not await healthy(envoy)
 
 
-async def events(cluster: Cluster, envoy: EnvoyProcess, count: int, pods: int) -> dict[str, list[float]]:
+def _eds_acked(switchman: Switchman) -> dict[str, str]:
+    """Each node's ACKed EDS version."""
+    return {
+        node.node_id: next((t.acked_version for t in node.types if t.type == rt.short_name(rt.ENDPOINT)), "")
+        for node in switchman.xds.statuses()
+    }
+
+
+async def _all_acked_since(switchman: Switchman, before: dict[str, str], envoys: int) -> bool:
+    now = _eds_acked(switchman)
+    return len(now) == envoys and all(now[n] != before.get(n) for n in now)
+
+
+async def events(
+    cluster: Cluster, switchman: Switchman, envoys: list[EnvoyProcess], count: int, pods: int
+) -> dict[str, list[float]]:
     clock = SliceClock()
     watcher = asyncio.create_task(clock.run(cluster))
+    envoy = envoys[0]
     figures: dict[str, list[float]] = {"total": [], "kubernetes": [], "switchman_envoy": []}
+    if len(envoys) > 1:
+        figures["all_envoys"] = []
     try:
         for i in range(count):
             async def settled() -> dict[str, str] | None:
@@ -137,12 +160,17 @@ async def events(cluster: Cluster, envoy: EnvoyProcess, count: int, pods: int) -
             address = running[name]
             kind = "delete" if i % 2 == 0 else "unready"
             updates = await eds_updates(envoy)
+            before = _eds_acked(switchman)
             start = time.monotonic()
             if kind == "delete":
                 await cluster.delete_pod(name)
             else:
                 await cluster.make_unready(name)
 
+            if len(envoys) > 1:
+                await until(functools.partial(_all_acked_since, switchman, before, len(envoys)), 60,
+                            f"{len(envoys)} Envoys ACKed the update", interval=0.002)
+                figures["all_envoys"].append(time.monotonic() - start)
             await until(functools.partial(_left, envoy, address, updates), 60, f"Envoy stops sending to {address}",
                         interval=0.005)
             at_envoy = time.monotonic()
@@ -151,8 +179,12 @@ async def events(cluster: Cluster, envoy: EnvoyProcess, count: int, pods: int) -
             figures["total"].append(at_envoy - start)
             figures["kubernetes"].append(at_slice - start)
             figures["switchman_envoy"].append(at_envoy - at_slice)
+            every = ""
+            if len(envoys) > 1:
+                every = f"; all {len(envoys)} Envoys ACKed {1000 * figures['all_envoys'][-1]:7.1f} ms"
             print(f"  {i + 1:3d} {kind:8s} {address:15s} total {1000 * (at_envoy - start):7.1f} ms  "
-                  f"(slice {1000 * (at_slice - start):6.1f} ms, then Envoy {1000 * (at_envoy - at_slice):6.1f} ms)")
+                  f"(slice {1000 * (at_slice - start):6.1f} ms, then Envoy {1000 * (at_envoy - at_slice):6.1f} ms)"
+                  f"{every}")
             if kind == "unready":
                 await cluster.delete_pod(name)  # the Deployment replaces it with a ready one
     finally:
@@ -205,6 +237,9 @@ def report(figures: dict[str, list[float]], result: dict[str, Any]) -> None:
           f"p99 {result['kubernetes']['p99_ms']} ms")
     print(f"  of which Switchman + Envoy (slice update -> Envoy's EDS update): p50 "
           f"{result['switchman_envoy']['p50_ms']} ms, p99 {result['switchman_envoy']['p99_ms']} ms")
+    if "all_envoys" in result:
+        print(f"API change -> every Envoy ACKed the update without the pod: p50 {result['all_envoys']['p50_ms']} ms, "
+              f"p99 {result['all_envoys']['p99_ms']} ms")
 
 
 def rss_kb() -> int:
@@ -242,8 +277,9 @@ async def main(args: argparse.Namespace) -> int:
                         "namespace": cluster.namespace, "service": "web-v1", "port": "http"}}}},
                 }], author="bench")
                 if args.events:
-                    print(f"{args.events} events (delete and unready, alternately), {args.pods} pods, 1 Envoy:")
-                    figures = await events(cluster, envoys[0], args.events, args.pods)
+                    print(f"{args.events} events (delete and unready, alternately), {args.pods} pods, "
+                          f"{len(envoys)} Envoys (admin polled: the first):")
+                    figures = await events(cluster, app, envoys, args.events, args.pods)
                     report(figures, result)
                 result["revisions"] = len(await app.controller.history())
                 if args.scale:
