@@ -24,6 +24,7 @@ from switchman.lab.cloud.gce_api import (
     ComputeFactory,
     GoogleCompute,
     NotFound,
+    OperationFailed,
     call,
     delete_request,
     get_request,
@@ -85,7 +86,10 @@ class GceStep:
             if not instance.advanced_machine_features.enable_nested_virtualization:
                 raise LabError(f"gce: instance {name} exists without nested virtualization; delete it, or give the "
                                "lab another name")
-            owner = "" if ctx.state.find(STEP, "instance", name) else ", made before the lab: never destroyed"
+            record = ctx.state.find(STEP, "instance", name)
+            if record is not None and record.id != str(instance.id):  # an apply stopped before it learned the id
+                ctx.state.add(Record(STEP, "instance", name, str(instance.id), record.data))
+            owner = "" if record else ", made before the lab: never destroyed"
             done = Action(KEEP, "instance", name, f"exists{owner}")
         instance = await self._running(ctx, compute, g, instance)
         nic = instance.network_interfaces[0]
@@ -106,9 +110,14 @@ class GceStep:
         ctx.progress(STEP, f"insert instance {name} ({g.machine_type}, nested virtualization)")
         try:
             op = await call(f"insert instance {name}", compute.insert_instance, request)
+        except (LabError, NotFound):
+            ctx.state.remove(record)  # the API refused the insert: nothing was made
+            raise
+        # Only a failed operation unrecords it: after a timeout or a lost connection the instance may still come.
+        try:
             await wait_operation(compute, op, g.project, g.zone, f"insert instance {name}", timeout=g.boot_timeout,
                                  poll=self.poll, progress=lambda m: ctx.progress(STEP, m))
-        except (LabError, NotFound):
+        except OperationFailed:
             ctx.state.remove(record)
             raise
         instance = await call(f"look up instance {name}", compute.get_instance, get_request(ctx.config))

@@ -33,6 +33,7 @@ __all__ = [
     "ComputeFactory",
     "GoogleCompute",
     "NotFound",
+    "OperationFailed",
     "call",
     "delete_request",
     "get_request",
@@ -54,6 +55,10 @@ _HINTS = {
     "QUOTA_EXCEEDED": "ask for more quota (IAM & Admin > Quotas: CPUs of the series, SSD_TOTAL_GB in the region) "
                       "or choose a smaller gce.machineType",
 }
+
+
+class OperationFailed(LabError):
+    """Raised when a zone operation is DONE with errors: what it was to make was not made."""
 
 
 class Compute(Protocol):
@@ -166,7 +171,8 @@ def request_json(request: compute_v1.InsertInstanceRequest) -> str:
 
 async def wait_operation(compute: Compute, op: compute_v1.Operation, project: str, zone: str, what: str, *,
                          timeout: float, poll: float, progress: Callable[[str], None]) -> compute_v1.Operation:
-    """Poll the zone operation ``op`` until DONE; LabError with the operation's own reasons when it failed.
+    """Poll the zone operation ``op`` until DONE; OperationFailed with the operation's own reasons when it failed,
+    LabError when it is not done within ``timeout`` seconds (it may still be done later).
 
     Progress: a line when its status changes, and every 30 s while it stays.
     """
@@ -191,7 +197,8 @@ async def wait_operation(compute: Compute, op: compute_v1.Operation, project: st
         hints = {_HINTS[e.code] for e in errors if e.code in _HINTS}
         if any("nested" in e.message.lower() for e in errors):
             hints.add("an organization policy (constraints/compute.disableNestedVirtualization) may forbid nesting")
-        raise LabError(f"gce: {what} failed: " + "; ".join(reasons) + "".join(f" ({h})" for h in sorted(hints)))
+        raise OperationFailed(f"gce: {what} failed: " + "; ".join(reasons)
+                              + "".join(f" ({h})" for h in sorted(hints)))
     return op
 
 

@@ -17,6 +17,8 @@ from google.cloud import compute_v1
 from switchman.errors import LabError
 from switchman.lab.cloud import Context, parse_config
 from switchman.lab.cloud.gce import GceStep
+from switchman.lab.cloud.gce_api import insert_request
+from switchman.lab.cloud.state import Record
 from switchman.lab.cloud.steps import open_context
 from switchman.testing.gce import FakeCompute
 from tests.functional.lab.cloud_host import NAME, StandIn, stand_in
@@ -152,3 +154,22 @@ async def test_a_host_that_shows_another_key_than_the_pinned_one_is_refused(tmp_
         ctx.state.set_output("gce", "ssh_host_key", other)  # as if the address now answered with another host
         with pytest.raises(LabError, match="shows another key than the one recorded"):
             await _step(fake, host).apply(ctx)
+
+
+async def test_an_apply_stopped_during_the_insert_still_owns_the_instance(tmp_path: Path) -> None:
+    async with stand_in(tmp_path) as host:
+        fake = FakeCompute(gets_to_done=1)
+        ctx = _context(host)
+        # As the step leaves it when stopped after the insert: recorded first, the operation not waited for.
+        ctx.state.add(Record("gce", "instance", "demo-host", "(inserting)", {"project": PROJECT, "zone": ZONE}))
+        op = fake.insert_instance(insert_request(ctx.config, "ssh-ed25519 AAAA demo"))
+        fake.get_operation(compute_v1.GetZoneOperationRequest(project=PROJECT, zone=ZONE, operation=op.name))
+
+        ctx = _context(host)
+        (found,) = await _step(fake, host).apply(ctx)
+        assert (found.verb, found.detail) == ("=", "exists")
+        (instance,) = fake.instances.values()
+        record = ctx.state.find("gce", "instance", "demo-host")
+        assert record is not None and record.id == str(instance.id)
+        (gone,) = await _step(fake, host).destroy(ctx)
+        assert gone.name == "demo-host" and fake.instances == {}

@@ -11,7 +11,7 @@ from google.cloud import compute_v1
 
 from switchman.errors import LabError
 from switchman.lab.cloud import CloudConfig, parse_config
-from switchman.lab.cloud.gce_api import VMX_LICENSE, insert_request, request_json, wait_operation
+from switchman.lab.cloud.gce_api import VMX_LICENSE, OperationFailed, insert_request, request_json, wait_operation
 from switchman.testing.gce import FakeCompute
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBxo demo"
@@ -113,7 +113,7 @@ async def test_a_failed_operation_is_done_with_its_errors_and_they_are_surfaced(
     request = insert_request(_config(), KEY)
     op = fake.insert_instance(request)
     seen: list[str] = []
-    with pytest.raises(LabError) as caught:
+    with pytest.raises(OperationFailed) as caught:
         await wait_operation(fake, op, "switchman-lab", "us-central1-a", "insert instance demo-host", timeout=5,
                              poll=0, progress=seen.append)
     message = str(caught.value)
@@ -121,3 +121,13 @@ async def test_a_failed_operation_is_done_with_its_errors_and_they_are_surfaced(
     assert "ask for more quota" in message
     assert len(seen) == 2 and seen[0].endswith(" PENDING") and seen[1].endswith(" DONE 100%"), seen
     assert fake.instances == {}, "a failed insert leaves no instance"
+
+
+async def test_an_operation_not_done_in_time_is_not_a_failed_one() -> None:
+    # The GCE step keeps the instance recorded then: the operation may still make it.
+    fake = FakeCompute(gets_to_done=100)
+    op = fake.insert_instance(insert_request(_config(), KEY))
+    with pytest.raises(LabError, match="not done after 0s") as caught:
+        await wait_operation(fake, op, "switchman-lab", "us-central1-a", "insert", timeout=0, poll=0,
+                             progress=lambda _: None)
+    assert not isinstance(caught.value, OperationFailed)
