@@ -1,7 +1,7 @@
-"""A real SSH server on 127.0.0.1 whose sessions run their command with bash in a directory that stands in for a host.
+"""A real SSH server on 127.0.0.1 that runs each command it is sent with bash in a directory standing in for a host.
 
 asyncssh's own server: a host key made at start, public-key login for the
-keys given, one bash per session (``bash -c <command>``) with the session's
+keys given, one bash per command (``bash -c <command>``) with the channel's
 stdin, stdout, stderr and exit status wired through. The environment is the
 caller's (a ``PATH`` with stand-in tools first, say), the working directory
 ``root``. Every command is kept in :attr:`ShellServer.commands`. Bound to
@@ -43,7 +43,7 @@ class ShellServer:
         self._acceptor = await asyncssh.listen(
             "127.0.0.1", 0, server_host_keys=[self.host_key],
             authorized_client_keys=asyncssh.import_authorized_keys(self.authorized_keys),
-            process_factory=self._session, encoding=None, allow_scp=False,
+            process_factory=self._run, encoding=None, allow_scp=False,
         )
         self.port = self._acceptor.get_port()
         return self.port
@@ -62,8 +62,8 @@ class ShellServer:
                         tb: TracebackType | None) -> None:
         await self.stop()
 
-    async def _session(self, session: asyncssh.SSHServerProcess[bytes]) -> None:
-        command = session.command or "bash"
+    async def _run(self, channel: asyncssh.SSHServerProcess[bytes]) -> None:
+        command = channel.command or "bash"
         self.commands.append(command)
         proc = await asyncio.create_subprocess_exec(
             "bash", "-c", command, cwd=self.root, env=self.env, start_new_session=True,
@@ -82,15 +82,15 @@ class ShellServer:
             while chunk := await src.read(65536):
                 dst.write(chunk)
 
-        stdin = asyncio.ensure_future(feed(session.stdin, proc.stdin))
-        output: asyncio.Future[Any] = asyncio.gather(pump(proc.stdout, session.stdout),
-                                                     pump(proc.stderr, session.stderr))
-        closed: asyncio.Future[Any] = asyncio.ensure_future(session.wait_closed())
+        stdin = asyncio.ensure_future(feed(channel.stdin, proc.stdin))
+        output: asyncio.Future[Any] = asyncio.gather(pump(proc.stdout, channel.stdout),
+                                                     pump(proc.stderr, channel.stderr))
+        closed: asyncio.Future[Any] = asyncio.ensure_future(channel.wait_closed())
         try:
             await asyncio.wait({output, closed}, return_when=asyncio.FIRST_COMPLETED)
             if output.done() and not closed.done():
                 output.result()
-                session.exit(await proc.wait())
+                channel.exit(await proc.wait())
         finally:
             for task in (stdin, output, closed):
                 task.cancel()

@@ -120,7 +120,7 @@ def instance_name(config: CloudConfig) -> str:
 def insert_request(config: CloudConfig, ssh_key: str) -> compute_v1.InsertInstanceRequest:
     """instances.insert of the devstack host: nested virtualization on, Ubuntu's image family, the lab's key.
 
-    ``ssh_key`` is the public key line that the guest agent installs for ``gce.sshUser``.
+    ``ssh_key`` is the public key line that Google's guest environment installs for ``gce.sshUser``.
     """
     g = _gce(config)
     disk = compute_v1.AttachedDiskInitializeParams(

@@ -111,8 +111,8 @@ class Shell:
 
 @contextlib.asynccontextmanager
 async def open_shell(target: SshTarget, *, timeout: float, progress: Callable[[str], None]) -> AsyncIterator[Shell]:
-    """A connection to ``target``, retried until ``timeout`` while the host boots (its sshd starts, its guest
-    agent installs the key); a host key other than the pinned one is refused at once."""
+    """A connection to ``target``, retried until ``timeout`` while the host boots (its sshd starts, Google's
+    guest environment installs the key); a host key other than the pinned one is refused at once."""
     known: KnownHostsArg = None
     if target.host_key is not None:
         known = asyncssh.import_known_hosts(f"* {target.host_key}\n")
