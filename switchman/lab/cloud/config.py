@@ -3,8 +3,9 @@
 Sections, each optional except ``openstack``; a step runs when its section is there::
 
     name: demo                     # prefix of every resource the lab creates
-    gce: {project, zone, machineType, diskGb, imageFamily, imageProject, vmxLicense, sshUser}
-    devstack: {branch, host, sshUser, sshKey}
+    gce: {project, zone, machineType, minCpuPlatform, diskGb, diskType, imageFamily, imageProject,
+          vmxLicense, network, sshUser, bootTimeout}
+    devstack: {branch, host, sshUser, sshKey, sshPort, hostIp, adminPassword, stackTimeout}
     openstack: {cloud, externalNetwork, flavor: {...}, image: {...}, network: {...}, workers, ...}
     kubernetes: {version, podSubnet, serviceSubnet, cni, flannelVersion, nfs: {...}}
 
@@ -35,6 +36,7 @@ __all__ = [
     "NfsConfig",
     "OpenStackConfig",
     "load_config",
+    "nesting_refusal",
     "parse_config",
 ]
 
@@ -47,20 +49,27 @@ class GceConfig:
     project: str
     zone: str
     machine_type: str
+    min_cpu_platform: str | None  # "Intel Haswell" for N1 unless given; None: the zone's default
     disk_gb: int
+    disk_type: str
     image_family: str
     image_project: str
     vmx_license: bool
+    network: str
     ssh_user: str
+    boot_timeout: float
 
 
 @dataclass(frozen=True)
 class DevstackConfig:
     branch: str
-    host: str | None  # None: the GCE step's host
+    host: str | None  # None: the GCE step's instance
     ssh_user: str
-    ssh_key: str | None
+    ssh_key: Path | None  # None: the lab's own key (next to the state file)
+    ssh_port: int
+    host_ip: str | None  # devstack's HOST_IP; None: the GCE instance's internal address, or asked of the host
     admin_password: str | None  # None: generated at apply and kept in the state file
+    stack_timeout: float
 
 
 @dataclass(frozen=True)
@@ -128,16 +137,28 @@ class CloudConfig:
     kubernetes: KubernetesConfig | None
     source: Path | None = None  # the file it was read from; relative paths in it are relative to its folder
 
+    @property
+    def host_name(self) -> str:
+        """The GCE instance that hosts devstack."""
+        return f"{self.name}-host"
+
     def nodes(self) -> list[tuple[str, str]]:
         """Each server of the lab as (name, role): the master, then the workers."""
         workers = [(f"{self.name}-worker-{i}", "worker") for i in range(1, self.openstack.workers + 1)]
         return [(f"{self.name}-master", "master"), *workers]
 
 
-# Machine types that cannot nest (AMD and Arm families, and E2, which has no nested virtualization).
-REFUSED_FAMILIES = {"e2": "E2 has no nested virtualization", "n2d": "N2D is AMD", "c2d": "C2D is AMD",
-                    "t2a": "T2A is Arm", "c4a": "C4A is Arm", "t2d": "T2D is AMD", "c3d": "C3D is AMD",
-                    "n4d": "N4D is AMD", "c4d": "C4D is AMD"}
+# Machine series that cannot nest, after Compute Engine's "About nested virtualization": E2; every AMD and Arm
+# series; the memory-optimized series of Intel; and the shared-core N1 types, which take no minimum CPU platform.
+REFUSED_FAMILIES = {
+    "e2": "E2 has no nested virtualization",
+    **{f: f"{f.upper()} is AMD" for f in ("n2d", "c2d", "t2d", "c3d", "n4d", "c4d", "h4d")},
+    **{f: f"{f.upper()} is Arm" for f in ("t2a", "c4a", "n4a")},
+    **{f: f"{f.upper()} is memory-optimized" for f in ("m1", "m2", "m3", "m4", "x4")},
+    **{f: f"{f.upper()} is a shared-core N1 type, which takes no Haswell minimum CPU platform" for f in ("f1", "g1")},
+}
+# N1 runs on Sandy Bridge and Ivy Bridge too; nesting needs Haswell or later.
+N1_PLATFORMS = ("Intel Haswell", "Intel Broadwell", "Intel Skylake")
 
 
 def load_config(path: Path) -> CloudConfig:
@@ -152,11 +173,17 @@ def load_config(path: Path) -> CloudConfig:
     return CloudConfig(config.name, config.gce, config.devstack, config.openstack, config.kubernetes, path)
 
 
+def nesting_refusal(machine_type: str) -> str | None:
+    """Why ``machine_type`` cannot run nested virtualization, or None when its series can."""
+    family = machine_type.split("-", 1)[0]
+    return REFUSED_FAMILIES.get(family)
+
+
 def parse_config(data: Any, doc: str = "cloud.yaml", base: Path = Path(".")) -> CloudConfig:
     root = Node(doc, "", data)
     name = root["name"].text(_NAME, _NAME_WHAT)
     gce = _gce(root.get("gce"))
-    devstack = _devstack(root.get("devstack"))
+    devstack = _devstack(root.get("devstack"), gce, base)
     openstack = _openstack(root["openstack"], name, base, devstack is not None)
     kubernetes = _kubernetes(root.get("kubernetes"))
     root.done()
@@ -169,38 +196,65 @@ def _gce(node: Node | None) -> GceConfig | None:
     if node is None:
         return None
     machine_type = node["machineType"].text(r"[a-z0-9]+-[-a-z0-9]+", "a machine type such as n2-standard-8")
-    family = machine_type.split("-", 1)[0]
-    if family in REFUSED_FAMILIES:
+    refusal = nesting_refusal(machine_type)
+    if refusal is not None:
         node["machineType"].fail(
-            f"{machine_type!r} cannot run nested virtualization ({REFUSED_FAMILIES[family]}); "
+            f"{machine_type!r} cannot run nested virtualization ({refusal}); "
             "use an Intel type: N2 (n2-standard-8) or N1 (n1-standard-8, Haswell or later)"
         )
+    platform = node.get("minCpuPlatform")
+    min_cpu_platform = platform.text() if platform else None
+    if machine_type.startswith("n1-"):
+        if platform is not None and min_cpu_platform not in N1_PLATFORMS:
+            platform.fail(f"{min_cpu_platform!r} cannot run nested virtualization on N1; "
+                          f"use one of {', '.join(N1_PLATFORMS)}")
+        min_cpu_platform = min_cpu_platform or N1_PLATFORMS[0]
+    elif platform is not None and not (min_cpu_platform or "").startswith("Intel "):
+        platform.fail(f"{min_cpu_platform!r} is not an Intel platform, and only Intel can nest")
     config = GceConfig(
-        project=node["project"].text(),
+        project=node["project"].text(r"[a-z][-a-z0-9]{4,28}[a-z0-9]", "a project id such as my-lab-123"),
         zone=node["zone"].text(r"[a-z]+-[a-z]+\d+-[a-z]", "a zone such as us-central1-a"),
         machine_type=machine_type,
+        min_cpu_platform=min_cpu_platform,
         disk_gb=_int(node, "diskGb", 120, low=60, high=65536),
+        disk_type=_text(node, "diskType", "pd-balanced", pattern=r"[-a-z0-9]+", what="a disk type such as pd-balanced"),
         image_family=_text(node, "imageFamily", "ubuntu-2404-lts-amd64"),
         image_project=_text(node, "imageProject", "ubuntu-os-cloud"),
         vmx_license=_flag(node, "vmxLicense", False),
-        ssh_user=_text(node, "sshUser", "ubuntu"),
+        network=_text(node, "network", "default", pattern=_NAME, what=_NAME_WHAT),
+        ssh_user=_text(node, "sshUser", "ubuntu", pattern=r"[a-z_][-a-z0-9_]{0,31}", what="a Linux user name"),
+        boot_timeout=node["bootTimeout"].duration(low=30) if node.has("bootTimeout") else 600.0,
     )
     node.done()
     return config
 
 
-def _devstack(node: Node | None) -> DevstackConfig | None:
+def _devstack(node: Node | None, gce: GceConfig | None, base: Path) -> DevstackConfig | None:
     if node is None:
         return None
     host = node.get("host")
+    if gce is not None:
+        # The host is the GCE instance, reached as gce.sshUser with the lab's key.
+        for name in ("host", "sshUser", "sshKey", "sshPort"):
+            child = node.get(name)
+            if child is not None:
+                child.fail("is the GCE instance's with a gce section (gce.sshUser and the lab's key)")
+    elif host is None:
+        Node(node.doc, f"{node.path}.host", None).fail("is required without a gce section (the host to stack on)")
     key = node.get("sshKey")
+    key_path = Path(key.text()).expanduser() if key else None
+    host_ip = node.get("hostIp")
     password = node.get("adminPassword")
     config = DevstackConfig(
-        branch=_text(node, "branch", "stable/2026.1"),
+        branch=_text(node, "branch", "stable/2026.1", pattern=r"(stable|unmaintained)/[a-z0-9.]+|master",
+                     what="a devstack branch such as stable/2026.1"),
         host=host.text() if host else None,
-        ssh_user=_text(node, "sshUser", "ubuntu"),
-        ssh_key=key.text() if key else None,
+        ssh_user=_text(node, "sshUser", gce.ssh_user if gce else "ubuntu"),
+        ssh_key=key_path if key_path is None or key_path.is_absolute() else base / key_path,
+        ssh_port=_int(node, "sshPort", 22, low=1, high=65535),
+        host_ip=host_ip.ip() if host_ip else None,
         admin_password=password.text(r"[A-Za-z0-9_.-]{8,}", "8 or more letters, digits, _ . -") if password else None,
+        stack_timeout=node["stackTimeout"].duration(low=60) if node.has("stackTimeout") else 7200.0,
     )
     node.done()
     return config

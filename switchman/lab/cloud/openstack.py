@@ -19,15 +19,16 @@ import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from switchman.errors import LabError
+from switchman.lab.cloud.devstack import admin_auth
 from switchman.lab.cloud.openstack_api import Conn, admin_connection, call, identity, lookup, user_connection
 from switchman.lab.cloud.openstack_resources import DELETERS, describe
-from switchman.lab.cloud.pki import password, ssh_keypair
+from switchman.lab.cloud.pki import password
 from switchman.lab.cloud.plan import CREATE, DELETE, KEEP, UPDATE, Action, RenderedFile, StepPlan
 from switchman.lab.cloud.runner import Context, StatusLine
+from switchman.lab.cloud.ssh import lab_key
 from switchman.lab.cloud.state import Record
 
 __all__ = ["STEP", "OpenStackStep", "Rule", "UserData", "security_rules"]
@@ -143,10 +144,7 @@ class OpenStackStep:
         return await run.all()
 
     async def _admin(self, ctx: Context) -> Conn:
-        auth = None
-        if ctx.config.openstack.cloud is None:
-            auth = {k[len("auth."):]: v for k, v in ctx.state.outputs.get("devstack", {}).items()
-                    if k.startswith("auth.")}
+        auth = admin_auth(ctx.state) if ctx.config.openstack.cloud is None else None
         return await admin_connection(ctx.config.openstack.cloud, auth or None)
 
     # -- status and destroy -------------------------------------------------
@@ -175,10 +173,6 @@ class OpenStackStep:
             done.append(Action(DELETE, record.kind, record.name, f"id {record.id}"))
         ctx.state.forget_step(STEP)
         return done
-
-
-def public_file(private: Path) -> Path:
-    return private.with_name(private.name + ".pub")
 
 
 class _Apply:
@@ -245,8 +239,9 @@ class _Apply:
         await self._interface(me, router, subnet)
         group = await self._security_group(me, project.id)
         key_name = n["keypair"]
+        _, public_key = lab_key(self.ctx.workdir, self.ctx.config.name)
         await self.ensure("keypair", key_name, lambda: lookup(me.compute.find_keypair, key_name),
-                          lambda: me.compute.create_keypair(name=key_name, public_key=self._public_key()),
+                          lambda: me.compute.create_keypair(name=key_name, public_key=public_key),
                           {"user_id": str(user.id)})
         nodes = self.ctx.config.nodes()
         fips = {node: await self._floating_ip(me, project.id, external.id, node) for node, _ in nodes}
@@ -329,16 +324,6 @@ class _Apply:
             self.ctx.state.add(Record(STEP, "security_group_rule", label, str(made.id)))
             self.done.append(Action(CREATE, "security_group_rule", label, ""))
         return group
-
-    def _public_key(self) -> str:
-        key_file = self.ctx.workdir / f"{self.ctx.config.name}.id_ed25519"
-        if not key_file.exists():
-            private, public = ssh_keypair(self.ctx.config.name)
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.touch(0o600)
-            key_file.write_text(private)
-            public_file(key_file).write_text(public + "\n")
-        return public_file(key_file).read_text().strip()
 
     async def _floating_ip(self, me: Conn, project_id: str, external_id: str, node: str) -> Any:
         def find() -> Any:

@@ -111,6 +111,12 @@ class State:
             self.save()
         return self.secrets[key]
 
+    def set_secret(self, key: str, value: str) -> None:
+        """Keep a secret learned from elsewhere (a password read back from a host), saving when it changed."""
+        if self.secrets.get(key) != value:
+            self.secrets[key] = value
+            self.save()
+
     def set_output(self, step: str, key: str, value: str) -> None:
         if self.outputs.get(step, {}).get(key) != value:
             self.outputs.setdefault(step, {})[key] = value

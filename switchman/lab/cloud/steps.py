@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from switchman.lab.cloud.config import CloudConfig
+from switchman.lab.cloud.devstack import DevstackStep
 from switchman.lab.cloud.kubeadm import KubeadmStep, node_user_data
 from switchman.lab.cloud.openstack import OpenStackStep
 from switchman.lab.cloud.runner import Context, Progress, Step
@@ -14,7 +15,14 @@ __all__ = ["build_steps", "open_context", "state_path"]
 
 
 def build_steps(config: CloudConfig) -> list[Step]:
-    steps: list[Step] = [OpenStackStep(node_user_data)]
+    steps: list[Step] = []
+    if config.gce is not None:
+        from switchman.lab.cloud.gce import GceStep  # google-cloud-compute: imported only when a lab uses GCE
+
+        steps.append(GceStep())
+    if config.devstack is not None:
+        steps.append(DevstackStep())
+    steps.append(OpenStackStep(node_user_data))
     if config.kubernetes is not None:
         steps.append(KubeadmStep())
     return steps

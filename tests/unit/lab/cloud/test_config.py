@@ -48,6 +48,68 @@ def test_errors_name_the_field(change: dict[str, Any], path: str, words: str) ->
     assert words in caught.value.reason
 
 
+def _gce(**fields: Any) -> dict[str, Any]:
+    return {"project": "switchman-lab", "zone": "us-central1-a", "machineType": "n2-standard-8", **fields}
+
+
+@pytest.mark.parametrize(("machine_type", "why"), [
+    ("e2-standard-8", "E2 has no nested virtualization"),
+    ("n2d-standard-8", "N2D is AMD"),
+    ("c2d-standard-8", "C2D is AMD"),
+    ("t2d-standard-8", "T2D is AMD"),
+    ("t2a-standard-8", "T2A is Arm"),
+    ("c4a-standard-8", "C4A is Arm"),
+    ("m3-ultramem-32", "M3 is memory-optimized"),
+    ("g1-small", "G1 is a shared-core N1 type"),
+])
+def test_machine_types_that_cannot_nest_are_refused(machine_type: str, why: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_doc(gce=_gce(machineType=machine_type)))
+    assert caught.value.path == "cloud.yaml: gce.machineType"
+    assert f"{machine_type!r} cannot run nested virtualization ({why}" in caught.value.reason
+    assert "N2 (n2-standard-8) or N1" in caught.value.reason
+
+
+@pytest.mark.parametrize(("gce", "path", "words"), [
+    (_gce(machineType="n1-standard-8", minCpuPlatform="Intel Sandy Bridge"), "gce.minCpuPlatform",
+     "cannot run nested virtualization on N1"),
+    (_gce(minCpuPlatform="AMD Milan"), "gce.minCpuPlatform", "only Intel can nest"),
+    (_gce(diskGb=30), "gce.diskGb", "30 is below 60"),
+    (_gce(zone="us-central1"), "gce.zone", "a zone such as us-central1-a"),
+    (_gce(nestedVirtualization=False), "gce.nestedVirtualization", "unknown field"),
+])
+def test_gce_errors_name_the_field(gce: dict[str, Any], path: str, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_doc(gce=gce))
+    assert caught.value.path == f"cloud.yaml: {path}"
+    assert words in caught.value.reason
+
+
+def test_gce_and_devstack_defaults() -> None:
+    config = parse_config(_doc(gce=_gce(machineType="n1-standard-8"), devstack={}))
+    assert config.gce is not None and config.devstack is not None
+    assert config.gce.min_cpu_platform == "Intel Haswell"
+    assert (config.gce.disk_gb, config.gce.image_family, config.gce.image_project) == (
+        120, "ubuntu-2404-lts-amd64", "ubuntu-os-cloud")
+    assert config.devstack.branch == "stable/2026.1" and config.devstack.host is None
+    assert config.host_name == "demo-host"
+    assert parse_config(_doc(gce=_gce())).gce.min_cpu_platform is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("sections", "path", "words"), [
+    ({"devstack": {}}, "devstack.host", "is required without a gce section"),
+    ({"gce": _gce(), "devstack": {"host": "203.0.113.9"}}, "devstack.host", "is the GCE instance's"),
+    ({"gce": _gce(), "devstack": {"sshKey": "id_ed25519"}}, "devstack.sshKey", "is the GCE instance's"),
+    ({"devstack": {"host": "h", "branch": "2026.1"}}, "devstack.branch", "stable/2026.1"),
+    ({"devstack": {"host": "h", "hostIp": "h"}}, "devstack.hostIp", "IP"),
+])
+def test_devstack_errors_name_the_field(sections: dict[str, Any], path: str, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(_doc(**sections))
+    assert caught.value.path == f"cloud.yaml: {path}"
+    assert words in caught.value.reason
+
+
 def test_unreadable_file_names_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot be read"):
         load_config(tmp_path / "cloud.yaml")
