@@ -206,8 +206,11 @@ class Objects:
         return list(data.get("items") or [])
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """POST ``obj`` (for kinds that are created, not applied: reviews)."""
-        ref = ObjectRef.of(obj)
+        """POST ``obj`` (for kinds that are created, not applied: reviews, which have no name)."""
+        meta = obj.get("metadata") or {}
+        ref = ObjectRef(str(obj.get("apiVersion", "")), str(obj.get("kind", "")), str(meta.get("name", "")),
+                        str(meta.get("namespace", "")))
+        ref.resource()
         status, data = await self.request("POST", ref.path(named=False), body=dict(obj))
         if status not in (200, 201):
             raise self._error(f"creating {ref}", status, data)

@@ -82,13 +82,13 @@ async def test_lab_up_status_down_through_the_cli(objects: Objects, tmp_path: Pa
                                    label_selector="app.kubernetes.io/name=switchman")
         assert pod["spec"]["serviceAccountName"] == "switchman"
         review = await objects.create({
-            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "metadata": {"name": "x"},
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
             "spec": {"user": "system:serviceaccount:switchman-lab-cli:switchman",
                      "resourceAttributes": {"namespace": "switchman-lab-cli", "verb": "list", "resource": "pods"}},
         })
         assert review["status"]["allowed"] is False
         review = await objects.create({
-            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "metadata": {"name": "x"},
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
             "spec": {"user": "system:serviceaccount:switchman-lab-cli:switchman",
                      "resourceAttributes": {"namespace": "switchman-lab-cli", "verb": "watch",
                                             "group": "discovery.k8s.io", "resource": "endpointslices"}},

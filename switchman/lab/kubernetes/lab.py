@@ -1,13 +1,15 @@
 """The lab on Kubernetes: Switchman, the front Envoy and checkout v1/v2 with sidecars, in a namespace of its own.
 
-``up`` applies deploy/kubernetes/switchman and deploy/kubernetes/lab (:func:`~switchman.lab.kubernetes.manifests.lab_objects`)
-with server-side apply, waits until Switchman answers, configures every Envoy through Switchman's public
-API, and returns once every Envoy runs that config. Switchman runs **in the cluster** (the image, the RBAC,
-the in-cluster config and the probes a user deploys), reached from here through NodePorts; that is also
-the only place it can run on a cluster whose pods cannot reach this machine (a cloud one).
+``up`` applies deploy/kubernetes/switchman and deploy/kubernetes/lab
+(:func:`~switchman.lab.kubernetes.manifests.lab_objects`) with server-side apply, waits until Switchman
+answers, configures every Envoy through Switchman's public API, and returns once every Envoy runs that
+config. Switchman runs **in the cluster** (the image, the RBAC, the in-cluster config and the probes a user
+deploys), reached from here through NodePorts; that is also the only place it can run on a cluster whose
+pods cannot reach this machine (a cloud one).
 
 Everything applied is recorded in the run dir's ``lab.json`` (0600: it holds the lab's admin token) as it
-is applied, so ``down`` removes exactly that, in reverse, even after an ``up`` that failed halfway.
+is applied, so ``down`` removes exactly that, in reverse, even after an ``up`` that failed halfway (and the
+store's files, when they are on a hostPath of the lab's).
 """
 
 from __future__ import annotations
@@ -223,8 +225,8 @@ class KubernetesLab:
             }
             _write_state(self.run_dir, self._state)
             where = f" (store on the node's {store}: no default StorageClass)" if store else ""
-            self._say(f"applying deploy/kubernetes/switchman and deploy/kubernetes/lab into namespace {self.namespace} on "
-                      f"{objects.server}{where}")
+            self._say(f"applying deploy/kubernetes/switchman and deploy/kubernetes/lab into namespace "
+                      f"{self.namespace} on {objects.server}{where}")
             for obj in lab_objects(token, self.namespace, store):
                 ref = ObjectRef.of(obj)
                 await objects.apply(obj)
@@ -247,11 +249,29 @@ class KubernetesLab:
                 self._say(f"configured through the API: revision {applied.revision}")
                 await self._deployments_ready(objects, [f"{SERVICE}-{v}" for v in VERSIONS] + ["front"], deadline)
                 await self._record_pods(objects)
+                await self._discovered(objects, client, deadline)
                 await wait_synced(client, applied.revision or 0, self.node_ids, max(1.0, deadline - time.monotonic()))
             self._say(f"every Envoy ({len(self.node_ids)}) runs revision {applied.revision}")
             self._state["revision"] = applied.revision
             _write_state(self.run_dir, self._state)
         return self.state()
+
+    async def _discovered(self, objects: Objects, client: SwitchmanClient, deadline: float) -> None:
+        """Until Switchman's discovery holds every ready pod of each version, and no other (the EndpointSlice
+        controller lists a pod a moment after it is ready): before that the front may have too few endpoints."""
+        async def check() -> bool:
+            ready: dict[str, int] = {}
+            for pod in await objects.list(ObjectRef("v1", "Pod", "", self.namespace), label_selector=f"app={SERVICE}"):
+                labels = pod["metadata"].get("labels") or {}
+                conditions = (pod.get("status") or {}).get("conditions") or ()
+                if not pod["metadata"].get("deletionTimestamp") and any(
+                    c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+                ):
+                    ready[str(labels.get("version"))] = ready.get(str(labels.get("version")), 0) + 1
+            known = ((await client.status()).get("discovery") or {}).get("endpoints") or {}
+            return all(known.get(f"{self.namespace}/{SERVICE}-{v}:http") == ready.get(v, 0) for v in VERSIONS)
+
+        await self._until("Switchman's discovery holds every ready pod", check, self._no_problems, deadline)
 
     async def _no_problems(self) -> list[str]:
         return []
@@ -342,6 +362,8 @@ class KubernetesLab:
             await self._scale(objects, version, replicas)
             actions.append(f"scaled 1→{replicas}")
             await self._record_pods(objects)
+            async with SwitchmanClient(self._state["api_url"], self._state["token"]) as client:
+                await self._discovered(objects, client, time.monotonic() + self.settings.timeout)
         _write_state(self.run_dir, self._state)
         return actions
 
@@ -350,17 +372,70 @@ class KubernetesLab:
         await down(self.run_dir, self.settings.kubernetes, self.out, self.settings.timeout)
 
 
+async def _remove_store_files(
+    objects: Objects, namespace: str, path: str, node: str, image: str, timeout: float
+) -> str:
+    """The store's hostPath directory ``path`` on ``node``, removed by a pod of ``image`` there (the files are
+    the lab's too); what happened, in words."""
+    parent, name = path.rstrip("/").rsplit("/", 1)
+    pod = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "store-cleanup", "namespace": namespace},
+        "spec": {
+            "nodeName": node, "restartPolicy": "Never", "automountServiceAccountToken": False,
+            "containers": [{
+                "name": "rm", "image": image, "imagePullPolicy": "IfNotPresent",
+                "command": ["rm", "-rf", f"/parent/{name}"],
+                "securityContext": {"runAsUser": 0, "runAsNonRoot": False, "allowPrivilegeEscalation": False},
+                "volumeMounts": [{"name": "parent", "mountPath": "/parent"}],
+            }],
+            "volumes": [{"name": "parent", "hostPath": {"path": parent, "type": "Directory"}}],
+        },
+    }
+    ref = ObjectRef.of(pod)
+    await objects.apply(pod)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            found = await objects.get(ref)
+            phase = ((found or {}).get("status") or {}).get("phase")
+            if phase in ("Succeeded", "Failed"):
+                return f"{path} removed" if phase == "Succeeded" else f"removing {path} failed (pod {ref})"
+            if time.monotonic() > deadline:
+                return f"{path} not removed within {timeout:.0f}s"
+            await asyncio.sleep(0.25)
+    finally:
+        await objects.delete(ref)
+
+
 async def down(run_dir: Path, kubernetes: KubernetesSettings | None = None, out: TextIO = sys.stderr,
                timeout: float = 120.0) -> list[str]:
-    """Delete every object ``run_dir``'s lab.json records (in reverse), wait until each is gone, remove the
-    record. Returns what was deleted."""
+    """Delete every object ``run_dir``'s lab.json records (in reverse), and the store's files on the node, wait
+    until each is gone, remove the record. Returns what was deleted."""
     state = read_state(run_dir)
     settings = kubernetes or KubernetesSettings(str(state.get("kubeconfig", "")), str(state.get("context", "")))
     refs = [ObjectRef.from_json(r) for r in state.get("made") or ()]
     deleted = []
     async with await connect_objects(settings) as objects:
+        store = ""
+        namespace = str(state["namespace"])
+        if state.get("store_host_path") and await objects.get(ObjectRef("v1", "Namespace", namespace)):
+            # Switchman goes first, so that nothing writes while its files go
+            switchman = ObjectRef("apps/v1", "Deployment", "switchman", namespace)
+            pods = await objects.list(ObjectRef("v1", "Pod", "", namespace),
+                                      label_selector="app.kubernetes.io/name=switchman")
+            if await objects.delete(switchman):
+                deleted.append(str(switchman))
+            placed = [p for p in pods if p["spec"].get("nodeName")]
+            for pod in pods:
+                await objects.delete(ObjectRef("v1", "Pod", pod["metadata"]["name"], namespace))
+            if placed:
+                store = await _remove_store_files(
+                    objects, namespace, str(state["store_host_path"]), str(placed[0]["spec"]["nodeName"]),
+                    str(placed[0]["spec"]["containers"][0]["image"]), timeout / 2,
+                )
         for ref in reversed(refs):
-            if await objects.delete(ref):
+            if str(ref) not in deleted and await objects.delete(ref):
                 deleted.append(str(ref))
         deadline = time.monotonic() + timeout
         pending = list(refs)
@@ -371,8 +446,6 @@ async def down(run_dir: Path, kubernetes: KubernetesSettings | None = None, out:
             if time.monotonic() > deadline:
                 raise LabError(f"still there after {timeout:.0f}s: {', '.join(str(r) for r in pending)}")
             await asyncio.sleep(0.5)
-    print(f"[lab] deleted {len(deleted)} objects" + (
-        f"; the store's files stay on the node in {state['store_host_path']}" if state.get("store_host_path") else ""),
-        file=out)
+    print(f"[lab] deleted {len(deleted)} objects" + (f"; the store's files: {store}" if store else ""), file=out)
     (run_dir / LAB_FILE).unlink(missing_ok=True)
     return deleted

@@ -2,8 +2,8 @@
 
 ``deploy/kubernetes/`` is what a user applies (``kubectl apply -k``): ``switchman/`` (Switchman itself, one
 replica on SQLite), ``etcd/`` (two replicas on etcd) and ``lab/`` (the lab's workloads: the front Envoy and
-checkout v1/v2, each app behind its sidecar). The lab reads the same files, in their kustomization's order, and changes only
-what a lab needs (:func:`lab_objects`): everything in the lab's namespace, its own admin token, the API
+checkout v1/v2, each app behind its sidecar). The lab reads the same files, in their kustomization's order,
+and changes only what a lab needs (:func:`lab_objects`): everything in the lab's namespace, its own admin token, the API
 reachable from the host (NodePort), and, on a cluster without a default StorageClass (k8s-local has none),
 a hostPath volume for the store.
 """
