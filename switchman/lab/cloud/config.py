@@ -157,6 +157,10 @@ REFUSED_FAMILIES = {
     **{f: f"{f.upper()} is memory-optimized" for f in ("m1", "m2", "m3", "m4", "x4")},
     **{f: f"{f.upper()} is a shared-core N1 type, which takes no Haswell minimum CPU platform" for f in ("f1", "g1")},
 }
+# kubeadm.k8s.io/v1beta4, the configuration the lab renders, is read from kubeadm v1.31 on.
+FIRST_V1BETA4 = 31
+# kube-controller-manager's --node-cidr-mask-size for IPv4 (kubeadm leaves the default): each node's pod range.
+NODE_CIDR_PREFIX = 24
 # N1 runs on Sandy Bridge and Ivy Bridge too; nesting needs Haswell or later.
 N1_PLATFORMS = ("Intel Haswell", "Intel Broadwell", "Intel Skylake")
 
@@ -189,6 +193,7 @@ def parse_config(data: Any, doc: str = "cloud.yaml", base: Path = Path(".")) -> 
     root.done()
     if kubernetes is not None:
         _disjoint(root, openstack.network.cidr, kubernetes)
+        _pods_fit(root, openstack, kubernetes)
     return CloudConfig(name, gce, devstack, openstack, kubernetes)
 
 
@@ -329,9 +334,11 @@ def _kubernetes(node: Node | None) -> KubernetesConfig | None:
         )
         nfs.done()
     config = KubernetesConfig(
-        version=_text(node, "version", "v1.37.2", pattern=r"v1\.\d+\.\d+", what="a version such as v1.37.2"),
-        pod_subnet=_cidr(node, "podSubnet", "10.244.0.0/16"),
-        service_subnet=_cidr(node, "serviceSubnet", "10.96.0.0/12"),
+        version=_version(node),
+        pod_subnet=_cidr(node, "podSubnet", "10.244.0.0/16", widest=8,
+                         why="kubeadm takes a pod subnet at most 16 bits wider than the nodes' /24s"),
+        service_subnet=_cidr(node, "serviceSubnet", "10.96.0.0/12", widest=12, narrowest=28,
+                             why="kubeadm takes a service subnet from /12 to /28 (10 addresses at least)"),
         cni=node["cni"].choice("flannel", "weave") if node.has("cni") else "flannel",
         flannel_version=_text(node, "flannelVersion", "v0.27.4", pattern=r"v\d+\.\d+\.\d+", what="a version"),
         weave_version=_text(node, "weaveVersion", "v2.8.10", pattern=r"v\d+\.\d+\.\d+", what="a version"),
@@ -368,12 +375,36 @@ def _flag(node: Node, key: str, default: bool) -> bool:
     return child.flag() if child is not None else default
 
 
-def _cidr(node: Node, key: str, default: str) -> str:
+def _version(node: Node) -> str:
+    child = node.get("version")
+    if child is None:
+        return "v1.37.2"
+    version = child.text(r"v1\.\d+\.\d+", "a version such as v1.37.2")
+    if int(version.split(".")[1]) < FIRST_V1BETA4:
+        child.fail(f"{version} is older than v1.{FIRST_V1BETA4}, the first kubeadm that reads the lab's "
+                   "kubeadm.k8s.io/v1beta4 configuration")
+    return version
+
+
+def _cidr(node: Node, key: str, default: str, widest: int, narrowest: int = 32, why: str = "") -> str:
     child = node.get(key)
     if child is None:
         return default
     text = child.text()
     try:
-        return str(ipaddress.IPv4Network(text))
+        net = ipaddress.IPv4Network(text)
     except ValueError:
         child.fail(f"{text!r} is not an IPv4 network such as 10.244.0.0/16")
+    if not widest <= net.prefixlen <= narrowest:
+        child.fail(f"{net} is a /{net.prefixlen}: {why}")
+    return str(net)
+
+
+def _pods_fit(root: Node, config: OpenStackConfig, kubernetes: KubernetesConfig) -> None:
+    """kube-controller-manager gives each node a /24 of the pod subnet (its node-cidr-mask-size): one for each."""
+    nodes = 1 + config.workers
+    room = 1 << max(0, NODE_CIDR_PREFIX - ipaddress.IPv4Network(kubernetes.pod_subnet).prefixlen)
+    if room < nodes:
+        Node(root.doc, "kubernetes.podSubnet", kubernetes.pod_subnet).fail(
+            f"{kubernetes.pod_subnet} holds {room} of the /{NODE_CIDR_PREFIX}s kube-controller-manager gives each "
+            f"node, and the lab has {nodes} nodes (the master and openstack.workers)")
