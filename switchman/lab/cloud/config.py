@@ -7,7 +7,8 @@ Sections, each optional except ``openstack``; a step runs when its section is th
           vmxLicense, network, sshUser, bootTimeout}
     devstack: {branch, host, sshUser, sshKey, sshPort, hostIp, adminPassword, stackTimeout}
     openstack: {cloud, externalNetwork, flavor: {...}, image: {...}, network: {...}, workers, ...}
-    kubernetes: {version, podSubnet, serviceSubnet, cni, flannelVersion, nfs: {...}}
+    kubernetes: {version, podSubnet, serviceSubnet, cni, flannelVersion, nfs: {...}, readyTimeout,
+                 checks: {image, pullPolicy, serve, port, get, resolve, timeout}}
 
 Errors read ``cloud.yaml: openstack.flavor.vcpus: 0 is below 1`` (a
 :class:`~switchman.errors.ConfigError` whose path is the document and the field).
@@ -26,6 +27,7 @@ from switchman.errors import ConfigError
 from switchman.model.fields import Node
 
 __all__ = [
+    "ChecksConfig",
     "CloudConfig",
     "DevstackConfig",
     "FlavorConfig",
@@ -113,6 +115,23 @@ class NfsConfig:
 
 
 @dataclass(frozen=True)
+class ChecksConfig:
+    """The image the cluster checks run and the commands they run in it (``{url}``, ``{name}``, ``{port}`` filled in).
+
+    The defaults are busybox 1.28's (``nslookup`` of later busybox releases ignores the search path, so
+    ``kubernetes.default`` would not resolve); ``serve`` empty runs the image's own entrypoint."""
+
+    image: str = "busybox:1.28"
+    pull_policy: str = "IfNotPresent"
+    serve: tuple[str, ...] = ("sh", "-c", "echo hello from $HOSTNAME >/tmp/index.html && "
+                                          "exec httpd -f -p {port} -h /tmp")
+    port: int = 8080
+    get: tuple[str, ...] = ("wget", "-q", "-O", "-", "-T", "5", "{url}")
+    resolve: tuple[str, ...] = ("nslookup", "{name}")
+    timeout: float = 180.0  # for each check's pods: long enough to pull the image on a new node
+
+
+@dataclass(frozen=True)
 class KubernetesConfig:
     version: str  # a full version, v1.37.2; its minor picks the pkgs.k8s.io repository
     pod_subnet: str
@@ -121,6 +140,8 @@ class KubernetesConfig:
     flannel_version: str
     weave_version: str
     nfs: NfsConfig | None
+    ready_timeout: float = 1800.0  # apply waits this long for every node to be Ready (cloud-init runs kubeadm)
+    checks: ChecksConfig = ChecksConfig()
 
     @property
     def minor(self) -> str:
@@ -343,9 +364,40 @@ def _kubernetes(node: Node | None) -> KubernetesConfig | None:
         flannel_version=_text(node, "flannelVersion", "v0.27.4", pattern=r"v\d+\.\d+\.\d+", what="a version"),
         weave_version=_text(node, "weaveVersion", "v2.8.10", pattern=r"v\d+\.\d+\.\d+", what="a version"),
         nfs=nfs_config,
+        ready_timeout=node["readyTimeout"].duration(low=10) if node.has("readyTimeout") else 1800.0,
+        checks=_checks(node.get("checks")),
     )
     node.done()
     return config
+
+
+def _checks(node: Node | None) -> ChecksConfig:
+    default = ChecksConfig()
+    if node is None:
+        return default
+    config = ChecksConfig(
+        image=_text(node, "image", default.image),
+        pull_policy=node["pullPolicy"].choice("IfNotPresent", "Always", "Never") if node.has("pullPolicy")
+        else default.pull_policy,
+        serve=_command(node, "serve", default.serve, ""),
+        port=_int(node, "port", default.port, low=1, high=65535),
+        get=_command(node, "get", default.get, "{url}"),
+        resolve=_command(node, "resolve", default.resolve, "{name}"),
+        timeout=node["timeout"].duration(low=1) if node.has("timeout") else default.timeout,
+    )
+    node.done()
+    return config
+
+
+def _command(node: Node, key: str, default: tuple[str, ...], needs: str) -> tuple[str, ...]:
+    """A command as a list of words; ``needs`` is the placeholder one of them must hold."""
+    child = node.get(key)
+    if child is None:
+        return default
+    words = tuple(child.strings(1 if needs else 0))
+    if needs and not any(needs in word for word in words):
+        child.fail(f"has no {needs} (where the check puts what to ask for)")
+    return words
 
 
 def _disjoint(root: Node, node_cidr: str, kubernetes: KubernetesConfig) -> None:
