@@ -1,9 +1,11 @@
-"""``switchman lab cloud plan|apply|status|destroy -f cloud.yaml``: the nested cloud lab.
+"""``switchman lab cloud plan|apply|status|check|destroy -f cloud.yaml``: the nested cloud lab.
 
 ``plan`` prints every action and every rendered file without touching any
 cloud; ``apply`` does only what is missing and records what it created in
-``<state-dir>/<name>.state.json``; ``status`` looks up each recorded resource;
-``destroy`` removes exactly what the state records, in reverse.
+``<state-dir>/<name>.state.json``, then waits for the cluster and checks it;
+``status`` looks up each recorded resource; ``check`` runs the cluster checks
+(on the lab's cluster, or on any with ``--kubeconfig``); ``destroy`` removes
+exactly what the state records, in reverse.
 """
 
 from __future__ import annotations
@@ -50,6 +52,12 @@ def add_parser(lab_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
         command = sub.add_parser(name, help=text)
         _common(command)
         command.set_defaults(run=run)
+        if name == "apply":
+            add_switch(command, "--no-checks", "SWITCHMAN_LAB_CLOUD_NO_CHECKS",
+                       "do not wait for the cluster nor run the cluster checks after the kubeadm step")
+    from switchman.cli.lab_cloud_check import add_check_parser
+
+    add_check_parser(sub, _common)
 
 
 def _context(args: argparse.Namespace, progress: bool = False) -> tuple[Context, list[Step]]:
@@ -58,7 +66,7 @@ def _context(args: argparse.Namespace, progress: bool = False) -> tuple[Context,
 
     config = load_config(Path(args.f))
     ctx = open_context(config, Path(args.state_dir), PrintProgress() if progress else None)
-    return ctx, build_steps(config)
+    return ctx, build_steps(config, checks=not getattr(args, "no_checks", False))
 
 
 def run_plan(args: argparse.Namespace) -> int:

@@ -51,6 +51,7 @@ KINDS: Final[Mapping[tuple[str, str], Kind]] = {
     ("v1", "Service"): Kind("services", True),
     ("v1", "Pod"): Kind("pods", True),
     ("v1", "Node"): Kind("nodes", False),
+    ("v1", "Event"): Kind("events", True),
     ("v1", "PersistentVolume"): Kind("persistentvolumes", False),
     ("v1", "PersistentVolumeClaim"): Kind("persistentvolumeclaims", True),
     ("apps/v1", "Deployment"): Kind("deployments", True),
@@ -144,10 +145,20 @@ class Objects:
         content_type: str = "application/json",
     ) -> tuple[int, dict[str, Any]]:
         """One request; (status, JSON body). Raises KubernetesError when the server is not reached."""
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        status, raw = await self._send(method, path, body, query or [], content_type, "application/json")
+        try:
+            data = json.loads(raw) if raw else {}
+        except ValueError:
+            data = {"message": raw[:300].decode(errors="replace")}
+        return status, data if isinstance(data, dict) else {"items": data}
+
+    async def _send(
+        self, method: str, path: str, body: Any, query: list[tuple[str, str]], content_type: str, accept: str,
+    ) -> tuple[int, bytes]:
+        headers = {"Accept": accept, "Content-Type": content_type}
         try:
             serialized = await self._client.param_serialize(
-                method, path, query_params=query or [], header_params=headers, body=body,
+                method, path, query_params=query, header_params=headers, body=body,
                 auth_settings=["BearerToken"],
             )
             response = await self._client.call_api(
@@ -162,11 +173,7 @@ class Objects:
                 raw = raw.encode()
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise KubernetesError(f"{method} {self.server}{path}: {type(exc).__name__}: {exc}") from None
-        try:
-            data = json.loads(raw) if raw else {}
-        except ValueError:
-            data = {"message": raw[:300].decode(errors="replace")}
-        return status, data if isinstance(data, dict) else {"items": data}
+        return status, raw
 
     @staticmethod
     def _error(what: str, status: int, data: Mapping[str, Any]) -> KubernetesError:
@@ -204,6 +211,20 @@ class Objects:
         if status != 200:
             raise self._error(f"listing {ref.kind} in {ref.namespace or 'the cluster'}", status, data)
         return list(data.get("items") or [])
+
+    async def log(self, ref: ObjectRef, tail_lines: int = 0) -> str:
+        """A pod's log (the last ``tail_lines`` lines, when given); "" when the pod has none yet."""
+        if ref.kind != "Pod":
+            raise ConfigError(f"{ref}", "only pods have logs")
+        query = [("tailLines", str(tail_lines))] if tail_lines else []
+        # the log is text/plain, which the API server does not list among what it serves: "*/*" takes it
+        status, raw = await self._send("GET", f"{ref.path()}/log", None, query, "application/json", "*/*")
+        if status == 400 and b"waiting to start" in raw:
+            return ""
+        if status != 200:
+            raise KubernetesError(f"reading the log of {ref}: HTTP {status}: "
+                                  f"{' '.join(raw[:300].decode(errors='replace').split())}", status)
+        return raw.decode(errors="replace")
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """POST ``obj`` (for kinds that are created, not applied: reviews, which have no name)."""

@@ -7,7 +7,8 @@ Sections, each optional except ``openstack``; a step runs when its section is th
           vmxLicense, network, sshUser, bootTimeout}
     devstack: {branch, host, sshUser, sshKey, sshPort, hostIp, adminPassword, stackTimeout}
     openstack: {cloud, externalNetwork, flavor: {...}, image: {...}, network: {...}, workers, ...}
-    kubernetes: {version, podSubnet, serviceSubnet, cni, flannelVersion, nfs: {...}}
+    kubernetes: {version, podSubnet, serviceSubnet, cni, flannelVersion, nfs: {...}, readyTimeout,
+                 checks: {image, pullPolicy, serve, port, get, resolve, timeout}}
 
 Errors read ``cloud.yaml: openstack.flavor.vcpus: 0 is below 1`` (a
 :class:`~switchman.errors.ConfigError` whose path is the document and the field).
@@ -26,6 +27,7 @@ from switchman.errors import ConfigError
 from switchman.model.fields import Node
 
 __all__ = [
+    "ChecksConfig",
     "CloudConfig",
     "DevstackConfig",
     "FlavorConfig",
@@ -113,6 +115,23 @@ class NfsConfig:
 
 
 @dataclass(frozen=True)
+class ChecksConfig:
+    """The image the cluster checks run and the commands they run in it (``{url}``, ``{name}``, ``{port}`` filled in).
+
+    The defaults are busybox 1.28's (``nslookup`` of later busybox releases ignores the search path, so
+    ``kubernetes.default`` would not resolve); ``serve`` empty runs the image's own entrypoint."""
+
+    image: str = "busybox:1.28"
+    pull_policy: str = "IfNotPresent"
+    serve: tuple[str, ...] = ("sh", "-c", "echo hello from $HOSTNAME >/tmp/index.html && "
+                                          "exec httpd -f -p {port} -h /tmp")
+    port: int = 8080
+    get: tuple[str, ...] = ("wget", "-q", "-O", "-", "-T", "5", "{url}")
+    resolve: tuple[str, ...] = ("nslookup", "{name}")
+    timeout: float = 180.0  # for each check's pods: long enough to pull the image on a new node
+
+
+@dataclass(frozen=True)
 class KubernetesConfig:
     version: str  # a full version, v1.37.2; its minor picks the pkgs.k8s.io repository
     pod_subnet: str
@@ -121,6 +140,8 @@ class KubernetesConfig:
     flannel_version: str
     weave_version: str
     nfs: NfsConfig | None
+    ready_timeout: float = 1800.0  # apply waits this long for every node to be Ready (cloud-init runs kubeadm)
+    checks: ChecksConfig = ChecksConfig()
 
     @property
     def minor(self) -> str:
@@ -157,6 +178,10 @@ REFUSED_FAMILIES = {
     **{f: f"{f.upper()} is memory-optimized" for f in ("m1", "m2", "m3", "m4", "x4")},
     **{f: f"{f.upper()} is a shared-core N1 type, which takes no Haswell minimum CPU platform" for f in ("f1", "g1")},
 }
+# kubeadm.k8s.io/v1beta4, the configuration the lab renders, is read from kubeadm v1.31 on.
+FIRST_V1BETA4 = 31
+# kube-controller-manager's --node-cidr-mask-size for IPv4 (kubeadm leaves the default): each node's pod range.
+NODE_CIDR_PREFIX = 24
 # N1 runs on Sandy Bridge and Ivy Bridge too; nesting needs Haswell or later.
 N1_PLATFORMS = ("Intel Haswell", "Intel Broadwell", "Intel Skylake")
 
@@ -189,6 +214,7 @@ def parse_config(data: Any, doc: str = "cloud.yaml", base: Path = Path(".")) -> 
     root.done()
     if kubernetes is not None:
         _disjoint(root, openstack.network.cidr, kubernetes)
+        _pods_fit(root, openstack, kubernetes)
     return CloudConfig(name, gce, devstack, openstack, kubernetes)
 
 
@@ -329,16 +355,49 @@ def _kubernetes(node: Node | None) -> KubernetesConfig | None:
         )
         nfs.done()
     config = KubernetesConfig(
-        version=_text(node, "version", "v1.37.2", pattern=r"v1\.\d+\.\d+", what="a version such as v1.37.2"),
-        pod_subnet=_cidr(node, "podSubnet", "10.244.0.0/16"),
-        service_subnet=_cidr(node, "serviceSubnet", "10.96.0.0/12"),
+        version=_version(node),
+        pod_subnet=_cidr(node, "podSubnet", "10.244.0.0/16", widest=8,
+                         why="kubeadm takes a pod subnet at most 16 bits wider than the nodes' /24s"),
+        service_subnet=_cidr(node, "serviceSubnet", "10.96.0.0/12", widest=12, narrowest=28,
+                             why="kubeadm takes a service subnet from /12 to /28 (10 addresses at least)"),
         cni=node["cni"].choice("flannel", "weave") if node.has("cni") else "flannel",
         flannel_version=_text(node, "flannelVersion", "v0.27.4", pattern=r"v\d+\.\d+\.\d+", what="a version"),
         weave_version=_text(node, "weaveVersion", "v2.8.10", pattern=r"v\d+\.\d+\.\d+", what="a version"),
         nfs=nfs_config,
+        ready_timeout=node["readyTimeout"].duration(low=10) if node.has("readyTimeout") else 1800.0,
+        checks=_checks(node.get("checks")),
     )
     node.done()
     return config
+
+
+def _checks(node: Node | None) -> ChecksConfig:
+    default = ChecksConfig()
+    if node is None:
+        return default
+    config = ChecksConfig(
+        image=_text(node, "image", default.image),
+        pull_policy=node["pullPolicy"].choice("IfNotPresent", "Always", "Never") if node.has("pullPolicy")
+        else default.pull_policy,
+        serve=_command(node, "serve", default.serve, ""),
+        port=_int(node, "port", default.port, low=1, high=65535),
+        get=_command(node, "get", default.get, "{url}"),
+        resolve=_command(node, "resolve", default.resolve, "{name}"),
+        timeout=node["timeout"].duration(low=1) if node.has("timeout") else default.timeout,
+    )
+    node.done()
+    return config
+
+
+def _command(node: Node, key: str, default: tuple[str, ...], needs: str) -> tuple[str, ...]:
+    """A command as a list of words; ``needs`` is the placeholder one of them must hold."""
+    child = node.get(key)
+    if child is None:
+        return default
+    words = tuple(child.strings(1 if needs else 0))
+    if needs and not any(needs in word for word in words):
+        child.fail(f"has no {needs} (where the check puts what to ask for)")
+    return words
 
 
 def _disjoint(root: Node, node_cidr: str, kubernetes: KubernetesConfig) -> None:
@@ -368,12 +427,36 @@ def _flag(node: Node, key: str, default: bool) -> bool:
     return child.flag() if child is not None else default
 
 
-def _cidr(node: Node, key: str, default: str) -> str:
+def _version(node: Node) -> str:
+    child = node.get("version")
+    if child is None:
+        return "v1.37.2"
+    version = child.text(r"v1\.\d+\.\d+", "a version such as v1.37.2")
+    if int(version.split(".")[1]) < FIRST_V1BETA4:
+        child.fail(f"{version} is older than v1.{FIRST_V1BETA4}, the first kubeadm that reads the lab's "
+                   "kubeadm.k8s.io/v1beta4 configuration")
+    return version
+
+
+def _cidr(node: Node, key: str, default: str, widest: int, narrowest: int = 32, why: str = "") -> str:
     child = node.get(key)
     if child is None:
         return default
     text = child.text()
     try:
-        return str(ipaddress.IPv4Network(text))
+        net = ipaddress.IPv4Network(text)
     except ValueError:
         child.fail(f"{text!r} is not an IPv4 network such as 10.244.0.0/16")
+    if not widest <= net.prefixlen <= narrowest:
+        child.fail(f"{net} is a /{net.prefixlen}: {why}")
+    return str(net)
+
+
+def _pods_fit(root: Node, config: OpenStackConfig, kubernetes: KubernetesConfig) -> None:
+    """kube-controller-manager gives each node a /24 of the pod subnet (its node-cidr-mask-size): one for each."""
+    nodes = 1 + config.workers
+    room = 1 << max(0, NODE_CIDR_PREFIX - ipaddress.IPv4Network(kubernetes.pod_subnet).prefixlen)
+    if room < nodes:
+        Node(root.doc, "kubernetes.podSubnet", kubernetes.pod_subnet).fail(
+            f"{kubernetes.pod_subnet} holds {room} of the /{NODE_CIDR_PREFIX}s kube-controller-manager gives each "
+            f"node, and the lab has {nodes} nodes (the master and openstack.workers)")

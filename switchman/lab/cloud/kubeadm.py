@@ -12,6 +12,7 @@ community fork of weave with its IP range set to the pod subnet.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,7 +24,16 @@ from switchman.lab.cloud.plan import CREATE, DELETE, KEEP, Action, RenderedFile,
 from switchman.lab.cloud.runner import Context, StatusLine
 from switchman.lab.cloud.state import Record, State
 
-__all__ = ["STEP", "ClusterSecrets", "KubeadmStep", "kubeconfig", "manifests", "node_files", "node_user_data"]
+__all__ = [
+    "STEP",
+    "ClusterSecrets",
+    "KubeadmStep",
+    "kubeconfig",
+    "kubeconfig_path",
+    "manifests",
+    "node_files",
+    "node_user_data",
+]
 
 STEP = "kubeadm"
 CRI_SOCKET = "unix:///run/containerd/containerd.sock"
@@ -240,13 +250,26 @@ def kubeconfig(config: CloudConfig, floating_ip: str, s: ClusterSecrets, client:
     })
 
 
+def kubeconfig_path(ctx: Context) -> Path:
+    """Where the lab writes the user's kubeconfig: ``<state-dir>/<name>.kubeconfig``."""
+    return ctx.workdir / f"{ctx.config.name}.kubeconfig"
+
+
 class KubeadmStep:
-    """Writes the user's kubeconfig once the master has its floating IP; the cluster forms through cloud-init."""
+    """Writes the user's kubeconfig once the master has its floating IP (the cluster forms through cloud-init),
+    then waits until every node is Ready and runs the cluster checks (:mod:`.cluster`), unless ``checks`` is off."""
 
     name = STEP
 
-    def _path(self, ctx: Context) -> Any:
-        return ctx.workdir / f"{ctx.config.name}.kubeconfig"
+    def __init__(self, checks: bool = True) -> None:
+        self.checks = checks
+
+    def _path(self, ctx: Context) -> Path:
+        return kubeconfig_path(ctx)
+
+    def nodes(self, ctx: Context) -> list[str]:
+        """The nodes the cluster must have: every server of the lab, registered under its own name."""
+        return [node for node, _ in ctx.config.nodes()]
 
     def plan(self, ctx: Context) -> StepPlan:
         path = self._path(ctx)
@@ -255,11 +278,27 @@ class KubeadmStep:
         master = ctx.config.nodes()[0][0]
         fip = ctx.state.output("openstack", f"floating_ip/{master}") or f"((floating IP of {master}))"
         text = kubeconfig(ctx.config, fip, ClusterSecrets.placeholders(), ("((client cert))", "((client key))"))
-        return StepPlan(STEP, f"Kubernetes {ctx.config.kubernetes.version if ctx.config.kubernetes else ''} "
-                        "by kubeadm through cloud-init", (Action(verb, "kubeconfig", str(path), detail),),
+        k = ctx.config.kubernetes
+        summary = f"Kubernetes {k.version if k else ''} by kubeadm through cloud-init"
+        if self.checks and k is not None:
+            summary += (f"; then apply waits for {len(self.nodes(ctx))} nodes Ready and runs the cluster checks "
+                        f"({k.checks.image})")
+        return StepPlan(STEP, summary, (Action(verb, "kubeconfig", str(path), detail),),
                         (RenderedFile(str(path), text),))
 
     async def apply(self, ctx: Context) -> list[Action]:
+        done = await self._kubeconfig(ctx)
+        k = ctx.config.kubernetes
+        if self.checks and k is not None:
+            from switchman.lab.cloud.cluster import check_cluster  # the Kubernetes client: only when it is used
+
+            nodes = self.nodes(ctx)
+            addresses = {n: ip for n in nodes if (ip := ctx.state.output("openstack", f"floating_ip/{n}"))}
+            await check_cluster(self._path(ctx), nodes, k.checks, k.ready_timeout, addresses,
+                                lambda line: ctx.progress(STEP, line))
+        return done
+
+    async def _kubeconfig(self, ctx: Context) -> list[Action]:
         path = self._path(ctx)
         if ctx.state.find(STEP, "kubeconfig", str(path)) and path.exists():
             return [Action(KEEP, "kubeconfig", str(path), "exists")]

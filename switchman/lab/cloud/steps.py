@@ -14,7 +14,8 @@ from switchman.lab.cloud.state import State
 __all__ = ["build_steps", "open_context", "state_path"]
 
 
-def build_steps(config: CloudConfig) -> list[Step]:
+def build_steps(config: CloudConfig, checks: bool = True) -> list[Step]:
+    """The steps of ``config``; without ``checks`` the kubeadm step's apply does not wait for the cluster."""
     steps: list[Step] = []
     if config.gce is not None:
         from switchman.lab.cloud.gce import GceStep  # google-cloud-compute: imported only when a lab uses GCE
@@ -24,7 +25,7 @@ def build_steps(config: CloudConfig) -> list[Step]:
         steps.append(DevstackStep())
     steps.append(OpenStackStep(node_user_data))
     if config.kubernetes is not None:
-        steps.append(KubeadmStep())
+        steps.append(KubeadmStep(checks))
     return steps
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from switchman.lab.cloud import Context, parse_config
+from switchman.lab.cloud.kubeadm import node_user_data
 from switchman.lab.cloud.openstack import OpenStackStep
 from switchman.lab.cloud.runner import apply_steps, destroy_steps, status_steps
 from switchman.lab.cloud.steps import open_context
@@ -79,7 +80,7 @@ async def test_apply_reapply_status_destroy(tmp_path: Path, admin: Any, external
     name = "swtest"
     assert _leftovers(admin, name) == [], "leftovers of an earlier run"
     ctx = _context(tmp_path, external, name)
-    steps = [OpenStackStep()]
+    steps = [OpenStackStep(node_user_data)]
     try:
         (first,) = await apply_steps(ctx, steps)
         assert {a.verb for a in first.actions} == {"+", "~"}
@@ -87,16 +88,22 @@ async def test_apply_reapply_status_destroy(tmp_path: Path, admin: Any, external
         assert created.count("server") == 2 and created.count("floating_ip") == 2
         assert len(ctx.state.records) == len(created)
 
-        # Servers ACTIVE, each with its own user data, and the floating IPs on their ports.
+        # Servers ACTIVE, each with its own user data (the kubeadm step's cloud-init: Nova takes it whole), and
+        # the floating IPs on their ports.
         servers = {s.name: s.id for s in admin.compute.servers(all_projects=True)}
-        for node in ("swtest-master", "swtest-worker-1"):
+        master_fip = ctx.state.output("openstack", "floating_ip/swtest-master")
+        for node, kind in (("swtest-master", "InitConfiguration"), ("swtest-worker-1", "JoinConfiguration")):
             server = admin.compute.get_server(servers[node])
             assert server.status == "ACTIVE"
             user_data = base64.b64decode(server.user_data).decode()
+            assert user_data == node_user_data(ctx, node, node.split("-")[1], str(master_fip), plan=False)
             assert user_data.startswith("#cloud-config\n") and f"hostname: {node}" in user_data
+            assert f"kind: {kind}" in user_data
             fip = ctx.state.output("openstack", f"floating_ip/{node}")
             (ip,) = admin.network.ips(floating_ip_address=fip)
             assert ip.port_id and ip.fixed_ip_address
+        assert f"- {master_fip}\n" in base64.b64decode(admin.compute.get_server(servers["swtest-master"]).user_data
+                                                       ).decode()  # in the API server's certSANs
         master = admin.compute.get_server(servers["swtest-master"])
         assert any(a["addr"] == "10.10.0.10" for net in master.addresses.values() for a in net)
         (subnet,) = admin.network.subnets(name="swtest-subnet")

@@ -38,6 +38,11 @@ def test_defaults() -> None:
     ({"kubernetes": {"podSubnet": "10.10.0.0/16"}}, "kubernetes.podSubnet", "overlaps openstack.network.cidr"),
     ({"kubernetes": {"cni": "calico"}}, "kubernetes.cni", "not one of flannel, weave"),
     ({"kubernetes": {"version": "1.37"}}, "kubernetes.version", "v1.37.2"),
+    ({"kubernetes": {"version": "v1.30.9"}}, "kubernetes.version", "first kubeadm that reads"),
+    ({"kubernetes": {"serviceSubnet": "172.0.0.0/11"}}, "kubernetes.serviceSubnet", "from /12 to /28"),
+    ({"kubernetes": {"serviceSubnet": "10.96.0.0/29"}}, "kubernetes.serviceSubnet", "from /12 to /28"),
+    ({"kubernetes": {"podSubnet": "16.0.0.0/7"}}, "kubernetes.podSubnet", "at most 16 bits wider"),
+    ({"kubernetes": {"podSubnet": "10.244.0.0/24"}}, "kubernetes.podSubnet", "holds 1 of the /24s"),
     ({"gce": {"project": "p", "zone": "us-central1-a", "machineType": "e2-standard-8"}}, "gce.machineType",
      "cannot run nested virtualization"),
 ])
