@@ -34,6 +34,7 @@ from switchman.lab.cloud.config import ChecksConfig
 from switchman.lab.cloud.kubeadm import STEP, KubeadmStep, manifests
 from switchman.lab.cloud.runner import Context
 from switchman.lab.cloud.state import Record
+from switchman.lab.kubernetes.manifests import LAB_NAMESPACE, STORE_CLAIM, lab_objects
 from switchman.testing.wait import until
 from tests.kube.conftest import kubeconfig_or_skip
 
@@ -200,14 +201,18 @@ async def test_waiting_for_nodes_that_never_come_says_which(objects: Objects) ->
 
 
 async def test_the_manifests_are_admitted_and_the_claim_binds(objects: Objects, tmp_path: Path) -> None:
-    """The NFS volume binds its claim by volumeName with no NFS server (binding is the API's business); a pod
-    mounting it would wait for the mount here (no server at the master's address), so that pod is a dry run."""
+    """The NFS volume binds the claim of Switchman's store, as `lab up --kubernetes` makes it, with no NFS server
+    (binding is the API's business); a pod mounting it would wait for the mount here (no server at the master's
+    address), so that pod is a dry run."""
     ctx = _lab(tmp_path, nfs={"export": "/srv/nfs/switchman", "size": "1Gi"})
     assert ctx.config.kubernetes is not None
     namespace = f"switchman-cloud-{uuid.uuid4().hex[:6]}"
-    volume, claim = yaml.safe_load_all(manifests(ctx.config, ctx.config.kubernetes))
-    volume["metadata"]["name"] = claim["spec"]["volumeName"] = f"{namespace}-store"  # cluster-wide: unique
-    claim["metadata"]["namespace"] = namespace
+    [volume] = yaml.safe_load_all(manifests(ctx.config, ctx.config.kubernetes))
+    volume["metadata"]["name"] = f"{namespace}-store"  # cluster-wide: unique
+    assert volume["spec"]["claimRef"] == {"namespace": LAB_NAMESPACE, "name": STORE_CLAIM}
+    volume["spec"]["claimRef"]["namespace"] = namespace
+    claim = next(o for o in lab_objects("t", namespace, store_volume=volume["metadata"]["name"])
+                 if o["kind"] == "PersistentVolumeClaim")
     mounting = client_pod(WEB, namespace, "uses-the-store", "localhost", ["/web"])
     mounting["spec"]["containers"][0]["volumeMounts"] = [{"name": "store", "mountPath": "/store"}]
     mounting["spec"]["volumes"] = [{"name": "store", "persistentVolumeClaim": {"claimName": claim["metadata"]["name"]}}]
@@ -229,11 +234,12 @@ async def test_the_manifests_are_admitted_and_the_claim_binds(objects: Objects, 
         await until(bound, 60, "the claim bound to the NFS volume", interval=0.5)
         stored, stored_claim = await objects.get(ObjectRef.of(volume)), await objects.get(ObjectRef.of(claim))
         assert stored is not None and stored_claim is not None
-        assert stored["spec"]["claimRef"]["name"] == claim["metadata"]["name"]
+        assert stored["spec"]["claimRef"]["name"] == claim["metadata"]["name"] == STORE_CLAIM
         assert stored["spec"]["mountOptions"] == ["hard", "nfsvers=4.2"]
         # "" on the volume is stored as no class at all; on the claim it stays "", which keeps a default
         # StorageClass (none here; a cloud's provisioner elsewhere) from taking the claim
         assert "storageClassName" not in stored["spec"] and stored_claim["spec"]["storageClassName"] == ""
+        assert stored_claim["spec"]["volumeName"] == volume["metadata"]["name"]
     finally:
         await objects.delete(ObjectRef("v1", "Namespace", namespace))
         await objects.delete(ObjectRef.of(volume))  # Retain: the volume outlives its claim until deleted

@@ -23,6 +23,7 @@ from switchman.lab.cloud.pki import bootstrap_token, ca_cert_hash, client_cert, 
 from switchman.lab.cloud.plan import CREATE, DELETE, KEEP, Action, RenderedFile, StepPlan
 from switchman.lab.cloud.runner import Context, StatusLine
 from switchman.lab.cloud.state import Record, State
+from switchman.lab.kubernetes.manifests import LAB_NAMESPACE, STORE_CLAIM
 
 __all__ = [
     "STEP",
@@ -181,18 +182,18 @@ fi
 
 
 def manifests(config: CloudConfig, k: KubernetesConfig) -> str:
-    """The NFS PersistentVolume and its claim: no storage class, bound by volumeName, NFS 4.2."""
+    """The NFS PersistentVolume for Switchman's store: no storage class, NFS 4.2, reserved (``claimRef``) for the
+    claim ``switchman-store`` that ``switchman lab up --kubernetes`` makes in its namespace, which binds it."""
     assert k.nfs is not None
-    name = f"{config.name}-store"
     return _yaml(
-        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
-         "spec": {"capacity": {"storage": k.nfs.size}, "volumeMode": "Filesystem", "accessModes": ["ReadWriteMany"],
+        {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{config.name}-store"},
+         "spec": {"capacity": {"storage": k.nfs.size}, "volumeMode": "Filesystem",
+                  # the store's claim asks ReadWriteOnce (one replica on SQLite); NFS could give more
+                  "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
                   "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
+                  "claimRef": {"namespace": LAB_NAMESPACE, "name": STORE_CLAIM},
                   "mountOptions": ["hard", "nfsvers=4.2"],
                   "nfs": {"server": config.openstack.network.master_ip, "path": k.nfs.export}}},
-        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name, "namespace": "default"},
-         "spec": {"accessModes": ["ReadWriteMany"], "storageClassName": "", "volumeName": name,
-                  "resources": {"requests": {"storage": k.nfs.size}}}},
     )
 
 

@@ -37,6 +37,7 @@ from switchman.lab.kubernetes.manifests import (
     FRONT_PORT,
     LAB_NAMESPACE,
     SIDECAR_PORT,
+    STORE_CLAIM,
     lab_objects,
 )
 from switchman.lab.local.supervisor import wait_synced
@@ -198,13 +199,28 @@ class KubernetesLab:
                     return str(addresses[kind])
         raise LabError("no node has an ExternalIP or InternalIP to reach the NodePorts by; give --address")
 
-    async def _store_path(self, objects: Objects) -> str | None:
-        """None when a default StorageClass provisions the store's claim, else the hostPath to use."""
+    async def _store(self, objects: Objects) -> tuple[str | None, str | None]:
+        """Where the store goes: (None, VOLUME) when a PersistentVolume is reserved for the store's claim in this
+        namespace (the cloud lab's NFS volume), (None, None) when a default StorageClass provisions it, else
+        (a hostPath of the node, None)."""
+        for volume in await objects.list(ObjectRef("v1", "PersistentVolume", "")):
+            claim = volume["spec"].get("claimRef") or {}
+            if (claim.get("namespace"), claim.get("name")) != (self.namespace, STORE_CLAIM):
+                continue
+            name = str(volume["metadata"]["name"])
+            if (volume.get("status") or {}).get("phase") == "Released":
+                # an earlier lab's claim is gone: reserve the volume (and the store it holds) for the new one
+                await objects.request(
+                    "PATCH", ObjectRef("v1", "PersistentVolume", name).path(),
+                    body={"spec": {"claimRef": {"uid": None, "resourceVersion": None}}},
+                    content_type="application/merge-patch+json",
+                )
+            return None, name
         for sc in await objects.list(ObjectRef("storage.k8s.io/v1", "StorageClass", "")):
             annotations = (sc.get("metadata") or {}).get("annotations") or {}
             if annotations.get("storageclass.kubernetes.io/is-default-class") == "true":
-                return None
-        return f"{self.settings.store_path.rstrip('/')}/{self.namespace}"
+                return None, None
+        return f"{self.settings.store_path.rstrip('/')}/{self.namespace}", None
 
     async def start(self) -> dict[str, Any]:
         """Deploy, configure and wait until every Envoy is synced; the lab's record (also in lab.json)."""
@@ -217,17 +233,18 @@ class KubernetesLab:
                     f"namespace {self.namespace} exists already and is not this lab's: the lab makes its own"
                 )
             token = secrets.token_urlsafe(24)
-            store = await self._store_path(objects)
+            store, volume = await self._store(objects)
             self._state = {
                 "kind": KIND, "server": objects.server, "namespace": self.namespace,
                 "kubeconfig": self.settings.kubernetes.kubeconfig, "context": self.settings.kubernetes.context,
-                "token": token, "made": [], "store_host_path": store,
+                "token": token, "made": [], "store_host_path": store, "store_volume": volume,
             }
             _write_state(self.run_dir, self._state)
-            where = f" (store on the node's {store}: no default StorageClass)" if store else ""
+            where = (f" (store on the node's {store}: no default StorageClass)" if store
+                     else f" (store on the volume {volume}, made for it)" if volume else "")
             self._say(f"applying deploy/kubernetes/switchman and deploy/kubernetes/lab into namespace "
                       f"{self.namespace} on {objects.server}{where}")
-            for obj in lab_objects(token, self.namespace, store):
+            for obj in lab_objects(token, self.namespace, store, store_volume=volume):
                 ref = ObjectRef.of(obj)
                 await objects.apply(obj)
                 self._state["made"].append(ref.to_json())

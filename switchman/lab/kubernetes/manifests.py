@@ -27,6 +27,7 @@ __all__ = [
     "FRONT_PORT",
     "LAB_NAMESPACE",
     "SIDECAR_PORT",
+    "STORE_CLAIM",
     "in_namespace",
     "lab_objects",
     "load",
@@ -41,7 +42,8 @@ SIDECAR_PORT: Final = 8000
 APP_PORT: Final = 8080
 FRONT_PORT: Final = 10000
 FRONT_NODE_PORT: Final = 30080
-_STORE_CLAIM: Final = "switchman-store"
+#: The claim of Switchman's store (deploy/kubernetes/switchman/store.yaml).
+STORE_CLAIM: Final = "switchman-store"
 _TOKENS_SECRET: Final = "switchman-tokens"
 
 
@@ -113,29 +115,15 @@ def _find(objects: Sequence[dict[str, Any]], kind: str, name: str) -> dict[str, 
     raise LabError(f"deploy/kubernetes has no {kind} {name}")
 
 
-def _host_path_store(objects: list[dict[str, Any]], namespace: str, host_path: str) -> None:
-    """Bind the store's claim to a hostPath volume made for it, and let the (non-root) replica write there.
+def _owned_store(objects: list[dict[str, Any]], namespace: str, volume_name: str) -> None:
+    """Bind the store's claim to the volume ``volume_name``, and let the (non-root) replica write there.
 
-    hostPath volumes ignore ``fsGroup``, so an init container (root, the same image, no other capability
-    than chown's) hands the directory to the replica's user first.
+    hostPath and NFS volumes ignore ``fsGroup``, so an init container (root, the same image, no capability
+    but chown's) hands the directory to the replica's user first.
     """
-    claim = _find(objects, "PersistentVolumeClaim", _STORE_CLAIM)
-    volume_name = f"{namespace}-store"
+    claim = _find(objects, "PersistentVolumeClaim", STORE_CLAIM)
     claim["spec"]["volumeName"] = volume_name
     claim["spec"]["storageClassName"] = ""
-    objects.insert(objects.index(claim), {
-        "apiVersion": "v1",
-        "kind": "PersistentVolume",
-        "metadata": {"name": volume_name, "labels": {"app.kubernetes.io/part-of": namespace}},
-        "spec": {
-            "capacity": {"storage": claim["spec"]["resources"]["requests"]["storage"]},
-            "accessModes": list(claim["spec"]["accessModes"]),
-            "persistentVolumeReclaimPolicy": "Retain",
-            "storageClassName": "",
-            "claimRef": {"namespace": namespace, "name": _STORE_CLAIM},
-            "hostPath": {"path": host_path, "type": "DirectoryOrCreate"},
-        },
-    })
     pod = _find(objects, "Deployment", "switchman")["spec"]["template"]["spec"]
     main = pod["containers"][0]
     user = pod["securityContext"]["runAsUser"]
@@ -153,13 +141,35 @@ def _host_path_store(objects: list[dict[str, Any]], namespace: str, host_path: s
     }]
 
 
+def _host_path_store(objects: list[dict[str, Any]], namespace: str, host_path: str) -> None:
+    """A hostPath volume of the lab's own for the store's claim (a cluster with no provisioner)."""
+    claim = _find(objects, "PersistentVolumeClaim", STORE_CLAIM)
+    volume_name = f"{namespace}-store"
+    objects.insert(objects.index(claim), {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": volume_name, "labels": {"app.kubernetes.io/part-of": namespace}},
+        "spec": {
+            "capacity": {"storage": claim["spec"]["resources"]["requests"]["storage"]},
+            "accessModes": list(claim["spec"]["accessModes"]),
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "claimRef": {"namespace": namespace, "name": STORE_CLAIM},
+            "hostPath": {"path": host_path, "type": "DirectoryOrCreate"},
+        },
+    })
+    _owned_store(objects, namespace, volume_name)
+
+
 def lab_objects(
     admin_token: str, namespace: str = LAB_NAMESPACE, store_host_path: str | None = None,
-    directory: Path | None = None,
+    directory: Path | None = None, store_volume: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Everything ``lab up --kubernetes`` applies, in order: Switchman from deploy/kubernetes/switchman and the lab's
-    workloads from deploy/kubernetes/lab, in ``namespace``; the admin token ``lab=<admin_token>``; the API
-    Service as a NodePort; with ``store_host_path``, the store on that hostPath of the node."""
+    """Everything ``lab up --kubernetes`` applies, in order: Switchman from deploy/kubernetes/switchman and the
+    lab's workloads from deploy/kubernetes/lab, in ``namespace``; the admin token ``lab=<admin_token>``; the
+    API Service as a NodePort; the store on ``store_volume`` (a PersistentVolume made for it, such as the
+    cloud lab's NFS one), or on a hostPath volume of the lab's own at ``store_host_path`` of the node, or
+    (neither) on what the cluster's default StorageClass provisions."""
     root = directory or manifests_dir()
     objects = _unique(in_namespace(load(root / "switchman"), namespace) + in_namespace(load(root / "lab"), namespace))
     service = _find(objects, "Service", "switchman")
@@ -179,7 +189,9 @@ def lab_objects(
         "type": "Opaque",
         "stringData": {"admin-tokens": f"lab={admin_token}"},
     })
-    if store_host_path is not None:
+    if store_volume is not None:
+        _owned_store(objects, namespace, store_volume)
+    elif store_host_path is not None:
         _host_path_store(objects, namespace, store_host_path)
     if namespace != LAB_NAMESPACE:
         _point_bootstrap_at(objects, namespace)

@@ -85,13 +85,15 @@ def test_secrets_are_made_once(tmp_path: Path) -> None:
     assert (tmp_path / "state.json").stat().st_mode & 0o777 == 0o600
 
 
-def test_nfs_volume_and_claim(tmp_path: Path) -> None:
+def test_nfs_volume_is_reserved_for_switchmans_store(tmp_path: Path) -> None:
     ctx = _ctx(tmp_path)
     files = _files(ctx, "demo-master", "master")
-    pv, pvc = yaml.safe_load_all(files["/etc/switchman/nfs.yaml"])
+    [pv] = yaml.safe_load_all(files["/etc/switchman/nfs.yaml"])
     assert pv["spec"]["mountOptions"] == ["hard", "nfsvers=4.2"] and pv["spec"]["storageClassName"] == ""
     assert pv["spec"]["nfs"] == {"server": "10.10.0.10", "path": "/srv/nfs/switchman"}
-    assert pvc["spec"]["storageClassName"] == "" and pvc["spec"]["volumeName"] == pv["metadata"]["name"]
+    # the claim is the one `switchman lab up --kubernetes` makes (deploy/kubernetes/switchman/store.yaml)
+    assert pv["spec"]["claimRef"] == {"namespace": "switchman-lab", "name": "switchman-store"}
+    assert "ReadWriteOnce" in pv["spec"]["accessModes"]
     assert files["/etc/exports"].startswith("/srv/nfs/switchman 10.10.0.0/24(rw,sync")
 
 
