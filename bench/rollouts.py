@@ -96,7 +96,7 @@ async def upstream_process(version: str, folder: Path) -> tuple[asyncio.subproce
     """The demo upstream ``svc`` ``version`` in a process of its own; returns it and its port."""
     port_file = folder / f"upstream-{version}.port"
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchman.lab.local.upstream_main", "svc", version, str(port_file),
+        sys.executable, "-m", "switchman.lab.local.upstream_main", "svc", version, "--port-file", str(port_file),
         stderr=asyncio.subprocess.DEVNULL,
     )
     for _ in range(200):

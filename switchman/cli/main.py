@@ -6,7 +6,8 @@ import argparse
 import logging
 import os
 import sys
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
 from switchman.cli import (
     apply,
@@ -26,6 +27,7 @@ from switchman.cli import (
 from switchman.cli.config import add_global_options
 from switchman.client import ClientError, InvalidConfig, Unreachable
 from switchman.errors import ConfigError, LabError, ProtocolError, SwitchmanError
+from switchman.version import describe
 
 __all__ = ["main"]
 
@@ -42,6 +44,18 @@ EXIT_CODES: Final[dict[type[SwitchmanError], int]] = {
 }
 
 
+class _Version(argparse.Action):
+    """``--version``: asks git (in a checkout) only when given, not on every run."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print(describe())
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="switchman", description="An Envoy control plane.",
@@ -50,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
         "6 the API could not be reached; 7 apply --wait: stored, but an Envoy did not ACK it",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--version", action=_Version, help="print the version and the commit it was built from")
     add_global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     serve.add_parser(sub)

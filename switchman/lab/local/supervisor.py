@@ -203,7 +203,7 @@ class Supervisor:
             port_file = self.run_dir / f"{name}.port"
             port_file.unlink(missing_ok=True)
             main = "switchman.lab.local.upstream_main"
-            args = [sys.executable, "-m", main, spec.service, spec.version, str(port_file)]
+            args = [sys.executable, "-m", main, spec.service, spec.version, "--port-file", str(port_file)]
             app = Child(name, args, self.run_dir / f"{name}.log", extra={"port_file": port_file})
             pod = RunningPod(spec, app, address=netns.address if netns else "127.0.0.1", netns=netns)
             app.args = [*pod.wrapper(), *args]  # ip netns exec execs in place: the PID is the app's own

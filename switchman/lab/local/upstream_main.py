@@ -1,8 +1,11 @@
-"""One demo upstream as its own process: ``python -m switchman.lab.local.upstream_main SERVICE VERSION PORT_FILE``.
+"""One demo upstream as its own process: ``python -m switchman.lab.local.upstream_main SERVICE VERSION``.
 
-It runs :class:`switchman.lab.local.upstream.Upstream` on a free loopback port,
-writes that port to ``PORT_FILE`` (atomically: whoever waits for the file reads
-a whole number), and serves until SIGTERM or SIGINT.
+It runs :class:`switchman.lab.local.upstream.Upstream` on ``--host`` (127.0.0.1)
+and ``--port`` (0: a free one), writes the bound port to ``--port-file`` when
+given (atomically: whoever waits for the file reads a whole number), and serves
+until SIGTERM or SIGINT. The lab gives a port file; the ``checkout`` image
+gives a fixed port (8080) and, in a pod, the host 127.0.0.1, so that only the
+pod's sidecar reaches it.
 """
 
 from __future__ import annotations
@@ -28,16 +31,20 @@ def write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-async def serve_upstream(service: str, version: str, port_file: Path, host: str = "127.0.0.1") -> None:
-    """Serve ``service`` ``version`` until SIGTERM or SIGINT; the bound port goes to ``port_file``."""
+async def serve_upstream(
+    service: str, version: str, port_file: Path | None = None, host: str = "127.0.0.1", port: int = 0,
+) -> None:
+    """Serve ``service`` ``version`` on ``host``:``port`` until SIGTERM or SIGINT; the bound port goes to
+    ``port_file`` when given."""
     upstream = Upstream(service, version, host)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    port = await upstream.start()
-    write_atomically(port_file, f"{port}\n")
-    log.info("upstream %s %s on %s:%d", service, version, host, port)
+    bound = await upstream.start(port)
+    if port_file is not None:
+        write_atomically(port_file, f"{bound}\n")
+    log.info("upstream %s %s on %s:%d", service, version, host, bound)
     try:
         await stop.wait()
     finally:
@@ -48,13 +55,14 @@ async def serve_upstream(service: str, version: str, port_file: Path, host: str 
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments and serve."""
     parser = argparse.ArgumentParser(prog="python -m switchman.lab.local.upstream_main")
-    parser.add_argument("service")
-    parser.add_argument("version")
-    parser.add_argument("port_file", type=Path)
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("service", help="the service it answers for (checkout)")
+    parser.add_argument("version", help="the version it answers with (v1)")
+    parser.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="the port to listen on (default 0: a free one)")
+    parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve_upstream(args.service, args.version, args.port_file, args.host))
+    asyncio.run(serve_upstream(args.service, args.version, args.port_file, args.host, args.port))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""The container images scripts/images builds, run for real (through buildah)."""
