@@ -25,6 +25,7 @@ RUN python3 -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb")
     >/requirements.txt
 COPY switchman ./switchman
 COPY envoy/templates ./envoy/templates
+COPY deploy/kubernetes ./deploy/kubernetes
 # There is no .git in a build context: the commit comes in as an argument and goes into the wheel.
 ARG COMMIT=unknown
 RUN printf '%s\n' "$COMMIT" >switchman/build_commit.txt \
