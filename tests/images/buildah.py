@@ -79,6 +79,18 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process below it, by PID: buildah's chroot runtime starts the command in a
+    session of its own, so killing buildah's group would leave it running."""
+    below = [pid]
+    for parent in below:
+        with contextlib.suppress(FileNotFoundError):
+            below += children(parent)
+    for each in reversed(below):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(each, signal.SIGKILL)
+
+
 def process_uid(pid: int) -> int:
     """The real uid of a process, from ``/proc``."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -101,7 +113,7 @@ class Running:
         try:
             output, _ = self.buildah.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(self.buildah.pid, signal.SIGKILL)
+            kill_tree(self.buildah.pid)
             self.buildah.communicate()
             raise AssertionError(f"{self.buildah.args}: still running {timeout}s after SIGTERM") from None
         return self.buildah.returncode, output
@@ -132,7 +144,7 @@ class Container:
     def start(self, argv: Sequence[str], env: dict[str, str] | None = None) -> Running:
         """Start ``argv`` in the background; returns once its own process (under buildah's) exists."""
         process = subprocess.Popen(self._run_argv(argv, env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   text=True, start_new_session=True)
+                                   text=True)
 
         def command() -> int | None:
             # buildah -> buildah-chroot-runtime -> buildah-chroot-exec -> the command
@@ -144,7 +156,7 @@ class Container:
         try:
             return Running(process, wait_for(command, 30, f"{argv[0]} started in {self.name}"))
         except BaseException:
-            os.killpg(process.pid, signal.SIGKILL)
+            kill_tree(process.pid)
             process.communicate()
             raise
 
