@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import asyncssh
+import yaml
 
 from switchman.errors import LabError
 from switchman.lab.cloud.runner import Context
 from switchman.lab.cloud.ssh import Shell, SshTarget, lab_key, open_shell
+from switchman.lab.cloud.tunnel import Tunnel
 
-__all__ = ["behind_host", "host_target", "node_address", "open_host", "open_node"]
+__all__ = ["behind_host", "host_target", "lab_tunnel", "node_address", "open_host", "open_node", "proxied_kubeconfig",
+           "proxy_url"]
 
 
 def behind_host(ctx: Context) -> bool:
@@ -71,3 +75,33 @@ async def open_node(ctx: Context, step: str, node: str, *, port: int = 22, timeo
                           tunnel=via) as shell:
         ctx.state.set_output(step, f"ssh_host_key/{node}", shell.host_key)
         yield shell
+
+
+def lab_tunnel(ctx: Context, port: int = 0) -> Tunnel:
+    """The proxy through the GCE host for one run; it connects when a step first asks for it."""
+
+    @contextlib.asynccontextmanager
+    async def connect() -> AsyncIterator[asyncssh.SSHClientConnection]:
+        async with open_shell(host_target(ctx), timeout=60, progress=lambda m: ctx.progress("tunnel", m)) as host:
+            yield host.conn
+
+    return Tunnel(connect, lambda: str(host_target(ctx)), port, lambda m: ctx.progress("tunnel", m))
+
+
+async def proxy_url(ctx: Context) -> str | None:
+    """The proxy to reach devstack and the floating IPs by, when they are behind the host (else None)."""
+    if ctx.tunnel is None or not behind_host(ctx):
+        return None
+    return await ctx.tunnel.url()
+
+
+def proxied_kubeconfig(source: Path, proxy: str) -> Path:
+    """``<name>.proxy.kubeconfig`` beside ``source``: the same, each cluster with ``proxy-url`` (kubectl and the
+    Kubernetes client then reach the API server through the lab's proxy)."""
+    config = yaml.safe_load(source.read_text())
+    for cluster in config.get("clusters", []):
+        cluster["cluster"]["proxy-url"] = proxy
+    path = source.with_name(source.name.replace(".kubeconfig", ".proxy.kubeconfig"))
+    path.touch(0o600)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

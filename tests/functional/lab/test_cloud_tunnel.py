@@ -139,3 +139,40 @@ async def test_a_target_the_host_cannot_reach_is_a_502_saying_why(tmp_path: Path
         async with session.get("http://10.128.0.9/identity", proxy=proxy.url) as resp:
             assert resp.status == 502
             assert "cannot reach 10.128.0.9:80 through" in await resp.text()
+
+
+async def test_the_labs_tunnel_opens_when_first_asked_and_feeds_openstacksdk_and_the_kubeconfig(
+        tmp_path: Path) -> None:
+    import openstack
+
+    from switchman.lab.cloud import parse_config
+    from switchman.lab.cloud.openstack_api import through
+    from switchman.lab.cloud.reach import lab_tunnel, proxied_kubeconfig, proxy_url
+    from switchman.lab.cloud.steps import open_context
+
+    _, public = lab_key(tmp_path, "demo")
+    async with ShellServer(tmp_path, public + "\n") as server, _site() as port:
+        config = parse_config({"name": "demo", "gce": {"project": "switchman-lab", "zone": "us-central1-a",
+                                                       "machineType": "n2-standard-8"}, "devstack": {},
+                               "openstack": {"flavor": {}, "image": {"name": "noble", "file": "noble.img"}}})
+        ctx = open_context(config, tmp_path)
+        ctx.state.set_output("gce", "external_ip", "127.0.0.1")
+        ctx.state.set_output("gce", "ssh_port", str(server.port))
+        ctx.tunnel = tunnel = lab_tunnel(ctx)
+        try:
+            url = await proxy_url(ctx)
+            assert url is not None and url == await proxy_url(ctx), "one proxy for the run"
+            sdk = through(openstack.connect(load_yaml_config=False, load_envvars=False,
+                                            auth_url=f"http://127.0.0.1:{port}/identity", username="admin",
+                                            password="p", project_name="admin", user_domain_id="default",
+                                            project_domain_id="default"), url)
+            answer = await asyncio.to_thread(lambda: sdk.session.get(f"http://127.0.0.1:{port}/identity/v3",
+                                                                     authenticated=False).json())
+            assert answer["path"] == "/identity/v3" and ("127.0.0.1", port) in server.forwards
+        finally:
+            await tunnel.aclose()
+        kubeconfig = tmp_path / "demo.kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump({"clusters": [{"name": "demo", "cluster": {"server": "https://x"}}]}))
+        proxied = proxied_kubeconfig(kubeconfig, url)
+        assert proxied.name == "demo.proxy.kubeconfig"
+        assert yaml.safe_load(proxied.read_text())["clusters"][0]["cluster"]["proxy-url"] == url
