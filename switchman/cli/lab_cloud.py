@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from switchman.cli.config import add_switch
 from switchman.cli.options import option
@@ -22,7 +22,9 @@ from switchman.cli.options import option
 if TYPE_CHECKING:
     from switchman.lab.cloud.runner import Context, Done, Step
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "through_tunnel"]
+
+T = TypeVar("T")
 
 FILE_ENV = "SWITCHMAN_LAB_CLOUD_FILE"
 STATE_DIR_ENV = "SWITCHMAN_LAB_CLOUD_STATE_DIR"
@@ -56,8 +58,24 @@ def add_parser(lab_sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
             add_switch(command, "--no-checks", "SWITCHMAN_LAB_CLOUD_NO_CHECKS",
                        "do not wait for the cluster nor run the cluster checks after the kubeadm step")
     from switchman.cli.lab_cloud_check import add_check_parser
+    from switchman.cli.lab_cloud_proxy import add_proxy_parser
 
     add_check_parser(sub, _common)
+    add_proxy_parser(sub, _common)
+
+
+async def through_tunnel(ctx: Context, work: Callable[[], Awaitable[T]]) -> T:
+    """``work()`` with the lab's proxy through the GCE host at hand (opened when a step first needs it) when
+    devstack's APIs and the floating IPs are behind that host."""
+    from switchman.lab.cloud.reach import behind_host, lab_tunnel
+
+    if not behind_host(ctx):
+        return await work()
+    tunnel = ctx.tunnel = lab_tunnel(ctx)
+    try:
+        return await work()
+    finally:
+        await tunnel.aclose()
 
 
 def _context(args: argparse.Namespace, progress: bool = False) -> tuple[Context, list[Step]]:
@@ -91,7 +109,7 @@ def run_apply(args: argparse.Namespace) -> int:
     from switchman.lab.cloud.runner import apply_steps
 
     ctx, steps = _context(args, progress=True)
-    _print_done(asyncio.run(apply_steps(ctx, steps)))
+    _print_done(asyncio.run(through_tunnel(ctx, lambda: apply_steps(ctx, steps))))
     print(f"state: {ctx.state.path}")
     return 0
 
@@ -100,7 +118,7 @@ def run_destroy(args: argparse.Namespace) -> int:
     from switchman.lab.cloud.runner import destroy_steps
 
     ctx, steps = _context(args, progress=True)
-    _print_done(asyncio.run(destroy_steps(ctx, steps)))
+    _print_done(asyncio.run(through_tunnel(ctx, lambda: destroy_steps(ctx, steps))))
     return 0
 
 
@@ -109,7 +127,7 @@ def run_status(args: argparse.Namespace) -> int:
     from switchman.lab.cloud.runner import status_steps
 
     ctx, steps = _context(args)
-    lines = asyncio.run(status_steps(ctx, steps))
+    lines = asyncio.run(through_tunnel(ctx, lambda: status_steps(ctx, steps)))
     ok = True
     for step, rows in lines.items():
         print(f"{step}: {len(rows)} recorded")

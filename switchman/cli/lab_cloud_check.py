@@ -13,7 +13,7 @@ import dataclasses
 import shlex
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,12 +126,32 @@ async def _check(kubeconfig: Path, settings: ChecksConfig, nodes: Sequence[str],
                                 keep=keep, report=lambda result: print(result.line(), flush=True))
 
 
+async def _through_tunnel(args: argparse.Namespace, check: Callable[[Path], Awaitable[list[CheckResult]]],
+                          kubeconfig: Path) -> list[CheckResult]:
+    """The checks of the lab's cluster through its proxy when the cluster is behind the GCE host."""
+    if args.kubeconfig:
+        return await check(kubeconfig)
+    from switchman.cli.lab_cloud import through_tunnel
+    from switchman.lab.cloud import load_config
+    from switchman.lab.cloud.reach import proxied_kubeconfig, proxy_url
+    from switchman.lab.cloud.steps import open_context
+
+    ctx = open_context(load_config(Path(args.f)), Path(args.state_dir))
+
+    async def proxied() -> list[CheckResult]:
+        proxy = await proxy_url(ctx)
+        return await check(kubeconfig if proxy is None else proxied_kubeconfig(kubeconfig, proxy))
+
+    return await through_tunnel(ctx, proxied)
+
+
 def run_check(args: argparse.Namespace) -> int:
     kubeconfig, base, nodes, addresses = _target(args)
     settings = overrides(base, args)
     namespace = f"switchman-check-{uuid.uuid4().hex[:6]}"
     start = time.monotonic()
-    results = asyncio.run(_check(kubeconfig, settings, nodes, addresses, namespace, args.keep))
+    results = asyncio.run(_through_tunnel(args, lambda path: _check(path, settings, nodes, addresses, namespace,
+                                                                    args.keep), kubeconfig))
     passed = sum(r.ok for r in results)
     print(f"{passed} of {len(results)} checks passed in {time.monotonic() - start:.1f}s"
           + (f"; namespace {namespace} kept (kubectl delete namespace {namespace})" if args.keep else ""))

@@ -5,7 +5,10 @@ keys given, one bash per command (``bash -c <command>``) with the channel's
 stdin, stdout, stderr and exit status wired through. The environment is the
 caller's (a ``PATH`` with stand-in tools first, say), the working directory
 ``root``. Every command is kept in :attr:`ShellServer.commands`. Bound to
-port 0 and to the loopback address only.
+port 0 and to the loopback address only. SFTP works on the real file system
+(absolute paths); TCP forwarding (``direct-tcpip``: a jump host, a tunnel)
+is allowed to 127.0.0.1 only, and each such request is kept in
+:attr:`ShellServer.forwards`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,19 @@ import asyncssh
 
 __all__ = ["ShellServer"]
 
+_LOOPBACK = ("127.0.0.1", "localhost")
+
+
+class _Forwards(asyncssh.SSHServer):
+    """Lets a client open TCP connections to the loopback address only (``ssh -J``, ``open_connection``)."""
+
+    def __init__(self, forwards: list[tuple[str, int]]) -> None:
+        self.forwards = forwards
+
+    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> bool:
+        self.forwards.append((dest_host, dest_port))
+        return dest_host in _LOOPBACK
+
 
 class ShellServer:
     def __init__(self, root: Path, authorized_keys: str, env: Mapping[str, str] | None = None) -> None:
@@ -31,6 +47,7 @@ class ShellServer:
         self.env = dict(env if env is not None else os.environ)
         self.host_key = asyncssh.generate_private_key("ssh-ed25519")
         self.commands: list[str] = []
+        self.forwards: list[tuple[str, int]] = []
         self.port = 0
         self._acceptor: asyncssh.SSHAcceptor | None = None
 
@@ -43,7 +60,8 @@ class ShellServer:
         self._acceptor = await asyncssh.listen(
             "127.0.0.1", 0, server_host_keys=[self.host_key],
             authorized_client_keys=asyncssh.import_authorized_keys(self.authorized_keys),
-            process_factory=self._run, encoding=None, allow_scp=False,
+            process_factory=self._run, encoding=None, allow_scp=False, sftp_factory=True,
+            server_factory=lambda: _Forwards(self.forwards),
         )
         self.port = self._acceptor.get_port()
         return self.port

@@ -8,7 +8,7 @@ Sections, each optional except ``openstack``; a step runs when its section is th
     devstack: {branch, host, sshUser, sshKey, sshPort, hostIp, adminPassword, stackTimeout}
     openstack: {cloud, externalNetwork, flavor: {...}, image: {...}, network: {...}, workers, ...}
     kubernetes: {version, podSubnet, serviceSubnet, cni, flannelVersion, nfs: {...}, readyTimeout,
-                 checks: {image, pullPolicy, serve, port, get, resolve, timeout}}
+                 checks: {image, pullPolicy, serve, port, get, resolve, timeout}, images}
 
 Errors read ``cloud.yaml: openstack.flavor.vcpus: 0 is below 1`` (a
 :class:`~switchman.errors.ConfigError` whose path is the document and the field).
@@ -87,6 +87,7 @@ class ImageConfig:
     name: str
     file: Path
     disk_format: str
+    ssh_user: str = "ubuntu"  # the image's default user, who gets the lab's key (Ubuntu's cloud images: ubuntu)
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,7 @@ class KubernetesConfig:
     nfs: NfsConfig | None
     ready_timeout: float = 1800.0  # apply waits this long for every node to be Ready (cloud-init runs kubeadm)
     checks: ChecksConfig = ChecksConfig()
+    images: Path | None = None  # scripts/images' OCI archives, imported into every node's containerd; None: none
 
     @property
     def minor(self) -> str:
@@ -210,7 +212,7 @@ def parse_config(data: Any, doc: str = "cloud.yaml", base: Path = Path(".")) -> 
     gce = _gce(root.get("gce"))
     devstack = _devstack(root.get("devstack"), gce, base)
     openstack = _openstack(root["openstack"], name, base, devstack is not None)
-    kubernetes = _kubernetes(root.get("kubernetes"))
+    kubernetes = _kubernetes(root.get("kubernetes"), base)
     root.done()
     if kubernetes is not None:
         _disjoint(root, openstack.network.cidr, kubernetes)
@@ -306,6 +308,7 @@ def _openstack(node: Node, name: str, base: Path, devstack: bool) -> OpenStackCo
         name=image["name"].text(),
         file=image_file if image_file.is_absolute() else base / image_file,
         disk_format=image["diskFormat"].choice("qcow2", "raw") if image.has("diskFormat") else "qcow2",
+        ssh_user=_text(image, "sshUser", "ubuntu", pattern=r"[a-z_][-a-z0-9_]{0,31}", what="a Linux user name"),
     )
     image.done()
     network = node.get("network")
@@ -343,7 +346,7 @@ def _network(node: Node) -> NetworkConfig:
     return config
 
 
-def _kubernetes(node: Node | None) -> KubernetesConfig | None:
+def _kubernetes(node: Node | None, base: Path) -> KubernetesConfig | None:
     if node is None:
         return None
     nfs = node.get("nfs")
@@ -366,9 +369,19 @@ def _kubernetes(node: Node | None) -> KubernetesConfig | None:
         nfs=nfs_config,
         ready_timeout=node["readyTimeout"].duration(low=10) if node.has("readyTimeout") else 1800.0,
         checks=_checks(node.get("checks")),
+        images=_images(node, base),
     )
     node.done()
     return config
+
+
+def _images(node: Node, base: Path) -> Path | None:
+    """The folder of scripts/images' archives (``runs/images`` beside cloud.yaml by default); ``false``: none."""
+    if node.has("images") and node.mapping()["images"] is False:
+        node.get("images")
+        return None
+    folder = Path(_text(node, "images", "runs/images")).expanduser()
+    return folder if folder.is_absolute() else base / folder
 
 
 def _checks(node: Node | None) -> ChecksConfig:

@@ -211,10 +211,9 @@ class DevstackStep:
         ctx.state.add(Record(STEP, "file", str(path), str(path)))
         if ctx.config.gce is not None:
             # The APIs are at the instance's internal address, and the floating IPs only on the instance itself.
-            t = shell.target
-            ctx.progress(STEP, f"devstack's APIs are at {auth['auth_url']}, inside GCE; from elsewhere route them and "
-                               f"the floating IPs through the host: sshuttle -r {t.user}@{t.host} "
-                               f"{ctx.state.output(STEP, 'host_ip')}/32 {FLOATING_RANGE}")
+            ctx.progress(STEP, f"devstack's APIs are at {auth['auth_url']} and the floating IPs in {FLOATING_RANGE}, "
+                               f"inside GCE: the lab reaches them through {shell.target} (switchman lab cloud "
+                               "proxy for kubectl and lab up)")
         return Action(CREATE, "file", str(path), f"{ADMIN_CLOUD}: {auth['auth_url']}")
 
     # -- status and destroy ---------------------------------------------------

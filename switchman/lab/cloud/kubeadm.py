@@ -292,10 +292,13 @@ class KubeadmStep:
         k = ctx.config.kubernetes
         if self.checks and k is not None:
             from switchman.lab.cloud.cluster import check_cluster  # the Kubernetes client: only when it is used
+            from switchman.lab.cloud.reach import proxied_kubeconfig, proxy_url
 
             nodes = self.nodes(ctx)
             addresses = {n: ip for n in nodes if (ip := ctx.state.output("openstack", f"floating_ip/{n}"))}
-            await check_cluster(self._path(ctx), nodes, k.checks, k.ready_timeout, addresses,
+            proxy = await proxy_url(ctx)
+            path = self._path(ctx) if proxy is None else proxied_kubeconfig(self._path(ctx), proxy)
+            await check_cluster(path, nodes, k.checks, k.ready_timeout, addresses,
                                 lambda line: ctx.progress(STEP, line))
         return done
 
@@ -325,6 +328,7 @@ class KubeadmStep:
         done = []
         for record in ctx.state.reversed_of_step(STEP):
             self._path(ctx).unlink(missing_ok=True)
+            self._path(ctx).with_suffix(".proxy.kubeconfig").unlink(missing_ok=True)
             ctx.state.remove(record)
             done.append(Action(DELETE, record.kind, record.name, ""))
         ctx.state.forget_step(STEP)

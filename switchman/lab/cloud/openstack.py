@@ -27,6 +27,7 @@ from switchman.lab.cloud.openstack_api import Conn, admin_connection, call, iden
 from switchman.lab.cloud.openstack_resources import DELETERS, describe
 from switchman.lab.cloud.pki import password
 from switchman.lab.cloud.plan import CREATE, DELETE, KEEP, UPDATE, Action, RenderedFile, StepPlan
+from switchman.lab.cloud.reach import proxy_url
 from switchman.lab.cloud.runner import Context, StatusLine
 from switchman.lab.cloud.ssh import lab_key
 from switchman.lab.cloud.state import Record
@@ -140,12 +141,12 @@ class OpenStackStep:
     # -- apply --------------------------------------------------------------
 
     async def apply(self, ctx: Context) -> list[Action]:
-        run = _Apply(ctx, await self._admin(ctx), self._names(ctx), self.user_data)
+        run = _Apply(ctx, await self._admin(ctx), self._names(ctx), self.user_data, await proxy_url(ctx))
         return await run.all()
 
     async def _admin(self, ctx: Context) -> Conn:
         auth = admin_auth(ctx.state) if ctx.config.openstack.cloud is None else None
-        return await admin_connection(ctx.config.openstack.cloud, auth or None)
+        return await admin_connection(ctx.config.openstack.cloud, auth or None, await proxy_url(ctx))
 
     # -- status and destroy -------------------------------------------------
 
@@ -178,8 +179,10 @@ class OpenStackStep:
 class _Apply:
     """One apply run: finds or creates each resource in order, recording what it creates."""
 
-    def __init__(self, ctx: Context, admin: Conn, names: dict[str, str], user_data: UserData) -> None:
+    def __init__(self, ctx: Context, admin: Conn, names: dict[str, str], user_data: UserData,
+                 proxy: str | None) -> None:
         self.ctx = ctx
+        self.proxy = proxy
         self.admin = admin
         self.names = names
         self.user_data = user_data
@@ -219,7 +222,7 @@ class _Apply:
             "flavor", c.flavor.name, lambda: lookup(admin.compute.find_flavor, c.flavor.name),
             lambda: admin.compute.create_flavor(name=c.flavor.name, vcpus=c.flavor.vcpus, ram=c.flavor.ram_mb,
                                                 disk=c.flavor.disk_gb))
-        me = await user_connection(admin, n["user"], secret, project.id)
+        me = await user_connection(admin, n["user"], secret, project.id, self.proxy)
         image = await self._image(me)
         network = await self.ensure("network", n["network"],
                                     lambda: lookup(me.network.find_network, n["network"], project_id=project.id),

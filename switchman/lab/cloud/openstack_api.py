@@ -20,7 +20,7 @@ from openstack.identity.v3 import _proxy as identity_v3
 
 from switchman.errors import LabError
 
-__all__ = ["Conn", "NotFound", "admin_connection", "call", "identity", "lookup", "user_connection"]
+__all__ = ["Conn", "NotFound", "admin_connection", "call", "identity", "lookup", "through", "user_connection"]
 
 T = TypeVar("T")
 Conn = openstack.connection.Connection
@@ -41,7 +41,16 @@ async def call(doing: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T
         raise LabError(f"openstack: {doing}: {_first_line(exc)}") from exc
 
 
-async def admin_connection(cloud: str | None, auth: dict[str, str] | None = None) -> Conn:
+def through(conn: Conn, proxy: str | None) -> Conn:
+    """``conn`` with every request through ``proxy`` (the lab's tunnel), the environment's proxies left out."""
+    if proxy is not None:
+        session = conn.session.session  # keystoneauth's session wraps a requests.Session
+        session.trust_env = False  # else HTTP(S)_PROXY and NO_PROXY would win over the session's proxies
+        session.proxies = {"http": proxy, "https": proxy}
+    return conn
+
+
+async def admin_connection(cloud: str | None, auth: dict[str, str] | None = None, proxy: str | None = None) -> Conn:
     """The admin connection: the clouds.yaml entry ``cloud``, or explicit ``auth`` (a devstack's admin).
 
     With explicit credentials clouds.yaml and OS_* variables are not read:
@@ -54,11 +63,13 @@ async def admin_connection(cloud: str | None, auth: dict[str, str] | None = None
                           load_envvars=False, **auth)
     else:
         raise LabError("openstack: no admin credentials (openstack.cloud, or a devstack step's output)")
+    through(conn, proxy)
     await call("authenticate as admin", conn.authorize)
     return conn
 
 
-async def user_connection(admin: Conn, username: str, password: str, project_id: str) -> Conn:
+async def user_connection(admin: Conn, username: str, password: str, project_id: str,
+                          proxy: str | None = None) -> Conn:
     """A connection as the lab's user in the lab's project, at the admin connection's endpoint and region."""
     auth_url = admin.config.get_auth_args().get("auth_url")
     conn = await call(
@@ -66,6 +77,7 @@ async def user_connection(admin: Conn, username: str, password: str, project_id:
         project_id=project_id, user_domain_id="default", region_name=admin.config.get_region_name(),
         verify=admin.verify, load_yaml_config=False, load_envvars=False,
     )
+    through(conn, proxy)
     await call(f"authenticate as {username}", conn.authorize)
     return conn
 

@@ -24,6 +24,7 @@ __all__ = [
     "Done",
     "PrintProgress",
     "Progress",
+    "Proxy",
     "StatusLine",
     "Step",
     "apply_steps",
@@ -36,6 +37,12 @@ __all__ = [
 
 class Progress(Protocol):
     def __call__(self, step: str, message: str) -> None: ...
+
+
+class Proxy(Protocol):
+    """The lab's proxy to what is behind the GCE host (:class:`~switchman.lab.cloud.tunnel.Tunnel`)."""
+
+    async def url(self) -> str: ...
 
 
 class PrintProgress:
@@ -57,6 +64,7 @@ class Context:
     state: State
     workdir: Path
     progress: Progress = field(default=lambda step, message: None)
+    tunnel: Proxy | None = None  # set by the CLI for a run; steps ask it through reach.proxy_url
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The edge to ``asyncssh``: the lab's key, connections that wait for a host to boot, commands and their output.
+"""The edge to ``asyncssh``: the lab's key, connections that wait for a host to boot, commands, their output, uploads.
 
 A host's key is trusted the first time the lab reaches it and pinned after
 that (the caller keeps it in the state file): a later connection to a host
@@ -108,11 +108,22 @@ class Shell:
                            + "".join(f"\n  {t}" for t in tail)) from exc
         return (result.exit_status if result.exit_status is not None else -1), list(tail)
 
+    async def upload(self, what: str, local: Path, remote: str, progress: Callable[[int, int], None]) -> None:
+        """Copy ``local`` to ``remote`` over SFTP, handing (bytes copied, total) to ``progress`` as it goes."""
+        try:
+            async with self.conn.start_sftp_client() as sftp:
+                await sftp.put(str(local), remote,
+                               progress_handler=lambda _src, _dst, done, total: progress(done, total))
+        except (asyncssh.Error, OSError) as exc:
+            raise LabError(f"{what} to {self.target.host}:{remote}: {exc}") from exc
+
 
 @contextlib.asynccontextmanager
-async def open_shell(target: SshTarget, *, timeout: float, progress: Callable[[str], None]) -> AsyncIterator[Shell]:
+async def open_shell(target: SshTarget, *, timeout: float, progress: Callable[[str], None],
+                     tunnel: asyncssh.SSHClientConnection | None = None) -> AsyncIterator[Shell]:
     """A connection to ``target``, retried until ``timeout`` while the host boots (its sshd starts, Google's
-    guest environment installs the key); a host key other than the pinned one is refused at once."""
+    guest environment installs the key); a host key other than the pinned one is refused at once. With
+    ``tunnel``, the connection goes through that one (a jump host: ``ssh -J``)."""
     known: KnownHostsArg = None
     if target.host_key is not None:
         known = asyncssh.import_known_hosts(f"* {target.host_key}\n")
@@ -123,7 +134,7 @@ async def open_shell(target: SshTarget, *, timeout: float, progress: Callable[[s
             conn = await asyncssh.connect(
                 target.host, target.port, username=target.user, client_keys=[str(target.key)], known_hosts=known,
                 config=[], agent_path=None, preferred_auth="publickey", connect_timeout=min(30.0, timeout),
-                keepalive_interval=30, login_timeout=min(60.0, timeout),
+                keepalive_interval=30, login_timeout=min(60.0, timeout), tunnel=tunnel,
             )
             break
         except asyncssh.HostKeyNotVerifiable as exc:

@@ -1,4 +1,4 @@
-"""The steps a cloud.yaml asks for, in order: GCE host, devstack, OpenStack, Kubernetes."""
+"""The steps a cloud.yaml asks for, in order: GCE host, devstack, OpenStack, Kubernetes, the images."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from switchman.lab.cloud.config import CloudConfig
 from switchman.lab.cloud.devstack import DevstackStep
+from switchman.lab.cloud.images import ImagesStep
 from switchman.lab.cloud.kubeadm import KubeadmStep, node_user_data
 from switchman.lab.cloud.openstack import OpenStackStep
 from switchman.lab.cloud.runner import Context, Progress, Step
@@ -26,6 +27,8 @@ def build_steps(config: CloudConfig, checks: bool = True) -> list[Step]:
     steps.append(OpenStackStep(node_user_data))
     if config.kubernetes is not None:
         steps.append(KubeadmStep(checks))
+        if config.kubernetes.images is not None:
+            steps.append(ImagesStep())
     return steps
 
 

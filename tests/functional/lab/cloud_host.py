@@ -61,6 +61,21 @@ async def stand_in(tmp_path: Path, *, kvm: bool = True, vmx: bool = True) -> Asy
         yield StandIn(root, state_dir, server, paths)
 
 
+@asynccontextmanager
+async def stand_in_node(root: Path, state_dir: Path) -> AsyncIterator[ShellServer]:
+    """A node of the lab: a real SSH server on 127.0.0.1 over ``root`` (its own containerd of ``bin/ctr``),
+    letting in the lab's key from ``state_dir``."""
+    _, public = lab_key(state_dir, NAME)
+    env = {**os.environ, "PATH": f"{STANDIN / 'bin'}:{_make(root)}{os.environ['PATH']}", "FAKE_ROOT": str(root)}
+    async with ShellServer(root, public + "\n", env) as server:
+        yield server
+
+
+def _make(folder: Path) -> str:
+    folder.mkdir(parents=True)
+    return ""
+
+
 def _lay_out(root: Path, kvm: bool, vmx: bool) -> HostPaths:
     """The host's folders, its /dev/kvm when it has one, and a /proc/cpuinfo of two CPUs."""
     paths = HostPaths.under(root)

@@ -171,7 +171,8 @@ async def test_on_the_gce_instance_then_destroyed_in_reverse(tmp_path: Path) -> 
         conf = (host.file(host.paths.stack_home) / "devstack" / "local.conf").read_text()
         assert "HOST_IP=10.128.0.4\n" in conf, "the instance's internal address"
         assert admin_auth(ctx.state)["auth_url"] == "http://10.128.0.4/identity"
-        assert any(line.endswith("sshuttle -r lab@127.0.0.1 10.128.0.4/32 172.24.4.0/24")
+        assert any(line.startswith("devstack's APIs are at http://10.128.0.4/identity and the floating IPs in "
+                                   "172.24.4.0/24, inside GCE: the lab reaches them through lab@127.0.0.1:")
                    for line in host.lines("devstack"))
 
         commands = len(host.server.commands)

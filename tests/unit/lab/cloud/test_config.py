@@ -25,6 +25,14 @@ def test_defaults() -> None:
     assert config.openstack.network.master_ip == "10.10.0.10"
     assert config.kubernetes is not None and config.kubernetes.minor == "v1.37" and config.kubernetes.cni == "flannel"
     assert config.nodes() == [("demo-master", "master"), ("demo-worker-1", "worker")]
+    assert config.kubernetes.images == Path("/labs/runs/images") and config.openstack.image.ssh_user == "ubuntu"
+
+
+def test_images_elsewhere_or_none() -> None:
+    config = parse_config(_doc(kubernetes={"images": "/srv/images"}), base=Path("/labs"))
+    assert config.kubernetes is not None and config.kubernetes.images == Path("/srv/images")
+    config = parse_config(_doc(kubernetes={"images": False}), base=Path("/labs"))
+    assert config.kubernetes is not None and config.kubernetes.images is None
 
 
 @pytest.mark.parametrize(("change", "path", "words"), [
