@@ -269,6 +269,9 @@ class KubernetesLab:
                 await self._discovered(objects, client, deadline)
                 await wait_synced(client, applied.revision or 0, self.node_ids, max(1.0, deadline - time.monotonic()))
             self._say(f"every Envoy ({len(self.node_ids)}) runs revision {applied.revision}")
+            # kube-proxy programs a NodePort a moment after its endpoint is ready: up means a request works
+            await self._until(f"the front answers at {self._state['front_url']}", self._front_answers,
+                              self._no_problems, deadline)
             self._state["revision"] = applied.revision
             _write_state(self.run_dir, self._state)
         return self.state()
@@ -292,6 +295,20 @@ class KubernetesLab:
 
     async def _no_problems(self) -> list[str]:
         return []
+
+    async def _front_answers(self) -> bool:
+        """Five requests in a row answered 200 through the front."""
+        try:
+            async with aiohttp.ClientSession() as session:
+                for _ in range(5):
+                    async with session.get(
+                        f"{self._state['front_url']}/", timeout=aiohttp.ClientTimeout(total=2)
+                    ) as resp:
+                        if resp.status != 200:
+                            return False
+                return True
+        except (aiohttp.ClientError, TimeoutError, OSError):
+            return False
 
     async def _api_ready(self) -> bool:
         try:
