@@ -118,10 +118,12 @@ async def _race(api: Api, calls: list[Any]) -> list[Reply]:
 @pytest.mark.parametrize("rounds", [10])
 async def test_two_patches_with_the_same_if_match_one_wins(api: Api, rounds: int) -> None:
     await api.apply(named_checkout())
+    # every round's weights differ from every earlier round's: a change equal to the last winner's would be a
+    # no-op, which takes no revision and so conflicts with nothing
     for n in range(rounds):
         head = (await api.history())[0]["number"]
         weights = await _race(api, [
-            api.call("PATCH", WEIGHTS, json_body={"v1": 100 - i - n, "v2": i + n}, headers=if_match(head))
+            api.call("PATCH", WEIGHTS, json_body={"v1": 100 - 2 * n - i, "v2": 2 * n + i}, headers=if_match(head))
             for i in (1, 2)
         ])
         assert sorted(r.status for r in weights) == [200, 409], [r.body for r in weights]

@@ -67,11 +67,14 @@ async def test_a_negative_expected_revision_is_invalid(api: Grpc) -> None:
 
 async def test_two_changes_with_the_same_expected_revision_one_wins(api: Grpc) -> None:
     await api.stub.Apply(apply_request(named_checkout()))
+    # every round's weights differ from every earlier round's: a change equal to the last winner's would be a
+    # no-op, which takes no revision and so conflicts with nothing
     for n in range(10):
         head = (await api.rest_get("/v1/history"))["revisions"][0]["number"]
         outcomes = await asyncio.gather(
-            *(api.stub.SetWeights(pb.SetWeightsRequest(service="checkout", weights={"v1": 100 - i - n, "v2": i + n},
-                                                       expected_revision=head)) for i in (1, 2)),
+            *(api.stub.SetWeights(pb.SetWeightsRequest(
+                service="checkout", weights={"v1": 100 - 2 * n - i, "v2": 2 * n + i}, expected_revision=head,
+            )) for i in (1, 2)),
             return_exceptions=True,
         )
         won = [o for o in outcomes if isinstance(o, pb.ApplyResponse)]
@@ -79,9 +82,9 @@ async def test_two_changes_with_the_same_expected_revision_one_wins(api: Grpc) -
         assert len(won) == 1 and len(lost) == 1, outcomes
         assert lost[0].code() == grpc.StatusCode.ABORTED
         outcomes = await asyncio.gather(
-            *(api.stub.SetRouteSplit(pb.SetRouteSplitRequest(routes="ingress-routes", route="main",
-                                                             split=_split(40 + i + n), expected_revision=won[0].head))
-              for i in (1, 2)),
+            *(api.stub.SetRouteSplit(pb.SetRouteSplitRequest(
+                routes="ingress-routes", route="main", split=_split(40 + 2 * n + i), expected_revision=won[0].head,
+            )) for i in (1, 2)),
             return_exceptions=True,
         )
         assert sorted(type(o).__name__ for o in outcomes) == ["AioRpcError", "ApplyResponse"], outcomes
