@@ -31,6 +31,8 @@ from switchman.errors import LabError
 __all__ = ["HttpProxy", "Opener", "Tunnel", "ssh_opener"]
 
 _HEAD_LIMIT = 64 * 1024
+#: How long a client may take to send its request head.
+_HEAD_SECONDS = 30.0
 _HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade"}
 
 
@@ -92,8 +94,8 @@ class HttpProxy:
         self._writers.add(writer)
         try:
             await self._serve(reader, writer)
-        except (OSError, asyncssh.Error, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass  # the client or the upstream went away
+        except (OSError, asyncssh.Error, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            pass  # the client or the upstream went away, or the client sent no request head in time
         finally:
             self._writers.discard(writer)
             writer.close()
@@ -103,7 +105,8 @@ class HttpProxy:
             self._tasks.discard(done)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        head = await reader.readuntil(b"\r\n\r\n")
+        # a client that never finishes its request head does not hold the connection for ever
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _HEAD_SECONDS)
         lines = head.decode("latin-1").split("\r\n")
         parts = lines[0].split(" ")
         if len(parts) != 3:
