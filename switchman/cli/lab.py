@@ -24,12 +24,15 @@ import asyncio
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from switchman.cli import lab_cloud
 from switchman.cli.config import add_switch
 from switchman.cli.options import option, seconds
 from switchman.errors import ConfigError
+
+if TYPE_CHECKING:
+    from switchman.lab.kubernetes.lab import KubernetesLabSettings
 
 __all__ = ["add_parser", "run_down", "run_status", "run_up"]
 
@@ -97,7 +100,7 @@ def kubernetes_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def kubernetes_lab_settings(args: argparse.Namespace, timeout: float) -> Any:
+def kubernetes_lab_settings(args: argparse.Namespace, timeout: float) -> KubernetesLabSettings:
     """The KubernetesLabSettings the options name."""
     from switchman.kubernetes import KubernetesSettings
     from switchman.lab.kubernetes.lab import KubernetesLabSettings
@@ -111,13 +114,15 @@ def kubernetes_lab_settings(args: argparse.Namespace, timeout: float) -> Any:
 
 
 def _is_kubernetes(run_dir: Path) -> bool:
-    from switchman.lab.kubernetes.lab import KIND, LAB_FILE, read_state
+    from switchman.lab.kubernetes.lab import KIND
+    from switchman.lab.local.launcher import LAB_FILE, read_lab
 
-    return (run_dir / LAB_FILE).exists() and read_state(run_dir).get("kind") == KIND
+    return (run_dir / LAB_FILE).exists() and read_lab(run_dir).get("kind") == KIND
 
 
 def _run_up_kubernetes(args: argparse.Namespace) -> int:
-    from switchman.lab.kubernetes.lab import LAB_FILE, KubernetesLab
+    from switchman.lab.kubernetes.lab import KubernetesLab
+    from switchman.lab.local.launcher import LAB_FILE
 
     run_dir = Path(args.run_dir)
     lab = KubernetesLab(run_dir, kubernetes_lab_settings(args, seconds(args.timeout, "--timeout")))

@@ -115,8 +115,15 @@ async def _pods_come_and_go(
         view.watch_steady(None)
     samples.extend(load.samples)
     phases.append(Phase("pods come and go", "pods", "ramp", 1.0, started, started, started, time.time()))
-    result = StepResult(
-        name=f"v2 pods come and go ({'; '.join(actions)})",
+    result = _steady_result(f"v2 pods come and go ({'; '.join(actions)})", load)
+    view.finish_step(result)
+    return result
+
+
+def _steady_result(name: str, load: LoadResult) -> StepResult:
+    """A load across changes: no split to judge, and every failure counts against the verdict."""
+    return StepResult(
+        name=name,
         requested_v2=None,
         requests=len(load.samples),
         measured_v2=None,
@@ -126,8 +133,6 @@ async def _pods_come_and_go(
         failures=len(load.failures),
         counts_against_verdict=True,
     )
-    view.finish_step(result)
-    return result
 
 
 def within_3_sigma(hits: int, n: int, p: float) -> bool:
@@ -221,17 +226,7 @@ async def run_demo(
                 await steady
                 view.watch_steady(None)
                 samples.extend(during.samples)
-                moved = StepResult(
-                    name="load across the whole ramp",
-                    requested_v2=None,
-                    requests=len(during.samples),
-                    measured_v2=None,
-                    within_3_sigma=True,
-                    success_rate=during.success_rate(),
-                    p99_ms=during.p99_ms(),
-                    failures=len(during.failures),
-                    counts_against_verdict=True,
-                )
+                moved = _steady_result("load across the whole ramp", during)
                 results.append(moved)
                 view.finish_step(moved)
                 if isinstance(lab, Churning):

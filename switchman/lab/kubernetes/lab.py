@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import sys
 import time
@@ -40,14 +39,15 @@ from switchman.lab.kubernetes.manifests import (
     STORE_CLAIM,
     lab_objects,
 )
+from switchman.lab.local.launcher import LAB_FILE, read_lab
 from switchman.lab.local.supervisor import wait_synced
+from switchman.lab.local.upstream_main import write_atomically
 from switchman.lab.topology import FRONT_GROUP, SERVICE, VERSIONS, front_documents_for, sidecar_documents
 
-__all__ = ["KIND", "KubernetesLab", "KubernetesLabSettings", "lab_documents", "read_state"]
+__all__ = ["KIND", "KubernetesLab", "KubernetesLabSettings", "lab_documents", "pod_ready"]
 
 #: ``lab.json``'s ``kind``: ``lab status`` and ``lab down`` tell a Kubernetes lab from a local one by it.
 KIND: Final = "kubernetes"
-LAB_FILE: Final = "lab.json"
 DEFAULT_STORE_PATH: Final = "/var/lib/switchman-lab"
 _IMAGE_HINT: Final = "build the images and import them into the node's containerd: scripts/images --import"
 _POLL: Final = 0.25
@@ -73,30 +73,19 @@ def lab_documents(namespace: str) -> list[dict[str, Any]]:
     return docs + front_documents_for(versions, listen_address="0.0.0.0", port=FRONT_PORT)
 
 
-def read_state(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / LAB_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise LabError(f"no lab in {run_dir} (no {LAB_FILE})") from None
-    except ValueError as exc:
-        raise LabError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise LabError(f"{path}: not a lab file")
-    return data
-
-
 def _write_state(run_dir: Path, state: Mapping[str, Any]) -> None:
-    """Atomically, readable by the owner only (the admin token is in it)."""
+    """lab.json, readable by the owner only (the admin token is in it)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".{LAB_FILE}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump(state, out, indent=2)
-    tmp.replace(run_dir / LAB_FILE)
+    write_atomically(run_dir / LAB_FILE, json.dumps(state, indent=2), mode=0o600)
 
 
-def _ready(deployment: Mapping[str, Any]) -> bool:
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    """Is the pod's Ready condition true?"""
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or ())
+
+
+def _deployment_ready(deployment: Mapping[str, Any]) -> bool:
     spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
     wanted = int(spec.get("replicas", 1))
     return (
@@ -178,14 +167,12 @@ class KubernetesLab:
         async def check() -> bool:
             for name in names:
                 found = await objects.get(ObjectRef("apps/v1", "Deployment", name, self.namespace))
-                if found is None or not _ready(found):
+                if found is None or not _deployment_ready(found):
                     return False
             return True
 
         async def problems() -> list[str]:
-            pods = await objects.list(ObjectRef("v1", "Pod", "", self.namespace))
-            return pod_problems([p for p in pods if (p.get("metadata") or {}).get("labels", {}).get("app") in
-                                 {"checkout", "front", None} or "switchman" in p["metadata"]["name"]])
+            return pod_problems(await objects.list(ObjectRef("v1", "Pod", "", self.namespace)))
 
         await self._until(f"Deployments {', '.join(names)} ready", check, problems, deadline)
 
@@ -283,10 +270,7 @@ class KubernetesLab:
             ready: dict[str, int] = {}
             for pod in await objects.list(ObjectRef("v1", "Pod", "", self.namespace), label_selector=f"app={SERVICE}"):
                 labels = pod["metadata"].get("labels") or {}
-                conditions = (pod.get("status") or {}).get("conditions") or ()
-                if not pod["metadata"].get("deletionTimestamp") and any(
-                    c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
-                ):
+                if not pod["metadata"].get("deletionTimestamp") and pod_ready(pod):
                     ready[str(labels.get("version"))] = ready.get(str(labels.get("version")), 0) + 1
             known = ((await client.status()).get("discovery") or {}).get("endpoints") or {}
             return all(known.get(f"{self.namespace}/{SERVICE}-{v}:http") == ready.get(v, 0) for v in VERSIONS)
@@ -352,7 +336,7 @@ class KubernetesLab:
 
         async def check() -> bool:
             found = await objects.get(deployment)
-            if found is None or not _ready(found):
+            if found is None or not _deployment_ready(found):
                 return False
             pods = await objects.list(ObjectRef("v1", "Pod", "", self.namespace), label_selector=selector)
             return len(pods) == replicas
@@ -446,7 +430,7 @@ async def down(run_dir: Path, kubernetes: KubernetesSettings | None = None, out:
                timeout: float = 120.0) -> list[str]:
     """Delete every object ``run_dir``'s lab.json records (in reverse), and the store's files on the node, wait
     until each is gone, remove the record. Returns what was deleted."""
-    state = read_state(run_dir)
+    state = read_lab(run_dir)
     settings = kubernetes or KubernetesSettings(str(state.get("kubeconfig", "")), str(state.get("context", "")))
     refs = [ObjectRef.from_json(r) for r in state.get("made") or ()]
     deleted = []

@@ -9,14 +9,10 @@ from typing import Any
 from switchman.client import ClientError, SwitchmanClient
 from switchman.kubernetes import KubernetesSettings
 from switchman.kubernetes.objects import KubernetesError, ObjectRef, connect_objects
-from switchman.lab.kubernetes.lab import read_state
+from switchman.lab.kubernetes.lab import pod_ready
+from switchman.lab.local.launcher import read_lab
 
 __all__ = ["pod_rows", "print_status"]
-
-
-def _ready(pod: Mapping[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or ())
 
 
 def pod_rows(
@@ -34,7 +30,7 @@ def pod_rows(
         envoy = nodes.get(node_id)
         has_envoy = any(c.get("name") == "envoy" for c in (pod.get("spec") or {}).get("containers") or ())
         rows.append((
-            name, phase, "yes" if _ready(pod) else "NO", str(restarts),
+            name, phase, "yes" if pod_ready(pod) else "NO", str(restarts),
             node_id if has_envoy else "-",
             ("yes" if (envoy or {}).get("synced") else "NO") if has_envoy else "-",
         ))
@@ -47,7 +43,7 @@ async def print_status(run_dir: Path) -> int:
     from switchman.cli.get import table
     from switchman.cli.status import status_table
 
-    state = read_state(run_dir)
+    state = read_lab(run_dir)
     namespace = str(state["namespace"])
     settings = KubernetesSettings(str(state.get("kubeconfig", "")), str(state.get("context", "")))
     healthy = True

@@ -24,10 +24,13 @@ __all__ = ["main", "serve_upstream"]
 log = logging.getLogger("switchman.lab.upstream")
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader sees either nothing or all of it."""
+def write_atomically(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` to ``path`` so that a reader sees either nothing or all of it; a new file gets ``mode``
+    (0o600 for one that holds a secret), never more than the umask allows."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
     tmp.replace(path)
 
 
